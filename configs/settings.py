@@ -1,0 +1,96 @@
+"""Service settings from the environment and ``.env``, validated once at start-up.
+
+The variable names of the original service are kept (PORT, AWS_REGION, S3_BUCKET, QUALITY_THRESHOLD,
+UPSCALE_SCALE, MODEL_PATH, DEVICE); AWS credentials come from boto3's default chain, never from here.
+This is the only module that reads ``os.environ``. ``load_settings`` turns pydantic's errors into one
+message per bad variable that names the variable, the value given and what would be accepted.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+MIB = 1024 * 1024
+
+
+class SettingsError(ValueError):
+    """Raised with every invalid variable listed as ``NAME=value: what is allowed``."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True)
+
+    port: int = Field(8000, ge=1, le=65535, description="an integer port in 1..65535")
+    aws_region: str = Field("us-east-1", min_length=1, description="an AWS region name such as eu-west-1")
+    s3_bucket: str | None = Field(
+        None,
+        pattern=r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$",
+        description="an S3 bucket name (3-63 lowercase letters, digits, '.', '-'), or unset for local storage",
+    )
+    s3_endpoint_url: str | None = Field(
+        None, pattern=r"^https?://[^\s/]+(/.*)?$", description="an http(s):// URL of an S3-compatible endpoint"
+    )
+    s3_addressing_style: Literal["auto", "path", "virtual"] = Field("auto", description="auto, path or virtual")
+    storage_dir: Path = Field(REPO_ROOT / "data" / "storage", description="a folder for local storage")
+    quality_threshold: float = Field(0.5, ge=0.0, le=1.0, description="a number in [0, 1]")
+    upscale_scale: Literal[2, 4] = Field(2, description="2 or 4")
+    model_name: str | None = Field(
+        None, description="a registered model name (default: the bundled model for UPSCALE_SCALE)"
+    )
+    model_path: Path | None = Field(None, description="a model file (ours or any spandrel-supported) to serve instead")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto, cpu or cuda")
+    max_upload_bytes: int = Field(50 * MIB, ge=1, description="a positive number of bytes")
+    max_image_pixels: int = Field(
+        50_000_000, ge=1, description="a positive number of pixels (decompression-bomb limit)"
+    )
+    max_upscale_pixels: int = Field(
+        3840 * 2160, ge=1, description="a positive number of input pixels; larger images are not upscaled"
+    )
+    output_format: Literal["png", "webp", "jpeg"] = Field("png", description="png, webp or jpeg")
+    png_compress_level: int = Field(1, ge=0, le=9, description="an integer in 0..9")
+    api_key: str | None = Field(None, min_length=16, description="a secret of at least 16 characters, or unset")
+    upscaler_service_url: str | None = Field(None, description="ignored on Ray Serve (deprecated)")
+
+    @field_validator("s3_bucket", "s3_endpoint_url", "model_name", "model_path", "api_key", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _warn_deprecated(self) -> Settings:
+        if self.upscaler_service_url is not None:
+            warnings.warn(
+                "UPSCALER_SERVICE_URL has no meaning on Ray Serve (the upscaler is a deployment in the same "
+                "application) and is ignored",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+        return self
+
+    @property
+    def storage_backend(self) -> Literal["s3", "local"]:
+        return "s3" if self.s3_bucket else "local"
+
+
+def _describe(error: dict[str, Any]) -> str:
+    field = str(error["loc"][0]) if error["loc"] else "?"
+    info = Settings.model_fields.get(field)
+    allowed = info.description if info and info.description else error["msg"]
+    value = error.get("input")
+    shown = "" if value is None or isinstance(value, dict) else f"={value}"
+    return f"{field.upper()}{shown}: invalid, expected {allowed} ({error['msg']})"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment and ``.env``; keyword arguments win over both."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines = [_describe(e) for e in exc.errors(include_url=False)]
+        raise SettingsError("invalid configuration:\n  " + "\n  ".join(lines)) from None

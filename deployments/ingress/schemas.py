@@ -1,0 +1,46 @@
+"""The JSON the API answers: the original service's schema, with extra fields, never fewer."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+
+class UploadResult(BaseModel):
+    original_key: str = Field(description="The uploaded file's name, sanitised")
+    status: str = Field(description="'success', or 'error' when upscaling failed and the original was kept")
+    folder: str = Field(description="good_quality, upscaled or couldn't_upscale")
+    s3_url: str = Field(description="Where the stored object is: an S3 URL, or a file:// URL for local storage")
+    quality_score: float = Field(description="width × height / (3840 × 2160) of the upload")
+    upscale_scale: int | None = Field(description="The scale applied (or attempted); null when not upscaled")
+    processed_at: datetime
+    # Extras beyond the original schema.
+    key: str = Field(description="The stored object's key")
+    request_id: str
+    width: int
+    height: int
+    output_width: int
+    output_height: int
+    size_bytes: int
+    model: str | None = None
+    duplicate: bool = Field(description="True when an identical upload was already stored under this key")
+    timings_ms: dict[str, float]
+
+
+class UploadResponse(BaseModel):
+    success: bool
+    message: str
+    result: UploadResult
+
+
+class ErrorResponse(BaseModel):
+    success: bool = False
+    message: str
+    error: str
+    request_id: str | None = None
+
+
+class HealthResponse(BaseModel):
+    status: str
+    reasons: list[str] = []

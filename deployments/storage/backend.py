@@ -1,0 +1,21 @@
+"""The interface both storage backends implement (blocking calls; the deployment runs them in threads)."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from deployments.contracts import StoredObject
+
+
+class Backend(Protocol):
+    name: str
+
+    def put(self, key: str, data: bytes, content_type: str, metadata: dict[str, str]) -> StoredObject:
+        """Create ``key`` with ``data`` unless an identical object is there; never overwrite."""
+        ...
+
+    def get(self, key: str) -> bytes: ...
+
+    def check_writable(self) -> None:
+        """Raise ``StorageError`` with the reason when objects cannot be written now."""
+        ...

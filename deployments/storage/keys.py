@@ -1,0 +1,34 @@
+"""Object keys that never trust the client's file name.
+
+``<folder>/<sanitised-stem>-<digest prefix>.<ext>``: the stem keeps the name readable, the digest of
+the content makes two different images with the same name distinct and a retried upload land on the
+same key (idempotent).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from deployments.contracts import Folder
+
+MAX_STEM = 64
+DIGEST_CHARS = 16  # 64 bits of SHA-256: collisions need ~4·10⁹ distinct images under one stem
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def sanitise_stem(filename: str | None) -> str:
+    """A short ASCII stem from an untrusted file name: no path, no control characters, no dots first."""
+    name = (filename or "").replace("\\", "/").rsplit("/", 1)[-1]
+    stem = name.rsplit(".", 1)[0] if "." in name.lstrip(".") else name
+    ascii_stem = unicodedata.normalize("NFKD", stem).encode("ascii", "ignore").decode("ascii")
+    cleaned = _UNSAFE.sub("-", ascii_stem).strip(".-_")[:MAX_STEM].strip(".-_")
+    return cleaned or "image"
+
+
+def object_key(folder: Folder, stem: str, digest: str, extension: str) -> str:
+    if not re.fullmatch(rf"[0-9a-f]{{{DIGEST_CHARS},}}", digest):
+        raise ValueError(f"digest must be lowercase hex of at least {DIGEST_CHARS} characters, got {digest!r}")
+    if not re.fullmatch(r"[a-z0-9]{1,5}", extension):
+        raise ValueError(f"bad extension {extension!r}")
+    return f"{folder.value}/{sanitise_stem(stem)}-{digest[:DIGEST_CHARS]}.{extension}"

@@ -1,0 +1,108 @@
+"""S3 (AWS or any S3-compatible endpoint) through boto3.
+
+Writes are create-only (``IfNoneMatch="*"``: a retry of the same upload finds the object and checks
+it is identical instead of overwriting) and verified (a SHA-256 checksum sent in a header, which the
+server checks against the body and echoes back; ``request_checksum_calculation="when_required"`` keeps
+boto3 from streaming ``aws-chunked`` trailers that many S3-compatible servers reject). Timeouts and
+retries are explicit: boto3's defaults wait minutes on a hung endpoint.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from typing import Any
+from urllib.parse import quote
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from deployments.contracts import StorageConflictError, StorageError, StoredObject
+
+_EXISTS = {"PreconditionFailed", "ConditionalRequestConflict", "412", "409"}
+
+
+def _error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+class S3Backend:
+    name = "s3"
+
+    def __init__(
+        self,
+        bucket: str,
+        region: str,
+        endpoint_url: str | None = None,
+        addressing_style: str = "auto",
+        connect_timeout: float = 2.0,
+        read_timeout: float = 30.0,
+        max_attempts: int = 3,
+    ) -> None:
+        self.bucket = bucket
+        self.region = region
+        self.endpoint_url = endpoint_url.rstrip("/") if endpoint_url else None
+        config = Config(
+            region_name=region,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            retries={"mode": "standard", "max_attempts": max_attempts},
+            s3={"addressing_style": addressing_style},
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+        )
+        self.client: Any = boto3.session.Session().client("s3", endpoint_url=self.endpoint_url, config=config)
+
+    def url(self, key: str) -> str:
+        path = quote(key, safe="/")
+        if self.endpoint_url:
+            return f"{self.endpoint_url}/{self.bucket}/{path}"
+        return f"https://{self.bucket}.s3.{self.region}.amazonaws.com/{path}"
+
+    def put(self, key: str, data: bytes, content_type: str, metadata: dict[str, str]) -> StoredObject:
+        raw = hashlib.sha256(data).digest()
+        digest, checksum = raw.hex(), base64.b64encode(raw).decode("ascii")
+        try:
+            response = self.client.put_object(
+                Bucket=self.bucket,
+                Key=key,
+                Body=data,
+                ContentType=content_type,
+                Metadata={**metadata, "sha256": digest},
+                ChecksumSHA256=checksum,
+                IfNoneMatch="*",
+            )
+        except ClientError as exc:
+            if _error_code(exc) in _EXISTS:
+                return self._existing(key, digest, len(data))
+            raise StorageError(f"S3 refused {key!r} in bucket {self.bucket!r}: {exc}") from exc
+        except BotoCoreError as exc:
+            raise StorageError(f"S3 endpoint unreachable while writing {key!r}: {exc}") from exc
+        if response.get("ChecksumSHA256") not in (None, checksum):
+            raise StorageError(f"S3 stored {key!r} with checksum {response['ChecksumSHA256']}, sent {checksum}")
+        if "ChecksumSHA256" not in response:
+            # The server did not confirm the checksum: read the object's size and our digest back.
+            self._existing(key, digest, len(data))
+        return StoredObject(key, self.url(key), len(data), digest, created=True)
+
+    def _existing(self, key: str, digest: str, size: int) -> StoredObject:
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=key)
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageError(f"cannot verify {key!r} in bucket {self.bucket!r}: {exc}") from exc
+        if head.get("Metadata", {}).get("sha256") != digest or head.get("ContentLength") != size:
+            raise StorageConflictError(key)
+        return StoredObject(key, self.url(key), size, digest, created=False)
+
+    def get(self, key: str) -> bytes:
+        try:
+            return bytes(self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read())
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageError(f"cannot read {key!r} from bucket {self.bucket!r}: {exc}") from exc
+
+    def check_writable(self) -> None:
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageError(f"bucket {self.bucket!r} is not reachable: {exc}") from exc

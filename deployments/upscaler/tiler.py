@@ -1,0 +1,51 @@
+"""Upscaling one image as independent tiles, so tiles of concurrent requests can share batches.
+
+``upscale_pixels`` cuts each plane of the image into tiles, awaits ``forward_tile`` for every tile at
+once (the deployment's ``@serve.batch`` method gathers them into batches with other requests' tiles)
+and stitches the results. ``run_grouped`` is the synchronous other half, run in a worker thread:
+tiles of one shape stack into one forward pass; small images bring shapes of their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+
+from models.engine import Engine, merge_planes, split_planes
+from models.tiling import cut, plan_tiles, stitch
+
+ForwardTile = Callable[[torch.Tensor], Awaitable[torch.Tensor]]
+
+
+def run_grouped(engine: Engine, tiles: list[torch.Tensor]) -> list[torch.Tensor]:
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, tile in enumerate(tiles):
+        groups.setdefault(tuple(tile.shape), []).append(i)
+    results: dict[int, torch.Tensor] = {}
+    for indices in groups.values():
+        out = engine.run(torch.stack([tiles[i] for i in indices]))
+        results.update(zip(indices, out.unbind(0), strict=True))
+    return [results[i] for i in range(len(tiles))]
+
+
+async def _upscale_plane(
+    plane: torch.Tensor, forward_tile: ForwardTile, tile_size: int, margin: int, scale: int
+) -> tuple[torch.Tensor, int]:
+    _, height, width = plane.shape
+    tiles = plan_tiles(height, width, tile_size, margin)
+    outputs = await asyncio.gather(*(forward_tile(crop) for crop in cut(plane, tiles)))
+    return stitch(list(outputs), tiles, scale, height, width), len(tiles)
+
+
+async def upscale_pixels(
+    pixels: NDArray[np.uint8], forward_tile: ForwardTile, tile_size: int, margin: int, scale: int
+) -> tuple[NDArray[np.uint8], int]:
+    """The upscaled image laid out like ``pixels`` (L, RGB or RGBA), and how many tiles it took."""
+    planes = await asyncio.gather(
+        *(_upscale_plane(p, forward_tile, tile_size, margin, scale) for p in split_planes(pixels))
+    )
+    return merge_planes([p for p, _ in planes], pixels), sum(n for _, n in planes)

@@ -1,0 +1,85 @@
+"""Training pairs and a seeded, resumable patch sampler.
+
+Low-resolution images are made from the high-resolution ones with Pillow's bicubic resize, which
+reproduces the MATLAB ``imresize`` used to build the evaluation sets (shared/datasets/README.md).
+Each training image also appears downscaled by 0.9…0.6, the usual augmentation for the 291-image set.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+AUGMENT_FACTORS = (1.0, 0.9, 0.8, 0.7, 0.6)
+
+
+@dataclass(frozen=True)
+class Pair:
+    hr: torch.Tensor  # 3×(s·h)×(s·w) uint8
+    lr: torch.Tensor  # 3×h×w uint8
+
+
+def _to_tensor(image: Image.Image) -> torch.Tensor:
+    return torch.from_numpy(np.asarray(image.convert("RGB"), dtype=np.uint8).copy()).permute(2, 0, 1)
+
+
+def make_pair(hr: Image.Image, scale: int) -> Pair:
+    w, h = (hr.width // scale) * scale, (hr.height // scale) * scale
+    hr = hr.crop((0, 0, w, h))
+    lr = hr.resize((w // scale, h // scale), Image.Resampling.BICUBIC)
+    return Pair(_to_tensor(hr), _to_tensor(lr))
+
+
+def load_pairs(roots: list[Path], scale: int, patch: int) -> list[Pair]:
+    pairs: list[Pair] = []
+    for path in sorted(p for root in roots for p in root.glob("*.png")):
+        with Image.open(path) as original:
+            original.load()
+            for factor in AUGMENT_FACTORS:
+                size = (round(original.width * factor), round(original.height * factor))
+                image = original if factor == 1.0 else original.resize(size, Image.Resampling.BICUBIC)
+                if min(image.size) >= patch * scale:
+                    pairs.append(make_pair(image, scale))
+    if not pairs:
+        raise FileNotFoundError(f"no training images of at least {patch * scale}px under {roots}")
+    return pairs
+
+
+class PatchSampler:
+    """Random LR/HR patch batches with flips and transposes, from a ``numpy`` generator whose state
+    is checkpointed so that a resumed run draws exactly the batches the uninterrupted run would."""
+
+    def __init__(self, pairs: list[Pair], scale: int, patch: int, seed: int) -> None:
+        self.pairs, self.scale, self.patch = pairs, scale, patch
+        areas = np.array([p.lr.shape[1] * p.lr.shape[2] for p in pairs], dtype=np.float64)
+        self.weights = areas / areas.sum()
+        self.rng = np.random.default_rng(seed)
+
+    def batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        s, p = self.scale, self.patch
+        lrs, hrs = [], []
+        for index in self.rng.choice(len(self.pairs), size=size, p=self.weights):
+            pair = self.pairs[int(index)]
+            y = int(self.rng.integers(0, pair.lr.shape[1] - p + 1))
+            x = int(self.rng.integers(0, pair.lr.shape[2] - p + 1))
+            lr = pair.lr[:, y : y + p, x : x + p]
+            hr = pair.hr[:, s * y : s * (y + p), s * x : s * (x + p)]
+            flip_h, flip_v, transpose = (bool(b) for b in self.rng.integers(0, 2, size=3))
+            dims = [d for d, on in ((2, flip_h), (1, flip_v)) if on]
+            if dims:
+                lr, hr = lr.flip(dims), hr.flip(dims)
+            if transpose:
+                lr, hr = lr.transpose(1, 2), hr.transpose(1, 2)
+            lrs.append(lr)
+            hrs.append(hr)
+        return torch.stack(lrs).float().div_(255), torch.stack(hrs).float().div_(255)
+
+    def state(self) -> dict[str, object]:
+        return dict(self.rng.bit_generator.state)
+
+    def restore(self, state: dict[str, object]) -> None:
+        self.rng.bit_generator.state = state

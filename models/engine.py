@@ -1,0 +1,117 @@
+"""The inference contract of every served model, stated once.
+
+``Engine.run`` takes a batch of ``N×3×h×w`` uint8 RGB tiles on the CPU and returns ``N×3×(s·h)×(s·w)``
+uint8 tiles on the CPU: conversion to the model's device and dtype, scaling to [0, 1], the forward
+pass under ``inference_mode``, clamping and rounding back to 8 bits all happen here and nowhere else.
+Images are ``H×W``, ``H×W×3`` or ``H×W×4`` uint8 arrays; ``split_planes`` turns one into the RGB
+planes the network understands (greyscale is replicated, alpha is upscaled as a separate grey plane)
+and ``merge_planes`` restores the original layout.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from torch import nn
+
+from models.tiling import cut, plan_tiles, stitch
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the service needs to know about a loaded network: data, not ``if arch == …`` branches."""
+
+    name: str
+    architecture: str
+    scale: int
+    parameters: int
+    tile_margin: int
+    supports_half: bool
+    supports_bfloat16: bool
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` → CUDA when available, else CPU; ``cuda`` without a GPU is an error, not a fallback."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("DEVICE=cuda but torch sees no CUDA device; use DEVICE=auto or cpu")
+    return torch.device(device)
+
+
+class Engine:
+    def __init__(
+        self, module: nn.Module, info: ModelInfo, device: torch.device, dtype: torch.dtype = torch.float32
+    ) -> None:
+        self.info = info
+        self.device = device
+        self.dtype = dtype
+        self.module = module.to(device=device, dtype=dtype).eval()
+
+    @property
+    def scale(self) -> int:
+        return self.info.scale
+
+    def run(self, tiles: torch.Tensor) -> torch.Tensor:
+        """Upscale a uint8 batch ``N×3×h×w`` → uint8 ``N×3×(s·h)×(s·w)`` on the CPU."""
+        if tiles.dtype != torch.uint8 or tiles.ndim != 4 or tiles.shape[1] != 3:
+            raise ValueError(f"expected an N×3×h×w uint8 batch, got {tuple(tiles.shape)} {tiles.dtype}")
+        with torch.inference_mode():
+            x = tiles.to(self.device, non_blocking=True).to(self.dtype).div_(255.0)
+            y = self.module(x)
+            return y.float().clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8).cpu()
+
+    def upscale_plane(self, plane: torch.Tensor, tile: int, max_batch: int = 8) -> torch.Tensor:
+        """Tile, run and stitch one ``3×H×W`` uint8 plane synchronously (evaluation, tests, CLI)."""
+        _, height, width = plane.shape
+        tiles = plan_tiles(height, width, tile, self.info.tile_margin)
+        crops = cut(plane, tiles)
+        outputs: list[torch.Tensor] = []
+        for i in range(0, len(crops), max_batch):
+            chunk = crops[i : i + max_batch]
+            if all(c.shape == chunk[0].shape for c in chunk):
+                outputs.extend(self.run(torch.stack(chunk)).unbind(0))
+            else:
+                outputs.extend(self.run(c[None])[0] for c in chunk)
+        return stitch(outputs, tiles, self.scale, height, width)
+
+    def upscale_image(self, image: NDArray[np.uint8], tile: int = 256) -> NDArray[np.uint8]:
+        planes = split_planes(image)
+        return merge_planes([self.upscale_plane(p, tile) for p in planes], image)
+
+
+def split_planes(image: NDArray[np.uint8]) -> list[torch.Tensor]:
+    """RGB planes (``3×H×W`` uint8) to upscale: the colour, then the alpha channel if there is one."""
+    if image.dtype != np.uint8 or image.ndim not in (2, 3):
+        raise ValueError(f"expected an H×W[×C] uint8 image, got {image.shape} {image.dtype}")
+    with warnings.catch_warnings():
+        # Arrays from Pillow and Ray's object store are read-only; these views are never written.
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        pixels = torch.from_numpy(np.ascontiguousarray(image))
+    if pixels.ndim == 2:
+        return [pixels.expand(3, *pixels.shape)]
+    channels = pixels.shape[2]
+    if channels == 3:
+        return [pixels.permute(2, 0, 1)]
+    if channels == 4:
+        alpha = pixels[..., 3]
+        return [pixels[..., :3].permute(2, 0, 1), alpha.expand(3, *alpha.shape)]
+    raise ValueError(f"expected 1, 3 or 4 channels, got {channels}")
+
+
+def merge_planes(planes: list[torch.Tensor], like: NDArray[np.uint8]) -> NDArray[np.uint8]:
+    """Inverse of ``split_planes`` on the upscaled planes, for an original laid out like ``like``."""
+    colour = planes[0]
+    if like.ndim == 2:
+        # The network saw R = G = B; its channels agree to rounding, so average them back to grey.
+        grey = colour.float().mean(dim=0).round_().to(torch.uint8)
+        return grey.numpy()
+    rgb = colour.permute(1, 2, 0)
+    if like.shape[2] == 4:
+        alpha = planes[1].float().mean(dim=0).round_().to(torch.uint8)
+        rgb = torch.cat([rgb, alpha[..., None]], dim=2)
+    return np.ascontiguousarray(rgb.numpy())

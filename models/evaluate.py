@@ -1,0 +1,119 @@
+"""Evaluate a model on Set5 / Set14 / BSD100 with the literature's protocol, beside bicubic.
+
+    python -m models.evaluate --model vcsr-s-x2 [--sets Set5 Set14 BSD100] [--json out.json]
+
+PSNR/SSIM on BT.601 luma with ``scale`` pixels shaved (``models.metrics``); bicubic is Pillow's,
+which reproduces the published bicubic figures (shared/datasets/README.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from PIL import Image
+
+from models.engine import Engine, resolve_device
+from models.loader import load_model
+from models.metrics import psnr_y, ssim_y
+from models.registry import resolve
+
+DEFAULT_EVAL_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "eval"
+SETS = ("Set5", "Set14", "BSD100")
+
+Upscaler = Callable[[NDArray[np.uint8]], NDArray[np.uint8]]
+
+
+@dataclass(frozen=True)
+class ImageScore:
+    image: str
+    psnr: float
+    ssim: float
+    bicubic_psnr: float
+    bicubic_ssim: float
+
+
+def bicubic(image: NDArray[np.uint8], scale: int) -> NDArray[np.uint8]:
+    pil = Image.fromarray(image)
+    return np.asarray(pil.resize((pil.width * scale, pil.height * scale), Image.Resampling.BICUBIC))
+
+
+def _read(path: Path) -> NDArray[np.uint8]:
+    with Image.open(path) as image:
+        return np.asarray(image.convert("L") if image.mode == "L" else image.convert("RGB"))
+
+
+def evaluate_set(upscale: Upscaler, set_dir: Path, scale: int) -> list[ImageScore]:
+    folder = set_dir / f"x{scale}"
+    scores = []
+    for hr_path in sorted(folder.glob("*_HR.png")):
+        hr = _read(hr_path)
+        lr = _read(hr_path.with_name(hr_path.name.replace("_HR", "_LR")))
+        out, base = upscale(lr), bicubic(lr, scale)
+        scores.append(
+            ImageScore(
+                hr_path.name.removesuffix("_HR.png"),
+                psnr_y(out, hr, scale),
+                ssim_y(out, hr, scale),
+                psnr_y(base, hr, scale),
+                ssim_y(base, hr, scale),
+            )
+        )
+    if not scores:
+        raise FileNotFoundError(f"no *_HR.png images in {folder}")
+    return scores
+
+
+def summarise(scores: list[ImageScore]) -> dict[str, float]:
+    return {
+        k: float(np.mean([getattr(s, k) for s in scores])) for k in ("psnr", "ssim", "bicubic_psnr", "bicubic_ssim")
+    }
+
+
+def engine_upscaler(engine: Engine) -> Upscaler:
+    return lambda image: engine.upscale_image(image, tile=512)
+
+
+def _row(dataset: str, image: str, psnr: float, ssim: float, bic_psnr: float, bic_ssim: float) -> str:
+    return f"{dataset:<8} {image:<10} {psnr:7.2f} {ssim:7.4f} {bic_psnr:9.2f} {bic_ssim:9.4f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", help="registered model name, e.g. vcsr-s-x2")
+    source.add_argument("--weights", type=Path, help="any model file (ours or spandrel's)")
+    parser.add_argument("--sets", nargs="+", default=list(SETS))
+    parser.add_argument("--root", type=Path, default=DEFAULT_EVAL_ROOT)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--json", type=Path, help="also write per-image and mean scores here")
+    args = parser.parse_args(argv)
+
+    path = resolve(args.model).path if args.model else args.weights
+    loaded = load_model(path, args.model)
+    engine = Engine(loaded.module, loaded.info, resolve_device(args.device))
+    torch.set_grad_enabled(False)
+    report: dict[str, object] = {"model": loaded.info.name, "scale": engine.scale, "sets": {}}
+    print(f"{loaded.info.name} ×{engine.scale}  ({loaded.info.parameters:,} parameters)")
+    print(f"{'set':<8} {'image':<10} {'PSNR':>7} {'SSIM':>7} {'bic PSNR':>9} {'bic SSIM':>9}")
+    for name in args.sets:
+        scores = evaluate_set(engine_upscaler(engine), args.root / name, engine.scale)
+        for s in scores:
+            print(_row(name, s.image, s.psnr, s.ssim, s.bicubic_psnr, s.bicubic_ssim))
+        mean = summarise(scores)
+        print(_row(name, "MEAN", mean["psnr"], mean["ssim"], mean["bicubic_psnr"], mean["bicubic_ssim"]))
+        report["sets"][name] = {"mean": mean, "images": [asdict(s) for s in scores]}  # type: ignore[index]
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""Cutting images into overlapping tiles of one fixed size and stitching the results seamlessly.
+
+Every tile is ``tile × tile`` input pixels (an image smaller than that along an axis becomes one tile
+of its own length there), so tiles from images of any size stack into uniform batches. Neighbouring
+tiles overlap by at least ``2·margin``; each output pixel is taken from the tile in which it lies at
+least ``margin`` input pixels from a cut edge. With ``margin`` ≥ the network's receptive radius the
+stitched output equals the untiled output up to floating-point rounding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import product
+
+import torch
+
+
+@dataclass(frozen=True)
+class Span:
+    """One tile's extent along an axis: it reads ``[start, stop)`` and owns ``[keep_start, keep_stop)``."""
+
+    start: int
+    stop: int
+    keep_start: int
+    keep_stop: int
+
+
+@dataclass(frozen=True)
+class Tile:
+    rows: Span
+    cols: Span
+
+
+def plan_axis(length: int, tile: int, margin: int) -> list[Span]:
+    if length < 1:
+        raise ValueError(f"cannot tile an axis of length {length}")
+    if tile <= 2 * margin:
+        raise ValueError(f"tile size {tile} must exceed twice the margin {margin}")
+    if length <= tile:
+        return [Span(0, length, 0, length)]
+    stride = tile - 2 * margin
+    starts = [*range(0, length - tile, stride), length - tile]
+    spans: list[Span] = []
+    for i, start in enumerate(starts):
+        stop = start + tile
+        keep_start = 0 if i == 0 else spans[-1].keep_stop
+        # The boundary sits in the middle of the overlap, ≥ margin from both tiles' cut edges.
+        keep_stop = length if i == len(starts) - 1 else (starts[i + 1] + stop) // 2
+        spans.append(Span(start, stop, keep_start, keep_stop))
+    return spans
+
+
+def plan_tiles(height: int, width: int, tile: int, margin: int) -> list[Tile]:
+    """Tiles covering a ``height × width`` image, row-major."""
+    rows, cols = plan_axis(height, tile, margin), plan_axis(width, tile, margin)
+    return [Tile(r, c) for r, c in product(rows, cols)]
+
+
+def cut(image: torch.Tensor, tiles: list[Tile]) -> list[torch.Tensor]:
+    """Views of ``image`` (``C×H×W``) for each tile; no pixels are copied."""
+    return [image[:, t.rows.start : t.rows.stop, t.cols.start : t.cols.stop] for t in tiles]
+
+
+def stitch(outputs: list[torch.Tensor], tiles: list[Tile], scale: int, height: int, width: int) -> torch.Tensor:
+    """Assemble upscaled tiles (``C×(s·h)×(s·w)`` each) into the ``C×(s·H)×(s·W)`` image."""
+    if len(outputs) != len(tiles) or not outputs:
+        raise ValueError(f"{len(outputs)} outputs for {len(tiles)} tiles")
+    first = outputs[0]
+    canvas = first.new_empty((first.shape[0], scale * height, scale * width))
+    for out, t in zip(outputs, tiles, strict=True):
+        r, c = t.rows, t.cols
+        canvas[:, scale * r.keep_start : scale * r.keep_stop, scale * c.keep_start : scale * c.keep_stop] = out[
+            :,
+            scale * (r.keep_start - r.start) : scale * (r.keep_stop - r.start),
+            scale * (c.keep_start - c.start) : scale * (c.keep_stop - c.start),
+        ]
+    return canvas

@@ -1,0 +1,45 @@
+"""The composition root: typed arguments → the bound application graph. The only ``.bind()``.
+
+``serve_config.yaml`` points at ``serve_app.app:build_app``; its ``args:`` are validated as
+``AppArgs``. Settings come from the environment and ``.env``; ``args.settings`` may override them.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import ray
+from pydantic import BaseModel, Field
+from ray.serve import Application
+
+from configs.settings import Settings, load_settings
+from deployments.ingress.deployment import Ingress
+from deployments.storage.deployment import Storage
+from deployments.upscaler.deployment import Upscaler
+
+log = logging.getLogger("ray.serve")
+
+
+class AppArgs(BaseModel):
+    settings: dict[str, Any] = Field(default_factory=dict, description="overrides of environment settings")
+
+
+def wants_gpu(settings: Settings) -> bool:
+    """DEVICE=cuda, or DEVICE=auto on a cluster that has GPUs: the upscaler then asks Ray for one."""
+    if settings.device == "cuda":
+        return True
+    if settings.device == "auto" and ray.is_initialized():
+        return ray.cluster_resources().get("GPU", 0) > 0
+    return False
+
+
+def build_app(args: AppArgs) -> Application:
+    settings = load_settings(**args.settings)
+    upscaler = Upscaler
+    if wants_gpu(settings):
+        upscaler = Upscaler.options(ray_actor_options={"num_cpus": 1, "num_gpus": 1})
+    log.info(
+        "building app: storage=%s scale=%d device=%s", settings.storage_backend, settings.upscale_scale, settings.device
+    )
+    return Ingress.bind(upscaler.bind(settings), Storage.bind(settings), settings)
