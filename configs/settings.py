@@ -62,6 +62,12 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
 
+    @field_validator("upscale_scale", mode="before")
+    @classmethod
+    def _scale_from_text(cls, value: Any) -> Any:
+        # .env values arrive as text, and a Literal of ints does not coerce "4".
+        return int(value) if isinstance(value, str) and value.strip().isdigit() else value
+
     @model_validator(mode="after")
     def _warn_deprecated(self) -> Settings:
         if self.upscaler_service_url is not None:

@@ -1,0 +1,73 @@
+from pathlib import Path
+
+import pytest
+
+from configs.settings import Settings, SettingsError, load_settings
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in Settings.model_fields:
+        monkeypatch.delenv(name.upper(), raising=False)
+    monkeypatch.chdir(tmp_path)  # no stray .env
+
+
+def test_defaults_are_the_original_services() -> None:
+    settings = load_settings()
+    assert settings.port == 8000 and settings.quality_threshold == 0.5 and settings.upscale_scale == 2
+    assert settings.device == "auto" and settings.storage_backend == "local"
+
+
+def test_environment_and_dotenv_are_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("UPSCALE_SCALE=4\nS3_BUCKET=my-bucket\n")
+    monkeypatch.setenv("QUALITY_THRESHOLD", "0.25")
+    settings = load_settings()
+    assert settings.upscale_scale == 4 and settings.quality_threshold == 0.25
+    assert settings.s3_bucket == "my-bucket" and settings.storage_backend == "s3"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("QUALITY_THRESHOLD", "1.5", "QUALITY_THRESHOLD=1.5: invalid, expected a number in [0, 1]"),
+        ("QUALITY_THRESHOLD", "-0.1", "QUALITY_THRESHOLD=-0.1: invalid, expected a number in [0, 1]"),
+        ("UPSCALE_SCALE", "3", "UPSCALE_SCALE=3: invalid, expected 2 or 4"),
+        ("DEVICE", "tpu", "DEVICE=tpu: invalid, expected auto, cpu or cuda"),
+        ("PORT", "http", "PORT=http: invalid, expected an integer port"),
+        ("S3_BUCKET", "Bad_Bucket", "S3_BUCKET=Bad_Bucket: invalid, expected an S3 bucket name"),
+        ("S3_ENDPOINT_URL", "localhost:9000", "S3_ENDPOINT_URL=localhost:9000: invalid, expected an http(s)://"),
+        ("MAX_UPLOAD_BYTES", "0", "MAX_UPLOAD_BYTES=0: invalid, expected a positive number of bytes"),
+    ],
+)
+def test_errors_name_the_variable_the_value_and_what_is_allowed(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, expected: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert expected in str(caught.value)
+
+
+def test_all_bad_variables_are_reported_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("UPSCALE_SCALE", "8")
+    monkeypatch.setenv("DEVICE", "gpu")
+    message = str(pytest.raises(SettingsError, load_settings).value)
+    assert "UPSCALE_SCALE=8" in message and "DEVICE=gpu" in message
+
+
+def test_empty_values_mean_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("S3_BUCKET", "")
+    monkeypatch.setenv("MODEL_PATH", " ")
+    settings = load_settings()
+    assert settings.s3_bucket is None and settings.model_path is None
+
+
+def test_upscaler_service_url_is_accepted_with_a_deprecation_warning(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("UPSCALER_SERVICE_URL", "http://upscaler:8001")
+    with pytest.warns(DeprecationWarning, match="no meaning on Ray Serve"):
+        load_settings()
+
+
+def test_overrides_win_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("UPSCALE_SCALE", "4")
+    assert load_settings(upscale_scale=2).upscale_scale == 2

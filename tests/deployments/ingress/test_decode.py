@@ -1,0 +1,118 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from deployments.ingress import decode
+from deployments.ingress.errors import (
+    AnimatedImageError,
+    CorruptImageError,
+    EmptyUploadError,
+    NotAnImageError,
+    TooManyPixelsError,
+    UnsupportedFormatError,
+)
+from tests import images
+
+LIMIT = 50_000_000
+
+
+def decoded(data: bytes) -> np.ndarray:
+    return decode.decode(decode.inspect(data, LIMIT), LIMIT).pixels
+
+
+def test_inspect_reads_format_and_size_from_the_header() -> None:
+    probe = decode.inspect(images.jpeg(64, 48), LIMIT)
+    assert (probe.format, probe.width, probe.height, probe.extension) == ("JPEG", 64, 48, "jpg")
+
+
+@pytest.mark.parametrize(
+    ("data", "error"),
+    [
+        (b"", EmptyUploadError),
+        (b"definitely not an image", NotAnImageError),
+        (images.gif(), UnsupportedFormatError),
+        (images.bmp(), UnsupportedFormatError),
+        (images.png_bomb(), TooManyPixelsError),
+        (images.animated_png(), AnimatedImageError),
+    ],
+)
+def test_inspect_refuses_before_decoding_pixels(data: bytes, error: type[Exception]) -> None:
+    with pytest.raises(error):
+        decode.inspect(data, LIMIT)
+
+
+def test_unsupported_formats_are_named() -> None:
+    with pytest.raises(UnsupportedFormatError, match="GIF images are not supported"):
+        decode.inspect(images.gif(), LIMIT)
+
+
+def test_the_pixel_limit_is_configurable_and_inclusive() -> None:
+    data = images.png(100, 100)
+    decode.inspect(data, 10_000)
+    with pytest.raises(TooManyPixelsError, match="100×100"):
+        decode.inspect(data, 9_999)
+
+
+@pytest.mark.parametrize("data", [images.jpeg(256, 256), images.png(256, 256)], ids=["jpeg", "png"])
+def test_truncated_images_fail_the_full_check(data: bytes) -> None:
+    probe = decode.inspect(images.truncated(data), LIMIT)  # the header is intact
+    with pytest.raises(CorruptImageError):
+        decode.verify(probe, LIMIT)
+    with pytest.raises(CorruptImageError):
+        decode.decode(probe, LIMIT)
+
+
+def test_verify_passes_intact_images() -> None:
+    for data in (images.jpeg(300, 200), images.png(30, 20), images.encode(images.noise(30, 20), "WEBP")):
+        decode.verify(decode.inspect(data, LIMIT), LIMIT)
+
+
+def test_cmyk_jpeg_becomes_rgb() -> None:
+    assert decoded(images.cmyk_jpeg(64, 48)).shape == (48, 64, 3)
+
+
+def test_palette_png_with_transparency_keeps_alpha() -> None:
+    pixels = decoded(images.palette_png_with_transparency())
+    assert pixels.shape == (48, 64, 4) and pixels[..., 3].min() == 0 and pixels[..., 3].max() == 255
+
+
+def test_rgba_and_greyscale_keep_their_channels() -> None:
+    assert decoded(images.png(30, 20, "RGBA")).shape == (20, 30, 4)
+    assert decoded(images.png(30, 20, "L")).shape == (20, 30)
+
+
+def test_16_bit_greyscale_is_scaled_not_clipped() -> None:
+    pixels = decoded(images.png16_grey(64, 48))
+    assert pixels.dtype == np.uint8 and pixels.min() == 0 and pixels.max() == 255
+    assert 100 < np.median(pixels) < 155  # a full ramp, not a wall of 255
+
+
+def test_exif_orientation_is_applied_and_removed() -> None:
+    data = images.exif_rotated_jpeg(80, 40, orientation=6)
+    image = decode.decode(decode.inspect(data, LIMIT), LIMIT)
+    assert image.pixels.shape[:2] == (80, 40)  # rotated to portrait
+    assert image.exif is not None
+    tags = _tags(image.exif)
+    assert 0x0112 not in tags and tags[0x010F] == "VisionCloud test camera"
+
+
+def _tags(exif: bytes) -> dict[int, object]:
+    parsed = Image.Exif()
+    parsed.load(exif)
+    return dict(parsed)
+
+
+def test_icc_profile_is_carried() -> None:
+    from PIL import ImageCms
+
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    data = images.encode(images.noise(20, 20), "PNG", icc_profile=profile)
+    assert decode.decode(decode.inspect(data, LIMIT), LIMIT).icc_profile == profile
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "score"),
+    [(3840, 2160, 1.0), (1920, 1080, 0.25), (1, 1, 1 / (3840 * 2160)), (7680, 4320, 4.0)],
+)
+def test_quality_score_is_pixels_over_4k(width: int, height: int, score: float) -> None:
+    assert decode.quality_score(width, height) == pytest.approx(score)

@@ -1,0 +1,48 @@
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from deployments.contracts import StorageConflictError, StorageError
+from deployments.storage.local import LocalBackend
+
+
+def test_put_creates_the_file_atomically_with_a_file_url(tmp_path: Path) -> None:
+    backend = LocalBackend(tmp_path)
+    stored = backend.put("upscaled/a-1.png", b"data", "image/png", {})
+    path = tmp_path / "upscaled" / "a-1.png"
+    assert path.read_bytes() == b"data"
+    assert stored.url == path.as_uri() and stored.created and stored.size == 4
+    assert stored.sha256 == hashlib.sha256(b"data").hexdigest()
+    assert [p.name for p in path.parent.iterdir()] == ["a-1.png"]  # no temporary files left
+
+
+def test_a_retry_with_the_same_bytes_is_idempotent(tmp_path: Path) -> None:
+    backend = LocalBackend(tmp_path)
+    backend.put("k/x.png", b"same", "image/png", {})
+    again = backend.put("k/x.png", b"same", "image/png", {})
+    assert not again.created and backend.get("k/x.png") == b"same"
+
+
+def test_different_bytes_never_overwrite(tmp_path: Path) -> None:
+    backend = LocalBackend(tmp_path)
+    backend.put("k/x.png", b"first", "image/png", {})
+    with pytest.raises(StorageConflictError):
+        backend.put("k/x.png", b"second", "image/png", {})
+    assert backend.get("k/x.png") == b"first"
+
+
+def test_keys_cannot_escape_the_folder(tmp_path: Path) -> None:
+    with pytest.raises(StorageError, match="escapes"):
+        LocalBackend(tmp_path / "store").put("../outside.png", b"x", "image/png", {})
+    assert not (tmp_path / "outside.png").exists()
+
+
+def test_a_folder_that_is_a_file_is_reported(tmp_path: Path) -> None:
+    blocker = tmp_path / "blocker"
+    blocker.write_text("x")
+    backend = LocalBackend(blocker)
+    with pytest.raises(StorageError, match="not writable"):
+        backend.check_writable()
+    with pytest.raises(StorageError, match="cannot write"):
+        backend.put("good_quality/a.jpg", b"x", "image/jpeg", {})

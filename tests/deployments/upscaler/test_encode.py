@@ -1,0 +1,37 @@
+import io
+
+import numpy as np
+import pytest
+from PIL import Image, ImageCms
+
+from deployments.upscaler.encode import encode
+
+
+def pixels(channels: int) -> np.ndarray:
+    shape = (20, 30) if channels == 1 else (20, 30, channels)
+    return np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
+
+
+@pytest.mark.parametrize("channels", [1, 3, 4])
+def test_png_is_lossless(channels: int) -> None:
+    image = encode(pixels(channels), "png")
+    assert (image.extension, image.content_type, image.width, image.height) == ("png", "image/png", 30, 20)
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(image.data))), pixels(channels))
+
+
+@pytest.mark.parametrize(("fmt", "extension", "pil_format"), [("webp", "webp", "WEBP"), ("jpeg", "jpg", "JPEG")])
+def test_lossy_formats_on_request(fmt: str, extension: str, pil_format: str) -> None:
+    image = encode(pixels(3), fmt)
+    assert image.extension == extension and Image.open(io.BytesIO(image.data)).format == pil_format
+
+
+def test_jpeg_never_drops_transparency() -> None:
+    assert encode(pixels(4), "jpeg").extension == "png"
+
+
+def test_icc_profile_and_exif_are_carried() -> None:
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    exif = Image.Exif()
+    exif[0x010F] = "cam"
+    image = Image.open(io.BytesIO(encode(pixels(3), "png", icc_profile=profile, exif=exif.tobytes()).data))
+    assert image.info["icc_profile"] == profile and image.getexif()[0x010F] == "cam"

@@ -1,0 +1,61 @@
+import numpy as np
+import pytest
+import torch
+
+from models.arch import VCSR, VCSRConfig
+from models.engine import Engine, ModelInfo, merge_planes, resolve_device, split_planes
+
+
+def make_engine(scale: int = 2) -> Engine:
+    torch.manual_seed(0)
+    config = VCSRConfig(scale=scale, channels=8, blocks=1)
+    model = VCSR(config)
+    torch.nn.init.normal_(model.tail.weight, std=0.05)
+    info = ModelInfo("test", "VCSR", scale, 0, config.receptive_radius, True, True)
+    return Engine(model, info, torch.device("cpu"))
+
+
+def test_run_maps_uint8_batches_to_uint8_batches_of_scaled_size() -> None:
+    out = make_engine(4).run(torch.randint(0, 256, (3, 3, 10, 7), dtype=torch.uint8))
+    assert out.dtype == torch.uint8 and out.shape == (3, 3, 40, 28)
+
+
+def test_run_rejects_other_inputs() -> None:
+    with pytest.raises(ValueError, match="uint8 batch"):
+        make_engine().run(torch.rand(1, 3, 8, 8))
+
+
+@pytest.mark.parametrize("shape", [(30, 40), (30, 40, 3), (30, 40, 4)])
+def test_upscale_image_keeps_the_layout(shape: tuple[int, ...]) -> None:
+    image = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
+    out = make_engine().upscale_image(image, tile=24)
+    assert out.shape == (60, 80, *shape[2:])
+
+
+def test_alpha_is_upscaled_separately_and_kept() -> None:
+    image = np.zeros((20, 20, 4), np.uint8)
+    image[..., 3] = 255
+    image[:, :10, 3] = 0  # left half transparent
+    out = make_engine().upscale_image(image, tile=64)
+    assert out[:, :16, 3].max() < 30 and out[:, 24:, 3].min() > 225
+
+
+def test_split_and_merge_round_trip() -> None:
+    image = np.random.default_rng(2).integers(0, 256, (5, 6, 4), dtype=np.uint8)
+    assert np.array_equal(merge_planes(split_planes(image), image), image)
+    grey = image[..., 0]
+    assert np.array_equal(merge_planes(split_planes(grey), grey), grey)
+
+
+def test_split_planes_rejects_two_channels() -> None:
+    with pytest.raises(ValueError, match="1, 3 or 4 channels"):
+        split_planes(np.zeros((4, 4, 2), np.uint8))
+
+
+def test_device_resolution() -> None:
+    assert resolve_device("cpu") == torch.device("cpu")
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert resolve_device("auto").type == expected
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="DEVICE=cuda"):
+            resolve_device("cuda")
