@@ -2,7 +2,8 @@
 
 PSNR and SSIM are measured on the luma channel of ITU-R BT.601 YCbCr (MATLAB's ``rgb2ycbcr``:
 Y = 16 + (65.481 R + 128.553 G + 24.966 B) with RGB in [0, 1], Y in [16, 235]) after shaving
-``shave`` pixels from every border, as in the SRCNN/VDSR/EDSR papers. Inputs are ``H×W×3`` or
+``shave`` pixels from every border, as in the SRCNN/VDSR/EDSR papers; greyscale images (one in
+Set14) are measured on their grey values directly, like the reference code. Inputs are ``H×W×3`` or
 ``H×W`` uint8 arrays, so the model output is measured after it has been quantised like a saved image.
 """
 
@@ -19,10 +20,11 @@ _BT601 = np.array([65.481, 128.553, 24.966]) / 255.0
 
 
 def luma(image: NDArray[np.uint8]) -> NDArray[np.float64]:
-    """BT.601 luma in [16, 235] of an RGB or greyscale uint8 image (greyscale is taken as R=G=B)."""
+    """BT.601 luma in [16, 235] of an RGB uint8 image; a greyscale image is its own luma in [0, 255],
+    as in the reference MATLAB code (which only calls ``rgb2ycbcr`` on three-channel images)."""
     pixels = image.astype(np.float64)
     if pixels.ndim == 2:
-        return 16.0 + pixels * _BT601.sum()
+        return pixels
     return 16.0 + pixels[..., :3] @ _BT601
 
 

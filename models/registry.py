@@ -36,6 +36,16 @@ BUILTIN: dict[str, ModelSpec] = {
 }
 
 
+# Variants still being trained (models.train resolves these too); served once their weights land.
+TRAINING: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in (
+        _vcsr("vcsr-m-x2", VCSRConfig(scale=2, channels=48, blocks=8), "VCSR medium, 48×8 blocks, ×2"),
+        _vcsr("vcsr-m-x4", VCSRConfig(scale=4, channels=48, blocks=8), "VCSR medium, 48×8 blocks, ×4"),
+    )
+}
+
+
 def default_model_name(scale: int) -> str:
     """The bundled model the service uses for ``UPSCALE_SCALE`` when no other is chosen."""
     return f"vcsr-s-x{scale}"

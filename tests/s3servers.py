@@ -77,7 +77,8 @@ def moto_server(bucket: str = "vcs-test") -> Iterator[S3Server]:
     (port,) = free_ports(1)
     process = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         endpoint = f"http://127.0.0.1:{port}"
@@ -101,12 +102,25 @@ def seaweedfs_server(data_dir: Path, bucket: str = "vcs-test") -> Iterator[S3Ser
     s3, master, volume, filer, admin = free_ports(5, grpc_offset=10000)
     process = subprocess.Popen(
         [
-            weed_binary(), "mini", f"-dir={data_dir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-            "-master.telemetry=false", "-webdav=false", "-admin.ui=false", f"-s3.port={s3}",
-            f"-master.port={master}", f"-volume.port={volume}", f"-filer.port={filer}",
-            f"-admin.port={admin}", "-s3.port.iceberg=0", "-s3.port.lance=0", f"-bucket={bucket}",
+            weed_binary(),
+            "mini",
+            f"-dir={data_dir}",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            "-master.telemetry=false",
+            "-webdav=false",
+            "-admin.ui=false",
+            f"-s3.port={s3}",
+            f"-master.port={master}",
+            f"-volume.port={volume}",
+            f"-filer.port={filer}",
+            f"-admin.port={admin}",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+            f"-bucket={bucket}",
         ],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         endpoint = f"http://127.0.0.1:{s3}"

@@ -10,6 +10,7 @@ from http import HTTPStatus
 from fastapi import FastAPI, File, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from ray import serve
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from configs.settings import Settings
@@ -23,6 +24,7 @@ from deployments.ingress.errors import (
     error_body,
     status_of,
 )
+from deployments.ingress.multipart import allow_long_part_headers
 from deployments.ingress.pipeline import Pipeline
 from deployments.ingress.schemas import ErrorResponse, HealthResponse, UploadResponse
 
@@ -42,15 +44,19 @@ REJECTIONS = {
 
 
 def _request_id(request: Request) -> str:
-    rid: str = getattr(request.state, "request_id", None) or uuid.uuid4().hex
-    request.state.request_id = rid
+    """Serve's own request id: its proxy returns it as ``X-Request-ID`` (honouring one the client
+    sent) and its replica logs carry it, so one id finds a request everywhere."""
+    rid: str | None = getattr(request.state, "request_id", None)
+    if not rid:
+        rid = serve.context._get_serve_request_context().request_id or uuid.uuid4().hex
+        request.state.request_id = rid
     return rid
 
 
 def _install_error_handlers(app: FastAPI, pipeline: Pipeline, settings: Settings) -> None:
     def respond(request: Request, status: int, message: str, code: str) -> JSONResponse:
         rid = _request_id(request)
-        return JSONResponse(error_body(message, code, rid), status_code=status, headers={"X-Request-ID": rid})
+        return JSONResponse(error_body(message, code, rid), status_code=status)
 
     @app.exception_handler(UploadRejectedError)
     async def rejected(request: Request, exc: UploadRejectedError) -> JSONResponse:
@@ -95,6 +101,7 @@ def _install_error_handlers(app: FastAPI, pipeline: Pipeline, settings: Settings
 
 
 def create_api(pipeline: Pipeline, settings: Settings) -> FastAPI:
+    allow_long_part_headers()
     app = FastAPI(
         title="VisionCloud Upscaler",
         summary="Uploads are scored; low-resolution images are upscaled by a neural network and stored in S3.",
@@ -126,12 +133,6 @@ def create_api(pipeline: Pipeline, settings: Settings) -> FastAPI:
         if reasons:
             return JSONResponse({"status": "unhealthy", "reasons": reasons}, status_code=503)
         return JSONResponse({"status": "healthy"})
-
-    @app.middleware("http")
-    async def request_id_header(request: Request, call_next):  # type: ignore[no-untyped-def]
-        response = await call_next(request)
-        response.headers["X-Request-ID"] = _request_id(request)
-        return response
 
     _install_error_handlers(app, pipeline, settings)
     return app

@@ -51,7 +51,9 @@ def test_errors_name_the_variable_the_value_and_what_is_allowed(
 def test_all_bad_variables_are_reported_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("UPSCALE_SCALE", "8")
     monkeypatch.setenv("DEVICE", "gpu")
-    message = str(pytest.raises(SettingsError, load_settings).value)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    message = str(caught.value)
     assert "UPSCALE_SCALE=8" in message and "DEVICE=gpu" in message
 
 

@@ -26,7 +26,7 @@ def test_sampler_batches_have_matching_patches_and_resume_identically(tmp_path: 
     sampler = PatchSampler(pairs, 2, 16, seed=7)
     lr, hr = sampler.batch(4)
     assert lr.shape == (4, 3, 16, 16) and hr.shape == (4, 3, 32, 32)
-    assert 0.0 <= float(lr.min()) and float(hr.max()) <= 1.0
+    assert float(lr.min()) >= 0.0 and float(hr.max()) <= 1.0
 
     state = sampler.state()
     expected = sampler.batch(4)

@@ -1,3 +1,5 @@
+import itertools
+
 import pytest
 import torch
 
@@ -10,7 +12,7 @@ from models.tiling import cut, plan_axis, plan_tiles, stitch
 def test_kept_regions_partition_the_axis_and_stay_away_from_cut_edges(length: int, tile: int, margin: int) -> None:
     spans = plan_axis(length, tile, margin)
     assert spans[0].keep_start == 0 and spans[-1].keep_stop == length
-    for before, after in zip(spans, spans[1:], strict=False):
+    for before, after in itertools.pairwise(spans):
         assert before.keep_stop == after.keep_start
     for s in spans:
         assert s.stop - s.start == min(tile, length)

@@ -42,9 +42,7 @@ def test_put_stores_the_exact_bytes_with_metadata(backend: S3Backend, server: S3
 def test_the_url_points_at_the_object(backend: S3Backend, server: S3Server) -> None:
     stored = backend.put("couldn't_upscale/o-0123456789abcdef.jpg", b"jpeg bytes", "image/jpeg", {})
     assert stored.url == f"{server.endpoint}/{server.bucket}/couldn%27t_upscale/o-0123456789abcdef.jpg"
-    presigned = backend.client.generate_presigned_url(
-        "get_object", Params={"Bucket": server.bucket, "Key": stored.key}
-    )
+    presigned = backend.client.generate_presigned_url("get_object", Params={"Bucket": server.bucket, "Key": stored.key})
     assert presigned.split("?")[0] == stored.url
     assert requests.get(presigned, timeout=10).content == b"jpeg bytes"
 

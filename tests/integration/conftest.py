@@ -1,0 +1,49 @@
+"""Real Ray Serve for the app tests: one local Ray per test session, one deployed app per module.
+
+``_local_testing_mode`` cannot run ``@serve.batch`` (Ray 2.60), so the app runs for real: replicas
+in their own processes, HTTP through Serve's proxy on a free loopback port.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+import pytest
+import ray
+from ray import serve
+
+from serve_app.app import AppArgs, build_app
+from tests.s3servers import free_ports
+
+APP = "upscaler"
+
+
+@pytest.fixture(scope="session")
+def serve_url() -> Iterator[str]:
+    (port,) = free_ports(1)
+    # Logical CPUs: the replicas' fractional requests must fit; the 2 real cores are shared anyway.
+    ray.init(num_cpus=4, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+
+
+@contextmanager
+def deployed(serve_url: str, **settings: Any) -> Iterator[httpx.Client]:
+    """The app built from ``settings`` (over the environment's), as an HTTP client on its URL."""
+    serve.run(build_app(AppArgs(settings=settings)), name=APP, route_prefix="/")
+    try:
+        with httpx.Client(base_url=serve_url, timeout=300) as client:
+            deadline = time.monotonic() + 60
+            while client.get("/api/health").status_code != 200 and time.monotonic() < deadline:
+                time.sleep(0.2)
+            yield client
+    finally:
+        serve.delete(APP)
