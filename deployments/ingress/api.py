@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from ray import serve
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp
 
 from configs.settings import Settings
 from deployments.contracts import StorageError
@@ -24,6 +25,7 @@ from deployments.ingress.errors import (
     error_body,
     status_of,
 )
+from deployments.ingress.limits import DeclaredLengthLimit
 from deployments.ingress.multipart import allow_long_part_headers
 from deployments.ingress.pipeline import Pipeline
 from deployments.ingress.schemas import ErrorResponse, HealthResponse, UploadResponse
@@ -100,9 +102,15 @@ def _install_error_handlers(app: FastAPI, pipeline: Pipeline, settings: Settings
         )
 
 
+class UploadAPI(FastAPI):
+    def build_middleware_stack(self) -> ASGIApp:
+        assert self.max_body_size is not None
+        return DeclaredLengthLimit(super().build_middleware_stack(), self.max_body_size)
+
+
 def create_api(pipeline: Pipeline, settings: Settings) -> FastAPI:
     allow_long_part_headers()
-    app = FastAPI(
+    app = UploadAPI(
         title="VisionCloud Upscaler",
         summary="Uploads are scored; low-resolution images are upscaled by a neural network and stored in S3.",
         version="0.1.0",

@@ -10,7 +10,6 @@ upscaler needs.
 from __future__ import annotations
 
 import io
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,6 +50,9 @@ _SIGNATURES: tuple[tuple[bytes, int, str], ...] = (
 )
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated upload is an error, never grey pixels
+# Pillow's own bomb check fires at a fixed limit and hides the declared size; ``_open`` checks the
+# configured MAX_IMAGE_PIXELS at the same point (after the header, before any pixel is decoded).
+Image.MAX_IMAGE_PIXELS = None
 
 
 @dataclass(frozen=True)
@@ -78,17 +80,13 @@ def sniff(data: bytes) -> str | None:
 
 
 def _open(data: bytes, max_pixels: int) -> Image.Image:
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        try:
-            image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
-        except UnidentifiedImageError:
-            name = sniff(data)
-            raise (UnsupportedFormatError(name) if name else NotAnImageError()) from None
-        except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
-            raise TooManyPixelsError(None, max_pixels) from exc
-        except (OSError, SyntaxError, ValueError) as exc:
-            raise CorruptImageError(str(exc)) from exc
+    try:
+        image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
+    except UnidentifiedImageError:
+        name = sniff(data)
+        raise (UnsupportedFormatError(name) if name else NotAnImageError()) from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise CorruptImageError(str(exc)) from exc
     if image.width * image.height > max_pixels:
         raise TooManyPixelsError((image.width, image.height), max_pixels)
     if getattr(image, "n_frames", 1) > 1:
