@@ -48,7 +48,8 @@ class ResidualBlock(nn.Module):
         self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.conv2(F.relu(self.conv1(x)))
+        out: torch.Tensor = x + self.conv2(F.relu(self.conv1(x)))
+        return out
 
 
 class VCSR(nn.Module):
@@ -62,12 +63,14 @@ class VCSR(nn.Module):
         self.shuffle = nn.PixelShuffle(config.scale)
         # A zero tail makes the untrained network exactly bicubic: training starts from the baseline.
         nn.init.zeros_(self.tail.weight)
+        assert self.tail.bias is not None
         nn.init.zeros_(self.tail.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         base = F.interpolate(x, scale_factor=self.config.scale, mode="bicubic", align_corners=False)
         features = F.relu(self.head(x))
-        return base + self.shuffle(self.tail(self.body(features)))
+        out: torch.Tensor = base + self.shuffle(self.tail(self.body(features)))
+        return out
 
 
 def flops_per_output_pixel(config: VCSRConfig) -> float:

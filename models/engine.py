@@ -63,7 +63,8 @@ class Engine:
         with torch.inference_mode():
             x = tiles.to(self.device, non_blocking=True).to(self.dtype).div_(255.0)
             y = self.module(x)
-            return y.float().clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8).cpu()
+            out: torch.Tensor = y.float().clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8).cpu()
+            return out
 
     def upscale_plane(self, plane: torch.Tensor, tile: int, max_batch: int = 8) -> torch.Tensor:
         """Tile, run and stitch one ``3×H×W`` uint8 plane synchronously (evaluation, tests, CLI)."""

@@ -77,7 +77,7 @@ def train(args: argparse.Namespace) -> Path:
         lr, hr = sampler.batch(args.batch)
         loss = F.l1_loss(model(lr), hr)
         optimiser.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]
         optimiser.step()
         schedule.step()
         step += 1

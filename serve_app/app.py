@@ -1,10 +1,9 @@
 """The composition root: typed arguments → the bound application graph. The only ``.bind()``.
 
 ``serve_config.yaml`` points at ``serve_app.app:build_app``; its ``args:`` are validated as
-``AppArgs``. Settings come from the environment and ``.env``; ``args.settings`` may override them.
+``AppArgs`` (Serve reads the parameter's annotation at run time, so this module does not use
+postponed annotations). Settings come from the environment and ``.env``; ``args.settings`` may override them.
 """
-
-from __future__ import annotations
 
 import logging
 from typing import Any
@@ -30,16 +29,21 @@ def wants_gpu(settings: Settings) -> bool:
     if settings.device == "cuda":
         return True
     if settings.device == "auto" and ray.is_initialized():
-        return ray.cluster_resources().get("GPU", 0) > 0
+        gpus: float = ray.cluster_resources().get("GPU", 0)  # type: ignore[no-untyped-call]
+        return gpus > 0
     return False
 
 
 def build_app(args: AppArgs) -> Application:
     settings = load_settings(**args.settings)
-    upscaler = Upscaler
+    # @serve.deployment turns the classes into Deployments; Ray's annotations keep them as classes.
+    upscaler: Any = Upscaler
     if wants_gpu(settings):
-        upscaler = Upscaler.options(ray_actor_options={"num_cpus": 1, "num_gpus": 1})
+        upscaler = upscaler.options(ray_actor_options={"num_cpus": 1, "num_gpus": 1})
     log.info(
         "building app: storage=%s scale=%d device=%s", settings.storage_backend, settings.upscale_scale, settings.device
     )
-    return Ingress.bind(upscaler.bind(settings), Storage.bind(settings), settings)
+    ingress: Any = Ingress
+    storage: Any = Storage
+    app: Application = ingress.bind(upscaler.bind(settings), storage.bind(settings), settings)
+    return app

@@ -6,6 +6,7 @@ import hmac
 import logging
 import uuid
 from http import HTTPStatus
+from typing import Any
 
 from fastapi import FastAPI, File, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
@@ -32,7 +33,7 @@ from deployments.ingress.schemas import ErrorResponse, HealthResponse, UploadRes
 
 log = logging.getLogger("ray.serve")
 
-REJECTIONS = {
+REJECTIONS: dict[int | str, dict[str, Any]] = {
     int(s): {"model": ErrorResponse, "description": d}
     for s, d in [
         (HTTPStatus.BAD_REQUEST, "Missing field or empty file"),

@@ -10,7 +10,9 @@ from deployments.contracts import Folder, Status
 class IngressMetrics:
     def __init__(self) -> None:
         self._uploads = metrics.Counter(
-            "upscaler_uploads_total", "Uploads processed, by folder and status", tag_keys=("folder", "status")
+            "upscaler_uploads_total",
+            "Uploads processed, by folder and status",
+            tag_keys=("folder", "status"),  # type: ignore[arg-type]  # Ray annotates Tuple[str]
         )
         self._rejected = metrics.Counter("upscaler_rejected_total", "Uploads refused, by reason", tag_keys=("error",))
         self._score = metrics.Histogram(

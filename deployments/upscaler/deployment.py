@@ -64,9 +64,14 @@ class Upscaler:
 
     def reconfigure(self, config: dict[str, Any]) -> None:
         if "max_batch_size" in config:
-            self._forward_tiles.set_max_batch_size(int(config["max_batch_size"]))
+            # @serve.batch adds these setters to the method; Ray's annotations do not say so.
+            self._forward_tiles.set_max_batch_size(  # type: ignore[attr-defined]
+                int(config["max_batch_size"])
+            )
         if "batch_wait_timeout_s" in config:
-            self._forward_tiles.set_batch_wait_timeout_s(float(config["batch_wait_timeout_s"]))
+            self._forward_tiles.set_batch_wait_timeout_s(  # type: ignore[attr-defined]
+                float(config["batch_wait_timeout_s"])
+            )
         if "tile_size" in config:
             size = int(config["tile_size"])
             if size <= 2 * self.engine.info.tile_margin:
