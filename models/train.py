@@ -73,7 +73,8 @@ def train(args: argparse.Namespace) -> Path:
 
     started, window = time.monotonic(), []
     model.train()
-    while step < args.steps:
+    stop_at = min(args.steps, step + args.stop_after) if args.stop_after else args.steps
+    while step < stop_at:
         lr, hr = sampler.batch(args.batch)
         loss = F.l1_loss(model(lr), hr)
         optimiser.zero_grad(set_to_none=True)
@@ -92,7 +93,7 @@ def train(args: argparse.Namespace) -> Path:
                 step / max(time.monotonic() - started, 1e-9),
             )
             window.clear()
-        if step % args.checkpoint_every == 0 or step == args.steps:
+        if step % args.checkpoint_every == 0 or step in (stop_at, args.steps):
             tmp = checkpoint.with_suffix(".tmp")
             torch.save(
                 {
@@ -109,6 +110,9 @@ def train(args: argparse.Namespace) -> Path:
             if args.eval_root.exists():
                 log.info("step %d Set5 PSNR-Y %.3f dB", step, _validate(model, args.model, args.eval_root))
 
+    if step < args.steps:
+        log.info("stopped at step %d of %d; run the same command again to resume", step, args.steps)
+        return checkpoint
     out = args.out or spec.path
     save_vcsr(model.eval(), out, {"name": args.model, "steps": str(args.steps), "seed": str(args.seed)})
     log.info("wrote %s", out)
@@ -128,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval-root", type=Path, default=DEFAULT_EVAL_ROOT)
     parser.add_argument("--run-dir", type=Path)
     parser.add_argument("--out", type=Path, help="default: the registered weights path")
+    parser.add_argument("--stop-after", type=int, help="train at most this many steps in this run, then resume")
     parser.add_argument("--log-every", type=int, default=100)
     parser.add_argument("--checkpoint-every", type=int, default=1000)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
