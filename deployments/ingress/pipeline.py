@@ -89,6 +89,10 @@ class Pipeline:
                 message = f"Image upscaled ×{upscaled.scale} and stored."
         clock.lap("store")
         timings = clock.total()
+        if upscaled:
+            timings.update(
+                model=round(upscaled.upscale_seconds * 1000, 2), encode=round(upscaled.encode_seconds * 1000, 2)
+            )
         output = upscaled.image if upscaled else original
         self.metrics.upload(folder, status, score, timings["total"] / 1000)
         log.info(

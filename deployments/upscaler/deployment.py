@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from typing import Any
 
@@ -52,14 +53,18 @@ class Upscaler:
         self.settings = settings
         self.engine = load_engine(settings)
         self.tile_size = DEFAULT_TILE_SIZE
+        # Ray pins OMP threads to the replica's num_cpus (1 here); the forward pass is the only heavy
+        # work on the node, so it gets every core unless user_config sets torch_threads.
+        torch.set_num_threads(len(os.sched_getaffinity(0)))
         self.metrics = UpscalerMetrics()
         log.info(
-            "loaded %s (%s, ×%d, %d parameters) on %s",
+            "loaded %s (%s, ×%d, %d parameters) on %s, %d threads",
             self.engine.info.name,
             self.engine.info.architecture,
             self.engine.scale,
             self.engine.info.parameters,
             self.engine.device,
+            torch.get_num_threads(),
         )
 
     def reconfigure(self, config: dict[str, Any]) -> None:
