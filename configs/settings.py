@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     model_name: str | None = Field(
         None, description="a registered model name (default: the bundled model for UPSCALE_SCALE)"
     )
+    model_registry: Path = Field(
+        REPO_ROOT / "configs" / "models.yaml", description="a YAML file listing extra models by name and path"
+    )
     model_path: Path | None = Field(None, description="a model file (ours or any spandrel-supported) to serve instead")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto, cpu or cuda")
     max_upload_bytes: int = Field(50 * MIB, ge=1, description="a positive number of bytes")

@@ -62,6 +62,22 @@ class UpscaledImage:
 
 
 @dataclass(frozen=True)
+class ModelSummary:
+    """One servable model, as ``GET /api/models`` lists it."""
+
+    name: str
+    architecture: str
+    scale: int
+    parameters: int
+    file_bytes: int
+    description: str
+    default: bool
+    supports_half: bool
+    supports_bfloat16: bool
+    psnr: dict[str, float]  # mean PSNR-Y per evaluation set, where an evaluation file ships beside it
+
+
+@dataclass(frozen=True)
 class StoredObject:
     key: str
     url: str

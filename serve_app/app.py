@@ -12,6 +12,7 @@ import ray
 from pydantic import BaseModel, Field
 from ray.serve import Application
 
+from configs.model_registry import load_registry
 from configs.settings import Settings, load_settings
 from deployments.ingress.deployment import Ingress
 from deployments.storage.deployment import Storage
@@ -45,5 +46,6 @@ def build_app(args: AppArgs) -> Application:
     )
     ingress: Any = Ingress
     storage: Any = Storage
-    app: Application = ingress.bind(upscaler.bind(settings), storage.bind(settings), settings)
+    registry = load_registry(settings.model_registry)
+    app: Application = ingress.bind(upscaler.bind(settings, registry), storage.bind(settings), settings)
     return app

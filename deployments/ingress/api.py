@@ -8,7 +8,7 @@ import uuid
 from http import HTTPStatus
 from typing import Any
 
-from fastapi import FastAPI, File, Request, UploadFile
+from fastapi import FastAPI, File, Form, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from ray import serve
@@ -29,7 +29,7 @@ from deployments.ingress.errors import (
 from deployments.ingress.limits import DeclaredLengthLimit
 from deployments.ingress.multipart import allow_long_part_headers
 from deployments.ingress.pipeline import Pipeline
-from deployments.ingress.schemas import ErrorResponse, HealthResponse, UploadResponse
+from deployments.ingress.schemas import ErrorResponse, HealthResponse, ModelInfoResponse, UploadResponse
 
 log = logging.getLogger("ray.serve")
 
@@ -38,9 +38,10 @@ REJECTIONS: dict[int | str, dict[str, Any]] = {
     for s, d in [
         (HTTPStatus.BAD_REQUEST, "Missing field or empty file"),
         (HTTPStatus.UNAUTHORIZED, "API key required (when API_KEY is set)"),
+        (HTTPStatus.NOT_FOUND, "Unknown model name (the message lists the valid ones)"),
         (HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "Body over MAX_UPLOAD_BYTES, or too many pixels"),
         (HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "Not a JPEG, PNG or WebP still image"),
-        (HTTPStatus.UNPROCESSABLE_ENTITY, "Damaged or truncated image"),
+        (HTTPStatus.UNPROCESSABLE_ENTITY, "Damaged or truncated image, or an unknown output format"),
         (HTTPStatus.SERVICE_UNAVAILABLE, "Storage unavailable; nothing was stored"),
     ]
 }
@@ -121,7 +122,14 @@ def create_api(pipeline: Pipeline, settings: Settings) -> FastAPI:
     )
 
     @app.post("/api/images/upload", response_model=UploadResponse, responses=REJECTIONS)
-    async def upload(request: Request, image: UploadFile | None = File(None)) -> UploadResponse:
+    async def upload(
+        request: Request,
+        image: UploadFile | None = File(None, description="The image: JPEG, PNG or WebP"),
+        model: str | None = Form(None, description="A model from GET /api/models (default: the service's)"),
+        output_format: str | None = Form(
+            None, alias="format", description="Output format of an upscaled image: png, webp or jpeg"
+        ),
+    ) -> UploadResponse:
         """Score the image; store it as is (good quality) or upscaled (or the original, if that fails)."""
         rid = _request_id(request)
         if settings.api_key and not hmac.compare_digest(
@@ -133,7 +141,12 @@ def create_api(pipeline: Pipeline, settings: Settings) -> FastAPI:
         data = await image.read()
         if not data:
             raise EmptyUploadError()
-        return await pipeline.process(data, image.filename, rid)
+        return await pipeline.process(data, image.filename, rid, model or None, output_format or None)
+
+    @app.get("/api/models", response_model=list[ModelInfoResponse])
+    async def list_models() -> list[ModelInfoResponse]:
+        """The models an upload may name, with their scales, sizes and measured PSNR-Y."""
+        return [ModelInfoResponse.model_validate(m, from_attributes=True) for m in await pipeline.models()]
 
     @app.get("/api/health", response_model=HealthResponse, responses={503: {"model": HealthResponse}})
     async def health() -> JSONResponse:

@@ -89,6 +89,21 @@ class UnauthorizedError(UploadRejectedError):
         super().__init__("A valid API key is required in the X-API-Key header.")
 
 
+class UnknownModelError(UploadRejectedError):
+    code = "unknown_model"
+
+    def __init__(self, name: str, known: list[str]) -> None:
+        super().__init__(f"Unknown model {name!r}; available models: {', '.join(known)}.")
+        self.name, self.known = name, known
+
+
+class UnknownOutputFormatError(UploadRejectedError):
+    code = "unknown_format"
+
+    def __init__(self, fmt: str, known: tuple[str, ...]) -> None:
+        super().__init__(f"Unknown output format {fmt!r}; choose one of: {', '.join(known)}.")
+
+
 HTTP_STATUS: dict[type[UploadRejectedError], HTTPStatus] = {
     MissingFieldError: HTTPStatus.BAD_REQUEST,
     EmptyUploadError: HTTPStatus.BAD_REQUEST,
@@ -99,6 +114,8 @@ HTTP_STATUS: dict[type[UploadRejectedError], HTTPStatus] = {
     TooManyPixelsError: HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
     UploadTooLargeError: HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
     UnauthorizedError: HTTPStatus.UNAUTHORIZED,
+    UnknownModelError: HTTPStatus.NOT_FOUND,
+    UnknownOutputFormatError: HTTPStatus.UNPROCESSABLE_ENTITY,
 }
 
 

@@ -17,13 +17,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from configs.settings import Settings
-from deployments.contracts import EncodedImage, Folder, Status, StoredObject, UpscaledImage
+from deployments.contracts import EncodedImage, Folder, ModelSummary, Status, StoredObject, UpscaledImage
 from deployments.ingress import decode
+from deployments.ingress.errors import UnknownModelError, UnknownOutputFormatError
 from deployments.ingress.metrics import IngressMetrics
 from deployments.ingress.schemas import UploadResponse, UploadResult
 from deployments.storage.keys import sanitise_stem
 
 log = logging.getLogger("ray.serve")
+
+OUTPUT_FORMATS = ("png", "webp", "jpeg")
 
 
 @dataclass
@@ -52,8 +55,28 @@ class Pipeline:
         self.storage = storage
         self.settings = settings
         self.metrics = IngressMetrics()
+        self._models: list[ModelSummary] | None = None
 
-    async def process(self, data: bytes, filename: str | None, request_id: str) -> UploadResponse:
+    async def models(self) -> list[ModelSummary]:
+        """The upscaler's catalogue (the same on every replica), fetched once."""
+        if self._models is None:
+            self._models = await self.upscaler.models.remote()
+        return self._models
+
+    async def choose_model(self, name: str | None) -> ModelSummary:
+        models = await self.models()
+        wanted = name or next(m.name for m in models if m.default)
+        for model in models:
+            if model.name == wanted:
+                return model
+        raise UnknownModelError(wanted, [m.name for m in models])
+
+    async def process(
+        self, data: bytes, filename: str | None, request_id: str, model: str | None = None, fmt: str | None = None
+    ) -> UploadResponse:
+        if fmt is not None and fmt not in OUTPUT_FORMATS:
+            raise UnknownOutputFormatError(fmt, OUTPUT_FORMATS)
+        chosen = await self.choose_model(model)
         clock = Stopwatch()
         max_pixels = self.settings.max_image_pixels
         probe = await asyncio.to_thread(decode.inspect, data, max_pixels)
@@ -74,7 +97,8 @@ class Pipeline:
             decoded = await asyncio.to_thread(decode.decode, probe, max_pixels)
             clock.lap("decode")
             try:
-                upscaled = await self.upscaler.upscale.remote(decoded)
+                upscaler = self.upscaler.options(multiplexed_model_id=chosen.name)
+                upscaled = await upscaler.upscale.remote(decoded, fmt)
             except Exception as exc:  # whatever broke upscaling, the original must still be kept
                 log.warning("request %s: upscaling failed, keeping the original: %s", request_id, exc)
                 folder, status = Folder.COULDNT_UPSCALE, Status.ERROR
@@ -114,7 +138,7 @@ class Pipeline:
                 folder=folder.value,
                 s3_url=stored.url,
                 quality_score=round(score, 6),
-                upscale_scale=None if folder is Folder.GOOD_QUALITY else self.settings.upscale_scale,
+                upscale_scale=None if folder is Folder.GOOD_QUALITY else chosen.scale,
                 processed_at=datetime.now(UTC),
                 key=stored.key,
                 request_id=request_id,
@@ -123,7 +147,7 @@ class Pipeline:
                 output_width=output.width,
                 output_height=output.height,
                 size_bytes=stored.size,
-                model=upscaled.model if upscaled else None,
+                model=None if folder is Folder.GOOD_QUALITY else chosen.name,
                 duplicate=not stored.created,
                 timings_ms=timings,
             ),

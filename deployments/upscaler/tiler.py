@@ -3,7 +3,7 @@
 ``upscale_pixels`` cuts each plane of the image into tiles, awaits ``forward_tile`` for every tile at
 once (the deployment's ``@serve.batch`` method gathers them into batches with other requests' tiles)
 and stitches the results. ``run_grouped`` is the synchronous other half, run in a worker thread:
-tiles of one shape stack into one forward pass; small images bring shapes of their own.
+tiles of one model and shape stack into one forward pass; small images bring shapes of their own.
 """
 
 from __future__ import annotations
@@ -19,17 +19,20 @@ from models.engine import Engine, merge_planes, split_planes
 from models.tiling import cut, plan_tiles, stitch
 
 ForwardTile = Callable[[torch.Tensor], Awaitable[torch.Tensor]]
+TileJob = tuple[Engine, torch.Tensor]
 
 
-def run_grouped(engine: Engine, tiles: list[torch.Tensor]) -> list[torch.Tensor]:
-    groups: dict[tuple[int, ...], list[int]] = {}
-    for i, tile in enumerate(tiles):
-        groups.setdefault(tuple(tile.shape), []).append(i)
+def run_grouped(jobs: list[TileJob]) -> list[torch.Tensor]:
+    """Outputs in the order of ``jobs``; one forward pass per (model, tile shape)."""
+    groups: dict[tuple[int, tuple[int, ...]], list[int]] = {}
+    for i, (engine, tile) in enumerate(jobs):
+        groups.setdefault((id(engine), tuple(tile.shape)), []).append(i)
     results: dict[int, torch.Tensor] = {}
     for indices in groups.values():
-        out = engine.run(torch.stack([tiles[i] for i in indices]))
+        engine = jobs[indices[0]][0]
+        out = engine.run(torch.stack([jobs[i][1] for i in indices]))
         results.update(zip(indices, out.unbind(0), strict=True))
-    return [results[i] for i in range(len(tiles))]
+    return [results[i] for i in range(len(jobs))]
 
 
 async def _upscale_plane(

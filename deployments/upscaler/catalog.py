@@ -1,0 +1,82 @@
+"""The models one upscaler replica can serve, validated at start-up.
+
+Built-in models, the registry file's entries and ``MODEL_PATH`` (served under its file's stem) are
+each loaded once when the replica starts, so a file that cannot be loaded fails the replica with a
+message naming it, and ``GET /api/models`` can list scales and sizes without loading anything later.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from configs.model_registry import ModelEntry
+from configs.settings import Settings
+from deployments.contracts import ModelSummary
+from models.engine import ModelInfo
+from models.loader import LoadedModel, load_model
+from models.registry import BUILTIN, ModelSpec, UnknownModelError, default_model_name
+
+log = logging.getLogger("ray.serve")
+
+
+def _scores(path: Path) -> dict[str, float]:
+    """Mean PSNR-Y per set from ``<stem>.eval.json`` beside the weights (written by models.evaluate)."""
+    report = path.with_name(path.stem + ".eval.json")
+    if not report.is_file():
+        return {}
+    sets = json.loads(report.read_text()).get("sets", {})
+    return {name: round(float(s["mean"]["psnr"]), 2) for name, s in sets.items()}
+
+
+class Catalog:
+    def __init__(self, settings: Settings, entries: list[ModelEntry]) -> None:
+        specs: dict[str, ModelSpec] = {**BUILTIN}
+        specs.update({e.name: ModelSpec(e.name, e.path, e.description) for e in entries})
+        if settings.model_path is not None:
+            name = settings.model_path.stem
+            specs[name] = ModelSpec(name, settings.model_path, "MODEL_PATH")
+            self.default = name
+        else:
+            self.default = settings.model_name or default_model_name(settings.upscale_scale)
+        if self.default not in specs:
+            raise UnknownModelError(self.default, sorted(specs))
+        self.specs = specs
+        self.infos: dict[str, ModelInfo] = {}
+        for name, spec in specs.items():
+            self.infos[name] = load_model(spec.path, name).info  # raises ModelLoadError naming the file
+        scale = self.infos[self.default].scale
+        if scale != settings.upscale_scale:
+            raise ValueError(
+                f"model {self.default!r} ({specs[self.default].path}) upscales ×{scale} but "
+                f"UPSCALE_SCALE={settings.upscale_scale}; choose a ×{settings.upscale_scale} model or set "
+                f"UPSCALE_SCALE={scale}"
+            )
+        log.info("models: %s (default %s)", ", ".join(sorted(specs)), self.default)
+
+    def resolve(self, name: str | None) -> str:
+        name = name or self.default
+        if name not in self.specs:
+            raise UnknownModelError(name, sorted(self.specs))
+        return name
+
+    def load(self, name: str) -> LoadedModel:
+        return load_model(self.specs[name].path, name)
+
+    def summaries(self) -> list[ModelSummary]:
+        return [
+            ModelSummary(
+                name=name,
+                architecture=info.architecture,
+                scale=info.scale,
+                parameters=info.parameters,
+                file_bytes=self.specs[name].path.stat().st_size,
+                description=self.specs[name].description,
+                default=name == self.default,
+                supports_half=info.supports_half,
+                supports_bfloat16=info.supports_bfloat16,
+                psnr=_scores(self.specs[name].path),
+            )
+            for name, info in sorted(self.infos.items())
+        ]
