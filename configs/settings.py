@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     )
     model_path: Path | None = Field(None, description="a model file (ours or any spandrel-supported) to serve instead")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto, cpu or cuda")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", description="auto (reduced precision only where measured harmless and fast), fp32, bf16 or fp16"
+    )
     max_upload_bytes: int = Field(50 * MIB, ge=1, description="a positive number of bytes")
     max_image_pixels: int = Field(
         50_000_000, ge=1, description="a positive number of pixels (decompression-bomb limit)"

@@ -23,6 +23,7 @@ from PIL import Image
 from models.engine import Engine, resolve_device
 from models.loader import load_model
 from models.metrics import psnr_y, ssim_y
+from models.precision import DTYPES, candidates
 from models.registry import resolve
 
 DEFAULT_EVAL_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "eval"
@@ -81,6 +82,21 @@ def engine_upscaler(engine: Engine) -> Upscaler:
     return lambda image: engine.upscale_image(image, tile=512)
 
 
+def precision_losses(path: Path, name: str, device: torch.device, set5: Path) -> dict[str, float]:
+    """Set5 PSNR-Y of fp32 minus that of each reduced precision worth using on ``device``."""
+    results: dict[str, float] = {}
+    reference: float | None = None
+    for dtype_name in ["fp32", *candidates(device, load_model(path, name).info)]:
+        loaded = load_model(path, name)
+        engine = Engine(loaded.module, loaded.info, device, DTYPES[dtype_name])
+        psnr = summarise(evaluate_set(engine_upscaler(engine), set5, engine.scale))["psnr"]
+        if reference is None:
+            reference = psnr
+        else:
+            results[dtype_name] = round(reference - psnr, 4)
+    return results
+
+
 def _row(dataset: str, image: str, psnr: float, ssim: float, bic_psnr: float, bic_ssim: float) -> str:
     return f"{dataset:<8} {image:<10} {psnr:7.2f} {ssim:7.4f} {bic_psnr:9.2f} {bic_ssim:9.4f}"
 
@@ -94,11 +110,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", type=Path, default=DEFAULT_EVAL_ROOT)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--json", type=Path, help="also write per-image and mean scores here")
+    parser.add_argument("--dtype", choices=sorted(DTYPES), default="fp32", help="precision to evaluate in")
+    parser.add_argument(
+        "--precision",
+        action="store_true",
+        help="also measure the Set5 PSNR-Y loss of each reduced precision this device supports",
+    )
     args = parser.parse_args(argv)
 
     path = resolve(args.model).path if args.model else args.weights
     loaded = load_model(path, args.model)
-    engine = Engine(loaded.module, loaded.info, resolve_device(args.device))
+    device = resolve_device(args.device)
+    engine = Engine(loaded.module, loaded.info, device, DTYPES[args.dtype])
     torch.set_grad_enabled(False)
     report: dict[str, object] = {"model": loaded.info.name, "scale": engine.scale, "sets": {}}
     print(f"{loaded.info.name} ×{engine.scale}  ({loaded.info.parameters:,} parameters)")
@@ -110,6 +133,9 @@ def main(argv: list[str] | None = None) -> int:
         mean = summarise(scores)
         print(_row(name, "MEAN", mean["psnr"], mean["ssim"], mean["bicubic_psnr"], mean["bicubic_ssim"]))
         report["sets"][name] = {"mean": mean, "images": [asdict(s) for s in scores]}  # type: ignore[index]
+    if args.precision:
+        report["precision_loss_db"] = precision_losses(path, loaded.info.name, device, args.root / "Set5")
+        print("Set5 PSNR-Y loss against fp32:", report["precision_loss_db"])
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
     return 0

@@ -148,6 +148,8 @@ class Pipeline:
                 output_height=output.height,
                 size_bytes=stored.size,
                 model=None if folder is Folder.GOOD_QUALITY else chosen.name,
+                precision=upscaled.precision if upscaled else None,
+                tiles=upscaled.tiles if upscaled else None,
                 duplicate=not stored.created,
                 timings_ms=timings,
             ),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 from configs.model_registry import ModelEntry
 from configs.settings import Settings
@@ -21,12 +22,15 @@ from models.registry import BUILTIN, ModelSpec, UnknownModelError, default_model
 log = logging.getLogger("ray.serve")
 
 
-def _scores(path: Path) -> dict[str, float]:
-    """Mean PSNR-Y per set from ``<stem>.eval.json`` beside the weights (written by models.evaluate)."""
+def _evaluation(path: Path) -> dict[str, Any]:
+    """``<stem>.eval.json`` beside the weights (written by ``models.evaluate``), if there is one."""
     report = path.with_name(path.stem + ".eval.json")
-    if not report.is_file():
-        return {}
-    sets = json.loads(report.read_text()).get("sets", {})
+    return dict(json.loads(report.read_text())) if report.is_file() else {}
+
+
+def _scores(path: Path) -> dict[str, float]:
+    """Mean PSNR-Y per evaluation set."""
+    sets = _evaluation(path).get("sets", {})
     return {name: round(float(s["mean"]["psnr"]), 2) for name, s in sets.items()}
 
 
@@ -63,6 +67,10 @@ class Catalog:
 
     def load(self, name: str) -> LoadedModel:
         return load_model(self.specs[name].path, name)
+
+    def precision_loss_db(self, name: str) -> dict[str, float]:
+        """Measured Set5 PSNR-Y loss of each reduced precision against fp32 (none for unmeasured files)."""
+        return {k: float(v) for k, v in _evaluation(self.specs[name].path).get("precision_loss_db", {}).items()}
 
     def summaries(self) -> list[ModelSummary]:
         return [

@@ -25,12 +25,20 @@ from deployments.upscaler.catalog import Catalog
 from deployments.upscaler.encode import encode
 from deployments.upscaler.metrics import UpscalerMetrics
 from deployments.upscaler.tiler import TileJob, run_grouped, upscale_pixels
+from models import precision
 from models.engine import Engine, resolve_device
 
 log = logging.getLogger("ray.serve")
 
 DEFAULT_TILE_SIZE = 256
+DEFAULT_BATCH_PIXELS = 8 * DEFAULT_TILE_SIZE**2
 MODELS_PER_REPLICA = 3
+MIN_TILE_SIZE = 64
+
+
+def tile_pixels(jobs: list[TileJob]) -> int:
+    """A batch's size for ``@serve.batch``: input pixels, so big and small tiles share one budget."""
+    return sum(int(tile.shape[1]) * int(tile.shape[2]) for _, tile in jobs)
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 1}, max_ongoing_requests=16)
@@ -49,20 +57,26 @@ class Upscaler:
 
     def _build_engine(self, name: str) -> Engine:
         loaded = self.catalog.load(name)
-        return Engine(loaded.module, loaded.info, self.device)
+        measured = self.catalog.precision_loss_db(name)
+        dtype = precision.choose(self.device, loaded.info, self.settings.precision, measured)
+        log.info("model %s runs in %s on %s", name, dtype, self.device)
+        return Engine(loaded.module, loaded.info, self.device, dtype)
 
     def reconfigure(self, config: dict[str, Any]) -> None:
         # @serve.batch adds these setters to the method; Ray's annotations do not say so.
-        if "max_batch_size" in config:
-            self._forward_tiles.set_max_batch_size(int(config["max_batch_size"]))  # type: ignore[attr-defined]
+        tile_size = int(config.get("tile_size", self.tile_size))
+        current: int = self._forward_tiles._get_max_batch_size()  # type: ignore[attr-defined]
+        budget = int(config.get("max_batch_pixels", current))
+        if budget < tile_size**2:  # Serve fails any single item over the budget
+            raise ValueError(f"max_batch_pixels={budget} must hold one {tile_size}×{tile_size} tile")
+        self._forward_tiles.set_max_batch_size(budget)  # type: ignore[attr-defined]
         if "batch_wait_timeout_s" in config:
             self._forward_tiles.set_batch_wait_timeout_s(float(config["batch_wait_timeout_s"]))  # type: ignore[attr-defined]
         if "tile_size" in config:
-            size = int(config["tile_size"])
             margin = max(info.tile_margin for info in self.catalog.infos.values())
-            if size <= 2 * margin:
-                raise ValueError(f"tile_size={size} must exceed twice the largest model margin {margin}")
-            self.tile_size = size
+            if tile_size <= 2 * margin:
+                raise ValueError(f"tile_size={tile_size} must exceed twice the largest model margin {margin}")
+            self.tile_size = tile_size
         if "torch_threads" in config:
             torch.set_num_threads(int(config["torch_threads"]))
 
@@ -72,7 +86,7 @@ class Upscaler:
             return self.default_engine
         return await asyncio.to_thread(self._build_engine, name)
 
-    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.01)
+    @serve.batch(max_batch_size=DEFAULT_BATCH_PIXELS, batch_wait_timeout_s=0.01, batch_size_fn=tile_pixels)
     async def _forward_tiles(self, jobs: list[TileJob]) -> list[torch.Tensor]:
         started = time.perf_counter()
         outputs = await asyncio.to_thread(run_grouped, jobs)
@@ -90,13 +104,7 @@ class Upscaler:
         try:
             engine = await self._engine(self.catalog.resolve(serve.get_multiplexed_model_id()))
 
-            async def forward_tile(tile: torch.Tensor) -> torch.Tensor:
-                output: torch.Tensor = await self._forward_tiles((engine, tile))
-                return output
-
-            output, tiles = await upscale_pixels(
-                image.pixels, forward_tile, self.tile_size, engine.info.tile_margin, engine.scale
-            )
+            output, tiles = await self._upscale_pixels(engine, image)
             upscaled = time.perf_counter()
             encoded = await asyncio.to_thread(
                 encode,
@@ -109,12 +117,40 @@ class Upscaler:
         except Exception as exc:
             self.metrics.failure()
             log.exception("upscaling a %dx%d image failed", image.width, image.height)
-            if isinstance(exc, torch.OutOfMemoryError) and self.device.type == "cuda":
-                torch.cuda.empty_cache()
             raise UpscaleError(f"{type(exc).__name__}: {exc}") from exc
         done = time.perf_counter()
         self.metrics.image(pixels, done - started)
-        return UpscaledImage(encoded, engine.info.name, engine.scale, tiles, upscaled - started, done - upscaled)
+        return UpscaledImage(
+            encoded,
+            engine.info.name,
+            engine.scale,
+            str(engine.dtype).removeprefix("torch."),
+            tiles,
+            upscaled - started,
+            done - upscaled,
+        )
+
+    async def _upscale_pixels(self, engine: Engine, image: DecodedImage) -> tuple[Any, int]:
+        """Tile and upscale; out of memory, try again with tiles half the size (down to 64 pixels)."""
+
+        async def forward_tile(tile: torch.Tensor) -> torch.Tensor:
+            output: torch.Tensor = await self._forward_tiles((engine, tile))
+            return output
+
+        tile_size = self.tile_size
+        while True:
+            try:
+                return await upscale_pixels(
+                    image.pixels, forward_tile, tile_size, engine.info.tile_margin, engine.scale
+                )
+            except torch.OutOfMemoryError:
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                smaller = tile_size // 2
+                if smaller < MIN_TILE_SIZE or smaller <= 2 * engine.info.tile_margin:
+                    raise
+                log.warning("out of memory with %d-pixel tiles; retrying with %d", tile_size, smaller)
+                tile_size = smaller
 
     def models(self) -> list[ModelSummary]:
         return self.catalog.summaries()

@@ -10,6 +10,7 @@ from urllib.parse import unquote, urlparse
 import httpx
 import numpy as np
 import pytest
+import torch
 
 from models.engine import Engine
 from models.loader import load_model
@@ -100,8 +101,10 @@ def test_a_1x1_upload_is_upscaled_to_2x2(client: httpx.Client) -> None:
 def test_upscaled_pixels_are_the_models_output(client: httpx.Client) -> None:
     source = images.noise(160, 120, seed=3)
     result = upload(client, images.encode(source, "PNG"), "small.png", "image/png").json()["result"]
+    assert result["precision"] in {"float32", "bfloat16"}
     loaded = load_model(resolve(default_model_name(2)).path)
-    expected = Engine(loaded.module, loaded.info, __import__("torch").device("cpu")).upscale_image(
+    dtype = getattr(torch, result["precision"])
+    expected = Engine(loaded.module, loaded.info, torch.device("cpu"), dtype).upscale_image(
         np.asarray(source), tile=512
     )
     got = pixels(stored_path(result).read_bytes())

@@ -1,16 +1,20 @@
 """The upscaler deployment class outside Serve: its catalogue, live tunables, clear start-up errors.
 (Its batching and multiplexing need a real replica; tests/integration runs those.)"""
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+import torch
 
 import deployments.upscaler.deployment as deployment
 from configs.model_registry import ModelEntry
 from configs.settings import load_settings
+from deployments.contracts import DecodedImage
 from deployments.upscaler.catalog import Catalog
-from deployments.upscaler.deployment import Upscaler
+from deployments.upscaler.deployment import Upscaler, tile_pixels
 from models.loader import ModelLoadError
 from models.registry import UnknownModelError
 
@@ -36,8 +40,8 @@ def test_the_bundled_model_for_the_scale_is_the_default(upscaler: Any) -> None:
 
 
 def test_user_config_is_applied_live(upscaler: Any) -> None:
-    upscaler.reconfigure({"max_batch_size": 3, "batch_wait_timeout_s": 0.5, "tile_size": 128})
-    assert upscaler._forward_tiles._get_max_batch_size() == 3
+    upscaler.reconfigure({"max_batch_pixels": 3 * 128**2, "batch_wait_timeout_s": 0.5, "tile_size": 128})
+    assert upscaler._forward_tiles._get_max_batch_size() == 3 * 128**2
     assert upscaler._forward_tiles._get_batch_wait_timeout_s() == 0.5
     assert upscaler.tile_size == 128
 
@@ -45,6 +49,41 @@ def test_user_config_is_applied_live(upscaler: Any) -> None:
 def test_a_tile_too_small_for_the_models_is_refused(upscaler: Any) -> None:
     with pytest.raises(ValueError, match="tile_size=16 must exceed twice the largest model margin"):
         upscaler.reconfigure({"tile_size": 16})
+
+
+def test_a_pixel_budget_smaller_than_one_tile_is_refused(upscaler: Any) -> None:
+    with pytest.raises(ValueError, match="must hold one 256×256 tile"):
+        upscaler.reconfigure({"max_batch_pixels": 1000})
+
+
+def test_batches_are_measured_in_input_pixels() -> None:
+    engine = object()
+    jobs = [(engine, torch.zeros(3, 256, 256, dtype=torch.uint8)), (engine, torch.zeros(3, 10, 20, dtype=torch.uint8))]
+    assert tile_pixels(jobs) == 256 * 256 + 200  # type: ignore[arg-type]
+
+
+def test_out_of_memory_retries_with_smaller_tiles(upscaler: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[int] = []
+
+    async def fake_upscale_pixels(pixels: Any, forward: Any, tile_size: int, margin: int, scale: int) -> Any:
+        seen.append(tile_size)
+        if tile_size > 64:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return pixels, 1
+
+    monkeypatch.setattr(deployment, "upscale_pixels", fake_upscale_pixels)
+    image = DecodedImage(np.zeros((8, 8, 3), np.uint8))
+    assert asyncio.run(upscaler._upscale_pixels(upscaler.default_engine, image))[1] == 1
+    assert seen == [256, 128, 64]
+
+
+def test_out_of_memory_with_the_smallest_tiles_fails(upscaler: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def always_oom(*args: Any) -> Any:
+        raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+
+    monkeypatch.setattr(deployment, "upscale_pixels", always_oom)
+    with pytest.raises(torch.OutOfMemoryError):
+        asyncio.run(upscaler._upscale_pixels(upscaler.default_engine, DecodedImage(np.zeros((8, 8), np.uint8))))
 
 
 def test_the_catalogue_lists_bundled_and_registered_models(shared_dir: Path) -> None:
