@@ -40,8 +40,14 @@ def _run(model: str, size: int, tile: int | None, queue: mp.Queue) -> None:  # t
             engine.run(x)
     else:
         engine.upscale_image(image, tile=tile)
-    queue.put({"tile": tile, "baseline_mib": round(before), "peak_mib": round(_peak_mib()),
-               "seconds": round(time.perf_counter() - started, 1)})
+    queue.put(
+        {
+            "tile": tile,
+            "baseline_mib": round(before),
+            "peak_mib": round(_peak_mib()),
+            "seconds": round(time.perf_counter() - started, 1),
+        }
+    )
 
 
 def measure(model: str, size: int, tile: int | None) -> dict[str, object]:

@@ -46,7 +46,7 @@ def bicubic(image: NDArray[np.uint8], scale: int) -> NDArray[np.uint8]:
     return np.asarray(pil.resize((pil.width * scale, pil.height * scale), Image.Resampling.BICUBIC))
 
 
-def _read(path: Path) -> NDArray[np.uint8]:
+def read_image(path: Path) -> NDArray[np.uint8]:
     with Image.open(path) as image:
         return np.asarray(image.convert("L") if image.mode == "L" else image.convert("RGB"))
 
@@ -55,8 +55,8 @@ def evaluate_set(upscale: Upscaler, set_dir: Path, scale: int) -> list[ImageScor
     folder = set_dir / f"x{scale}"
     scores = []
     for hr_path in sorted(folder.glob("*_HR.png")):
-        hr = _read(hr_path)
-        lr = _read(hr_path.with_name(hr_path.name.replace("_HR", "_LR")))
+        hr = read_image(hr_path)
+        lr = read_image(hr_path.with_name(hr_path.name.replace("_HR", "_LR")))
         out, base = upscale(lr), bicubic(lr, scale)
         scores.append(
             ImageScore(
