@@ -5,7 +5,8 @@
 Every ``--checkpoint-every`` steps the model, optimiser, schedule and sampler state go to
 ``<run-dir>/checkpoint.pt`` (written atomically), so a run stopped at any point resumes with the same
 batches it would have drawn; at the end the weights are exported to ``models/weights/<name>.safetensors``.
-Recipe: L1 loss, Adam, cosine learning-rate decay, random patches with flips and transposes.
+Recipe: L1 loss, Adam, cosine learning-rate decay, random patches with flips and transposes;
+``--amp`` trains with bf16 autocast.
 """
 
 from __future__ import annotations
@@ -76,7 +77,11 @@ def train(args: argparse.Namespace) -> Path:
     stop_at = min(args.steps, step + args.stop_after) if args.stop_after else args.steps
     while step < stop_at:
         lr, hr = sampler.batch(args.batch)
-        loss = F.l1_loss(model(lr), hr)
+        # bf16 autocast runs the convolutions ~2× faster on CPUs with AVX512-BF16; weights, optimiser
+        # state and the loss stay fp32.
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.amp):
+            out = model(lr)
+        loss = F.l1_loss(out.float(), hr)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()  # type: ignore[no-untyped-call]
         optimiser.step()
@@ -114,7 +119,9 @@ def train(args: argparse.Namespace) -> Path:
         log.info("stopped at step %d of %d; run the same command again to resume", step, args.steps)
         return checkpoint
     out = args.out or spec.path
-    save_vcsr(model.eval(), out, {"name": args.model, "steps": str(args.steps), "seed": str(args.seed)})
+    save_vcsr(
+        model.eval(), out, {"name": args.model, "steps": str(args.steps), "seed": str(args.seed), "amp": str(args.amp)}
+    )
     log.info("wrote %s", out)
     return out
 
@@ -128,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--amp", action="store_true", help="bf16 autocast for the forward pass (CPU)")
     parser.add_argument("--data", type=Path, default=DEFAULT_TRAIN_ROOT)
     parser.add_argument("--eval-root", type=Path, default=DEFAULT_EVAL_ROOT)
     parser.add_argument("--run-dir", type=Path)
