@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.s3servers import S3Server, moto_server, seaweedfs_server
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 # Test-only credentials for the S3 servers started on loopback; Ray replicas inherit them.
@@ -14,6 +17,18 @@ os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "vcs-test-secret-key")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+
+@pytest.fixture(scope="module", params=["moto", "seaweedfs"])
+def s3_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """A real S3-compatible server on 127.0.0.1, once per module and kind: moto (API shape) and
+    SeaweedFS (checks signatures and checksums like S3)."""
+    if request.param == "moto":
+        with moto_server() as server:
+            yield server
+    else:
+        with seaweedfs_server(tmp_path_factory.mktemp("weed")) as server:
+            yield server
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp
 
 from configs.settings import Settings
-from deployments.contracts import StorageError
+from deployments.contracts import ModelSummary, StorageError
 from deployments.ingress.errors import (
     EmptyUploadError,
     MissingFieldError,
@@ -29,7 +29,7 @@ from deployments.ingress.errors import (
 from deployments.ingress.limits import DeclaredLengthLimit
 from deployments.ingress.multipart import allow_long_part_headers
 from deployments.ingress.pipeline import Pipeline
-from deployments.ingress.schemas import ErrorResponse, HealthResponse, ModelInfoResponse, UploadResponse
+from deployments.ingress.schemas import ErrorResponse, HealthResponse, UploadResponse
 
 log = logging.getLogger("ray.serve")
 
@@ -143,10 +143,10 @@ def create_api(pipeline: Pipeline, settings: Settings) -> FastAPI:
             raise EmptyUploadError()
         return await pipeline.process(data, image.filename, rid, model or None, output_format or None)
 
-    @app.get("/api/models", response_model=list[ModelInfoResponse])
-    async def list_models() -> list[ModelInfoResponse]:
+    @app.get("/api/models", response_model=list[ModelSummary])
+    async def list_models() -> list[ModelSummary]:
         """The models an upload may name, with their scales, sizes and measured PSNR-Y."""
-        return [ModelInfoResponse.model_validate(m, from_attributes=True) for m in await pipeline.models()]
+        return await pipeline.models()
 
     @app.get("/api/health", response_model=HealthResponse, responses={503: {"model": HealthResponse}})
     async def health() -> JSONResponse:

@@ -43,19 +43,6 @@ class ErrorResponse(BaseModel):
     request_id: str | None = None
 
 
-class ModelInfoResponse(BaseModel):
-    name: str
-    architecture: str
-    scale: int
-    parameters: int
-    file_bytes: int
-    description: str
-    default: bool
-    supports_half: bool
-    supports_bfloat16: bool
-    psnr: dict[str, float] = Field(description="Mean PSNR-Y (dB) per evaluation set, where measured")
-
-
 class HealthResponse(BaseModel):
     status: str
     reasons: list[str] = []

@@ -32,6 +32,7 @@ log = logging.getLogger("ray.serve")
 
 DEFAULT_TILE_SIZE = 256
 DEFAULT_BATCH_PIXELS = 8 * DEFAULT_TILE_SIZE**2
+DEFAULT_BATCH_WAIT_S = 0.01
 MODELS_PER_REPLICA = 3
 MIN_TILE_SIZE = 64
 
@@ -49,6 +50,10 @@ class Upscaler:
         self.catalog = Catalog(settings, registry)
         self.default_engine = self._build_engine(self.catalog.default)
         self.tile_size = DEFAULT_TILE_SIZE
+        # The batcher's limits live on the decorated method, which Ray pickles with the class: start
+        # every replica from the defaults, whatever the process that deployed it did to them.
+        self._forward_tiles.set_max_batch_size(DEFAULT_BATCH_PIXELS)  # type: ignore[attr-defined]
+        self._forward_tiles.set_batch_wait_timeout_s(DEFAULT_BATCH_WAIT_S)  # type: ignore[attr-defined]
         # Ray pins OMP threads to the replica's num_cpus (1 here); the forward pass is the only heavy
         # work on the node, so it gets every core unless user_config sets torch_threads.
         torch.set_num_threads(len(os.sched_getaffinity(0)))
@@ -86,7 +91,9 @@ class Upscaler:
             return self.default_engine
         return await asyncio.to_thread(self._build_engine, name)
 
-    @serve.batch(max_batch_size=DEFAULT_BATCH_PIXELS, batch_wait_timeout_s=0.01, batch_size_fn=tile_pixels)
+    @serve.batch(
+        max_batch_size=DEFAULT_BATCH_PIXELS, batch_wait_timeout_s=DEFAULT_BATCH_WAIT_S, batch_size_fn=tile_pixels
+    )
     async def _forward_tiles(self, jobs: list[TileJob]) -> list[torch.Tensor]:
         started = time.perf_counter()
         outputs = await asyncio.to_thread(run_grouped, jobs)

@@ -11,19 +11,14 @@ import pytest
 from tests import images
 from tests.integration.conftest import deployed
 from tests.integration.helpers import open_image, upload
-from tests.s3servers import S3Server, moto_server, seaweedfs_server
+from tests.s3servers import S3Server
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module", params=["seaweedfs", "moto"])
-def s3(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
-    if request.param == "moto":
-        with moto_server() as server:
-            yield server
-    else:
-        with seaweedfs_server(tmp_path_factory.mktemp("weed")) as server:
-            yield server
+@pytest.fixture(scope="module")
+def s3(s3_server: S3Server) -> S3Server:
+    return s3_server
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 checks SigV4 signatures and checksums like S3 does)."""
 
 import hashlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,19 +9,14 @@ import requests
 
 from deployments.contracts import StorageConflictError, StorageError
 from deployments.storage.s3 import S3Backend
-from tests.s3servers import S3Server, free_ports, moto_server, seaweedfs_server
+from tests.s3servers import S3Server, free_ports, seaweedfs_server
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module", params=["moto", "seaweedfs"])
-def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
-    if request.param == "moto":
-        with moto_server() as s:
-            yield s
-    else:
-        with seaweedfs_server(tmp_path_factory.mktemp("weed")) as s:
-            yield s
+@pytest.fixture
+def server(s3_server: S3Server) -> S3Server:
+    return s3_server
 
 
 @pytest.fixture

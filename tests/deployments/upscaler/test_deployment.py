@@ -39,6 +39,15 @@ def test_the_bundled_model_for_the_scale_is_the_default(upscaler: Any) -> None:
     assert upscaler.unavailable_reason() is None
 
 
+def test_every_replica_starts_from_the_default_batch_limits(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(deployment, "UpscalerMetrics", NoMetrics)
+    first = Upscaler.func_or_class(load_settings(), [])
+    first.reconfigure({"max_batch_pixels": 2 * 256**2, "batch_wait_timeout_s": 1.0})
+    second = Upscaler.func_or_class(load_settings(), [])
+    assert second._forward_tiles._get_max_batch_size() == deployment.DEFAULT_BATCH_PIXELS
+    assert second._forward_tiles._get_batch_wait_timeout_s() == deployment.DEFAULT_BATCH_WAIT_S
+
+
 def test_user_config_is_applied_live(upscaler: Any) -> None:
     upscaler.reconfigure({"max_batch_pixels": 3 * 128**2, "batch_wait_timeout_s": 0.5, "tile_size": 128})
     assert upscaler._forward_tiles._get_max_batch_size() == 3 * 128**2
