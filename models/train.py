@@ -72,7 +72,7 @@ def train(args: argparse.Namespace) -> Path:
         step = state["step"]
         log.info("resumed %s at step %d", checkpoint, step)
 
-    started, window = time.monotonic(), []
+    started, start_step, window = time.monotonic(), step, []
     model.train()
     stop_at = min(args.steps, step + args.stop_after) if args.stop_after else args.steps
     while step < stop_at:
@@ -95,7 +95,7 @@ def train(args: argparse.Namespace) -> Path:
                 args.steps,
                 np.mean(window),
                 schedule.get_last_lr()[0],
-                step / max(time.monotonic() - started, 1e-9),
+                (step - start_step) / max(time.monotonic() - started, 1e-9),
             )
             window.clear()
         if step % args.checkpoint_every == 0 or step in (stop_at, args.steps):

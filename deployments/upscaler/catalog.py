@@ -48,8 +48,12 @@ class Catalog:
             raise UnknownModelError(self.default, sorted(specs))
         self.specs = specs
         self.infos: dict[str, ModelInfo] = {}
+        self._preloaded: dict[str, LoadedModel] = {}
         for name, spec in specs.items():
-            self.infos[name] = load_model(spec.path, name).info  # raises ModelLoadError naming the file
+            loaded = load_model(spec.path, name)  # raises ModelLoadError naming the file
+            self.infos[name] = loaded.info
+            if name == self.default:  # the replica builds its engine from it next: keep it, don't reload
+                self._preloaded[name] = loaded
         scale = self.infos[self.default].scale
         if scale != settings.upscale_scale:
             raise ValueError(
@@ -66,7 +70,8 @@ class Catalog:
         return name
 
     def load(self, name: str) -> LoadedModel:
-        return load_model(self.specs[name].path, name)
+        """The model's module; the default's is the one loaded at start (handed out once)."""
+        return self._preloaded.pop(name, None) or load_model(self.specs[name].path, name)
 
     def precision_loss_db(self, name: str) -> dict[str, float]:
         """Measured Set5 PSNR-Y loss of each reduced precision against fp32 (none for unmeasured files)."""

@@ -9,13 +9,14 @@ import numpy as np
 import pytest
 import torch
 
+import deployments.upscaler.catalog as catalog_module
 import deployments.upscaler.deployment as deployment
 from configs.model_registry import ModelEntry
 from configs.settings import load_settings
 from deployments.contracts import DecodedImage
 from deployments.upscaler.catalog import Catalog
 from deployments.upscaler.deployment import Upscaler, tile_pixels
-from models.loader import ModelLoadError
+from models.loader import LoadedModel, ModelLoadError
 from models.registry import UnknownModelError
 
 
@@ -129,3 +130,19 @@ def test_an_unloadable_registered_file_fails_start_up_naming_the_file(tmp_path: 
     bad.write_bytes(b"\x00" * 100)
     with pytest.raises(ModelLoadError, match="garbage.pth"):
         Catalog(load_settings(), [ModelEntry(name="garbage", path=bad)])
+
+
+def test_each_model_file_is_loaded_once_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    loads: list[str] = []
+    real = catalog_module.load_model
+
+    def counting(path: Path, name: str) -> LoadedModel:
+        loads.append(name)
+        return real(path, name)
+
+    monkeypatch.setattr(catalog_module, "load_model", counting)
+    catalog = Catalog(load_settings(), [])
+    first = catalog.load(catalog.default)  # the engine's module: the one loaded to validate the file
+    assert sorted(loads) == sorted(catalog.specs)
+    catalog.load(catalog.default)  # later loads (after multiplexing evicted it) read the file again
+    assert loads.count(catalog.default) == 2 and first.info.name == catalog.default
