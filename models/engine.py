@@ -66,10 +66,12 @@ class Engine:
             out: torch.Tensor = y.float().clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8).cpu()
             return out
 
-    def upscale_plane(self, plane: torch.Tensor, tile: int, max_batch: int = 8) -> torch.Tensor:
+    def upscale_plane(
+        self, plane: torch.Tensor, tile: int, max_batch: int = 8, layout: str = "balanced"
+    ) -> torch.Tensor:
         """Tile, run and stitch one ``3×H×W`` uint8 plane synchronously (evaluation, tests, CLI)."""
         _, height, width = plane.shape
-        tiles = plan_tiles(height, width, tile, self.info.tile_margin)
+        tiles = plan_tiles(height, width, tile, self.info.tile_margin, layout)
         crops = cut(plane, tiles)
         outputs: list[torch.Tensor] = []
         for i in range(0, len(crops), max_batch):
@@ -80,9 +82,11 @@ class Engine:
                 outputs.extend(self.run(c[None])[0] for c in chunk)
         return stitch(outputs, tiles, self.scale, height, width)
 
-    def upscale_image(self, image: NDArray[np.uint8], tile: int = 256) -> NDArray[np.uint8]:
+    def upscale_image(
+        self, image: NDArray[np.uint8], tile: int = 512, layout: str = "balanced"
+    ) -> NDArray[np.uint8]:
         planes = split_planes(image)
-        return merge_planes([self.upscale_plane(p, tile) for p in planes], image)
+        return merge_planes([self.upscale_plane(p, tile, layout=layout) for p in planes], image)
 
 
 def split_planes(image: NDArray[np.uint8]) -> list[torch.Tensor]:

@@ -1,14 +1,20 @@
-"""Cutting images into overlapping tiles of one fixed size and stitching the results seamlessly.
+"""Cutting images into overlapping tiles and stitching the results seamlessly.
 
-Every tile is ``tile × tile`` input pixels (an image smaller than that along an axis becomes one tile
-of its own length there), so tiles from images of any size stack into uniform batches. Neighbouring
-tiles overlap by at least ``2·margin``; each output pixel is taken from the tile in which it lies at
-least ``margin`` input pixels from a cut edge. With ``margin`` ≥ the network's receptive radius the
-stitched output equals the untiled output up to floating-point rounding.
+Two layouts. ``fixed``: every tile is ``tile × tile`` input pixels (an image smaller than that along
+an axis becomes one tile of its own length there), so tiles from images of any size stack into one
+uniform batch — what a GPU with compiled or graph-captured fixed shapes wants. ``balanced``: as few
+tiles as ``tile`` allows, all of one image the same size, spread evenly so neighbours overlap by the
+margin and no more — what a CPU wants, where every overlapping pixel is computed twice (a 1080p image
+in 256-px fixed tiles computes ~1.5× its pixels; balanced 512-px tiles ~1.13×).
+
+Neighbouring tiles overlap by at least ``2·margin``; each output pixel is taken from the tile in
+which it lies at least ``margin`` input pixels from a cut edge. With ``margin`` ≥ the network's
+receptive radius the stitched output equals the untiled output up to floating-point rounding.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from itertools import product
 
@@ -31,15 +37,26 @@ class Tile:
     cols: Span
 
 
-def plan_axis(length: int, tile: int, margin: int) -> list[Span]:
+LAYOUTS = ("balanced", "fixed")
+
+
+def plan_axis(length: int, tile: int, margin: int, layout: str = "fixed") -> list[Span]:
     if length < 1:
         raise ValueError(f"cannot tile an axis of length {length}")
     if tile <= 2 * margin:
         raise ValueError(f"tile size {tile} must exceed twice the margin {margin}")
+    if layout not in LAYOUTS:
+        raise ValueError(f"tile layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
     if length <= tile:
         return [Span(0, length, 0, length)]
-    stride = tile - 2 * margin
-    starts = [*range(0, length - tile, stride), length - tile]
+    if layout == "fixed":
+        stride = tile - 2 * margin
+        starts = [*range(0, length - tile, stride), length - tile]
+    else:
+        # n tiles of the smallest size that covers the axis; even steps of at most size − 2·margin.
+        n = math.ceil((length - 2 * margin) / (tile - 2 * margin))
+        tile = math.ceil((length - 2 * margin) / n) + 2 * margin
+        starts = [i * (length - tile) // (n - 1) for i in range(n)]
     spans: list[Span] = []
     for i, start in enumerate(starts):
         stop = start + tile
@@ -50,9 +67,9 @@ def plan_axis(length: int, tile: int, margin: int) -> list[Span]:
     return spans
 
 
-def plan_tiles(height: int, width: int, tile: int, margin: int) -> list[Tile]:
+def plan_tiles(height: int, width: int, tile: int, margin: int, layout: str = "fixed") -> list[Tile]:
     """Tiles covering a ``height × width`` image, row-major."""
-    rows, cols = plan_axis(height, tile, margin), plan_axis(width, tile, margin)
+    rows, cols = plan_axis(height, tile, margin, layout), plan_axis(width, tile, margin, layout)
     return [Tile(r, c) for r, c in product(rows, cols)]
 
 

@@ -19,7 +19,7 @@ def test_config_is_valid_for_serve(path: Path) -> None:
     assert app.import_path == "serve_app.app:build_app"
     assert {d.name for d in app.deployments} == {"Ingress", "Upscaler", "Storage"}
     upscaler = next(d for d in app.deployments if d.name == "Upscaler")
-    assert set(upscaler.user_config) == {"max_batch_pixels", "batch_wait_timeout_s", "tile_size"}
+    assert set(upscaler.user_config) == {"max_batch_pixels", "batch_wait_timeout_s", "tile_size", "tile_layout"}
 
 
 def test_port_comes_from_the_settings() -> None:

@@ -3,8 +3,8 @@
 Each request names a model through Serve's model multiplexing (``multiplexed_model_id``; empty means
 the default). Its image is cut into fixed-size tiles (``models.tiling``); every tile is submitted to
 the ``@serve.batch`` method on its own, so tiles of all concurrent requests fill the same batches.
-The forward pass runs in a worker thread, never on the replica's event loop. Batch size, batch wait
-and tile size are runtime tunables (``user_config`` in serve_config.yaml, applied by ``reconfigure``).
+The forward pass runs in a worker thread, never on the replica's event loop. Batch size, batch wait,
+tile size and tile layout are runtime tunables (``user_config`` in serve_config.yaml, applied by ``reconfigure``).
 """
 
 from __future__ import annotations
@@ -27,11 +27,13 @@ from deployments.upscaler.metrics import UpscalerMetrics
 from deployments.upscaler.tiler import TileJob, run_grouped, upscale_pixels
 from models import precision
 from models.engine import Engine, resolve_device
+from models.tiling import LAYOUTS
 
 log = logging.getLogger("ray.serve")
 
-DEFAULT_TILE_SIZE = 256
-DEFAULT_BATCH_PIXELS = 8 * DEFAULT_TILE_SIZE**2
+DEFAULT_TILE_SIZE = 512
+DEFAULT_TILE_LAYOUT = "balanced"
+DEFAULT_BATCH_PIXELS = 2 * DEFAULT_TILE_SIZE**2
 DEFAULT_BATCH_WAIT_S = 0.01
 MODELS_PER_REPLICA = 3
 MIN_TILE_SIZE = 64
@@ -50,6 +52,7 @@ class Upscaler:
         self.catalog = Catalog(settings, registry)
         self.default_engine = self._build_engine(self.catalog.default)
         self.tile_size = DEFAULT_TILE_SIZE
+        self.tile_layout = DEFAULT_TILE_LAYOUT
         # The batcher's limits live on the decorated method, which Ray pickles with the class: start
         # every replica from the defaults, whatever the process that deployed it did to them.
         self._forward_tiles.set_max_batch_size(DEFAULT_BATCH_PIXELS)  # type: ignore[attr-defined]
@@ -82,6 +85,10 @@ class Upscaler:
             if tile_size <= 2 * margin:
                 raise ValueError(f"tile_size={tile_size} must exceed twice the largest model margin {margin}")
             self.tile_size = tile_size
+        if "tile_layout" in config:
+            if config["tile_layout"] not in LAYOUTS:
+                raise ValueError(f"tile_layout={config['tile_layout']!r} must be one of {', '.join(LAYOUTS)}")
+            self.tile_layout = str(config["tile_layout"])
         if "torch_threads" in config:
             torch.set_num_threads(int(config["torch_threads"]))
 
@@ -148,7 +155,7 @@ class Upscaler:
         while True:
             try:
                 return await upscale_pixels(
-                    image.pixels, forward_tile, tile_size, engine.info.tile_margin, engine.scale
+                    image.pixels, forward_tile, tile_size, engine.info.tile_margin, engine.scale, self.tile_layout
                 )
             except torch.OutOfMemoryError:
                 if self.device.type == "cuda":

@@ -36,19 +36,24 @@ def run_grouped(jobs: list[TileJob]) -> list[torch.Tensor]:
 
 
 async def _upscale_plane(
-    plane: torch.Tensor, forward_tile: ForwardTile, tile_size: int, margin: int, scale: int
+    plane: torch.Tensor, forward_tile: ForwardTile, tile_size: int, margin: int, scale: int, layout: str
 ) -> tuple[torch.Tensor, int]:
     _, height, width = plane.shape
-    tiles = plan_tiles(height, width, tile_size, margin)
+    tiles = plan_tiles(height, width, tile_size, margin, layout)
     outputs = await asyncio.gather(*(forward_tile(crop) for crop in cut(plane, tiles)))
     return stitch(list(outputs), tiles, scale, height, width), len(tiles)
 
 
 async def upscale_pixels(
-    pixels: NDArray[np.uint8], forward_tile: ForwardTile, tile_size: int, margin: int, scale: int
+    pixels: NDArray[np.uint8],
+    forward_tile: ForwardTile,
+    tile_size: int,
+    margin: int,
+    scale: int,
+    layout: str = "balanced",
 ) -> tuple[NDArray[np.uint8], int]:
     """The upscaled image laid out like ``pixels`` (L, RGB or RGBA), and how many tiles it took."""
     planes = await asyncio.gather(
-        *(_upscale_plane(p, forward_tile, tile_size, margin, scale) for p in split_planes(pixels))
+        *(_upscale_plane(p, forward_tile, tile_size, margin, scale, layout) for p in split_planes(pixels))
     )
     return merge_planes([p for p, _ in planes], pixels), sum(n for _, n in planes)

@@ -43,7 +43,7 @@ def test_the_bundled_model_for_the_scale_is_the_default(upscaler: Any) -> None:
 def test_every_replica_starts_from_the_default_batch_limits(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(deployment, "UpscalerMetrics", NoMetrics)
     first = Upscaler.func_or_class(load_settings(), [])
-    first.reconfigure({"max_batch_pixels": 2 * 256**2, "batch_wait_timeout_s": 1.0})
+    first.reconfigure({"max_batch_pixels": 3 * 512**2, "batch_wait_timeout_s": 1.0})
     second = Upscaler.func_or_class(load_settings(), [])
     assert second._forward_tiles._get_max_batch_size() == deployment.DEFAULT_BATCH_PIXELS
     assert second._forward_tiles._get_batch_wait_timeout_s() == deployment.DEFAULT_BATCH_WAIT_S
@@ -62,7 +62,7 @@ def test_a_tile_too_small_for_the_models_is_refused(upscaler: Any) -> None:
 
 
 def test_a_pixel_budget_smaller_than_one_tile_is_refused(upscaler: Any) -> None:
-    with pytest.raises(ValueError, match="must hold one 256×256 tile"):
+    with pytest.raises(ValueError, match="must hold one 512×512 tile"):
         upscaler.reconfigure({"max_batch_pixels": 1000})
 
 
@@ -75,7 +75,7 @@ def test_batches_are_measured_in_input_pixels() -> None:
 def test_out_of_memory_retries_with_smaller_tiles(upscaler: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[int] = []
 
-    async def fake_upscale_pixels(pixels: Any, forward: Any, tile_size: int, margin: int, scale: int) -> Any:
+    async def fake_upscale_pixels(pixels: Any, forward: Any, tile_size: int, *args: Any) -> Any:
         seen.append(tile_size)
         if tile_size > 64:
             raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
@@ -84,7 +84,7 @@ def test_out_of_memory_retries_with_smaller_tiles(upscaler: Any, monkeypatch: py
     monkeypatch.setattr(deployment, "upscale_pixels", fake_upscale_pixels)
     image = DecodedImage(np.zeros((8, 8, 3), np.uint8))
     assert asyncio.run(upscaler._upscale_pixels(upscaler.default_engine, image))[1] == 1
-    assert seen == [256, 128, 64]
+    assert seen == [512, 256, 128, 64]
 
 
 def test_out_of_memory_with_the_smallest_tiles_fails(upscaler: Any, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -146,3 +146,11 @@ def test_each_model_file_is_loaded_once_at_start(monkeypatch: pytest.MonkeyPatch
     assert sorted(loads) == sorted(catalog.specs)
     catalog.load(catalog.default)  # later loads (after multiplexing evicted it) read the file again
     assert loads.count(catalog.default) == 2 and first.info.name == catalog.default
+
+
+def test_the_tile_layout_is_a_live_tunable(upscaler: Any) -> None:
+    assert upscaler.tile_layout == "balanced"
+    upscaler.reconfigure({"tile_layout": "fixed"})
+    assert upscaler.tile_layout == "fixed"
+    with pytest.raises(ValueError, match="tile_layout='spiral' must be one of balanced, fixed"):
+        upscaler.reconfigure({"tile_layout": "spiral"})
