@@ -1,0 +1,160 @@
+"""Engine throughput against the machine's own limit.
+
+    python -m bench.engine [--models vcsr-m-x2 vcsr-m-x4] [--batches 1 2 4] [--tile 512] [--json F]
+
+For each bundled model, each precision worth running on the device (fp32, and bf16/fp16 where the
+hardware has them) and each micro-batch size, it times ``Engine.run`` on uint8 tiles of the service's
+tile size — the exact call a Serve batch makes — and reports megapixels of input per second, achieved
+GFLOP/s (convolution and matmul FLOPs counted by ``torch.utils.flop_counter``) and that as a share of
+the peak of the same dtype on the same device, measured in the same run: the faster of a large
+matmul and a large 3×3 convolution (the op these networks are made of).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
+
+from bench.machine import describe, header, table, write_json
+from models.engine import Engine, resolve_device
+from models.loader import load_model
+from models.precision import DTYPES, candidates, choose
+from models.registry import resolve
+
+
+def timed(fn: Callable[[], object], seconds: float, device: torch.device, min_runs: int = 3) -> float:
+    """Seconds per call, best of repeated runs after a warm-up (the steady state a busy replica sees)."""
+    fn()
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    sync()
+    best, spent, runs = float("inf"), 0.0, 0
+    while spent < seconds or runs < min_runs:
+        started = time.perf_counter()
+        fn()
+        sync()
+        elapsed = time.perf_counter() - started
+        best, spent, runs = min(best, elapsed), spent + elapsed, runs + 1
+    return best
+
+
+def peak_gflops(dtype: torch.dtype, device: torch.device, seconds: float) -> dict[str, float]:
+    """Dense peaks of this dtype measured here: a square matmul and a 64→64 3×3 convolution."""
+    n = 8192 if device.type == "cuda" else 2048
+    a = torch.randn(n, n, device=device).to(dtype)
+    b = torch.randn(n, n, device=device).to(dtype)
+    matmul = 2 * n**3 / timed(lambda: torch.mm(a, b), seconds, device)
+    batch, channels, side = (32, 64, 256) if device.type == "cuda" else (4, 64, 128)
+    x = torch.randn(batch, channels, side, side, device=device).to(dtype)
+    w = torch.randn(channels, channels, 3, 3, device=device).to(dtype)
+    with torch.inference_mode():
+        conv = (
+            2
+            * batch
+            * channels
+            * channels
+            * 9
+            * side
+            * side
+            / timed(lambda: F.conv2d(x, w, padding=1), seconds, device)
+        )
+    return {"matmul": matmul / 1e9, "conv3x3": conv / 1e9, "peak": max(matmul, conv) / 1e9}
+
+
+def count_flops(engine: Engine, tiles: torch.Tensor) -> int:
+    with FlopCounterMode(display=False) as counter:
+        engine.run(tiles)
+    return int(counter.get_total_flops())
+
+
+def bench_model(
+    name: str, device: torch.device, batches: list[int], tile: int, seconds: float, peaks: dict[str, dict[str, float]]
+) -> list[dict[str, Any]]:
+    spec = resolve(name)
+    info = load_model(spec.path, name).info
+    eval_file = spec.path.with_name(spec.path.stem + ".eval.json")
+    measured = {}
+    if eval_file.is_file():
+        import json
+
+        measured = json.loads(eval_file.read_text()).get("precision_loss_db", {})
+    default = choose(device, info, "auto", measured)
+    rows = []
+    for dtype_name in ["fp32", *candidates(device, info)]:
+        dtype = DTYPES[dtype_name]
+        loaded = load_model(spec.path, name)
+        engine = Engine(loaded.module, loaded.info, device, dtype)
+        for batch in batches:
+            tiles = torch.randint(0, 256, (batch, 3, tile, tile), dtype=torch.uint8)
+            flops = count_flops(engine, tiles)
+            per_call = timed(lambda engine=engine, tiles=tiles: engine.run(tiles), seconds, device)
+            gflops = flops / per_call / 1e9
+            rows.append(
+                {
+                    "model": name,
+                    "dtype": dtype_name,
+                    "default": dtype == default,
+                    "batch": batch,
+                    "tile": tile,
+                    "ms_per_batch": per_call * 1e3,
+                    "mp_per_s": batch * tile * tile / per_call / 1e6,
+                    "gflop_per_s": gflops,
+                    "peak_gflop_per_s": peaks[dtype_name]["peak"],
+                    "of_peak": gflops / peaks[dtype_name]["peak"],
+                }
+            )
+            print(table(rows[-1:], list(rows[-1])).splitlines()[-1], flush=True)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", default=["vcsr-m-x2", "vcsr-m-x4"])
+    parser.add_argument("--batches", nargs="+", type=int, default=[1, 2, 4])
+    parser.add_argument("--tile", type=int, default=512)
+    parser.add_argument("--seconds", type=float, default=3.0, help="time per measurement (after a warm-up)")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+
+    device = resolve_device(args.device)
+    info = describe()
+    print(header(info), f"\ndevice: {device}, torch threads {torch.get_num_threads()}", flush=True)
+    dtypes = [
+        "fp32",
+        *sorted({d for m in args.models for d in candidates(device, load_model(resolve(m).path, m).info)}),
+    ]
+    peaks = {d: peak_gflops(DTYPES[d], device, args.seconds) for d in dtypes}
+    print(table([{"dtype": d, **p} for d, p in peaks.items()], ["dtype", "matmul", "conv3x3", "peak"]), flush=True)
+    rows = [r for m in args.models for r in bench_model(m, device, args.batches, args.tile, args.seconds, peaks)]
+    columns = list(rows[0])
+    print("\n" + table(rows, columns))
+    best = {}
+    for m in args.models:
+        ours = [r for r in rows if r["model"] == m and r["default"]]
+        top = max(ours, key=lambda r: r["mp_per_s"])
+        best[m] = {k: top[k] for k in ("dtype", "batch", "mp_per_s", "gflop_per_s", "of_peak")}
+        print(
+            f"{m}: best {top['mp_per_s']:.3f} MP/s in {top['dtype']} (batch {top['batch']}), "
+            f"{top['of_peak']:.0%} of the measured {top['dtype']} peak"
+        )
+    report = {
+        "machine": info,
+        "device": str(device),
+        "settings": vars(args) | {"json": str(args.json)},
+        "peaks_gflop_per_s": peaks,
+        "rows": rows,
+        "best": best,
+    }
+    write_json(args.json, report)
+    return report
+
+
+if __name__ == "__main__":
+    main()
