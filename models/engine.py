@@ -84,9 +84,7 @@ class Engine:
                 outputs.extend(self.run(c[None])[0] for c in chunk)
         return stitch(outputs, tiles, self.scale, height, width)
 
-    def upscale_image(
-        self, image: NDArray[np.uint8], tile: int = 512, layout: str = "balanced"
-    ) -> NDArray[np.uint8]:
+    def upscale_image(self, image: NDArray[np.uint8], tile: int = 512, layout: str = "balanced") -> NDArray[np.uint8]:
         planes = split_planes(image)
         return merge_planes([self.upscale_plane(p, tile, layout=layout) for p in planes], image)
 
