@@ -104,7 +104,8 @@ class Upscaler:
     async def _forward_tiles(self, jobs: list[TileJob]) -> list[torch.Tensor]:
         started = time.perf_counter()
         outputs = await asyncio.to_thread(run_grouped, jobs)
-        self.metrics.batch(len(jobs), time.perf_counter() - started)
+        passes = len({(id(engine), tuple(tile.shape)) for engine, tile in jobs})
+        self.metrics.batch(len(jobs), passes, time.perf_counter() - started)
         return outputs
 
     async def upscale(self, image: DecodedImage, fmt: str | None = None) -> UpscaledImage:

@@ -16,6 +16,12 @@ class UpscalerMetrics:
             boundaries=[0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8],
         )
         self._tiles = metrics.Counter("upscaler_tiles_total", "Tiles run through the model")
+        # Counters are exact in Ray's Prometheus export (histogram sums are not): tiles per forward
+        # pass is upscaler_tiles_total / upscaler_batches_total.
+        self._batches = metrics.Counter("upscaler_batches_total", "Dynamic batches formed by @serve.batch")
+        self._passes = metrics.Counter(
+            "upscaler_forward_passes_total", "Forward passes (one per model and tile shape in a batch)"
+        )
         self._seconds = metrics.Histogram(
             "upscaler_image_seconds",
             "Upscale and encode time per image",
@@ -24,10 +30,12 @@ class UpscalerMetrics:
         self._megapixels = metrics.Counter("upscaler_input_megapixels_total", "Input megapixels upscaled")
         self._failures = metrics.Counter("upscaler_failures_total", "Images that failed to upscale")
 
-    def batch(self, tiles: int, seconds: float) -> None:
+    def batch(self, tiles: int, passes: int, seconds: float) -> None:
         self._tiles_per_batch.observe(tiles)
         self._batch_seconds.observe(seconds)
         self._tiles.inc(tiles)
+        self._batches.inc()
+        self._passes.inc(passes)
 
     def image(self, pixels: int, seconds: float) -> None:
         self._megapixels.inc(pixels / 1e6)

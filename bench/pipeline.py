@@ -1,0 +1,202 @@
+"""The whole service under load, against the engine's own throughput measured in the same run.
+
+    python -m bench.pipeline [--seconds 30] [--clients 1 2 4 8] [--loads 0.3 0.5 0.7 0.9 1.1] [--s3]
+                             [--json docs/bench/pipeline.json] [--plot docs/bench/pipeline.png]
+
+1. engine: the default model at its default precision on the service's tile size (``bench.engine``);
+2. starts the real service (``ray start`` + ``python -m serve_app serve``, local storage);
+3. upscaling path at saturation: clients sending only small and 1080p JPEGs; its input MP/s over the
+   engine's is the pipeline/engine ratio;
+4. the fixed mix (small and 1080p uploads that get upscaled, 4K uploads that don't) with 1…8 closed-loop
+   clients: uploads/s, MP/s, p50/p95/p99 per kind, tiles per batch and per forward pass (Ray metrics);
+5. open loop at fractions of the mix's saturation rate: throughput and p99 against offered load (plot);
+6. no-upscale path: 4K JPEGs only, local storage, and with ``--s3`` again on moto's S3 server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bench.engine import bench_model, peak_gflops
+from bench.machine import describe, header, table, write_json
+from bench.service import Sample, Service, Upload, closed_loop, open_loop, send_once, summarise, upload_of
+from configs.settings import load_settings
+from deployments.upscaler.deployment import DEFAULT_TILE_SIZE
+from models.engine import resolve_device
+from models.precision import DTYPES
+from models.registry import default_model_name
+
+COUNTERS = ("ray_upscaler_tiles_total", "ray_upscaler_batches_total", "ray_upscaler_forward_passes_total")
+
+
+def mixes() -> dict[str, list[Upload]]:
+    small = upload_of("small-640x480", 640, 480, "coffee.png")
+    tiny = upload_of("small-320x240", 320, 240, "chelsea.png")
+    hd = upload_of("1080p", 1920, 1080, "astronaut.png")
+    uhd = upload_of("4k", 3840, 2160, "motorcycle_left.png")
+    return {
+        "upscale": [small, hd, tiny, small],
+        "mix": [small, uhd, hd, tiny, uhd, small],
+        "4k": [uhd],
+    }
+
+
+def run_phase(
+    service: Service, name: str, samples_fn: Any, seconds: float, counters: bool = True
+) -> tuple[dict[str, Any], list[Sample]]:
+    before = service.settled_metrics(0) if counters else {}
+    started = time.perf_counter()
+    samples: list[Sample] = asyncio.run(samples_fn)
+    elapsed = max(seconds, time.perf_counter() - started) if seconds else time.perf_counter() - started
+    result = {"phase": name, **summarise(samples, elapsed)}
+    if counters:
+        after = service.settled_metrics()
+        delta = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in COUNTERS}
+        batches, passes = delta[COUNTERS[1]], delta[COUNTERS[2]]
+        result["tiles_per_batch"] = delta[COUNTERS[0]] / batches if batches else None
+        result["tiles_per_forward_pass"] = delta[COUNTERS[0]] / passes if passes else None
+        result["forward_passes"] = passes
+    print(
+        f"{name}: {result['uploads_per_s']:.2f} uploads/s, {result['upscaled_mp_per_s']:.3f} MP/s upscaled, "
+        f"p50 {result['p50_s']:.2f} s, p99 {result['p99_s']:.2f} s, errors {result['errors']}",
+        flush=True,
+    )
+    return result, samples
+
+
+def engine_figure(seconds: float) -> dict[str, Any]:
+    settings = load_settings()
+    name = settings.model_name or default_model_name(settings.upscale_scale)
+    device = resolve_device(settings.device)
+    peaks = {d: peak_gflops(DTYPES[d], device, seconds) for d in ("fp32", "bf16")}
+    rows = [r for r in bench_model(name, device, [1, 2], DEFAULT_TILE_SIZE, seconds, peaks) if r["default"]]
+    return max(rows, key=lambda r: r["mp_per_s"])
+
+
+def plot(points: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    offered = [p["offered_per_s"] for p in points]
+    fig, left = plt.subplots(figsize=(7, 4.2))
+    left.plot(offered, [p["uploads_per_s"] for p in points], "o-", color="tab:blue", label="throughput")
+    left.plot(offered, offered, ":", color="grey", label="offered = served")
+    left.set_xlabel("offered load (uploads/s, fixed mix)")
+    left.set_ylabel("served uploads/s", color="tab:blue")
+    right = left.twinx()
+    for kind, style in (("1080p", "s--"), ("small-640x480", "^--"), ("4k", "d--")):
+        right.plot(offered, [p["by_kind"].get(kind, {}).get("p99_s") for p in points], style, label=f"p99 {kind}")
+    right.set_ylabel("p99 latency (s)")
+    right.set_yscale("log")
+    lines = left.get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
+    labels = left.get_legend_handles_labels()[1] + right.get_legend_handles_labels()[1]
+    left.legend(lines, labels, loc="upper left", fontsize=8)
+    left.set_title("VisionCloud Upscaler: throughput and p99 against offered load")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    print(f"wrote {path}")
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=30.0, help="length of each load phase")
+    parser.add_argument("--clients", nargs="+", type=int, default=[1, 2, 4, 8])
+    parser.add_argument("--loads", nargs="+", type=float, default=[0.3, 0.5, 0.7, 0.9, 1.1])
+    parser.add_argument("--s3", action="store_true", help="also run the no-upscale path against moto's S3 server")
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--plot", type=Path)
+    args = parser.parse_args(argv)
+
+    info = describe()
+    print(header(info), flush=True)
+    engine = engine_figure(3.0)
+    print(f"engine: {engine['model']} {engine['dtype']} batch {engine['batch']}: {engine['mp_per_s']:.3f} MP/s")
+    torch.set_num_threads(1)  # the client side must not compete with the service for the cores
+    work = mixes()
+    report: dict[str, Any] = {
+        "machine": info,
+        "settings": vars(args) | {"json": str(args.json), "plot": str(args.plot)},
+    }
+    report["engine"] = engine
+    with Service() as service:
+        asyncio.run(send_once(service.url, list({u.label: u for m in work.values() for u in m}.values())))
+        saturated, _ = run_phase(
+            service,
+            "upscale-only",
+            closed_loop(service.url, work["upscale"], max(args.clients), args.seconds),
+            args.seconds,
+        )
+        report["upscale_saturation"] = saturated
+        report["pipeline_over_engine"] = saturated["upscaled_mp_per_s"] / engine["mp_per_s"]
+        closed = []
+        for n in args.clients:
+            result, _ = run_phase(
+                service, f"mix x{n}", closed_loop(service.url, work["mix"], n, args.seconds), args.seconds
+            )
+            closed.append({"clients": n, **result})
+        report["closed_loop"] = closed
+        saturation = max(r["uploads_per_s"] for r in closed)
+        report["saturation_uploads_per_s"] = saturation
+        points = []
+        for fraction in args.loads:
+            rate = fraction * saturation
+            result, _ = run_phase(
+                service, f"open {fraction:.0%}", open_loop(service.url, work["mix"], rate, args.seconds), args.seconds
+            )
+            points.append({"fraction": fraction, "offered_per_s": rate, **result})
+        report["open_loop"] = points
+        report["no_upscale_local"], _ = run_phase(
+            service, "4k local", closed_loop(service.url, work["4k"], 16, args.seconds), args.seconds, counters=False
+        )
+    if args.s3:
+        from tests.s3servers import moto_server
+
+        with moto_server("vcs-bench") as s3:
+            env = {"S3_BUCKET": s3.bucket, "S3_ENDPOINT_URL": s3.endpoint, "AWS_ACCESS_KEY_ID": "bench",
+                   "AWS_SECRET_ACCESS_KEY": "bench", "AWS_REGION": "us-east-1"}  # fmt: skip
+            with Service(env) as service:
+                asyncio.run(send_once(service.url, work["4k"]))
+                report["no_upscale_s3"], _ = run_phase(
+                    service, "4k s3 (moto)", closed_loop(service.url, work["4k"], 16, args.seconds), args.seconds,
+                    counters=False,
+                )  # fmt: skip
+
+    at70 = min(points, key=lambda p: abs(p["fraction"] - 0.7))
+    tail = {k: v["p99_s"] / v["p50_s"] for k, v in at70["by_kind"].items()}
+    report["targets"] = {
+        "pipeline_over_engine (≥ 0.9)": report["pipeline_over_engine"],
+        "no_upscale_4k_local_uploads_per_s (≥ 50)": report["no_upscale_local"]["uploads_per_s"],
+        "p99_over_p50_at_70pct (≤ 3, per kind)": tail,
+        "throughput_8_over_1_clients (≥ 1)": closed[-1]["uploads_per_s"] / closed[0]["uploads_per_s"],
+    }
+    if "no_upscale_s3" in report:
+        report["targets"]["no_upscale_4k_s3_uploads_per_s (reported)"] = report["no_upscale_s3"]["uploads_per_s"]
+    print()
+    print(table(closed, ["clients", "uploads_per_s", "upscaled_mp_per_s", "p50_s", "p95_s", "p99_s",
+                         "tiles_per_batch", "tiles_per_forward_pass", "errors"]))  # fmt: skip
+    print()
+    print(table(points, ["fraction", "offered_per_s", "uploads_per_s", "p50_s", "p99_s", "errors"]))
+    print()
+    per_kind = [{"kind": k, **v} for k, v in at70["by_kind"].items()]
+    print(f"at {at70['fraction']:.0%} of saturation, per kind:")
+    print(table(per_kind, ["kind", "uploads", "p50_s", "p95_s", "p99_s"]))
+    print()
+    for k, v in report["targets"].items():
+        print(f"{k}: {v if isinstance(v, dict) else round(v, 3)}")
+    write_json(args.json, report)
+    if args.plot:
+        plot(points, args.plot)
+    return report
+
+
+if __name__ == "__main__":
+    main()

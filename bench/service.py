@@ -1,0 +1,212 @@
+"""Shared by the service benchmarks: the real service in child processes, its metrics, load generators.
+
+``Service`` starts a Ray head (``ray start``, Prometheus metrics on a known port) and the app exactly
+as a user does (``python -m serve_app serve`` → ``serve run serve_config.yaml``), waits for
+``/api/health``, and stops both. ``closed_loop`` keeps N clients busy for T seconds; ``open_loop``
+offers uploads at a fixed rate whatever the service's answer time. Both return one ``Sample`` per
+upload. Test images are scikit-image's bundled photographs resized, encoded once per run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import io
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+from PIL import Image
+
+from tests.s3servers import free_ports
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def photo(name: str = "astronaut.png") -> Image.Image:
+    spec = importlib.util.find_spec("skimage")
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit("the benchmarks use scikit-image's photographs: pip install -e '.[dev]'")
+    with Image.open(Path(next(iter(spec.submodule_search_locations))) / "data" / name) as image:
+        return image.convert("RGB")
+
+
+def jpeg_of(width: int, height: int, source: str = "astronaut.png", quality: int = 90) -> bytes:
+    buffer = io.BytesIO()
+    photo(source).resize((width, height), Image.Resampling.BICUBIC).save(buffer, "JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+@dataclass(frozen=True)
+class Upload:
+    label: str
+    data: bytes
+    width: int
+    height: int
+
+
+def upload_of(label: str, width: int, height: int, source: str = "astronaut.png") -> Upload:
+    return Upload(label, jpeg_of(width, height, source), width, height)
+
+
+@dataclass(frozen=True)
+class Sample:
+    label: str
+    status: int
+    seconds: float
+    folder: str | None
+    megapixels: float
+    finished: float
+
+
+class Service:
+    """``ray start --head`` + ``python -m serve_app serve`` with ``env`` over the current environment."""
+
+    def __init__(self, env: dict[str, str] | None = None, config: Path | None = None) -> None:
+        self.port, self.metrics_port, self.gcs_port = free_ports(3)
+        self.tmp = Path(tempfile.mkdtemp(prefix="vcs-bench-"))
+        self.env = {
+            **os.environ,
+            "RAY_AUTH_MODE": "disabled",
+            "PORT": str(self.port),
+            "STORAGE_DIR": str(self.tmp / "storage"),
+            "RAY_ADDRESS": f"127.0.0.1:{self.gcs_port}",
+            **(env or {}),
+        }
+        self.config = config or REPO / "serve_config.yaml"
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> Service:
+        subprocess.run(
+            [str(BIN / "ray"), "start", "--head", "--port", str(self.gcs_port), "--node-ip-address", "127.0.0.1",
+             "--metrics-export-port", str(self.metrics_port), "--include-dashboard", "false",
+             "--disable-usage-stats"],
+            env=self.env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        log = open(self.tmp / "serve.log", "wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "serve_app", "serve", "--config", str(self.config)],
+            cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the service exited: see {self.tmp / 'serve.log'}")
+            try:
+                if httpx.get(self.url + "/api/health", timeout=2).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        raise TimeoutError(f"the service was not healthy in 300 s: see {self.tmp / 'serve.log'}")
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGINT)
+            try:
+                self.process.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+        subprocess.run([str(BIN / "ray"), "stop", "--force"], env=self.env, capture_output=True)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def metrics(self) -> dict[str, float]:
+        """Ray's Prometheus endpoint, summed over label sets: ``{metric_name: value}``."""
+        text = httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=10).text
+        totals: dict[str, float] = {}
+        for line in text.splitlines():
+            match = re.match(r"^(ray_upscaler_\w+|ray_serve_\w+)(?:\{[^}]*\})? ([0-9.eE+-]+)$", line)
+            if match:
+                totals[match[1]] = totals.get(match[1], 0.0) + float(match[2])
+        return totals
+
+    def settled_metrics(self, wait: float = 12.0) -> dict[str, float]:
+        """Metrics after the agent's next report (Ray exports them every few seconds)."""
+        time.sleep(wait)
+        return self.metrics()
+
+
+async def _send(client: httpx.AsyncClient, item: Upload) -> Sample:
+    started = time.perf_counter()
+    try:
+        response = await client.post(
+            "/api/images/upload", files={"image": (f"{item.label}.jpg", item.data, "image/jpeg")}
+        )
+        status = response.status_code
+        folder = response.json().get("result", {}).get("folder") if status == 200 else None
+    except httpx.HTTPError:
+        status, folder = 0, None
+    done = time.perf_counter()
+    return Sample(item.label, status, done - started, folder, item.width * item.height / 1e6, done)
+
+
+async def send_once(url: str, items: list[Upload]) -> list[Sample]:
+    """Each upload once, one after another (warm-up: every image shape reaches the model once)."""
+    async with httpx.AsyncClient(base_url=url, timeout=600) as client:
+        return [await _send(client, item) for item in items]
+
+
+async def closed_loop(url: str, mix: list[Upload], clients: int, seconds: float) -> list[Sample]:
+    """``clients`` clients, each sending the next upload of the mix as soon as its last one is answered."""
+    samples: list[Sample] = []
+    deadline = time.perf_counter() + seconds
+    limits = httpx.Limits(max_connections=clients + 4)
+    async with httpx.AsyncClient(base_url=url, timeout=600, limits=limits) as client:
+
+        async def worker(offset: int) -> None:
+            i = offset
+            while time.perf_counter() < deadline:
+                samples.append(await _send(client, mix[i % len(mix)]))
+                i += 1
+
+        await asyncio.gather(*(worker(k * len(mix) // clients) for k in range(clients)))
+    return samples
+
+
+async def open_loop(url: str, mix: list[Upload], rate: float, seconds: float) -> list[Sample]:
+    """Uploads started at ``rate`` per second (evenly spaced) for ``seconds``, answered or not."""
+    count = max(1, round(rate * seconds))
+    limits = httpx.Limits(max_connections=None)
+    async with httpx.AsyncClient(base_url=url, timeout=600, limits=limits) as client:
+        start = time.perf_counter()
+
+        async def one(i: int) -> Sample:
+            await asyncio.sleep(max(0.0, start + i / rate - time.perf_counter()))
+            return await _send(client, mix[i % len(mix)])
+
+        return list(await asyncio.gather(*(one(i) for i in range(count))))
+
+
+def summarise(samples: list[Sample], seconds: float) -> dict[str, Any]:
+    """Throughput over the window and latency percentiles, overall and per upload kind."""
+    ok = [s for s in samples if s.status == 200]
+
+    def stats(group: list[Sample]) -> dict[str, Any]:
+        latencies = np.array([s.seconds for s in group]) if group else np.array([np.nan])
+        upscaled = [s for s in group if s.folder == "upscaled"]
+        return {
+            "uploads": len(group),
+            "uploads_per_s": len(group) / seconds,
+            "upscaled_mp_per_s": sum(s.megapixels for s in upscaled) / seconds,
+            "p50_s": float(np.percentile(latencies, 50)),
+            "p95_s": float(np.percentile(latencies, 95)),
+            "p99_s": float(np.percentile(latencies, 99)),
+        }
+
+    return {
+        **stats(ok),
+        "errors": len(samples) - len(ok),
+        "by_kind": {label: stats([s for s in ok if s.label == label]) for label in sorted({s.label for s in ok})},
+    }
