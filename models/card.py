@@ -1,0 +1,134 @@
+"""Write a bundled model's card from its evaluation file, its architecture and a speed measured here.
+
+    python -m models.card --model vcsr-m-x2 [--print]
+
+Scores come from ``<name>.eval.json`` (``python -m models.evaluate --model NAME --precision --json …``),
+parameters and FLOPs per output pixel from the architecture, CPU speed from timing the engine on
+512×512 tiles at the model's default precision with every core. The recipe is the training command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from models.arch import flops_per_output_pixel
+from models.engine import Engine
+from models.loader import load_model
+from models.precision import choose
+from models.registry import BUILTIN, ModelSpec
+
+PUBLISHED = {  # Set5 / Set14 / BSD100 PSNR-Y from the papers
+    2: {"SRCNN": (36.66, 32.45, 31.36), "FSRCNN": (37.00, 32.63, 31.53), "VDSR": (37.53, 33.03, 31.90),
+        "EDSR": (38.11, 33.92, 32.32)},
+    4: {"SRCNN": (30.48, 27.49, 26.90), "FSRCNN": (30.72, 27.61, 26.98), "VDSR": (31.35, 28.01, 27.29),
+        "EDSR": (32.46, 28.80, 27.71)},
+}  # fmt: skip
+
+# How each bundled model was trained (the arguments given to ``python -m models.train``).
+RECIPES = {
+    "vcsr-s-x2": ("--steps 8000 --patch 48", "fp32", "~18 min"),
+    "vcsr-s-x4": ("--steps 8000 --patch 40", "fp32", "~13 min"),
+    "vcsr-m-x2": ("--amp --steps 40000 --patch 48", "bf16 autocast (weights, Adam and loss in fp32)", "~2.8 h"),
+    "vcsr-m-x4": ("--amp --steps 40000 --patch 40", "bf16 autocast (weights, Adam and loss in fp32)", "~2.3 h"),
+}
+
+
+def cpu_megapixels_per_s(spec: ModelSpec, seconds: float = 5.0) -> tuple[float, str]:
+    """Input megapixels per second on 512×512 tiles, batch 1, the default precision, every core."""
+    loaded = load_model(spec.path, spec.name)
+    measured = json.loads(spec.path.with_name(spec.name + ".eval.json").read_text()).get("precision_loss_db", {})
+    dtype = choose(torch.device("cpu"), loaded.info, "auto", measured)
+    torch.set_num_threads(len(os.sched_getaffinity(0)))
+    engine = Engine(loaded.module, loaded.info, torch.device("cpu"), dtype)
+    tile = torch.randint(0, 256, (1, 3, 512, 512), dtype=torch.uint8)
+    engine.run(tile)
+    best, spent = float("inf"), 0.0
+    while spent < seconds:
+        started = time.perf_counter()
+        engine.run(tile)
+        elapsed = time.perf_counter() - started
+        best, spent = min(best, elapsed), spent + elapsed
+    return 512 * 512 / best / 1e6, str(dtype).removeprefix("torch.")
+
+
+def render(spec: ModelSpec, speed: tuple[float, str]) -> str:
+    assert spec.config is not None
+    config, name = spec.config, spec.name
+    scale = config.scale
+    report: dict[str, Any] = json.loads(spec.path.with_name(name + ".eval.json").read_text())
+    params = load_model(spec.path, name).info.parameters
+    args, precision, duration = RECIPES[name]
+    patch = args.split("--patch ")[1]
+    steps = args.split("--steps ")[1].split()[0]
+    sets = report["sets"]
+    lines = [
+        f"# Model card: `{name}`",
+        "",
+        f"A VCSR network (`models/arch.py`): {config.channels} channels, {config.blocks} residual blocks in "
+        f"low-resolution space, a pixel shuffle to ×{scale}, added to a bicubic upsample of the input.",
+        "",
+        f"- **Size and cost**: {params:,} parameters; {flops_per_output_pixel(config) / 1e3:.1f} kFLOP per output "
+        f"pixel ({flops_per_output_pixel(config) * scale**2 / 1e3:.0f} kFLOP per input pixel).",
+        f"- **Speed**: {speed[0]:.2f} megapixels of input per second on this project's 2-core CPU "
+        f"(512×512 tiles, {speed[1]}, both cores; `python -m bench.engine --models {name}` for the full table).",
+        "- **Data**: `../shared/datasets/train` only (T91 + BSD200, 291 images), each also downscaled by 0.9–0.6;",
+        "  low-resolution inputs made with Pillow's bicubic resize. No evaluation image was seen in training.",
+        f"- **Recipe**: {int(steps):,} steps of Adam (lr 1e-3, cosine decay to 0), L1 loss, batches of 16 random",
+        f"  {patch}×{patch} low-resolution patches with flips and transposes, seed 0, {precision},",
+        f"  one CPU thread ({duration} of wall-clock on this 2-core machine, sharing it with another run).",
+        f"- **Reproduce**: `python -m models.train --model {name} {args} --seed 0`",
+        f"- **Evaluate**: `python -m models.evaluate --model {name} --precision --json {name}.eval.json`",
+        f"  (the full per-image table is in `{name}.eval.json` beside this card).",
+    ]
+    losses = report.get("precision_loss_db", {})
+    if losses:
+        shown = ", ".join(f"{k} {v:+.4f} dB" for k, v in losses.items())
+        lines.append(f"- **Precision**: Set5 PSNR-Y loss against fp32: {shown} (served in bf16 where ≤ 0.05 dB).")
+    lines += [
+        "",
+        f"PSNR-Y / SSIM-Y (BT.601 luma, {scale} pixels shaved; greyscale images on their grey values):",
+        "",
+        "| set | PSNR | SSIM | bicubic PSNR | bicubic SSIM | images better than bicubic | VDSR PSNR |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for i, (set_name, result) in enumerate(sets.items()):
+        m, images = result["mean"], result["images"]
+        better = sum(im["psnr"] > im["bicubic_psnr"] for im in images)
+        vdsr = PUBLISHED[scale]["VDSR"][i]
+        lines.append(
+            f"| {set_name} | {m['psnr']:.2f} | {m['ssim']:.4f} | {m['bicubic_psnr']:.2f} | {m['bicubic_ssim']:.4f} "
+            f"| {better}/{len(images)} | {vdsr:.2f} |"
+        )
+    lines += ["", "Set5 per image:", "", "| image | PSNR | SSIM | bicubic PSNR |", "|---|---|---|---|"]
+    for im in sets["Set5"]["images"]:
+        lines.append(f"| {im['image']} | {im['psnr']:.2f} | {im['ssim']:.4f} | {im['bicubic_psnr']:.2f} |")
+    published = ", ".join(f"{k} {' / '.join(f'{v:.2f}' for v in vals)}" for k, vals in PUBLISHED[scale].items())
+    lines += ["", f"Published ×{scale} PSNR-Y (Set5 / Set14 / BSD100) for comparison: {published}.", ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", nargs="+", required=True, choices=sorted(RECIPES))
+    parser.add_argument("--print", action="store_true", help="print instead of writing <name>.md")
+    args = parser.parse_args(argv)
+    for name in args.model:
+        spec = BUILTIN[name]
+        card = render(spec, cpu_megapixels_per_s(spec))
+        if args.print:
+            print(card)
+        else:
+            Path(spec.path.with_name(name + ".md")).write_text(card)
+            print(f"wrote {spec.path.with_name(name + '.md')}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
