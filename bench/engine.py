@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,11 @@ from models.registry import resolve
 def timed(fn: Callable[[], object], seconds: float, device: torch.device, min_runs: int = 3) -> float:
     """Seconds per call, best of repeated runs after a warm-up (the steady state a busy replica sees)."""
     fn()
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
     sync()
     best, spent, runs = float("inf"), 0.0, 0
     while spent < seconds or runs < min_runs:
@@ -93,7 +98,7 @@ def bench_model(
         for batch in batches:
             tiles = torch.randint(0, 256, (batch, 3, tile, tile), dtype=torch.uint8)
             flops = count_flops(engine, tiles)
-            per_call = timed(lambda engine=engine, tiles=tiles: engine.run(tiles), seconds, device)
+            per_call = timed(partial(engine.run, tiles), seconds, device)
             gflops = flops / per_call / 1e9
             rows.append(
                 {

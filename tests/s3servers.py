@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import boto3
 from botocore.config import Config
@@ -45,7 +46,7 @@ class S3Server:
     endpoint: str
     bucket: str
 
-    def client(self):  # type: ignore[no-untyped-def]
+    def client(self) -> Any:
         return boto3.client("s3", endpoint_url=self.endpoint, config=Config(region_name="us-east-1"))
 
 

@@ -1,0 +1,27 @@
+"""The benchmark scripts' arithmetic (their numbers go into docs/benchmarks.md, so it must be right)."""
+
+import pytest
+
+from bench.machine import table
+from bench.service import Sample, summarise
+
+
+def sample(label: str, seconds: float, folder: str | None = "upscaled", status: int = 200) -> Sample:
+    return Sample(label, status, seconds, folder, megapixels=0.5, finished=0.0)
+
+
+def test_summary_counts_only_answered_uploads_and_splits_by_kind() -> None:
+    samples = [sample("small", s / 100) for s in range(1, 101)] + [sample("4k", 2.0, "good_quality")]
+    samples.append(sample("small", 9.0, None, status=503))
+    result = summarise(samples, seconds=10.0)
+    assert result["uploads"] == 101 and result["errors"] == 1
+    assert result["uploads_per_s"] == pytest.approx(10.1)
+    assert result["upscaled_mp_per_s"] == pytest.approx(100 * 0.5 / 10)  # 4K uploads are not upscaled
+    small = result["by_kind"]["small"]
+    assert small["p50_s"] == pytest.approx(0.505) and small["p99_s"] == pytest.approx(0.9901)
+    assert result["by_kind"]["4k"]["uploads"] == 1
+
+
+def test_table_aligns_columns_and_leaves_missing_cells_empty() -> None:
+    text = table([{"a": 1.23456, "b": "x"}, {"a": 1234.5}], ["a", "b"])
+    assert text.splitlines() == ["   a  b", "1.23  x", "1234   "]
