@@ -212,7 +212,7 @@ def test_rayservice_runs_the_cluster_config_with_a_gpu_per_upscaler() -> None:
     k8s = serve_config(rayservice()["spec"]["serveConfigV2"]).model_dump(exclude_unset=True)
     cluster = serve_config(CLUSTER_CONFIG.read_text()).model_dump(exclude_unset=True)
     upscaler = next(d for d in k8s["applications"][0]["deployments"] if d["name"] == "Upscaler")
-    assert upscaler.pop("ray_actor_options")["num_gpus"] == 1
+    assert upscaler["ray_actor_options"]["num_gpus"] == 1
     assert k8s == cluster
 
 
