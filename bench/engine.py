@@ -13,6 +13,7 @@ matmul and a large 3×3 convolution (the op these networks are made of).
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from collections.abc import Callable
 from functools import partial
@@ -123,10 +124,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--tile", type=int, default=512)
     parser.add_argument("--seconds", type=float, default=3.0, help="time per measurement (after a warm-up)")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, help="torch threads (default: every core, as the upscaler replica)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
 
     device = resolve_device(args.device)
+    torch.set_num_threads(args.threads or len(os.sched_getaffinity(0)))
     info = describe()
     print(header(info), f"\ndevice: {device}, torch threads {torch.get_num_threads()}", flush=True)
     dtypes = [

@@ -1,6 +1,6 @@
 """Peak memory of upscaling one large image with tiling (the issue's 4000×4000 at ×2 case).
 
-    python bench/peak_memory.py [--size 4000] [--model vcsr-s-x2] [--tile 256]
+    python -m bench.peak_memory [--size 4000] [--model vcsr-m-x2] [--tile 512]
 
 Each measurement runs in a fresh child process and reports its peak resident set size (ru_maxrss)
 after loading the model, and after upscaling: the difference is what one image costs. For contrast it
@@ -15,6 +15,9 @@ import multiprocessing as mp
 import platform
 import resource
 import time
+
+from deployments.upscaler.deployment import DEFAULT_TILE_SIZE
+from models.registry import default_model_name
 
 
 def _peak_mib() -> float:
@@ -62,8 +65,8 @@ def measure(model: str, size: int, tile: int | None) -> dict[str, object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=4000)
-    parser.add_argument("--model", default="vcsr-s-x2")
-    parser.add_argument("--tile", type=int, default=256)
+    parser.add_argument("--model", default=default_model_name(2))
+    parser.add_argument("--tile", type=int, default=DEFAULT_TILE_SIZE)
     parser.add_argument("--untiled", action="store_true", help="also measure without tiling (needs much memory)")
     args = parser.parse_args()
     print(f"{platform.processor() or platform.machine()}, {mp.cpu_count()} CPUs; {args.model}, {args.size}² input")
