@@ -36,7 +36,7 @@ RECIPES = {
     "vcsr-s-x2": ("--steps 8000 --patch 48", "fp32", "~18 min"),
     "vcsr-s-x4": ("--steps 8000 --patch 40", "fp32", "~13 min"),
     "vcsr-m-x2": ("--amp --steps 40000 --patch 48", "bf16 autocast (weights, Adam and loss in fp32)", "~2.8 h"),
-    "vcsr-m-x4": ("--amp --steps 40000 --patch 40", "bf16 autocast (weights, Adam and loss in fp32)", "~2.3 h"),
+    "vcsr-m-x4": ("--amp --steps 40000 --patch 40", "bf16 autocast (weights, Adam and loss in fp32)", "~2.1 h"),
 }
 
 

@@ -30,25 +30,17 @@ def _vcsr(name: str, config: VCSRConfig, description: str) -> ModelSpec:
 BUILTIN: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in (
-        _vcsr("vcsr-s-x2", VCSRConfig(scale=2, channels=32, blocks=4), "VCSR small, 32×4 blocks, ×2"),
-        _vcsr("vcsr-s-x4", VCSRConfig(scale=4, channels=32, blocks=4), "VCSR small, 32×4 blocks, ×4"),
-    )
-}
-
-
-# Variants still being trained (models.train resolves these too); served once their weights land.
-TRAINING: dict[str, ModelSpec] = {
-    spec.name: spec
-    for spec in (
-        _vcsr("vcsr-m-x2", VCSRConfig(scale=2, channels=48, blocks=8), "VCSR medium, 48×8 blocks, ×2"),
-        _vcsr("vcsr-m-x4", VCSRConfig(scale=4, channels=48, blocks=8), "VCSR medium, 48×8 blocks, ×4"),
+        _vcsr("vcsr-m-x2", VCSRConfig(scale=2, channels=48, blocks=8), "VCSR medium, 48×8 blocks, ×2 (default)"),
+        _vcsr("vcsr-m-x4", VCSRConfig(scale=4, channels=48, blocks=8), "VCSR medium, 48×8 blocks, ×4 (default)"),
+        _vcsr("vcsr-s-x2", VCSRConfig(scale=2, channels=32, blocks=4), "VCSR small, 32×4 blocks, ×2 (4× cheaper)"),
+        _vcsr("vcsr-s-x4", VCSRConfig(scale=4, channels=32, blocks=4), "VCSR small, 32×4 blocks, ×4 (4× cheaper)"),
     )
 }
 
 
 def default_model_name(scale: int) -> str:
     """The bundled model the service uses for ``UPSCALE_SCALE`` when no other is chosen."""
-    return f"vcsr-s-x{scale}"
+    return f"vcsr-m-x{scale}"
 
 
 class UnknownModelError(KeyError):

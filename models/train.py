@@ -27,7 +27,7 @@ from models.data import PatchSampler, load_pairs
 from models.engine import Engine, ModelInfo
 from models.evaluate import DEFAULT_EVAL_ROOT, engine_upscaler, evaluate_set, summarise
 from models.loader import save_vcsr
-from models.registry import TRAINING, resolve
+from models.registry import resolve
 
 log = logging.getLogger("models.train")
 DEFAULT_TRAIN_ROOT = DEFAULT_EVAL_ROOT.parent / "train"
@@ -43,7 +43,7 @@ def _validate(model: VCSR, name: str, eval_root: Path) -> float:
 
 
 def train(args: argparse.Namespace) -> Path:
-    spec = resolve(args.model, TRAINING)
+    spec = resolve(args.model)
     if spec.config is None:
         raise SystemExit(f"{args.model} is not a VCSR model this script can train")
     torch.set_num_threads(args.threads)

@@ -36,9 +36,10 @@ def post(client: httpx.Client, data: bytes, **fields: str) -> httpx.Response:
 
 def test_models_are_listed_with_scales_sizes_and_scores(client: httpx.Client) -> None:
     models = {m["name"]: m for m in client.get("/api/models").json()}
-    assert set(models) == {"vcsr-s-x2", "vcsr-s-x4", "realesr-animevideov3"}
-    assert models["vcsr-s-x2"]["default"] and models["vcsr-s-x2"]["scale"] == 2
-    assert models["vcsr-s-x2"]["psnr"]["Set5"] > 35
+    assert set(models) == {"vcsr-m-x2", "vcsr-m-x4", "vcsr-s-x2", "vcsr-s-x4", "realesr-animevideov3"}
+    assert models["vcsr-m-x2"]["default"] and models["vcsr-m-x2"]["scale"] == 2
+    assert not models["vcsr-s-x2"]["default"]
+    assert models["vcsr-m-x2"]["psnr"]["Set5"] >= 37.53 and models["vcsr-m-x4"]["psnr"]["BSD100"] >= 27.29
     assert models["realesr-animevideov3"]["scale"] == 4 and models["realesr-animevideov3"]["file_bytes"] > 1e6
 
 
@@ -55,7 +56,7 @@ def test_requests_for_different_models_share_the_service(client: httpx.Client) -
     x4 = post(client, data, model="vcsr-s-x4").json()["result"]
     default = post(client, data).json()["result"]
     assert (x4["model"], x4["upscale_scale"]) == ("vcsr-s-x4", 4)
-    assert (default["model"], default["upscale_scale"]) == ("vcsr-s-x2", 2)
+    assert (default["model"], default["upscale_scale"]) == ("vcsr-m-x2", 2)
     assert x4["key"] != default["key"]
     assert open_image(stored(x4)).size == (160, 160) and open_image(stored(default)).size == (80, 80)
 
