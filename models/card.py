@@ -27,7 +27,7 @@ from models.registry import BUILTIN, ModelSpec
 PUBLISHED = {  # Set5 / Set14 / BSD100 PSNR-Y from the papers
     2: {"SRCNN": (36.66, 32.45, 31.36), "FSRCNN": (37.00, 32.63, 31.53), "VDSR": (37.53, 33.03, 31.90),
         "EDSR": (38.11, 33.92, 32.32)},
-    4: {"SRCNN": (30.48, 27.49, 26.90), "FSRCNN": (30.72, 27.61, 26.98), "VDSR": (31.35, 28.01, 27.29),
+    4: {"SRCNN": (30.48, 27.50, 26.90), "FSRCNN": (30.72, 27.61, 26.98), "VDSR": (31.35, 28.01, 27.29),
         "EDSR": (32.46, 28.80, 27.71)},
 }  # fmt: skip
 
