@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -160,9 +161,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.s3:
         from tests.s3servers import moto_server
 
+        credentials = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_REGION": "us-east-1"}
+        os.environ.update(credentials)  # moto accepts any; the bucket is made from this process
         with moto_server("vcs-bench") as s3:
-            env = {"S3_BUCKET": s3.bucket, "S3_ENDPOINT_URL": s3.endpoint, "AWS_ACCESS_KEY_ID": "bench",
-                   "AWS_SECRET_ACCESS_KEY": "bench", "AWS_REGION": "us-east-1"}  # fmt: skip
+            env = {"S3_BUCKET": s3.bucket, "S3_ENDPOINT_URL": s3.endpoint, **credentials}
             with Service(env) as service:
                 asyncio.run(send_once(service.url, work["4k"]))
                 report["no_upscale_s3"], _ = run_phase(
