@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from bench.machine import describe, header, table, write_json
-from models.engine import Engine, resolve_device
+from models.engine import Engine, keep_large_allocations, resolve_device
 from models.loader import load_model
 from models.precision import DTYPES, candidates, choose
 from models.registry import resolve
@@ -129,6 +129,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
 
     device = resolve_device(args.device)
+    keep_large_allocations()  # as the upscaler replica does
     torch.set_num_threads(args.threads or len(os.sched_getaffinity(0)))
     info = describe()
     print(header(info), f"\ndevice: {device}, torch threads {torch.get_num_threads()}", flush=True)

@@ -29,12 +29,13 @@ ONE_SHOT = """
 import sys, numpy as np, torch
 from PIL import Image
 from configs.settings import load_settings
-from models.engine import Engine, resolve_device
+from models.engine import Engine, keep_large_allocations, resolve_device
 from models.loader import load_model
 from models.precision import choose
 from models.registry import default_model_name, resolve
 import json
 settings = load_settings()
+keep_large_allocations()
 name = default_model_name(settings.upscale_scale)
 spec = resolve(name)
 loaded = load_model(spec.path, name)

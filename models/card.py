@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from models.arch import flops_per_output_pixel
-from models.engine import Engine
+from models.engine import Engine, keep_large_allocations
 from models.loader import load_model
 from models.precision import choose
 from models.registry import BUILTIN, ModelSpec
@@ -46,6 +46,7 @@ def cpu_megapixels_per_s(spec: ModelSpec, seconds: float = 5.0) -> tuple[float, 
     measured = json.loads(spec.path.with_name(spec.name + ".eval.json").read_text()).get("precision_loss_db", {})
     dtype = choose(torch.device("cpu"), loaded.info, "auto", measured)
     torch.set_num_threads(len(os.sched_getaffinity(0)))
+    keep_large_allocations()  # as the upscaler replica does
     engine = Engine(loaded.module, loaded.info, torch.device("cpu"), dtype)
     tile = torch.randint(0, 256, (1, 3, 512, 512), dtype=torch.uint8)
     engine.run(tile)

@@ -26,7 +26,7 @@ from deployments.upscaler.encode import encode
 from deployments.upscaler.metrics import UpscalerMetrics
 from deployments.upscaler.tiler import TileJob, run_grouped, upscale_pixels
 from models import precision
-from models.engine import Engine, resolve_device
+from models.engine import Engine, keep_large_allocations, resolve_device
 from models.tiling import LAYOUTS
 
 log = logging.getLogger("ray.serve")
@@ -49,6 +49,7 @@ class Upscaler:
     def __init__(self, settings: Settings, registry: list[ModelEntry]) -> None:
         self.settings = settings
         self.device = resolve_device(settings.device)
+        keep_large_allocations()  # ~1.35× on CPU: no page faults for every tile's feature maps
         self.catalog = Catalog(settings, registry)
         self.default_engine = self._build_engine(self.catalog.default)
         self.tile_size = DEFAULT_TILE_SIZE

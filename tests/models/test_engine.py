@@ -59,3 +59,12 @@ def test_device_resolution() -> None:
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match="DEVICE=cuda"):
             resolve_device("cuda")
+
+
+def test_large_allocations_stay_in_the_heap_on_glibc() -> None:
+    import platform
+
+    from models.engine import keep_large_allocations
+
+    applied = keep_large_allocations()
+    assert applied == (platform.libc_ver()[0] == "glibc")
