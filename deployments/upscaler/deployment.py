@@ -33,7 +33,7 @@ log = logging.getLogger("ray.serve")
 
 DEFAULT_TILE_SIZE = 512
 DEFAULT_TILE_LAYOUT = "balanced"
-DEFAULT_BATCH_PIXELS = DEFAULT_TILE_SIZE**2  # CPU: one tile per pass runs fastest (bench/engine.py)
+DEFAULT_BATCH_PIXELS = DEFAULT_TILE_SIZE**2  # CPU: bigger batches gain nothing (bench/engine.py)
 DEFAULT_BATCH_WAIT_S = 0.01
 MODELS_PER_REPLICA = 3
 MIN_TILE_SIZE = 64
