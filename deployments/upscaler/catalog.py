@@ -17,6 +17,7 @@ from configs.settings import Settings
 from deployments.contracts import ModelSummary
 from models.engine import ModelInfo
 from models.loader import LoadedModel, load_model
+from models.precision import recorded_losses
 from models.registry import BUILTIN, ModelSpec, UnknownModelError, default_model_name
 
 log = logging.getLogger("ray.serve")
@@ -75,7 +76,7 @@ class Catalog:
 
     def precision_loss_db(self, name: str) -> dict[str, float]:
         """Measured Set5 PSNR-Y loss of each reduced precision against fp32 (none for unmeasured files)."""
-        return {k: float(v) for k, v in _evaluation(self.specs[name].path).get("precision_loss_db", {}).items()}
+        return recorded_losses(self.specs[name].path)
 
     def summaries(self) -> list[ModelSummary]:
         return [

@@ -1,7 +1,7 @@
 """The upscaler deployment: models chosen per request, tile-level dynamic batching across requests.
 
 Each request names a model through Serve's model multiplexing (``multiplexed_model_id``; empty means
-the default). Its image is cut into fixed-size tiles (``models.tiling``); every tile is submitted to
+the default). Its image is cut into overlapping tiles (``models.tiling``); every tile is submitted to
 the ``@serve.batch`` method on its own, so tiles of all concurrent requests fill the same batches.
 The forward pass runs in a worker thread, never on the replica's event loop. Batch size, batch wait,
 tile size and tile layout are runtime tunables (``user_config`` in serve_config.yaml, applied by ``reconfigure``).
@@ -104,8 +104,7 @@ class Upscaler:
     )
     async def _forward_tiles(self, jobs: list[TileJob]) -> list[torch.Tensor]:
         started = time.perf_counter()
-        outputs = await asyncio.to_thread(run_grouped, jobs)
-        passes = len({(id(engine), tuple(tile.shape)) for engine, tile in jobs})
+        outputs, passes = await asyncio.to_thread(run_grouped, jobs)
         self.metrics.batch(len(jobs), passes, time.perf_counter() - started)
         return outputs
 

@@ -22,8 +22,8 @@ ForwardTile = Callable[[torch.Tensor], Awaitable[torch.Tensor]]
 TileJob = tuple[Engine, torch.Tensor]
 
 
-def run_grouped(jobs: list[TileJob]) -> list[torch.Tensor]:
-    """Outputs in the order of ``jobs``; one forward pass per (model, tile shape)."""
+def run_grouped(jobs: list[TileJob]) -> tuple[list[torch.Tensor], int]:
+    """Outputs in the order of ``jobs``, and the number of forward passes: one per (model, tile shape)."""
     groups: dict[tuple[int, tuple[int, ...]], list[int]] = {}
     for i, (engine, tile) in enumerate(jobs):
         groups.setdefault((id(engine), tuple(tile.shape)), []).append(i)
@@ -32,7 +32,7 @@ def run_grouped(jobs: list[TileJob]) -> list[torch.Tensor]:
         engine = jobs[indices[0]][0]
         out = engine.run(torch.stack([jobs[i][1] for i in indices]))
         results.update(zip(indices, out.unbind(0), strict=True))
-    return [results[i] for i in range(len(jobs))]
+    return [results[i] for i in range(len(jobs))], len(groups)
 
 
 async def _upscale_plane(

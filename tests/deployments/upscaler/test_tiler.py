@@ -12,7 +12,8 @@ def test_run_grouped_keeps_the_order_across_models_and_shapes() -> None:
     engine = make_engine()
     tiles = [torch.randint(0, 256, shape, dtype=torch.uint8) for shape in [(3, 8, 8), (3, 5, 7), (3, 8, 8)]]
     other = make_engine(4)
-    out = run_grouped([(engine, tiles[0]), (engine, tiles[1]), (other, tiles[2]), (engine, tiles[2])])
+    out, passes = run_grouped([(engine, tiles[0]), (engine, tiles[1]), (other, tiles[2]), (engine, tiles[2])])
+    assert passes == 3  # (engine, 8×8) twice in one pass, (engine, 5×7), (other, 8×8)
     assert [tuple(t.shape) for t in out] == [(3, 16, 16), (3, 10, 14), (3, 32, 32), (3, 16, 16)]
     assert torch.equal(out[3], engine.run(tiles[2][None])[0])
     assert torch.equal(out[2], other.run(tiles[2][None])[0])
@@ -26,7 +27,7 @@ def test_async_tiles_stitch_to_the_synchronous_result(shape: tuple[int, ...]) ->
 
     async def forward_tile(tile: torch.Tensor) -> torch.Tensor:
         calls.append(1)
-        return run_grouped([(engine, tile)])[0]
+        return run_grouped([(engine, tile)])[0][0]
 
     out, tiles = asyncio.run(upscale_pixels(image, forward_tile, 32, engine.info.tile_margin, engine.scale))
     assert out.shape == (140, 180, *shape[2:])
