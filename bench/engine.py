@@ -27,7 +27,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from bench.machine import describe, header, table, write_json
 from models.engine import Engine, keep_large_allocations, resolve_device
 from models.loader import load_model
-from models.precision import DTYPES, candidates, choose
+from models.precision import DTYPES, candidates, choose, recorded_losses
 from models.registry import resolve
 
 
@@ -82,13 +82,7 @@ def bench_model(
 ) -> list[dict[str, Any]]:
     spec = resolve(name)
     info = load_model(spec.path, name).info
-    eval_file = spec.path.with_name(spec.path.stem + ".eval.json")
-    measured = {}
-    if eval_file.is_file():
-        import json
-
-        measured = json.loads(eval_file.read_text()).get("precision_loss_db", {})
-    default = choose(device, info, "auto", measured)
+    default = choose(device, info, "auto", recorded_losses(spec.path))
     rows = []
     for dtype_name in ["fp32", *candidates(device, info)]:
         dtype = DTYPES[dtype_name]

@@ -21,7 +21,7 @@ import torch
 from models.arch import flops_per_output_pixel
 from models.engine import Engine, keep_large_allocations
 from models.loader import load_model
-from models.precision import choose
+from models.precision import choose, recorded_losses
 from models.registry import BUILTIN, ModelSpec
 
 PUBLISHED = {  # Set5 / Set14 / BSD100 PSNR-Y from the papers
@@ -43,8 +43,7 @@ RECIPES = {
 def cpu_megapixels_per_s(spec: ModelSpec, seconds: float = 5.0) -> tuple[float, str]:
     """Input megapixels per second on 512×512 tiles, batch 1, the default precision, every core."""
     loaded = load_model(spec.path, spec.name)
-    measured = json.loads(spec.path.with_name(spec.name + ".eval.json").read_text()).get("precision_loss_db", {})
-    dtype = choose(torch.device("cpu"), loaded.info, "auto", measured)
+    dtype = choose(torch.device("cpu"), loaded.info, "auto", recorded_losses(spec.path))
     torch.set_num_threads(len(os.sched_getaffinity(0)))
     keep_large_allocations()  # as the upscaler replica does
     engine = Engine(loaded.module, loaded.info, torch.device("cpu"), dtype)

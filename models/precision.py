@@ -8,6 +8,7 @@ evaluation file by ``python -m models.evaluate --precision``. An explicit ``PREC
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
@@ -16,6 +17,15 @@ from models.engine import ModelInfo
 
 MAX_LOSS_DB = 0.05
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def recorded_losses(weights: Path) -> dict[str, float]:
+    """Set5 PSNR-Y loss of each reduced precision against fp32, from ``<stem>.eval.json`` beside the
+    weights (``python -m models.evaluate --precision --json …``); empty for an unmeasured file."""
+    report = weights.with_name(weights.stem + ".eval.json")
+    if not report.is_file():
+        return {}
+    return {k: float(v) for k, v in json.loads(report.read_text()).get("precision_loss_db", {}).items()}
 
 
 def native_bf16_cpu(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
