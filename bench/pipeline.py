@@ -49,7 +49,7 @@ def mixes() -> dict[str, list[Upload]]:
 
 
 def run_phase(
-    service: Service, name: str, samples_fn: Any, seconds: float, counters: bool = True
+    service: Service, name: str, samples_fn: Any, counters: bool = True
 ) -> tuple[dict[str, Any], list[Sample]]:
     before = service.settled_metrics(0) if counters else {}
     started = time.perf_counter()
@@ -134,15 +134,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             service,
             "upscale-only",
             closed_loop(service.url, work["upscale"], max(args.clients), args.seconds),
-            args.seconds,
         )
         report["upscale_saturation"] = saturated
         report["pipeline_over_engine"] = saturated["upscaled_mp_per_s"] / engine["mp_per_s"]
         closed = []
         for n in args.clients:
-            result, _ = run_phase(
-                service, f"mix x{n}", closed_loop(service.url, work["mix"], n, args.seconds), args.seconds
-            )
+            result, _ = run_phase(service, f"mix x{n}", closed_loop(service.url, work["mix"], n, args.seconds))
             closed.append({"clients": n, **result})
         report["closed_loop"] = closed
         saturation = max(r["uploads_per_s"] for r in closed)
@@ -151,12 +148,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for fraction in args.loads:
             rate = fraction * saturation
             result, _ = run_phase(
-                service, f"open {fraction:.0%}", open_loop(service.url, work["mix"], rate, args.seconds), args.seconds
+                service, f"open {fraction:.0%}", open_loop(service.url, work["mix"], rate, args.seconds)
             )
             points.append({"fraction": fraction, "offered_per_s": rate, **result})
         report["open_loop"] = points
         report["no_upscale_local"], _ = run_phase(
-            service, "4k local", closed_loop(service.url, work["4k"], 16, args.seconds), args.seconds, counters=False
+            service, "4k local", closed_loop(service.url, work["4k"], 16, args.seconds), counters=False
         )
     if args.s3:
         from tests.s3servers import moto_server
@@ -168,7 +165,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             with Service(env) as service:
                 asyncio.run(send_once(service.url, work["4k"]))
                 report["no_upscale_s3"], _ = run_phase(
-                    service, "4k s3 (moto)", closed_loop(service.url, work["4k"], 16, args.seconds), args.seconds,
+                    service, "4k s3 (moto)", closed_loop(service.url, work["4k"], 16, args.seconds),
                     counters=False,
                 )  # fmt: skip
 

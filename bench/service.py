@@ -10,7 +10,6 @@ upload. Test images are scikit-image's bundled photographs resized, encoded once
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import io
 import os
 import re
@@ -28,6 +27,7 @@ import httpx
 import numpy as np
 from PIL import Image
 
+from tests.images import photo_dir
 from tests.s3servers import free_ports
 
 REPO = Path(__file__).resolve().parent.parent
@@ -35,10 +35,10 @@ BIN = Path(sys.executable).parent
 
 
 def photo(name: str = "astronaut.png") -> Image.Image:
-    spec = importlib.util.find_spec("skimage")
-    if spec is None or not spec.submodule_search_locations:
+    folder = photo_dir()
+    if folder is None:
         raise SystemExit("the benchmarks use scikit-image's photographs: pip install -e '.[dev]'")
-    with Image.open(Path(next(iter(spec.submodule_search_locations))) / "data" / name) as image:
+    with Image.open(folder / name) as image:
         return image.convert("RGB")
 
 

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import struct
 import zlib
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+
+def photo_dir() -> Path | None:
+    """scikit-image's bundled photographs (a dev dependency), or None when it is not installed."""
+    spec = importlib.util.find_spec("skimage")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations))) / "data"
 
 
 def noise(width: int, height: int, mode: str = "RGB", seed: int = 0) -> Image.Image:

@@ -7,7 +7,6 @@ protocol), uploaded, and the stored output is scored against the original beside
 
 from __future__ import annotations
 
-import importlib.util
 import io
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +21,7 @@ from PIL import Image
 from models.evaluate import bicubic
 from models.metrics import psnr_y
 from models.registry import default_model_name
+from tests import images
 from tests.integration.conftest import deployed
 from tests.integration.helpers import open_image
 
@@ -53,10 +53,10 @@ WORST_GAIN_DB = -0.5
 
 
 def photo_dir() -> Path:
-    spec = importlib.util.find_spec("skimage")
-    if spec is None or not spec.submodule_search_locations:
+    folder = images.photo_dir()
+    if folder is None:
         pytest.skip("scikit-image (a dev dependency) is not installed")
-    return Path(next(iter(spec.submodule_search_locations))) / "data"
+    return folder
 
 
 def load(name: str, scale: int) -> tuple[NDArray[np.uint8], bytes]:
