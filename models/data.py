@@ -7,6 +7,8 @@ Each training image also appears downscaled by 0.9…0.6, the usual augmentation
 
 from __future__ import annotations
 
+import os
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +17,31 @@ import torch
 from PIL import Image
 
 AUGMENT_FACTORS = (1.0, 0.9, 0.8, 0.7, 0.6)
+_REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_root() -> Path:
+    """The ``shared`` folder of datasets and third-party weights, which is never committed.
+
+    ``$VCS_SHARED_DIR`` when set; else ``../shared`` beside this checkout; else, for a local clone
+    (``git clone /work/main /tmp/x``), ``../shared`` beside the repository it was cloned from."""
+    if os.environ.get("VCS_SHARED_DIR"):
+        return Path(os.environ["VCS_SHARED_DIR"])
+    beside = _REPO.parent / "shared"
+    if beside.is_dir():
+        return beside
+    try:
+        origin = subprocess.run(
+            ["git", "-C", str(_REPO), "config", "--get", "remote.origin.url"],
+            capture_output=True, text=True, check=False, timeout=5,
+        ).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        origin = ""
+    if origin and Path(origin).is_dir():
+        candidate = Path(origin).resolve().parent / "shared"
+        if candidate.is_dir():
+            return candidate
+    return beside
 
 
 @dataclass(frozen=True)

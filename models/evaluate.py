@@ -20,13 +20,14 @@ import torch
 from numpy.typing import NDArray
 from PIL import Image
 
+from models.data import shared_root
 from models.engine import Engine, resolve_device
 from models.loader import load_model
 from models.metrics import psnr_y, ssim_y
 from models.precision import DTYPES, candidates
 from models.registry import resolve
 
-DEFAULT_EVAL_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "eval"
+DEFAULT_EVAL_ROOT = shared_root() / "datasets" / "eval"
 SETS = ("Set5", "Set14", "BSD100")
 
 Upscaler = Callable[[NDArray[np.uint8]], NDArray[np.uint8]]

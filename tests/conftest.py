@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from models.data import shared_root
 from tests.s3servers import S3Server, moto_server, seaweedfs_server
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -16,7 +17,7 @@ os.environ.setdefault("AWS_ACCESS_KEY_ID", "vcs-test-key")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "vcs-test-secret-key")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+SHARED = shared_root()
 
 
 @pytest.fixture(scope="module", params=["moto", "seaweedfs"])
@@ -34,5 +35,5 @@ def s3_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     if not (SHARED / "datasets").is_dir():
-        pytest.fail(f"{SHARED} is missing: the tests read datasets and weights from ../shared")
+        pytest.fail(f"{SHARED} is missing: the tests read datasets and weights from ../shared (or $VCS_SHARED_DIR)")
     return SHARED

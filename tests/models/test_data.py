@@ -1,10 +1,14 @@
+import os
+import subprocess
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
-from models.data import PatchSampler, load_pairs, make_pair
+import models.data as data
+from models.data import PatchSampler, load_pairs, make_pair, shared_root
 
 
 def write_images(folder: Path, count: int = 3) -> Path:
@@ -34,3 +38,26 @@ def test_sampler_batches_have_matching_patches_and_resume_identically(tmp_path: 
     resumed.restore(state)
     again = resumed.batch(4)
     assert torch.equal(expected[0], again[0]) and torch.equal(expected[1], again[1])
+
+
+def test_the_shared_folder_comes_from_the_environment_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VCS_SHARED_DIR", str(tmp_path))
+    assert shared_root() == tmp_path
+
+
+def test_a_local_clone_finds_the_shared_folder_beside_its_origin(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    origin, clone = tmp_path / "work" / "main", tmp_path / "elsewhere" / "x"
+    (tmp_path / "work" / "shared").mkdir(parents=True)
+    origin.mkdir()
+    subprocess.run(["git", "init", "-q", str(origin)], check=True)
+    subprocess.run(["git", "-C", str(origin), "commit", "-q", "--allow-empty", "-m", "x"], check=True,
+                   env={**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+                        "GIT_COMMITTER_EMAIL": "t@t"})  # fmt: skip
+    subprocess.run(["git", "clone", "-q", str(origin), str(clone)], check=True)
+    monkeypatch.delenv("VCS_SHARED_DIR", raising=False)
+    monkeypatch.setattr(data, "_REPO", clone)
+    assert shared_root() == (tmp_path / "work" / "shared").resolve()
+    monkeypatch.setattr(data, "_REPO", origin)
+    assert shared_root() == tmp_path / "work" / "shared"
