@@ -20,6 +20,8 @@ def test_config_is_valid_for_serve(path: Path) -> None:
     assert {d.name for d in app.deployments} == {"Ingress", "Upscaler", "Storage"}
     upscaler = next(d for d in app.deployments if d.name == "Upscaler")
     assert set(upscaler.user_config) == {"max_batch_pixels", "batch_wait_timeout_s", "tile_size", "tile_layout"}
+    # Every thread on the main heap, where large blocks are kept (models.engine.threads_share_one_heap).
+    assert app.runtime_env["env_vars"]["MALLOC_ARENA_MAX"] == "1"
 
 
 def test_port_comes_from_the_settings() -> None:

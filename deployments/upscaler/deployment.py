@@ -3,8 +3,10 @@
 Each request names a model through Serve's model multiplexing (``multiplexed_model_id``; empty means
 the default). Its image is cut into overlapping tiles (``models.tiling``); every tile is submitted to
 the ``@serve.batch`` method on its own, so tiles of all concurrent requests fill the same batches.
-The forward pass runs in a worker thread, never on the replica's event loop. Batch size, batch wait,
-tile size and tile layout are runtime tunables (``user_config`` in serve_config.yaml, applied by ``reconfigure``).
+The forward pass runs on one dedicated thread, never on the replica's event loop, so every pass reuses
+the same thread's OpenMP pool and heap; encoding runs beside it on other threads. Batch size, batch
+wait, tile size and tile layout are runtime tunables (``user_config`` in serve_config.yaml, applied by
+``reconfigure``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import asyncio
 import logging
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import torch
@@ -26,12 +29,15 @@ from deployments.upscaler.encode import encode
 from deployments.upscaler.metrics import UpscalerMetrics
 from deployments.upscaler.tiler import TileJob, run_grouped, upscale_pixels
 from models import precision
-from models.engine import Engine, keep_large_allocations, resolve_device
+from models.engine import Engine, keep_large_allocations, resolve_device, threads_share_one_heap
 from models.tiling import LAYOUTS
 
 log = logging.getLogger("ray.serve")
 
-DEFAULT_TILE_SIZE = 512
+# CPU: the engine's speed does not depend on the tile (1.22–1.32 MP/s from 256² to a whole 1080p frame,
+# bench/engine.py), so tiles are large to recompute little overlap: a 1080p frame in 1024-px balanced
+# tiles computes 1.05× its pixels, in 512-px tiles 1.13×.
+DEFAULT_TILE_SIZE = 1024
 DEFAULT_TILE_LAYOUT = "balanced"
 DEFAULT_BATCH_PIXELS = DEFAULT_TILE_SIZE**2  # CPU: bigger batches gain nothing (bench/engine.py)
 DEFAULT_BATCH_WAIT_S = 0.01
@@ -50,6 +56,10 @@ class Upscaler:
         self.settings = settings
         self.device = resolve_device(settings.device)
         keep_large_allocations()  # ~1.35× on CPU: no page faults for every tile's feature maps
+        if self.device.type == "cpu" and not threads_share_one_heap():
+            log.warning("MALLOC_ARENA_MAX is not 1: forward passes will be ~10%% slower (see serve_config.yaml)")
+        # One thread runs every forward pass (one batch at a time): its OpenMP pool and heap stay warm.
+        self._forward_thread = ThreadPoolExecutor(1, thread_name_prefix="upscaler-forward")
         self.catalog = Catalog(settings, registry)
         self.default_engine = self._build_engine(self.catalog.default)
         self.tile_size = DEFAULT_TILE_SIZE
@@ -104,7 +114,8 @@ class Upscaler:
     )
     async def _forward_tiles(self, jobs: list[TileJob]) -> list[torch.Tensor]:
         started = time.perf_counter()
-        outputs, passes = await asyncio.to_thread(run_grouped, jobs)
+        loop = asyncio.get_running_loop()
+        outputs, passes = await loop.run_in_executor(self._forward_thread, run_grouped, jobs)
         self.metrics.batch(len(jobs), passes, time.perf_counter() - started)
         return outputs
 

@@ -68,3 +68,16 @@ def test_large_allocations_stay_in_the_heap_on_glibc() -> None:
 
     applied = keep_large_allocations()
     assert applied == (platform.libc_ver()[0] == "glibc")
+
+
+@pytest.mark.parametrize(("value", "shared"), [("1", True), ("2", False), (None, False)])
+def test_one_heap_for_all_threads_is_read_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, value: str | None, shared: bool
+) -> None:
+    from models.engine import threads_share_one_heap
+
+    if value is None:
+        monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    else:
+        monkeypatch.setenv("MALLOC_ARENA_MAX", value)
+    assert threads_share_one_heap() is shared

@@ -43,7 +43,7 @@ def test_the_bundled_model_for_the_scale_is_the_default(upscaler: Any) -> None:
 def test_every_replica_starts_from_the_default_batch_limits(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(deployment, "UpscalerMetrics", NoMetrics)
     first = Upscaler.func_or_class(load_settings(), [])
-    first.reconfigure({"max_batch_pixels": 3 * 512**2, "batch_wait_timeout_s": 1.0})
+    first.reconfigure({"max_batch_pixels": 3 * 1024**2, "batch_wait_timeout_s": 1.0})
     second = Upscaler.func_or_class(load_settings(), [])
     assert second._forward_tiles._get_max_batch_size() == deployment.DEFAULT_BATCH_PIXELS
     assert second._forward_tiles._get_batch_wait_timeout_s() == deployment.DEFAULT_BATCH_WAIT_S
@@ -62,7 +62,7 @@ def test_a_tile_too_small_for_the_models_is_refused(upscaler: Any) -> None:
 
 
 def test_a_pixel_budget_smaller_than_one_tile_is_refused(upscaler: Any) -> None:
-    with pytest.raises(ValueError, match="must hold one 512×512 tile"):
+    with pytest.raises(ValueError, match="must hold one 1024×1024 tile"):
         upscaler.reconfigure({"max_batch_pixels": 1000})
 
 
@@ -84,7 +84,7 @@ def test_out_of_memory_retries_with_smaller_tiles(upscaler: Any, monkeypatch: py
     monkeypatch.setattr(deployment, "upscale_pixels", fake_upscale_pixels)
     image = DecodedImage(np.zeros((8, 8, 3), np.uint8))
     assert asyncio.run(upscaler._upscale_pixels(upscaler.default_engine, image))[1] == 1
-    assert seen == [512, 256, 128, 64]
+    assert seen == [1024, 512, 256, 128, 64]
 
 
 def test_out_of_memory_with_the_smallest_tiles_fails(upscaler: Any, monkeypatch: pytest.MonkeyPatch) -> None:

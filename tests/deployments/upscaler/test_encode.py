@@ -1,4 +1,5 @@
 import io
+import zlib
 
 import numpy as np
 import pytest
@@ -17,6 +18,26 @@ def test_png_is_lossless(channels: int) -> None:
     image = encode(pixels(channels), "png")
     assert (image.extension, image.content_type, image.width, image.height) == ("png", "image/png", 30, 20)
     assert np.array_equal(np.asarray(Image.open(io.BytesIO(image.data))), pixels(channels))
+
+
+def smooth(width: int = 256, height: int = 128) -> np.ndarray:
+    """A gradient with gentle noise: what upscaled photographs look like to a PNG filter."""
+    ramp = np.add.outer(np.arange(height), np.arange(width)) % 256
+    noise = np.random.default_rng(1).integers(0, 3, (height, width))
+    return np.stack([ramp, ramp // 2, (ramp + noise) % 256], axis=2).astype(np.uint8)
+
+
+@pytest.mark.parametrize("level", [0, 1, 3, 4, 9])
+def test_png_is_lossless_at_every_level(level: int) -> None:
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(encode(smooth(), "png", level).data))), smooth())
+
+
+@pytest.mark.parametrize(("level", "strategy"), [(1, zlib.Z_RLE), (3, zlib.Z_RLE), (4, None), (9, None)])
+def test_fast_png_levels_use_the_run_length_strategy(level: int, strategy: int | None) -> None:
+    expected = io.BytesIO()
+    options = {"compress_level": level} | ({"compress_type": strategy} if strategy is not None else {})
+    Image.fromarray(smooth()).save(expected, "PNG", **options)
+    assert encode(smooth(), "png", level).data == expected.getvalue()
 
 
 @pytest.mark.parametrize(("fmt", "extension", "pil_format"), [("webp", "webp", "WEBP"), ("jpeg", "jpg", "JPEG")])
