@@ -1,6 +1,6 @@
 """Engine throughput against the machine's own limit.
 
-    python -m bench.engine [--models vcsr-m-x2 vcsr-m-x4] [--batches 1 2 4] [--tile 512] [--json F]
+    python -m bench.engine [--models vcsr-m-x2 vcsr-m-x4] [--batches 1 2 4] [--tile 1024] [--json F]
 
 For each bundled model, each precision worth running on the device (fp32, and bf16/fp16 where the
 hardware has them) and each micro-batch size, it times ``Engine.run`` on uint8 tiles of the service's
@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from bench.machine import describe, header, table, write_json
+from deployments.upscaler.deployment import DEFAULT_TILE_SIZE
 from models.engine import Engine, keep_large_allocations, resolve_device
 from models.loader import load_model
 from models.precision import DTYPES, candidates, choose, recorded_losses
@@ -48,6 +49,19 @@ def timed(fn: Callable[[], object], seconds: float, device: torch.device, min_ru
         elapsed = time.perf_counter() - started
         best, spent, runs = min(best, elapsed), spent + elapsed, runs + 1
     return best
+
+
+def sustained(fn: Callable[[], object], seconds: float, device: torch.device) -> tuple[int, float]:
+    """Calls made back to back for ``seconds`` after a warm-up, and the time they took: a rate over a
+    window, as a service's throughput is measured (not the best single call)."""
+    fn()
+    calls, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        calls += 1
+    return calls, time.perf_counter() - started
 
 
 def peak_gflops(dtype: torch.dtype, device: torch.device, seconds: float) -> dict[str, float]:
@@ -115,7 +129,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=["vcsr-m-x2", "vcsr-m-x4"])
     parser.add_argument("--batches", nargs="+", type=int, default=[1, 2, 4])
-    parser.add_argument("--tile", type=int, default=512)
+    parser.add_argument("--tile", type=int, default=DEFAULT_TILE_SIZE, help="input tile side (the service's)")
     parser.add_argument("--seconds", type=float, default=3.0, help="time per measurement (after a warm-up)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, help="torch threads (default: every core, as the upscaler replica)")

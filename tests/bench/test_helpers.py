@@ -25,3 +25,21 @@ def test_summary_counts_only_answered_uploads_and_splits_by_kind() -> None:
 def test_table_aligns_columns_and_leaves_missing_cells_empty() -> None:
     text = table([{"a": 1.23456, "b": "x"}, {"a": 1234.5}], ["a", "b"])
     assert text.splitlines() == ["   a  b", "1.23  x", "1234   "]
+
+
+def test_a_sustained_rate_counts_every_call_in_the_window_after_one_warm_up() -> None:
+    import time
+
+    import torch
+
+    from bench.engine import sustained
+
+    calls: list[float] = []
+
+    def work() -> None:
+        calls.append(time.perf_counter())
+        time.sleep(0.01)
+
+    made, elapsed = sustained(work, 0.1, torch.device("cpu"))
+    assert made == len(calls) - 1  # the warm-up call is not counted
+    assert elapsed >= 0.1 and 5 <= made <= 11
