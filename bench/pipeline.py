@@ -28,7 +28,18 @@ import torch
 
 from bench.engine import sustained, timed
 from bench.machine import describe, header, table, write_json
-from bench.service import Sample, Service, Upload, closed_loop, open_loop, send_once, summarise, upload_of
+from bench.service import (
+    Sample,
+    Service,
+    Upload,
+    closed_loop,
+    cores_used,
+    cpu_seconds,
+    open_loop,
+    send_once,
+    summarise,
+    upload_of,
+)
 from configs.settings import load_settings
 from deployments.upscaler.deployment import DEFAULT_TILE_SIZE
 from models.engine import Engine, keep_large_allocations, resolve_device
@@ -36,7 +47,13 @@ from models.loader import load_model
 from models.precision import choose, recorded_losses
 from models.registry import default_model_name, resolve
 
-COUNTERS = ("ray_upscaler_tiles_total", "ray_upscaler_batches_total", "ray_upscaler_forward_passes_total")
+COUNTERS = (
+    "ray_upscaler_tiles_total",
+    "ray_upscaler_batches_total",
+    "ray_upscaler_forward_passes_total",
+    "ray_upscaler_forward_seconds_total",
+    "ray_upscaler_tile_megapixels_total",
+)
 
 
 def mixes() -> dict[str, list[Upload]]:
@@ -55,17 +72,26 @@ def run_phase(
     service: Service, name: str, samples_fn: Any, counters: bool = True
 ) -> tuple[dict[str, Any], list[Sample]]:
     before = service.settled_metrics(0) if counters else {}
+    cpu_before = cpu_seconds()
     started = time.perf_counter()
     samples: list[Sample] = asyncio.run(samples_fn)
     elapsed = time.perf_counter() - started  # first upload sent → last answer received
-    result = {"phase": name, **summarise(samples, elapsed)}
+    result = {
+        "phase": name,
+        **summarise(samples, elapsed),
+        "cores_used": cores_used(cpu_before, cpu_seconds(), elapsed),
+    }
     if counters:
+        # Counters move only while uploads run, so the difference of two idle readings is exact.
         after = service.settled_metrics()
-        delta = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in COUNTERS}
-        batches, passes = delta[COUNTERS[1]], delta[COUNTERS[2]]
-        result["tiles_per_batch"] = delta[COUNTERS[0]] / batches if batches else None
-        result["tiles_per_forward_pass"] = delta[COUNTERS[0]] / passes if passes else None
+        tiles, batches, passes, forward_s, tile_mp = (after.get(k, 0.0) - before.get(k, 0.0) for k in COUNTERS)
+        result["tiles_per_batch"] = tiles / batches if batches else None
+        result["tiles_per_forward_pass"] = tiles / passes if passes else None
         result["forward_passes"] = passes
+        result["forward_busy"] = forward_s / elapsed  # share of the wall time the model was running
+        result["forward_mp_per_s"] = tile_mp / forward_s if forward_s else None  # its speed while running
+        upscaled = sum(s.megapixels for s in samples if s.folder == "upscaled")
+        result["computed_over_input"] = tile_mp / upscaled if upscaled else None  # tile overlap
     print(
         f"{name}: {result['uploads_per_s']:.2f} uploads/s, {result['upscaled_mp_per_s']:.3f} MP/s upscaled, "
         f"p50 {result['p50_s']:.2f} s, p99 {result['p99_s']:.2f} s, errors {result['errors']}",

@@ -138,6 +138,46 @@ class Service:
         return self.metrics()
 
 
+ROLES = (
+    ("Upscaler replica", re.compile(r"ServeReplica:[^:]+:Upscaler")),
+    ("Ingress replica", re.compile(r"ServeReplica:[^:]+:Ingress")),
+    ("Storage replica", re.compile(r"ServeReplica:[^:]+:Storage")),
+    ("HTTP proxy", re.compile(r"ray::ProxyActor")),
+    ("Serve controller", re.compile(r"ray::ServeController")),
+    ("Ray control plane (GCS, raylet, agents)", re.compile(r"gcs_server|raylet|ray/dashboard|ray/_private|ray::")),
+)
+
+
+def cpu_seconds() -> dict[str, float]:
+    """CPU seconds (user + system) used so far by the processes on this machine, summed by role
+    (Linux ``/proc``): the service's parts, Ray's own processes, this process (the load generator)
+    and everything else."""
+    tick = os.sysconf("SC_CLK_TCK")
+    totals: dict[str, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:  # the process ended meanwhile
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        seconds = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+        if int(entry.name) == os.getpid():
+            role = "load generator (this process)"
+        else:
+            role = next((name for name, pattern in ROLES if pattern.search(command)), "other processes")
+        totals[role] = totals.get(role, 0.0) + seconds
+    return totals
+
+
+def cores_used(before: dict[str, float], after: dict[str, float], seconds: float) -> dict[str, float]:
+    """Cores each role kept busy on average between two ``cpu_seconds`` readings, busiest first."""
+    used = {role: (after[role] - before.get(role, 0.0)) / seconds for role in after}
+    return dict(sorted(used.items(), key=lambda item: -item[1]))
+
+
 async def _send(client: httpx.AsyncClient, item: Upload) -> Sample:
     started = time.perf_counter()
     try:

@@ -116,7 +116,7 @@ class Upscaler:
         started = time.perf_counter()
         loop = asyncio.get_running_loop()
         outputs, passes = await loop.run_in_executor(self._forward_thread, run_grouped, jobs)
-        self.metrics.batch(len(jobs), passes, time.perf_counter() - started)
+        self.metrics.batch(len(jobs), passes, time.perf_counter() - started, tile_pixels(jobs))
         return outputs
 
     async def upscale(self, image: DecodedImage, fmt: str | None = None) -> UpscaledImage:

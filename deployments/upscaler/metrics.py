@@ -22,6 +22,12 @@ class UpscalerMetrics:
         self._passes = metrics.Counter(
             "upscaler_forward_passes_total", "Forward passes (one per model and tile shape in a batch)"
         )
+        # Saturation of the model itself: forward seconds per second is the share of wall time the
+        # forward thread is busy; tile megapixels over forward seconds is the rate it runs at.
+        self._forward_seconds = metrics.Counter("upscaler_forward_seconds_total", "Time spent in forward passes")
+        self._tile_megapixels = metrics.Counter(
+            "upscaler_tile_megapixels_total", "Input megapixels of the tiles run, overlaps included"
+        )
         self._seconds = metrics.Histogram(
             "upscaler_image_seconds",
             "Upscale and encode time per image",
@@ -30,12 +36,14 @@ class UpscalerMetrics:
         self._megapixels = metrics.Counter("upscaler_input_megapixels_total", "Input megapixels upscaled")
         self._failures = metrics.Counter("upscaler_failures_total", "Images that failed to upscale")
 
-    def batch(self, tiles: int, passes: int, seconds: float) -> None:
+    def batch(self, tiles: int, passes: int, seconds: float, pixels: int) -> None:
         self._tiles_per_batch.observe(tiles)
         self._batch_seconds.observe(seconds)
         self._tiles.inc(tiles)
         self._batches.inc()
         self._passes.inc(passes)
+        self._forward_seconds.inc(seconds)
+        self._tile_megapixels.inc(pixels / 1e6)
 
     def image(self, pixels: int, seconds: float) -> None:
         self._megapixels.inc(pixels / 1e6)

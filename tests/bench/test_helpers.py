@@ -43,3 +43,14 @@ def test_a_sustained_rate_counts_every_call_in_the_window_after_one_warm_up() ->
     made, elapsed = sustained(work, 0.1, torch.device("cpu"))
     assert made == len(calls) - 1  # the warm-up call is not counted
     assert elapsed >= 0.1 and 5 <= made <= 11
+
+
+def test_cpu_is_read_per_process_role_and_turned_into_cores() -> None:
+    from bench.service import cores_used, cpu_seconds
+
+    before = cpu_seconds()
+    sum(i * i for i in range(2_000_000))  # burn some CPU in this process
+    after = cpu_seconds()
+    assert after["load generator (this process)"] > before["load generator (this process)"]
+    used = cores_used({"a": 1.0, "b": 5.0}, {"a": 3.0, "b": 6.0, "c": 0.5}, seconds=2.0)
+    assert used == {"a": 1.0, "b": 0.5, "c": 0.25} and list(used) == ["a", "b", "c"]
