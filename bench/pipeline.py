@@ -19,16 +19,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import tempfile
 import time
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 
 from bench.engine import sustained, timed
 from bench.machine import describe, header, table, write_json
 from bench.service import (
+    REPO,
     Sample,
     Service,
     Upload,
@@ -124,6 +127,23 @@ def engine_figure(seconds: float) -> dict[str, Any]:
     }
 
 
+def variant(user_config: list[str], app_env: list[str]) -> Path | None:
+    """A copy of serve_config.yaml with the Upscaler's user_config and the app's environment
+    overridden (``KEY=VALUE``, values read as YAML), for A/B runs; None when nothing is overridden."""
+    if not user_config and not app_env:
+        return None
+    document = yaml.safe_load((REPO / "serve_config.yaml").read_text())
+    (app,) = document["applications"]
+    upscaler = next(d for d in app["deployments"] if d["name"] == "Upscaler")
+    upscaler["user_config"].update({k: yaml.safe_load(v) for k, v in (pair.split("=", 1) for pair in user_config)})
+    env_vars = app.setdefault("runtime_env", {}).setdefault("env_vars", {})
+    env_vars.update(pair.split("=", 1) for pair in app_env)
+    path = Path(tempfile.mkdtemp(prefix="vcs-variant-")) / "serve_config.yaml"
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    print(f"variant config {path}: user_config {upscaler['user_config']}, env {env_vars}", flush=True)
+    return path
+
+
 def plot(points: list[dict[str, Any]], path: Path) -> None:
     import matplotlib
 
@@ -160,6 +180,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--s3", action="store_true", help="also run the no-upscale path against moto's S3 server")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--plot", type=Path)
+    parser.add_argument("--saturation-only", action="store_true", help="stop after the upscale-only phase (A/B runs)")
+    parser.add_argument(
+        "--user-config",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override the Upscaler's user_config, e.g. tile_size=512 max_batch_pixels=262144",
+    )
+    parser.add_argument(
+        "--app-env",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override the app's runtime_env env_vars, e.g. MALLOC_ARENA_MAX=0",
+    )
     args = parser.parse_args(argv)
 
     info = describe()
@@ -178,7 +213,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "settings": vars(args) | {"json": str(args.json), "plot": str(args.plot)},
     }
     report["engine"] = engine
-    with Service() as service:
+    config = variant(args.user_config, args.app_env)
+    with Service(config=config) as service:
         asyncio.run(send_once(service.url, list({u.label: u for m in work.values() for u in m}.values())))
         saturated, _ = run_phase(
             service,
@@ -187,6 +223,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         )
         report["upscale_saturation"] = saturated
         report["pipeline_over_engine"] = saturated["upscaled_mp_per_s"] / engine["mp_per_s"]
+        print(
+            f"pipeline / engine = {report['pipeline_over_engine']:.3f}; forward thread busy "
+            f"{saturated['forward_busy']:.1%} at {saturated['forward_mp_per_s']:.3f} MP/s, "
+            f"{saturated['computed_over_input']:.3f}× the input pixels computed; cores used: "
+            + ", ".join(f"{role} {cores:.2f}" for role, cores in saturated["cores_used"].items()),
+            flush=True,
+        )
+        if args.saturation_only:
+            write_json(args.json, report)
+            return report
         closed = []
         for n in args.clients:
             result, _ = run_phase(service, f"mix x{n}", closed_loop(service.url, work["mix"], n, args.seconds))

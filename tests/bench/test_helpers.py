@@ -54,3 +54,20 @@ def test_cpu_is_read_per_process_role_and_turned_into_cores() -> None:
     assert after["load generator (this process)"] > before["load generator (this process)"]
     used = cores_used({"a": 1.0, "b": 5.0}, {"a": 3.0, "b": 6.0, "c": 0.5}, seconds=2.0)
     assert used == {"a": 1.0, "b": 0.5, "c": 0.25} and list(used) == ["a", "b", "c"]
+
+
+def test_an_ab_variant_overrides_only_what_it_names_and_stays_a_valid_serve_config() -> None:
+    import yaml
+    from ray.serve.schema import ServeDeploySchema
+
+    from bench.pipeline import variant
+
+    assert variant([], []) is None  # nothing overridden: the shipped config itself
+    path = variant(["tile_size=512", "max_batch_pixels=262144"], ["MALLOC_ARENA_MAX=0"])
+    assert path is not None
+    (app,) = ServeDeploySchema.model_validate(yaml.safe_load(path.read_text())).applications
+    upscaler = next(d for d in app.deployments if d.name == "Upscaler")
+    assert upscaler.user_config is not None
+    assert upscaler.user_config["tile_size"] == 512 and upscaler.user_config["max_batch_pixels"] == 262144
+    assert upscaler.user_config["tile_layout"] == "balanced"  # untouched
+    assert app.runtime_env["env_vars"] == {"MALLOC_ARENA_MAX": "0"}
