@@ -16,6 +16,7 @@ import argparse
 import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -91,9 +92,24 @@ def count_flops(engine: Engine, tiles: torch.Tensor) -> int:
     return int(counter.get_total_flops())
 
 
+def on_thread(worker: ThreadPoolExecutor | None, fn: Callable[[], object]) -> Callable[[], object]:
+    """``fn``, or a call that runs ``fn`` on ``worker`` and waits for it."""
+    if worker is None:
+        return fn
+    return lambda: worker.submit(fn).result()
+
+
 def bench_model(
-    name: str, device: torch.device, batches: list[int], tile: int, seconds: float, peaks: dict[str, dict[str, float]]
+    name: str,
+    device: torch.device,
+    batches: list[int],
+    tile: int,
+    seconds: float,
+    peaks: dict[str, dict[str, float]],
+    worker: ThreadPoolExecutor | None = None,
 ) -> list[dict[str, Any]]:
+    """One row per precision and batch size; with ``worker``, every timed call runs on that thread
+    (as the upscaler replica runs its forward passes), not on the main one."""
     spec = resolve(name)
     info = load_model(spec.path, name).info
     default = choose(device, info, "auto", recorded_losses(spec.path))
@@ -105,7 +121,7 @@ def bench_model(
         for batch in batches:
             tiles = torch.randint(0, 256, (batch, 3, tile, tile), dtype=torch.uint8)
             flops = count_flops(engine, tiles)
-            per_call = timed(partial(engine.run, tiles), seconds, device)
+            per_call = timed(on_thread(worker, partial(engine.run, tiles)), seconds, device)
             gflops = flops / per_call / 1e9
             rows.append(
                 {
@@ -132,6 +148,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--tile", type=int, default=DEFAULT_TILE_SIZE, help="input tile side (the service's)")
     parser.add_argument("--seconds", type=float, default=3.0, help="time per measurement (after a warm-up)")
     parser.add_argument("--device", default="auto")
+    parser.add_argument(
+        "--worker-thread",
+        action="store_true",
+        help="run the timed calls on a worker thread, as the replica does (see MALLOC_ARENA_MAX)",
+    )
     parser.add_argument("--threads", type=int, help="torch threads (default: every core, as the upscaler replica)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
@@ -147,7 +168,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ]
     peaks = {d: peak_gflops(DTYPES[d], device, args.seconds) for d in dtypes}
     print(table([{"dtype": d, **p} for d, p in peaks.items()], ["dtype", "matmul", "conv3x3", "peak"]), flush=True)
-    rows = [r for m in args.models for r in bench_model(m, device, args.batches, args.tile, args.seconds, peaks)]
+    worker = ThreadPoolExecutor(1) if args.worker_thread else None
+    rows = [
+        r for m in args.models for r in bench_model(m, device, args.batches, args.tile, args.seconds, peaks, worker)
+    ]
     columns = list(rows[0])
     print("\n" + table(rows, columns))
     best = {}

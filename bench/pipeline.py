@@ -74,7 +74,7 @@ def mixes() -> dict[str, list[Upload]]:
 def run_phase(
     service: Service, name: str, samples_fn: Any, counters: bool = True
 ) -> tuple[dict[str, Any], list[Sample]]:
-    before = service.settled_metrics(0) if counters else {}
+    before = service.settled_metrics(0) if counters else {}  # the service is idle and its counters settled
     cpu_before = cpu_seconds()
     started = time.perf_counter()
     samples: list[Sample] = asyncio.run(samples_fn)
@@ -216,6 +216,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     config = variant(args.user_config, args.app_env)
     with Service(config=config) as service:
         asyncio.run(send_once(service.url, list({u.label: u for m in work.values() for u in m}.values())))
+        service.settled_metrics()  # the warm-up's counters reach the endpoint before the first phase reads it
         saturated, _ = run_phase(
             service,
             "upscale-only",

@@ -47,9 +47,11 @@ def keep_large_allocations() -> bool:
 
     This covers the main heap only. A thread other than the main one allocates from an arena of its
     own, whose heaps are at most 64 MB; larger blocks there are ``mmap``ed and unmapped on every pass
-    again. The upscaler replica runs its forward passes on a worker thread, so it must start with
-    ``MALLOC_ARENA_MAX=1`` in its environment (the Serve configs set it): measured 0.83 → 0.93 MP/s for
-    the whole service at saturation. See ``threads_share_one_heap``."""
+    again. The upscaler replica runs its forward passes on a worker thread, so it starts with
+    ``MALLOC_ARENA_MAX=1`` in its environment (the Serve configs set it). Measured on a worker thread
+    (``bench.engine --worker-thread``, 1024² tiles): 0.83 → 1.31 MP/s in bf16, 0.44 → 0.65 in fp32.
+    Inside a Ray worker, whose ~34 threads already exceed glibc's arena limit, the forward thread may
+    happen to share the main arena anyway; the setting makes it certain. See ``threads_share_one_heap``."""
     try:
         libc = ctypes.CDLL("libc.so.6")
     except OSError:

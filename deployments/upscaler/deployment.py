@@ -57,7 +57,10 @@ class Upscaler:
         self.device = resolve_device(settings.device)
         keep_large_allocations()  # ~1.35× on CPU: no page faults for every tile's feature maps
         if self.device.type == "cpu" and not threads_share_one_heap():
-            log.warning("MALLOC_ARENA_MAX is not 1: forward passes will be ~10%% slower (see serve_config.yaml)")
+            log.warning(
+                "MALLOC_ARENA_MAX is not 1: the forward thread may get a heap that unmaps its feature maps "
+                "after every pass (up to 1.5x slower; see serve_config.yaml)"
+            )
         # One thread runs every forward pass (one batch at a time): its OpenMP pool and heap stay warm.
         self._forward_thread = ThreadPoolExecutor(1, thread_name_prefix="upscaler-forward")
         self.catalog = Catalog(settings, registry)
