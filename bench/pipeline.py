@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import os
+import shutil
 import tempfile
 import time
 from functools import partial
@@ -214,6 +216,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }
     report["engine"] = engine
     config = variant(args.user_config, args.app_env)
+    if config is not None:
+        atexit.register(shutil.rmtree, config.parent, True)
     with Service(config=config) as service:
         asyncio.run(send_once(service.url, list({u.label: u for m in work.values() for u in m}.values())))
         service.settled_metrics()  # the warm-up's counters reach the endpoint before the first phase reads it

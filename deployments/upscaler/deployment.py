@@ -104,7 +104,10 @@ class Upscaler:
                 raise ValueError(f"tile_layout={config['tile_layout']!r} must be one of {', '.join(LAYOUTS)}")
             self.tile_layout = str(config["tile_layout"])
         if "torch_threads" in config:
-            torch.set_num_threads(int(config["torch_threads"]))
+            threads = int(config["torch_threads"])
+            torch.set_num_threads(threads)
+            # OpenMP keeps a thread count per thread: set it on the thread that runs the forward passes.
+            self._forward_thread.submit(torch.set_num_threads, threads).result()
 
     @serve.multiplexed(max_num_models_per_replica=MODELS_PER_REPLICA)  # type: ignore[untyped-decorator]
     async def _engine(self, name: str) -> Engine:

@@ -154,3 +154,13 @@ def test_the_tile_layout_is_a_live_tunable(upscaler: Any) -> None:
     assert upscaler.tile_layout == "fixed"
     with pytest.raises(ValueError, match="tile_layout='spiral' must be one of balanced, fixed"):
         upscaler.reconfigure({"tile_layout": "spiral"})
+
+
+def test_torch_threads_reach_the_thread_that_runs_the_forward_passes(upscaler: Any) -> None:
+    before = torch.get_num_threads()
+    try:
+        upscaler.reconfigure({"torch_threads": 1})
+        assert upscaler._forward_thread.submit(torch.get_num_threads).result() == 1
+    finally:
+        upscaler.reconfigure({"torch_threads": before})
+    assert upscaler._forward_thread.submit(torch.get_num_threads).result() == before
