@@ -2,6 +2,8 @@
 
     python -m bench.pipeline [--seconds 30] [--clients 1 2 4 8] [--loads 0.3 0.5 0.7 0.9 1.1] [--s3]
                              [--json docs/bench/pipeline.json] [--plot docs/bench/pipeline.png]
+                             [--config serve_config.yaml] [--saturation-only]
+                             [--user-config KEY=VALUE …] [--app-env KEY=VALUE …]
 
 1. engine: the default model at its served precision on tiles of the service's size, back to back for
    20 s (its rate over the window, as the pipeline's is measured);
@@ -129,12 +131,12 @@ def engine_figure(seconds: float) -> dict[str, Any]:
     }
 
 
-def variant(user_config: list[str], app_env: list[str]) -> Path | None:
-    """A copy of serve_config.yaml with the Upscaler's user_config and the app's environment
+def variant(user_config: list[str], app_env: list[str], base: Path = REPO / "serve_config.yaml") -> Path | None:
+    """A copy of the Serve config ``base`` with the Upscaler's user_config and the app's environment
     overridden (``KEY=VALUE``, values read as YAML), for A/B runs; None when nothing is overridden."""
     if not user_config and not app_env:
         return None
-    document = yaml.safe_load((REPO / "serve_config.yaml").read_text())
+    document = yaml.safe_load(base.read_text())
     (app,) = document["applications"]
     upscaler = next(d for d in app["deployments"] if d["name"] == "Upscaler")
     upscaler["user_config"].update({k: yaml.safe_load(v) for k, v in (pair.split("=", 1) for pair in user_config)})
@@ -182,6 +184,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--s3", action="store_true", help="also run the no-upscale path against moto's S3 server")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--plot", type=Path)
+    parser.add_argument("--config", type=Path, default=REPO / "serve_config.yaml", help="the Serve config to run")
     parser.add_argument("--saturation-only", action="store_true", help="stop after the upscale-only phase (A/B runs)")
     parser.add_argument(
         "--user-config",
@@ -212,13 +215,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     work = mixes()
     report: dict[str, Any] = {
         "machine": info,
-        "settings": vars(args) | {"json": str(args.json), "plot": str(args.plot)},
+        "settings": vars(args) | {"json": str(args.json), "plot": str(args.plot), "config": str(args.config)},
     }
     report["engine"] = engine
-    config = variant(args.user_config, args.app_env)
+    config = variant(args.user_config, args.app_env, args.config)
     if config is not None:
         atexit.register(shutil.rmtree, config.parent, True)
-    with Service(config=config) as service:
+    with Service(config=config or args.config) as service:
         asyncio.run(send_once(service.url, list({u.label: u for m in work.values() for u in m}.values())))
         service.settled_metrics()  # the warm-up's counters reach the endpoint before the first phase reads it
         saturated, _ = run_phase(
