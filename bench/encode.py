@@ -25,10 +25,9 @@ from PIL import Image
 from bench.machine import describe, header, table, write_json
 from bench.service import photo
 from deployments.upscaler.encode import encode
-from models.engine import Engine, keep_large_allocations
-from models.loader import load_model
-from models.precision import choose, recorded_losses
-from models.registry import default_model_name, resolve
+from models.engine import keep_large_allocations
+from models.precision import served_engine
+from models.registry import default_model_name
 
 
 def best_of(fn: Any, runs: int = 3) -> tuple[float, int]:
@@ -62,10 +61,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     keep_large_allocations()
     torch.set_num_threads(len(os.sched_getaffinity(0)))
     name = default_model_name(2)
-    loaded = load_model(resolve(name).path, name)
-    device = torch.device("cpu")
-    dtype = choose(device, loaded.info, "auto", recorded_losses(resolve(name).path))
-    engine = Engine(loaded.module, loaded.info, device, dtype)
+    engine = served_engine(name, torch.device("cpu"))
     rows: list[dict[str, Any]] = []
     for source in args.photos:
         small = np.asarray(photo(source).resize((1920, 1080), Image.Resampling.BICUBIC))

@@ -33,20 +33,21 @@ from models.precision import DTYPES, candidates, choose, recorded_losses
 from models.registry import resolve
 
 
+def sync(device: torch.device) -> None:
+    """Wait for the device's queued work, so a clock read after it covers that work."""
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
 def timed(fn: Callable[[], object], seconds: float, device: torch.device, min_runs: int = 3) -> float:
     """Seconds per call, best of repeated runs after a warm-up (the steady state a busy replica sees)."""
     fn()
-
-    def sync() -> None:
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-
-    sync()
+    sync(device)
     best, spent, runs = float("inf"), 0.0, 0
     while spent < seconds or runs < min_runs:
         started = time.perf_counter()
         fn()
-        sync()
+        sync(device)
         elapsed = time.perf_counter() - started
         best, spent, runs = min(best, elapsed), spent + elapsed, runs + 1
     return best
@@ -56,11 +57,11 @@ def sustained(fn: Callable[[], object], seconds: float, device: torch.device) ->
     """Calls made back to back for ``seconds`` after a warm-up, and the time they took: a rate over a
     window, as a service's throughput is measured (not the best single call)."""
     fn()
+    sync(device)
     calls, started = 0, time.perf_counter()
     while time.perf_counter() - started < seconds:
         fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
+        sync(device)
         calls += 1
     return calls, time.perf_counter() - started
 

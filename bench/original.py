@@ -29,18 +29,12 @@ ONE_SHOT = """
 import sys, numpy as np, torch
 from PIL import Image
 from configs.settings import load_settings
-from models.engine import Engine, keep_large_allocations, resolve_device
-from models.loader import load_model
-from models.precision import choose, recorded_losses
-from models.registry import default_model_name, resolve
+from models.engine import keep_large_allocations, resolve_device
+from models.precision import served_engine
+from models.registry import default_model_name
 settings = load_settings()
 keep_large_allocations()
-name = default_model_name(settings.upscale_scale)
-spec = resolve(name)
-loaded = load_model(spec.path, name)
-device = resolve_device(settings.device)
-measured = recorded_losses(spec.path)
-engine = Engine(loaded.module, loaded.info, device, choose(device, loaded.info, settings.precision, measured))
+engine = served_engine(default_model_name(settings.upscale_scale), resolve_device(settings.device), settings.precision)
 image = np.asarray(Image.open(sys.argv[1]).convert("RGB"))
 Image.fromarray(engine.upscale_image(image)).save(sys.argv[2], compress_level=settings.png_compress_level)
 """

@@ -49,10 +49,9 @@ from bench.service import (
 )
 from configs.settings import load_settings
 from deployments.upscaler.deployment import DEFAULT_TILE_SIZE
-from models.engine import Engine, keep_large_allocations, resolve_device
-from models.loader import load_model
-from models.precision import choose, recorded_losses
-from models.registry import default_model_name, resolve
+from models.engine import keep_large_allocations, resolve_device
+from models.precision import served_engine
+from models.registry import default_model_name
 
 COUNTERS = (
     "ray_upscaler_tiles_total",
@@ -114,15 +113,13 @@ def engine_figure(seconds: float) -> dict[str, Any]:
     settings = load_settings()
     name = settings.model_name or default_model_name(settings.upscale_scale)
     device = resolve_device(settings.device)
-    loaded = load_model(resolve(name).path, name)
-    dtype = choose(device, loaded.info, settings.precision, recorded_losses(resolve(name).path))
-    engine = Engine(loaded.module, loaded.info, device, dtype)
+    engine = served_engine(name, device, settings.precision)
     tile = torch.randint(0, 256, (1, 3, DEFAULT_TILE_SIZE, DEFAULT_TILE_SIZE), dtype=torch.uint8)
     calls, elapsed = sustained(partial(engine.run, tile), seconds, device)
     best = timed(partial(engine.run, tile), 3.0, device)
     return {
         "model": name,
-        "dtype": str(dtype).removeprefix("torch."),
+        "dtype": str(engine.dtype).removeprefix("torch."),
         "batch": 1,
         "tile": DEFAULT_TILE_SIZE,
         "seconds": elapsed,

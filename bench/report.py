@@ -60,7 +60,7 @@ def pipeline(report: dict[str, Any]) -> str:
         f"clients, small + 1080p only): **{sat['upscaled_mp_per_s']:.3f} MP/s**, "
         f"{sat['uploads_per_s']:.2f} uploads/s, {sat['tiles_per_batch']:.2f} tiles per batch → "
         f"**pipeline / engine = {report['pipeline_over_engine']:.2f}**.",
-        *where_the_cores_went(report),
+        where_the_cores_went(report),
         "Fixed mix (640×480, 4K, 1080p, 320×240, 4K, 640×480 JPEGs, in turn), closed loop:\n\n"
         + md(closed, {"clients": "clients", "uploads_per_s": "uploads/s", "upscaled_mp_per_s": "MP/s upscaled",
                       "p50_s": "p50 s", "p95_s": "p95 s", "p99_s": "p99 s", "tiles_per_batch": "tiles / batch",
@@ -84,20 +84,18 @@ def pipeline(report: dict[str, Any]) -> str:
     return "\n\n".join(parts)
 
 
-def where_the_cores_went(report: dict[str, Any]) -> list[str]:
+def where_the_cores_went(report: dict[str, Any]) -> str:
     """The upscale-only phase seen from inside: the model's busy share and speed, and CPU by role."""
     sat, e = report["upscale_saturation"], report["engine"]
-    if "forward_busy" not in sat:  # written before these were measured
-        return []
     cores = report["machine"]["cores"]
     rows = [{"role": role, "cores": used, "share": f"{used / cores:.1%}"} for role, used in sat["cores_used"].items()]
-    return [
+    return (
         f"Inside the service during that phase (its own counters): the forward thread was busy "
         f"{sat['forward_busy']:.1%} of the wall time and ran at {sat['forward_mp_per_s']:.3f} MP/s while busy "
         f"({sat['forward_mp_per_s'] / e['mp_per_s']:.2f} × the engine alone), on "
         f"{sat['computed_over_input']:.3f} × the input pixels (tile overlaps). CPU by process, in cores "
-        f"(of {cores}):\n\n" + md(rows, {"role": "process", "cores": "cores", "share": "of the machine"}),
-    ]
+        f"(of {cores}):\n\n" + md(rows, {"role": "process", "cores": "cores", "share": "of the machine"})
+    )
 
 
 def ab(reports: list[dict[str, Any]]) -> str:

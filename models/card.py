@@ -19,9 +19,9 @@ from typing import Any
 import torch
 
 from models.arch import flops_per_output_pixel
-from models.engine import Engine, keep_large_allocations
+from models.engine import keep_large_allocations
 from models.loader import load_model
-from models.precision import choose, recorded_losses
+from models.precision import served_engine
 from models.registry import BUILTIN, ModelSpec
 
 PUBLISHED = {  # Set5 / Set14 / BSD100 PSNR-Y from the papers
@@ -42,11 +42,9 @@ RECIPES = {
 
 def cpu_megapixels_per_s(spec: ModelSpec, seconds: float = 5.0) -> tuple[float, str]:
     """Input megapixels per second on 512×512 tiles, batch 1, the default precision, every core."""
-    loaded = load_model(spec.path, spec.name)
-    dtype = choose(torch.device("cpu"), loaded.info, "auto", recorded_losses(spec.path))
     torch.set_num_threads(len(os.sched_getaffinity(0)))
     keep_large_allocations()  # as the upscaler replica does
-    engine = Engine(loaded.module, loaded.info, torch.device("cpu"), dtype)
+    engine = served_engine(spec.name, torch.device("cpu"))
     tile = torch.randint(0, 256, (1, 3, 512, 512), dtype=torch.uint8)
     engine.run(tile)
     best, spent = float("inf"), 0.0
@@ -55,7 +53,7 @@ def cpu_megapixels_per_s(spec: ModelSpec, seconds: float = 5.0) -> tuple[float, 
         engine.run(tile)
         elapsed = time.perf_counter() - started
         best, spent = min(best, elapsed), spent + elapsed
-    return 512 * 512 / best / 1e6, str(dtype).removeprefix("torch.")
+    return 512 * 512 / best / 1e6, str(engine.dtype).removeprefix("torch.")
 
 
 def render(spec: ModelSpec, speed: tuple[float, str]) -> str:

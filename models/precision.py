@@ -13,7 +13,9 @@ from pathlib import Path
 
 import torch
 
-from models.engine import ModelInfo
+from models.engine import Engine, ModelInfo
+from models.loader import load_model
+from models.registry import resolve
 
 MAX_LOSS_DB = 0.05
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -53,3 +55,13 @@ def choose(device: torch.device, info: ModelInfo, requested: str, measured_loss_
         if measured_loss_db.get(name, float("inf")) <= MAX_LOSS_DB:
             return DTYPES[name]
     return torch.float32
+
+
+def served_engine(name: str, device: torch.device, requested: str = "auto") -> Engine:
+    """The registered model ``name`` on ``device`` at the precision the service would run it in
+    (``choose`` with its recorded losses): what benchmarks and cards measure."""
+    spec = resolve(name)
+    loaded = load_model(spec.path, name)
+    return Engine(
+        loaded.module, loaded.info, device, choose(device, loaded.info, requested, recorded_losses(spec.path))
+    )

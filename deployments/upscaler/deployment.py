@@ -34,9 +34,9 @@ from models.tiling import LAYOUTS
 
 log = logging.getLogger("ray.serve")
 
-# CPU: the engine's speed does not depend on the tile (1.22–1.32 MP/s from 256² to a whole 1080p frame,
-# bench/engine.py), so tiles are large to recompute little overlap: a 1080p frame in 1024-px balanced
-# tiles computes 1.05× its pixels, in 512-px tiles 1.13×.
+# CPU: the engine is as fast on 1024² tiles as on 512² ones (1.23–1.24 MP/s, bench.engine --tile), so
+# tiles are large to recompute little overlap: a 1080p frame in 1024-px balanced tiles computes 1.05×
+# its pixels, in 512-px tiles 1.13×.
 DEFAULT_TILE_SIZE = 1024
 DEFAULT_TILE_LAYOUT = "balanced"
 DEFAULT_BATCH_PIXELS = DEFAULT_TILE_SIZE**2  # CPU: bigger batches gain nothing (bench/engine.py)

@@ -57,3 +57,11 @@ def test_bf16_loses_at_most_0_05_db_on_set5_for_bundled_models(shared_dir: Path,
         engine = Engine(loaded.module, loaded.info, CPU, dtype)
         scores[dtype] = summarise(evaluate_set(engine_upscaler(engine), set5, engine.scale))["psnr"]
     assert scores[torch.float32] - scores[torch.bfloat16] <= precision.MAX_LOSS_DB
+
+
+def test_the_served_engine_runs_in_the_precision_the_service_would_choose() -> None:
+    spec = BUILTIN["vcsr-m-x2"]
+    expected = precision.choose(CPU, load_model(spec.path).info, "auto", precision.recorded_losses(spec.path))
+    assert precision.served_engine("vcsr-m-x2", CPU).dtype == expected
+    forced = precision.served_engine("vcsr-m-x2", CPU, "fp32")
+    assert forced.dtype == torch.float32 and forced.info.name == "vcsr-m-x2" and forced.scale == 2
