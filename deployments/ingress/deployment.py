@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import FastAPI
 from ray import serve
 
 from configs.settings import Settings
+from deployments.contracts import StorageHandle, UpscalerHandle
+from deployments.flow import Flow
 from deployments.ingress.api import create_api
-from deployments.ingress.pipeline import Pipeline
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 0.25}, max_ongoing_requests=32)
 @serve.ingress()
 class Ingress:
-    def __init__(self, upscaler: Any, storage: Any, settings: Settings) -> None:
+    def __init__(self, upscaler: UpscalerHandle, storage: StorageHandle, settings: Settings) -> None:
         self.settings = settings
-        self.pipeline = Pipeline(upscaler, storage, settings)
+        self.flow = Flow(upscaler, storage, settings)
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         # Built in the replica, after __init__, so the app is configured from this replica's settings.
-        return create_api(self.pipeline, self.settings)
+        return create_api(self.flow, self.settings)

@@ -6,6 +6,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from deployments.contracts import Outcome
+
 
 class UploadResult(BaseModel):
     original_key: str = Field(description="The uploaded file's name, sanitised")
@@ -29,11 +31,39 @@ class UploadResult(BaseModel):
     duplicate: bool = Field(description="True when an identical upload was already stored under this key")
     timings_ms: dict[str, float]
 
+    @classmethod
+    def of(cls, outcome: Outcome, request_id: str) -> UploadResult:
+        return cls(
+            original_key=outcome.original_key,
+            status=outcome.status.value,
+            folder=outcome.folder.value,
+            s3_url=outcome.stored.url,
+            quality_score=outcome.quality_score,
+            upscale_scale=outcome.upscale_scale,
+            processed_at=outcome.processed_at,
+            key=outcome.stored.key,
+            request_id=request_id,
+            width=outcome.width,
+            height=outcome.height,
+            output_width=outcome.output_width,
+            output_height=outcome.output_height,
+            size_bytes=outcome.stored.size,
+            model=outcome.model,
+            precision=outcome.precision,
+            tiles=outcome.tiles,
+            duplicate=not outcome.stored.created,
+            timings_ms=outcome.timings_ms,
+        )
+
 
 class UploadResponse(BaseModel):
     success: bool
     message: str
     result: UploadResult
+
+    @classmethod
+    def of(cls, outcome: Outcome, request_id: str) -> UploadResponse:
+        return cls(success=True, message=outcome.message, result=UploadResult.of(outcome, request_id))
 
 
 class ErrorResponse(BaseModel):
