@@ -78,7 +78,12 @@ def _install_error_handlers(app: FastAPI, respond: Responder, settings: Settings
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return respond(MissingFieldError())
+        bad = [e for e in exc.errors() if e.get("loc", ("body",))[0] in ("query", "path")]
+        if not bad:  # a missing or mistyped multipart body
+            return respond(MissingFieldError())
+        error = ServiceError("; ".join(f"{e['loc'][-1]}: {e['msg']}" for e in bad))
+        error.code = "invalid_parameter"
+        return respond(error, HTTPStatus.UNPROCESSABLE_ENTITY)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
