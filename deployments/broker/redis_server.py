@@ -39,6 +39,7 @@ def _config(jobs_dir: Path, socket: Path) -> list[str]:
         "--save", "",
         "--protected-mode", "no",
         "--loglevel", "warning",
+        "--logfile", str(jobs_dir / "redis.log"),
     ]  # fmt: skip
 
 
