@@ -4,6 +4,7 @@ on 5xx/408/429 and connection errors with one webhook-id, never on other 4xx, re
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import time
 from collections.abc import Iterator
@@ -109,7 +110,7 @@ def test_a_pending_delivery_survives_a_new_dispatcher(store: JobStore, receiver:
 def test_backoff_starts_within_seconds_and_spans_ten_minutes() -> None:
     delays = [retry_delay(n) for n in range(1, 8)]  # the 7 waits between 8 attempts
     assert 5 <= delays[0] <= 6.5
-    assert all(b > a for a, b in zip(delays, delays[1:], strict=False))
+    assert all(b > a for a, b in itertools.pairwise(delays))
     assert sum(delays) >= 600
 
 
