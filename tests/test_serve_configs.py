@@ -45,3 +45,19 @@ def test_serve_hands_the_config_args_to_the_typed_builder(monkeypatch: pytest.Mo
     with pytest.raises(_Captured) as caught:
         call_user_app_builder_with_args_if_necessary(app_module.build_app, {"settings": {"upscale_scale": 4}})
     assert caught.value.args == ({"upscale_scale": 4},)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ({"settings": {"quality_treshold": 0.9}}, "quality_treshold: not a setting; did you mean quality_threshold"),
+        ({"setings": {}}, "setings"),
+    ],
+)
+def test_a_typo_in_the_config_args_fails_the_deploy(args: dict[str, object], message: str) -> None:
+    from ray.serve._private.api import call_user_app_builder_with_args_if_necessary
+
+    import serve_app.app as app_module
+
+    with pytest.raises(Exception, match=message):
+        call_user_app_builder_with_args_if_necessary(app_module.build_app, args)
