@@ -43,8 +43,8 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --gid 1000 upscaler \
     && useradd --uid 1000 --gid 1000 --create-home --shell /usr/sbin/nologin upscaler \
-    && mkdir -p /data/storage \
-    && chown -R upscaler /data
+    && mkdir -p /data/storage /data/spool /tmp/ray \
+    && chown -R upscaler:upscaler /data /tmp/ray
 
 WORKDIR /app
 

@@ -108,7 +108,9 @@ def test_the_image_runs_the_launcher_as_a_user_with_a_health_check() -> None:
 
 def test_the_build_context_is_the_code_weights_and_configs_only() -> None:
     context = build_context()
-    assert {"serve_config.yaml", "pyproject.toml", "serve_app/app.py", "configs/kuberay/rayservice.yaml"} <= set(context)
+    assert {"serve_config.yaml", "pyproject.toml", "serve_app/app.py", "configs/kuberay/rayservice.yaml"} <= set(
+        context
+    )
     assert any(fnmatch.fnmatch(p, "models/weights/*.safetensors") for p in context)
     assert not [p for p in context if p.split("/")[0] in {"tests", "bench", "docs", "data", ".venv", "runs"}]
     assert not [p for p in context if "__pycache__" in p or p.endswith(".env")]
@@ -154,7 +156,9 @@ def marked_processes(marker: str) -> list[int]:
 
 
 @pytest.fixture(scope="module")
-def launched(installed_app: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[subprocess.Popen[bytes], str, str]]:
+def launched(
+    installed_app: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[subprocess.Popen[bytes], str, str]]:
     """``python -m serve_app serve`` (the image's entry point) from the fresh venv, answering."""
     (port,) = free_ports(1)
     marker = f"VCS_LAUNCH_MARKER={uuid.uuid4().hex}"
