@@ -9,6 +9,7 @@ and Storage replicas stay on the CPU node.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +34,7 @@ from tests.multinode.conftest import SERVE_PORT
 from tests.s3servers import S3Server, moto_server
 
 pytestmark = pytest.mark.multinode
+log = logging.getLogger(__name__)
 
 UPSCALER_MAX = 3
 AUTOSCALING = {
@@ -43,6 +45,7 @@ AUTOSCALING = {
         "upscale_delay_s": 1,
         "downscale_delay_s": 4,
         "look_back_period_s": 2,
+        "metrics_interval_s": 0.5,
     },
     # One of each on two shared cores: the placement is what this test is about, not their count.
     "Ingress": {"min_replicas": 1, "max_replicas": 1},
@@ -62,7 +65,7 @@ def cluster(s3: S3Server) -> Iterator[tuple[Cluster, str]]:
     port = SERVE_PORT
     nodes = Cluster(
         initialize_head=True,
-        head_node_args={"num_cpus": 2, "resources": {"cpu_pool": 1000}, "include_dashboard": False},
+        head_node_args={"num_cpus": 2, "resources": {"cpu_pool": 1000}},  # with the dashboard: state API
     )
     for _ in range(2):
         nodes.add_node(num_cpus=6, num_gpus=2)
@@ -109,6 +112,7 @@ def test_every_running_upscaler_replica_serves(cluster: tuple[Cluster, str], loa
     session = Path(cluster[0].head_node.get_session_dir_path())
     counts = served_per_replica(session.parent)
     running = set(load_step["at_end"])
+    log.info("uploads served per upscaler replica: %s (running at the end: %s)", dict(counts), sorted(running))
     assert running and all(counts[replica] > 0 for replica in running), f"uploads per replica: {dict(counts)}"
 
 
