@@ -63,6 +63,20 @@ class Settings(BaseSettings):
     png_compress_level: int = Field(1, ge=0, le=9, description="an integer in 0..9")
     api_key: str | None = Field(None, min_length=16, description="a secret of at least 16 characters, or unset")
     upscaler_service_url: str | None = Field(None, description="ignored on Ray Serve (deprecated)")
+    # Reliability and access (issue 9).
+    spool_dir: Path = Field(
+        REPO_ROOT / "data" / "spool",
+        description="a local folder where objects wait while the S3 bucket is unreachable (per node, durable)",
+    )
+    spool_max_bytes: int = Field(
+        2 * 1024 * MIB, ge=0, description="a number of bytes; past it uploads get 503 while S3 is unreachable"
+    )
+    upscale_timeout_s: float = Field(
+        180.0, gt=0, description="seconds; a longer upscale stores the original in couldn't_upscale/"
+    )
+    max_concurrent_decodes: int = Field(
+        2, ge=1, description="a positive number of full image decodes at once per ingress replica"
+    )
 
     @field_validator("s3_bucket", "s3_endpoint_url", "model_name", "model_path", "api_key", mode="before")
     @classmethod

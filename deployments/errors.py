@@ -14,6 +14,7 @@ class ServiceError(Exception):
     """Base of every named error: ``code`` is stable (clients match on it), ``message`` is for people."""
 
     code = "error"
+    retry_after_s: int | None = None  # when set, the client is told to retry after this many seconds
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -80,6 +81,16 @@ class TooManyPixelsError(UploadRejectedError):
             "(this also stops decompression bombs)."
         )
         self.size, self.limit = size, limit
+
+
+class TooManyScansError(UploadRejectedError):
+    code = "too_many_scans"
+
+    def __init__(self, limit: int | str) -> None:
+        super().__init__(
+            f"The JPEG holds more than {limit} scans, more than any encoder writes (a decoding bomb); "
+            "re-encode it as a baseline or standard progressive JPEG."
+        )
 
 
 class UploadTooLargeError(UploadRejectedError):
@@ -156,6 +167,23 @@ class StorageError(ServiceError, RuntimeError):
     """The object could not be stored; nothing partial was left behind."""
 
     code = "storage_unavailable"
+    retry_after_s = 30
+
+
+class StorageUnreachableError(StorageError):
+    """The bucket did not answer (connection refused, timeout, 5xx, throttling): a transient failure
+    that the spool absorbs. The message never names the endpoint or the bucket."""
+
+
+class SpoolFullError(StorageError):
+    retry_after_s = 60
+
+    def __init__(self, limit: int | str) -> None:  # (a str when Ray unpickles it from its message)
+        super().__init__(
+            f"The storage bucket is unreachable and the local spool is full ({limit} bytes, SPOOL_MAX_BYTES); "
+            "nothing was stored, retry later."
+        )
+        self.limit = limit
 
 
 class StorageConflictError(StorageError):
@@ -168,3 +196,12 @@ class UpscaleError(ServiceError, RuntimeError):
     """Upscaling this image failed; the original goes to ``couldn't_upscale/``."""
 
     code = "upscale_failed"
+
+
+class UpscaleDeadlineError(UpscaleError):
+    """Upscaling took longer than UPSCALE_TIMEOUT_S; the original goes to ``couldn't_upscale/``."""
+
+    code = "upscale_timeout"
+
+    def __init__(self, timeout_s: float | str) -> None:
+        super().__init__(f"upscaling took longer than UPSCALE_TIMEOUT_S={timeout_s} s")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import hmac
 import logging
 import time
@@ -61,7 +63,9 @@ class Responder:
             extra["files"] = [
                 {"index": i, "filename": name, "error": e.code, "message": e.message} for i, name, e in exc.failures
             ]
-        return JSONResponse(error_body(exc.message, exc.code, request_id(), **extra), status_code=status)
+        headers = {"Retry-After": str(exc.retry_after_s)} if exc.retry_after_s else None
+        body = error_body(exc.message, exc.code, request_id(), **extra)
+        return JSONResponse(body, status_code=status, headers=headers)
 
 
 def check_api_key(request: Request, settings: Settings) -> None:
@@ -128,11 +132,13 @@ def images_router(flow: Flow, metrics: IngressMetrics, settings: Settings) -> AP
 
     @router.get("/api/health", response_model=HealthResponse, responses={503: {"model": HealthResponse}})
     async def health() -> JSONResponse:
-        """200 when the model is loaded and storage is writable; 503 with the reasons otherwise."""
-        reasons = await flow.unavailable_reasons()
+        """200 when the model is loaded and uploads can be stored (in the bucket, or in the spool while the
+        bucket is unreachable and the spool has room); 503 with the reasons otherwise."""
+        reasons, spool = await asyncio.gather(flow.unavailable_reasons(), flow.spool_status())
+        extra = {"spool": dataclasses.asdict(spool)} if spool else {}
         if reasons:
-            return JSONResponse({"status": "unhealthy", "reasons": reasons}, status_code=503)
-        return JSONResponse({"status": "healthy"})
+            return JSONResponse({"status": "unhealthy", "reasons": reasons, **extra}, status_code=503)
+        return JSONResponse({"status": "healthy", **extra})
 
     return router
 

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from deployments.contracts import Outcome
+from deployments.contracts import Outcome, SpoolStatus
 
 
 class UploadResult(BaseModel):
@@ -29,6 +29,11 @@ class UploadResult(BaseModel):
     precision: str | None = Field(None, description="The dtype the model ran in, when it ran")
     tiles: int | None = Field(None, description="Tiles the image was cut into for the model")
     duplicate: bool = Field(description="True when an identical upload was already stored under this key")
+    pending: bool = Field(
+        False,
+        description="True when the bucket was unreachable: the object is kept in a durable local spool and "
+        "reaches the bucket (at this key and URL) as soon as it answers",
+    )
     timings_ms: dict[str, float]
 
     @classmethod
@@ -52,6 +57,7 @@ class UploadResult(BaseModel):
             precision=outcome.precision,
             tiles=outcome.tiles,
             duplicate=not outcome.stored.created,
+            pending=outcome.stored.pending,
             timings_ms=outcome.timings_ms,
         )
 
@@ -76,3 +82,4 @@ class ErrorResponse(BaseModel):
 class HealthResponse(BaseModel):
     status: str
     reasons: list[str] = []
+    spool: SpoolStatus | None = Field(None, description="Objects waiting for the bucket (S3 storage only)")
