@@ -12,12 +12,13 @@ import warnings
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MIB = 1024 * 1024
+SECRET_FIELDS = ("api_key", "api_keys")
 
 
 class SettingsError(ValueError):
@@ -61,7 +62,7 @@ class Settings(BaseSettings):
     )
     output_format: Literal["png", "webp", "jpeg"] = Field("png", description="png, webp or jpeg")
     png_compress_level: int = Field(1, ge=0, le=9, description="an integer in 0..9")
-    api_key: str | None = Field(None, min_length=16, description="a secret of at least 16 characters, or unset")
+    api_key: SecretStr | None = Field(None, min_length=16, description="a secret of at least 16 characters, or unset")
     upscaler_service_url: str | None = Field(None, description="ignored on Ray Serve (deprecated)")
     # Reliability and access (issue 9).
     spool_dir: Path = Field(
@@ -77,8 +78,41 @@ class Settings(BaseSettings):
     max_concurrent_decodes: int = Field(
         2, ge=1, description="a positive number of full image decodes at once per ingress replica"
     )
+    api_keys: SecretStr | None = Field(
+        None, description="comma-separated API keys, each at least 16 characters (X-API-Key), or unset"
+    )
+    api_keys_file: Path | None = Field(
+        None, description="a file with one salted key hash per line (python -m deployments.ingress.keys), or unset"
+    )
+    rate_limit: str | None = Field(
+        None,
+        pattern=r"^\s*\d+\s*(/|per)\s*(\d+\s*)?(second|minute|hour|day)s?\s*([;,]\s*\d+\s*(/|per)\s*(\d+\s*)?"
+        r"(second|minute|hour|day)s?\s*)*$",
+        description="requests per key (per client address without keys), e.g. 60/minute or 10/second;1000/hour",
+    )
+    rate_limit_storage_url: str | None = Field(
+        None,
+        pattern=r"^(memory|redis|rediss|redis\+sentinel|redis\+cluster)://",
+        description="where rate-limit counters live: redis://… to share them across ingress replicas "
+        "(default: the jobs broker when it is redis://, else memory:// per replica)",
+    )
+    cors_allow_origins: str | None = Field(
+        None, description="comma-separated origins allowed to call the API from a browser (default: none)"
+    )
 
-    @field_validator("s3_bucket", "s3_endpoint_url", "model_name", "model_path", "api_key", mode="before")
+    @field_validator(
+        "s3_bucket",
+        "s3_endpoint_url",
+        "model_name",
+        "model_path",
+        "api_key",
+        "api_keys",
+        "api_keys_file",
+        "rate_limit",
+        "rate_limit_storage_url",
+        "cors_allow_origins",
+        mode="before",
+    )
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
@@ -88,6 +122,32 @@ class Settings(BaseSettings):
     def _scale_from_text(cls, value: Any) -> Any:
         # .env values arrive as text, and a Literal of ints does not coerce "4".
         return int(value) if isinstance(value, str) and value.strip().isdigit() else value
+
+    @field_validator("api_keys")
+    @classmethod
+    def _keys_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and any(len(k) < 16 for k in value.get_secret_value().split(",")):
+            raise ValueError("every key must be at least 16 characters")  # never echo the keys
+        return value
+
+    @field_validator("api_keys_file")
+    @classmethod
+    def _keys_file_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError("the file does not exist")
+        return value
+
+    @property
+    def api_key_list(self) -> list[str]:
+        """Every plain-text key (API_KEY and API_KEYS); the builder turns them into salted hashes."""
+        keys = [self.api_key.get_secret_value()] if self.api_key else []
+        if self.api_keys:
+            keys += [k.strip() for k in self.api_keys.get_secret_value().split(",") if k.strip()]
+        return keys
+
+    @property
+    def cors_origins(self) -> list[str]:
+        return [o.strip() for o in (self.cors_allow_origins or "").split(",") if o.strip()]
 
     @model_validator(mode="after")
     def _warn_deprecated(self) -> Settings:
@@ -111,6 +171,8 @@ def _describe(error: ErrorDetails) -> str:
     allowed = info.description if info and info.description else error["msg"]
     value = error.get("input")
     shown = "" if value is None or isinstance(value, dict) else f"={value}"
+    if field in SECRET_FIELDS:
+        shown = "=<hidden>" if value else ""  # a secret is never echoed, even a wrong one
     return f"{field.upper()}{shown}: invalid, expected {allowed} ({error['msg']})"
 
 

@@ -20,6 +20,10 @@ class ServiceError(Exception):
         super().__init__(message)
         self.message = message
 
+    def headers(self) -> dict[str, str]:
+        """HTTP headers the refusal carries (``Retry-After`` when the client should come back)."""
+        return {"Retry-After": str(self.retry_after_s)} if self.retry_after_s else {}
+
 
 class UploadRejectedError(ServiceError):
     """The request is refused as sent; nothing was stored."""
@@ -106,6 +110,18 @@ class UnauthorizedError(UploadRejectedError):
 
     def __init__(self) -> None:
         super().__init__("A valid API key is required in the X-API-Key header.")
+
+
+class RateLimitedError(UploadRejectedError):
+    code = "rate_limited"
+
+    def __init__(self, limit: str, retry_after_s: int = 1, rate_headers: dict[str, str] | None = None) -> None:
+        super().__init__(f"Too many requests for this key (RATE_LIMIT {limit}); retry in {retry_after_s} s.")
+        self.retry_after_s = retry_after_s
+        self.rate_headers = rate_headers or {}
+
+    def headers(self) -> dict[str, str]:
+        return {**super().headers(), **self.rate_headers}
 
 
 class UnknownModelError(UploadRejectedError):

@@ -15,6 +15,7 @@ from ray.serve import Application
 from configs.model_registry import load_registry
 from configs.settings import Settings, load_settings
 from deployments.ingress.deployment import Ingress
+from deployments.ingress.keys import KeyRing
 from deployments.storage.deployment import Storage
 from deployments.upscaler.deployment import Upscaler
 
@@ -47,5 +48,12 @@ def build_app(args: AppArgs) -> Application:
     ingress: Any = Ingress
     storage: Any = Storage
     registry = load_registry(settings.model_registry)
-    app: Application = ingress.bind(upscaler.bind(settings, registry), storage.bind(settings), settings)
+    # API keys reach the ingress only as salted hashes; no deployment gets them in its init args.
+    keys = KeyRing.from_keys(settings.api_key_list, settings.api_keys_file)
+    settings = without_secrets(settings)
+    app: Application = ingress.bind(upscaler.bind(settings, registry), storage.bind(settings), settings, keys)
     return app
+
+
+def without_secrets(settings: Settings) -> Settings:
+    return settings.model_copy(update={"api_key": None, "api_keys": None})

@@ -9,15 +9,19 @@ from configs.settings import Settings
 from deployments.contracts import StorageHandle, UpscalerHandle
 from deployments.flow import Flow
 from deployments.ingress.api import create_api
+from deployments.ingress.keys import KeyRing
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 0.25}, max_ongoing_requests=32)
 @serve.ingress()
 class Ingress:
-    def __init__(self, upscaler: UpscalerHandle, storage: StorageHandle, settings: Settings) -> None:
+    def __init__(
+        self, upscaler: UpscalerHandle, storage: StorageHandle, settings: Settings, keys: KeyRing | None = None
+    ) -> None:
         self.settings = settings
+        self.keys = keys
         self.flow = Flow(upscaler, storage, settings)
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         # Built in the replica, after __init__, so the app is configured from this replica's settings.
-        return create_api(self.flow, self.settings)
+        return create_api(self.flow, self.settings, keys=self.keys)

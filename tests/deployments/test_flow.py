@@ -54,6 +54,13 @@ class FakeUpscaler:
         return Call(models)
 
     @property
+    def unavailable_reason(self) -> Call:
+        async def reason() -> str | None:
+            return None
+
+        return Call(reason)
+
+    @property
     def upscale(self) -> Call:
         async def upscale(image: DecodedImage, fmt: str) -> UpscaledImage:
             self.formats.append(fmt)
@@ -71,6 +78,20 @@ class FakeUpscaler:
 @dataclass
 class FakeStorage:
     stored: dict[str, bytes] = field(default_factory=dict)
+
+    @property
+    def unavailable_reason(self) -> Call:
+        async def reason() -> str | None:
+            return None
+
+        return Call(reason)
+
+    @property
+    def spool_status(self) -> Call:
+        async def status() -> None:
+            return None
+
+        return Call(status)
 
     @property
     def put(self) -> Call:
