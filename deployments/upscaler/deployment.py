@@ -44,6 +44,8 @@ DEFAULT_BATCH_PIXELS = DEFAULT_TILE_SIZE**2  # CPU: bigger batches gain nothing 
 DEFAULT_BATCH_WAIT_S = 0.01
 MODELS_PER_REPLICA = 3
 MIN_TILE_SIZE = 64
+HEALTH_PROBE_SIZE = 32
+HEALTH_TIMEOUT_S = 20.0  # under Serve's 30 s health-check timeout; a CPU batch of one 1024² tile takes ~1 s
 
 
 def tile_pixels(jobs: list[TileJob]) -> int:
@@ -191,6 +193,14 @@ class Upscaler:
     def unavailable_reason(self) -> str | None:
         return None if self.default_engine is not None else "model not loaded"
 
-    def check_health(self) -> None:
-        if self.default_engine is None:
-            raise UpscaleError("model not loaded")
+    async def check_health(self) -> None:
+        """The forward thread is alive and answers: a 32×32 pass of the default model on it, waiting at
+        most behind the batch in flight. A dead or wedged thread fails the replica, and Serve replaces it."""
+        probe = torch.zeros(1, 3, HEALTH_PROBE_SIZE, HEALTH_PROBE_SIZE, dtype=torch.uint8)
+        try:
+            future = self._forward_thread.submit(self.default_engine.run, probe)
+            await asyncio.wait_for(asyncio.wrap_future(future), HEALTH_TIMEOUT_S)
+        except TimeoutError:
+            raise UpscaleError(f"the forward thread did not answer within {HEALTH_TIMEOUT_S:g} s") from None
+        except RuntimeError as exc:  # the executor was shut down, or the pass itself failed
+            raise UpscaleError(f"the forward thread cannot run the model: {exc}") from exc
