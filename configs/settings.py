@@ -78,6 +78,12 @@ class Settings(BaseSettings):
     max_concurrent_decodes: int = Field(
         2, ge=1, description="a positive number of full image decodes at once per ingress replica"
     )
+    max_concurrent_uploads: int = Field(
+        24,
+        ge=1,
+        description="a positive number of uploads one ingress replica takes at once (more: 503 with Retry-After); "
+        "keep it below the Ingress's max_ongoing_requests so health always answers",
+    )
     api_keys: SecretStr | None = Field(
         None, description="comma-separated API keys, each at least 16 characters (X-API-Key), or unset"
     )

@@ -179,6 +179,16 @@ class JobsUnavailableError(ServiceError):
         super().__init__(f"The jobs queue is unavailable, no job was created; retry later ({reason}).")
 
 
+class OverloadedError(ServiceError):
+    """Every queue that could take the work is full; nothing was stored. A retry later succeeds."""
+
+    code = "overloaded"
+    retry_after_s = 5
+
+    def __init__(self, message: str = "The service is at capacity; nothing was stored, retry later.") -> None:
+        super().__init__(message)
+
+
 class StorageError(ServiceError, RuntimeError):
     """The object could not be stored; nothing partial was left behind."""
 

@@ -20,9 +20,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TypeVar
 
+from ray.exceptions import RayActorError
+from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError, ReplicaUnavailableError
+
 from configs.settings import Settings
 from deployments import decode
 from deployments.contracts import (
+    DecodedImage,
     EncodedImage,
     Folder,
     ModelSummary,
@@ -34,10 +38,21 @@ from deployments.contracts import (
     UpscaledImage,
     UpscalerHandle,
 )
-from deployments.errors import UnknownModelError, UnknownOutputFormatError, UpscaleDeadlineError
+from deployments.errors import (
+    OverloadedError,
+    ServiceError,
+    StorageError,
+    UnknownModelError,
+    UnknownOutputFormatError,
+    UpscaleDeadlineError,
+)
 
 log = logging.getLogger("ray.serve")
 T = TypeVar("T")
+
+# A call that failed because of the replica, not the request: safe to send again when it is idempotent.
+REPLICA_FAILURES = (RayActorError, ReplicaUnavailableError, DeploymentUnavailableError, BackPressureError)
+STORE_RETRY_S = 20.0  # a killed storage replica was replaced in ~8-9 s here
 
 OUTPUT_FORMATS = ("png", "webp", "jpeg")
 # The largest side each encoder can write (libwebp: 16383; JPEG: 65535). An output past it is made as
@@ -177,8 +192,9 @@ class Flow:
         requested = accepted.upload.format or self.settings.output_format
         fmt = output_format(requested, accepted.probe.width, accepted.probe.height, accepted.model.scale)
         try:
-            upscaler = self.upscaler.options(multiplexed_model_id=accepted.model.name)
-            upscaled = await self._within_deadline(upscaler.upscale.remote(decoded, fmt))
+            upscaled = await self._upscale_within_deadline(accepted, decoded, fmt)
+        except BackPressureError as exc:  # every upscaler queue is full: a retry later will be upscaled
+            raise OverloadedError() from exc
         except Exception as exc:  # whatever broke upscaling (or its deadline), the original must still be kept
             reason = str(exc) or type(exc).__name__
             log.warning("request %s: upscaling failed, keeping the original: %s", accepted.upload.request_id, reason)
@@ -193,22 +209,48 @@ class Flow:
         message = f"Image upscaled ×{upscaled.scale} and stored."
         return _outcome(accepted, Folder.UPSCALED, Status.SUCCESS, message, stored, clock, upscaled)
 
-    async def _within_deadline(self, response: Awaitable[UpscaledImage]) -> UpscaledImage:
-        """The upscaler's answer within UPSCALE_TIMEOUT_S; past it the request is cancelled (the replica
-        stops its work at the next await) and ``UpscaleDeadlineError`` raised."""
-        timeout = self.settings.upscale_timeout_s
+    async def _upscale_within_deadline(self, accepted: Accepted, decoded: DecodedImage, fmt: str) -> UpscaledImage:
+        """The upscaler's answer within UPSCALE_TIMEOUT_S. A call whose replica died is sent again (an
+        upscale is pure: Serve routes it to a live or replacement replica) while the deadline allows;
+        past the deadline the request is cancelled and ``UpscaleDeadlineError`` raised."""
+        upscaler = self.upscaler.options(multiplexed_model_id=accepted.model.name)
+        deadline = time.monotonic() + self.settings.upscale_timeout_s
+        while True:
+            try:
+                return await self._within(upscaler.upscale.remote(decoded, fmt), deadline - time.monotonic())
+            except (RayActorError, ReplicaUnavailableError) as exc:
+                if time.monotonic() + 1.0 >= deadline:
+                    raise
+                log.warning("request %s: upscaler replica failed (%s); sending again", accepted.upload.request_id, exc)
+                await asyncio.sleep(1.0)
+
+    async def _within(self, response: Awaitable[UpscaledImage], timeout: float) -> UpscaledImage:
         try:
-            return await asyncio.wait_for(response, timeout)
+            return await asyncio.wait_for(response, max(timeout, 0.0))
         except TimeoutError:
             cancel = getattr(response, "cancel", None)
             if callable(cancel):
-                cancel()
-            raise UpscaleDeadlineError(timeout) from None
+                cancel()  # the replica stops its work at its next await
+            raise UpscaleDeadlineError(self.settings.upscale_timeout_s) from None
 
     async def _put(
         self, folder: Folder, accepted: Accepted, image: EncodedImage, made_as: str | None = None
     ) -> StoredObject:
-        return await self.storage.put.remote(folder, accepted.upload.filename, accepted.digest, image, made_as)
+        """Store through the storage deployment. Puts are create-only and idempotent, so one that failed
+        because its replica died (Serve replaces it in ~10 s) is simply sent again, for up to
+        ``STORE_RETRY_S``; then 503 with Retry-After, never a 500."""
+        delay, deadline = 0.25, time.monotonic() + STORE_RETRY_S
+        while True:
+            try:
+                return await self.storage.put.remote(folder, accepted.upload.filename, accepted.digest, image, made_as)
+            except ServiceError:
+                raise
+            except REPLICA_FAILURES as exc:
+                if time.monotonic() + delay > deadline:
+                    raise StorageError("The storage service did not answer; nothing was stored, retry later.") from exc
+                log.warning("request %s: storage replica failed (%s); retrying", accepted.upload.request_id, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
 
     async def spool_status(self, timeout_s: float = 5.0) -> SpoolStatus | None:
         """The storage spool's depth and age (``None`` without a spool or when storage does not answer)."""

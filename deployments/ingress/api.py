@@ -31,7 +31,7 @@ from deployments.flow import Flow, Upload
 from deployments.ingress.access import AccessControl
 from deployments.ingress.errors import documented_errors, error_body, status_of
 from deployments.ingress.keys import KeyRing
-from deployments.ingress.limits import DeclaredLengthLimit
+from deployments.ingress.limits import ConcurrentUploadLimit, DeclaredLengthLimit
 from deployments.ingress.metrics import IngressMetrics
 from deployments.ingress.multipart import allow_long_part_headers
 from deployments.ingress.ratelimit import Limiter, storage_url
@@ -147,12 +147,14 @@ class UploadAPI(FastAPI):
     keys: KeyRing
     limiter: Limiter | None
     cors_origins: list[str]
+    max_concurrent_uploads: int
 
     def build_middleware_stack(self) -> ASGIApp:
-        # Outermost first: CORS (so a browser can read every refusal), keys and rate limits, the
-        # declared-length limit; none of them reads the body.
+        # Outermost first: CORS (so a browser can read every refusal), keys and rate limits, uploads at
+        # once, the declared-length limit; none of them reads the body.
         assert self.max_body_size is not None
         app: ASGIApp = DeclaredLengthLimit(super().build_middleware_stack(), self.max_body_size, self.respond)
+        app = ConcurrentUploadLimit(app, self.max_concurrent_uploads, self.respond)
         app = AccessControl(app, self.keys, self.limiter, self.respond)
         if not self.cors_origins:
             return app
@@ -187,6 +189,7 @@ def create_api(
     app.keys = keys or KeyRing([])
     app.limiter = Limiter(settings.rate_limit, storage_url(settings)) if settings.rate_limit else None
     app.cors_origins = settings.cors_origins
+    app.max_concurrent_uploads = settings.max_concurrent_uploads
     app.include_router(images_router(flow, metrics, settings))
     for router in routers or []:
         app.include_router(router)

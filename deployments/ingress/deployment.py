@@ -12,7 +12,15 @@ from deployments.ingress.api import create_api
 from deployments.ingress.keys import KeyRing
 
 
-@serve.deployment(ray_actor_options={"num_cpus": 0.25}, max_ongoing_requests=32)
+# Uploads past MAX_CONCURRENT_UPLOADS (24) get our 503 at once, leaving 8 slots for health and the small
+# routes; past 32 ongoing and 64 queued requests, Serve's proxy answers 503 with Retry-After itself
+# (instead of queueing without bound into 408s). The Serve configs may set their own numbers.
+@serve.deployment(
+    ray_actor_options={"num_cpus": 0.25},
+    max_ongoing_requests=32,
+    max_queued_requests=64,
+    backpressure_config={"status_code": 503, "retry_after_s": 5},
+)
 @serve.ingress()
 class Ingress:
     def __init__(

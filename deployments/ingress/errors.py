@@ -19,6 +19,7 @@ from deployments.errors import (
     JobsUnavailableError,
     MissingFieldError,
     NotAnImageError,
+    OverloadedError,
     RateLimitedError,
     ServiceError,
     StorageError,
@@ -50,6 +51,7 @@ HTTP_STATUS: dict[type[ServiceError], HTTPStatus] = {
     UnknownOutputFormatError: HTTPStatus.UNPROCESSABLE_ENTITY,
     InvalidWebhookError: HTTPStatus.UNPROCESSABLE_ENTITY,
     StorageError: HTTPStatus.SERVICE_UNAVAILABLE,
+    OverloadedError: HTTPStatus.SERVICE_UNAVAILABLE,
     JobsUnavailableError: HTTPStatus.SERVICE_UNAVAILABLE,
 }
 

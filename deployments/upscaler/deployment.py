@@ -53,7 +53,8 @@ def tile_pixels(jobs: list[TileJob]) -> int:
     return sum(int(tile.shape[1]) * int(tile.shape[2]) for _, tile in jobs)
 
 
-@serve.deployment(ray_actor_options={"num_cpus": 1}, max_ongoing_requests=16)
+# A caller waiting behind 32 queued requests gets BackPressureError at once (the flow answers 503).
+@serve.deployment(ray_actor_options={"num_cpus": 1}, max_ongoing_requests=16, max_queued_requests=32)
 class Upscaler:
     def __init__(self, settings: Settings, registry: list[ModelEntry]) -> None:
         self.settings = settings

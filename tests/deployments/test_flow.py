@@ -11,7 +11,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from ray.exceptions import ActorDiedError
+from ray.serve.exceptions import BackPressureError
 
+import deployments.flow as flow_module
 from configs.settings import load_settings
 from deployments import decode
 from deployments.contracts import (
@@ -23,6 +26,7 @@ from deployments.contracts import (
     StoredObject,
     UpscaledImage,
 )
+from deployments.errors import OverloadedError, StorageError
 from deployments.flow import Flow, Upload, output_format
 from tests import images
 
@@ -165,3 +169,50 @@ def test_full_decodes_are_bounded_per_replica(monkeypatch: pytest.MonkeyPatch) -
 
     asyncio.run(many())
     assert peak == 2
+
+
+@dataclass
+class FlakyStorage(FakeStorage):
+    """A storage whose replica dies under the first ``failures`` puts (Serve replaces it)."""
+
+    failures: int = 2
+
+    @property
+    def put(self) -> Call:
+        inner = super().put
+
+        async def put(*args: Any) -> Any:
+            if self.failures:
+                self.failures -= 1
+                raise ActorDiedError()
+            return await inner.remote(*args)
+
+        return Call(put)
+
+
+def test_a_put_whose_storage_replica_died_is_sent_again() -> None:
+    storage = FlakyStorage(failures=2)
+    outcome = run(Flow(FakeUpscaler(), storage, load_settings()), images.png(32, 32))
+    assert outcome.folder == Folder.UPSCALED and len(storage.stored) == 1 and storage.failures == 0
+
+
+def test_storage_that_never_comes_back_is_a_503_not_a_500(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(flow_module, "STORE_RETRY_S", 0.5)
+    with pytest.raises(StorageError, match="did not answer") as failed:
+        run(Flow(FakeUpscaler(), FlakyStorage(failures=1000), load_settings()), images.png(32, 32))
+    assert failed.value.retry_after_s
+
+
+def test_a_full_upscaler_queue_is_503_overloaded_and_nothing_is_stored() -> None:
+    class FullUpscaler(FakeUpscaler):
+        @property
+        def upscale(self) -> Call:
+            async def refuse(*args: Any) -> Any:
+                raise BackPressureError(num_queued_requests=32, max_queued_requests=32)
+
+            return Call(refuse)
+
+    storage = FakeStorage()
+    with pytest.raises(OverloadedError) as refused:
+        run(Flow(FullUpscaler(), storage, load_settings()), images.png(32, 32))
+    assert refused.value.retry_after_s and storage.stored == {}
