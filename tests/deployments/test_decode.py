@@ -135,8 +135,8 @@ def test_a_jpeg_with_more_scans_than_any_encoder_writes_is_refused_before_decodi
     assert decoded(images.progressive_jpeg_with_extra_scans(20)).shape == (48, 64, 3)  # a few extra: fine
 
 
-def test_a_million_extra_scans_are_counted_only_up_to_the_limit() -> None:
-    bomb = images.progressive_jpeg_with_extra_scans(1_000_000)  # ~12 MB; libjpeg would take minutes
+def test_200k_extra_scans_are_counted_only_up_to_the_limit() -> None:
+    bomb = images.progressive_jpeg_with_extra_scans(200_000)  # ~11 MB; libjpeg would take seconds
     assert decode.jpeg_scans(bomb, decode.MAX_JPEG_SCANS) == decode.MAX_JPEG_SCANS + 1
 
 

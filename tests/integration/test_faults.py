@@ -151,3 +151,11 @@ def test_overload_gets_only_200_or_503_with_retry_after(client: httpx.Client, st
     )  # fmt: skip
     assert_stored_once(results, storage)
     assert client.get("/api/health").status_code == 200
+
+
+def test_a_jpeg_with_200k_extra_scans_is_refused_before_decoding(client: httpx.Client) -> None:
+    bomb = images.progressive_jpeg_with_extra_scans(200_000)  # ~11 MB; libjpeg would decode every scan
+    started = time.monotonic()
+    response = client.post("/api/images/upload", files={"image": ("bomb.jpg", bomb, "image/jpeg")})
+    log.warning("scan bomb of %.1f MB refused in %.2f s", len(bomb) / 1e6, time.monotonic() - started)
+    assert response.status_code == 413 and response.json()["error"] == "too_many_scans"
