@@ -2,7 +2,9 @@
 
 ``upscale_pixels`` cuts each plane of the image into tiles, awaits ``forward_tile`` for every tile at
 once (the deployment's ``@serve.batch`` method gathers them into batches with other requests' tiles)
-and stitches the results. ``run_grouped`` is the synchronous other half, run in a worker thread:
+and pastes each result, as it arrives, into the one preallocated uint8 output (``upscaled_like``): a
+tile's output is freed as soon as it is pasted, and no full-size float, channel-first or stitched copy
+of the image is ever made. ``run_grouped`` is the synchronous other half, run in a worker thread:
 tiles of one model and shape stack into one forward pass; small images bring shapes of their own.
 """
 
@@ -15,8 +17,8 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
-from models.engine import Engine, merge_planes, split_planes
-from models.tiling import cut, plan_tiles, stitch
+from models.engine import Engine, PlaneSink, split_planes, upscaled_like
+from models.tiling import Tile, cut, plan_tiles
 
 ForwardTile = Callable[[torch.Tensor], Awaitable[torch.Tensor]]
 TileJob = tuple[Engine, torch.Tensor]
@@ -36,12 +38,22 @@ def run_grouped(jobs: list[TileJob]) -> tuple[list[torch.Tensor], int]:
 
 
 async def _upscale_plane(
-    plane: torch.Tensor, forward_tile: ForwardTile, tile_size: int, margin: int, scale: int, layout: str
-) -> tuple[torch.Tensor, int]:
+    plane: torch.Tensor,
+    sink: PlaneSink,
+    forward_tile: ForwardTile,
+    tile_size: int,
+    margin: int,
+    scale: int,
+    layout: str,
+) -> int:
     _, height, width = plane.shape
     tiles = plan_tiles(height, width, tile_size, margin, layout)
-    outputs = await asyncio.gather(*(forward_tile(crop) for crop in cut(plane, tiles)))
-    return stitch(list(outputs), tiles, scale, height, width), len(tiles)
+
+    async def one(crop: torch.Tensor, tile: Tile) -> None:
+        sink.put(await forward_tile(crop), tile, scale)
+
+    await asyncio.gather(*(one(crop, tile) for crop, tile in zip(cut(plane, tiles), tiles, strict=True)))
+    return len(tiles)
 
 
 async def upscale_pixels(
@@ -53,7 +65,11 @@ async def upscale_pixels(
     layout: str = "balanced",
 ) -> tuple[NDArray[np.uint8], int]:
     """The upscaled image laid out like ``pixels`` (L, RGB or RGBA), and how many tiles it took."""
-    planes = await asyncio.gather(
-        *(_upscale_plane(p, forward_tile, tile_size, margin, scale, layout) for p in split_planes(pixels))
+    out, sinks = upscaled_like(pixels, scale)
+    counts = await asyncio.gather(
+        *(
+            _upscale_plane(plane, sink, forward_tile, tile_size, margin, scale, layout)
+            for plane, sink in zip(split_planes(pixels), sinks, strict=True)
+        )
     )
-    return merge_planes([p for p, _ in planes], pixels), sum(n for _, n in planes)
+    return out, sum(counts)
