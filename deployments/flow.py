@@ -150,23 +150,30 @@ class Flow:
         return _outcome(accepted, Folder.GOOD_QUALITY, Status.SUCCESS, message, stored, clock)
 
     async def _upscale(self, accepted: Accepted, clock: Stopwatch) -> Outcome:
-        decoded = await asyncio.to_thread(decode.decode, accepted.probe, self.settings.max_image_pixels)
+        probe, limit = accepted.probe, self.settings.max_upscale_pixels
+        if probe.width * probe.height > limit:  # checked here, before its pixels are decoded and shipped
+            reason = f"{probe.width}×{probe.height} is over MAX_UPSCALE_PIXELS={limit:,}"
+            return await self._keep_original(accepted, clock, reason)
+        decoded = await asyncio.to_thread(decode.decode, probe, self.settings.max_image_pixels)
         clock.lap("decode")
         try:
             upscaler = self.upscaler.options(multiplexed_model_id=accepted.model.name)
             upscaled = await upscaler.upscale.remote(decoded, accepted.upload.format)
         except Exception as exc:  # whatever broke upscaling, the original must still be kept
-            log.warning("request %s: upscaling failed, keeping the original: %s", accepted.upload.request_id, exc)
-            clock.lap("upscale")
-            stored = await self._put(Folder.COULDNT_UPSCALE, accepted, accepted.original)
-            clock.lap("store")
-            message = "Upscaling failed; the original image was stored in couldn't_upscale/."
-            return _outcome(accepted, Folder.COULDNT_UPSCALE, Status.ERROR, message, stored, clock)
+            return await self._keep_original(accepted, clock, str(exc))
         clock.lap("upscale")
         stored = await self._put(Folder.UPSCALED, accepted, upscaled.image, variant(upscaled))
         clock.lap("store")
         message = f"Image upscaled ×{upscaled.scale} and stored."
         return _outcome(accepted, Folder.UPSCALED, Status.SUCCESS, message, stored, clock, upscaled)
+
+    async def _keep_original(self, accepted: Accepted, clock: Stopwatch, reason: str) -> Outcome:
+        log.warning("request %s: upscaling failed, keeping the original: %s", accepted.upload.request_id, reason)
+        clock.lap("upscale")
+        stored = await self._put(Folder.COULDNT_UPSCALE, accepted, accepted.original)
+        clock.lap("store")
+        message = "Upscaling failed; the original image was stored in couldn't_upscale/."
+        return _outcome(accepted, Folder.COULDNT_UPSCALE, Status.ERROR, message, stored, clock)
 
     async def _put(
         self, folder: Folder, accepted: Accepted, image: EncodedImage, made_as: str | None = None

@@ -25,6 +25,7 @@ from configs.model_registry import ModelEntry
 from configs.settings import Settings
 from deployments.contracts import DecodedImage, ModelSummary, UpscaledImage
 from deployments.errors import UpscaleError
+from deployments.upscaler.budget import PixelBudget, pixel_bytes
 from deployments.upscaler.catalog import Catalog
 from deployments.upscaler.encode import encode
 from deployments.upscaler.metrics import UpscalerMetrics
@@ -76,6 +77,7 @@ class Upscaler:
         # work on the node, so it gets every core unless user_config sets torch_threads.
         torch.set_num_threads(len(os.sched_getaffinity(0)))
         self.metrics = UpscalerMetrics()
+        self.pixel_budget = PixelBudget()  # bytes of pixels in flight (budget.py); beyond it requests queue
         log.info("default model %s on %s, %d threads", self.catalog.default, self.device, torch.get_num_threads())
 
     def _build_engine(self, name: str) -> Engine:
@@ -104,6 +106,8 @@ class Upscaler:
             if config["tile_layout"] not in LAYOUTS:
                 raise ValueError(f"tile_layout={config['tile_layout']!r} must be one of {', '.join(LAYOUTS)}")
             self.tile_layout = str(config["tile_layout"])
+        if "max_pixel_bytes_in_flight" in config:
+            self.pixel_budget.set_limit(int(config["max_pixel_bytes_in_flight"]))
         if "torch_threads" in config:
             threads = int(config["torch_threads"])
             torch.set_num_threads(threads)
@@ -136,17 +140,19 @@ class Upscaler:
         started = time.perf_counter()
         try:
             engine = await self._engine(self.catalog.resolve(serve.get_multiplexed_model_id()))
-
-            output, tiles = await self._upscale_pixels(engine, image)
-            upscaled = time.perf_counter()
-            encoded = await asyncio.to_thread(
-                encode,
-                output,
-                fmt or self.settings.output_format,
-                self.settings.png_compress_level,
-                image.icc_profile,
-                image.exif,
-            )
+            channels = image.pixels.shape[2] if image.pixels.ndim == 3 else 1
+            async with self.pixel_budget.hold(pixel_bytes(image.height, image.width, channels, engine.scale)):
+                output, tiles = await self._upscale_pixels(engine, image)
+                upscaled = time.perf_counter()
+                encoded = await asyncio.to_thread(
+                    encode,
+                    output,
+                    fmt or self.settings.output_format,
+                    self.settings.png_compress_level,
+                    image.icc_profile,
+                    image.exif,
+                )
+                del output  # the budget covers it until here
         except Exception as exc:
             self.metrics.failure()
             log.exception("upscaling a %dx%d image failed", image.width, image.height)
