@@ -92,11 +92,13 @@ class Service:
     def __enter__(self) -> Service:
         # ``ray start --block`` in a session of its own: every Ray process it starts shares its process
         # group, so stopping it stops this cluster only (``ray stop`` would stop every Ray on the machine).
+        # Its own temp dir keeps it from becoming the machine's default cluster (/tmp/ray/ray_current_cluster),
+        # which a ``ray.init()`` elsewhere on the machine would otherwise join.
         ray_log = open(self.tmp / "ray.log", "wb")
         self.ray = subprocess.Popen(
             [str(BIN / "ray"), "start", "--head", "--block", "--port", str(self.gcs_port), "--node-ip-address",
              "127.0.0.1", "--metrics-export-port", str(self.metrics_port), "--include-dashboard", "false",
-             "--disable-usage-stats"],
+             "--disable-usage-stats", "--temp-dir", str(self.tmp / "ray")],
             env=self.env, stdout=ray_log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
         self._wait_for(lambda: b"Ray runtime started" in (self.tmp / "ray.log").read_bytes(), self.ray, "ray.log")

@@ -30,7 +30,7 @@ from deployments.flow import Flow, Upload
 from deployments.ingress.errors import documented_errors, error_body, status_of
 from deployments.ingress.limits import DeclaredLengthLimit
 from deployments.ingress.metrics import IngressMetrics
-from deployments.ingress.multipart import allow_long_part_headers
+from deployments.ingress.multipart import allow_long_part_headers, keep_file_parts_in_memory
 from deployments.ingress.schemas import ErrorResponse, HealthResponse, UploadResponse
 
 log = logging.getLogger("ray.serve")
@@ -147,6 +147,7 @@ class UploadAPI(FastAPI):
 
 def create_api(flow: Flow, settings: Settings, routers: list[APIRouter] | None = None) -> FastAPI:
     allow_long_part_headers()
+    keep_file_parts_in_memory(settings.max_upload_bytes)
     metrics = IngressMetrics()
     app = UploadAPI(
         title="VisionCloud Upscaler",
