@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-DEFAULT_BYTES = 512 * 1024 * 1024  # five 2-MP ×4 requests (102 MB each), or one 8.3-MP ×4 (423 MB)
+DEFAULT_BYTES = 256 * 1024 * 1024  # two 2-MP ×4 requests (102 MB each); one 8.3-MP ×4 (423 MB) alone
 
 
 def pixel_bytes(height: int, width: int, channels: int, scale: int) -> int:

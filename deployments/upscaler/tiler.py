@@ -2,10 +2,11 @@
 
 ``upscale_pixels`` cuts each plane of the image into tiles, awaits ``forward_tile`` for every tile at
 once (the deployment's ``@serve.batch`` method gathers them into batches with other requests' tiles)
-and pastes each result, as it arrives, into the one preallocated uint8 output (``upscaled_like``): a
-tile's output is freed as soon as it is pasted, and no full-size float, channel-first or stitched copy
-of the image is ever made. ``run_grouped`` is the synchronous other half, run in a worker thread:
-tiles of one model and shape stack into one forward pass; small images bring shapes of their own.
+and pastes each result, as it arrives, into one uint8 output (``upscaled_like``), allocated when the
+first tile is done: a tile's output is freed as soon as it is pasted, and no full-size float,
+channel-first or stitched copy of the image is ever made. ``run_grouped`` is the synchronous other
+half, run in a worker thread: tiles of one model and shape stack into one forward pass; small images
+bring shapes of their own.
 """
 
 from __future__ import annotations
@@ -37,20 +38,36 @@ def run_grouped(jobs: list[TileJob]) -> tuple[list[torch.Tensor], int]:
     return [results[i] for i in range(len(jobs))], len(groups)
 
 
+class _Output:
+    """The upscaled image, allocated when the first tile's output arrives: a request whose tiles still
+    wait behind other requests' tiles holds no full-size memory yet."""
+
+    def __init__(self, like: NDArray[np.uint8], scale: int) -> None:
+        self.like, self.scale = like, scale
+        self.pixels: NDArray[np.uint8] | None = None
+        self._sinks: list[PlaneSink] = []
+
+    def sink(self, plane: int) -> PlaneSink:
+        if self.pixels is None:
+            self.pixels, self._sinks = upscaled_like(self.like, self.scale)
+        return self._sinks[plane]
+
+
 async def _upscale_plane(
     plane: torch.Tensor,
-    sink: PlaneSink,
+    index: int,
+    output: _Output,
     forward_tile: ForwardTile,
     tile_size: int,
     margin: int,
-    scale: int,
     layout: str,
 ) -> int:
     _, height, width = plane.shape
     tiles = plan_tiles(height, width, tile_size, margin, layout)
 
     async def one(crop: torch.Tensor, tile: Tile) -> None:
-        sink.put(await forward_tile(crop), tile, scale)
+        upscaled = await forward_tile(crop)
+        output.sink(index).put(upscaled, tile, output.scale)
 
     await asyncio.gather(*(one(crop, tile) for crop, tile in zip(cut(plane, tiles), tiles, strict=True)))
     return len(tiles)
@@ -65,11 +82,12 @@ async def upscale_pixels(
     layout: str = "balanced",
 ) -> tuple[NDArray[np.uint8], int]:
     """The upscaled image laid out like ``pixels`` (L, RGB or RGBA), and how many tiles it took."""
-    out, sinks = upscaled_like(pixels, scale)
+    output = _Output(pixels, scale)
     counts = await asyncio.gather(
         *(
-            _upscale_plane(plane, sink, forward_tile, tile_size, margin, scale, layout)
-            for plane, sink in zip(split_planes(pixels), sinks, strict=True)
+            _upscale_plane(plane, i, output, forward_tile, tile_size, margin, layout)
+            for i, plane in enumerate(split_planes(pixels))
         )
     )
-    return out, sum(counts)
+    assert output.pixels is not None  # every plane has at least one tile
+    return output.pixels, sum(counts)
