@@ -13,6 +13,8 @@ the full-size output exists once, as uint8, never as a float or channel-first co
 from __future__ import annotations
 
 import ctypes
+import math
+import mmap
 import os
 import warnings
 from collections.abc import Iterator
@@ -163,10 +165,21 @@ class PlaneSink:
         self.canvas[:, rows, cols] = output[:, tile_rows, tile_cols].float().mean(dim=0).round_().to(torch.uint8)
 
 
+def own_pages(shape: tuple[int, ...]) -> NDArray[np.uint8]:
+    """An uninitialised uint8 array on pages of its own (an anonymous ``mmap``), given back to the system
+    when the array is freed. From ``malloc`` a large output would be carved out of the heap that
+    ``keep_large_allocations`` keeps for the feature maps, and the next forward pass would grow the heap
+    past it: the process's peak would be the feature maps plus every output ever alive at once."""
+    nbytes = math.prod(shape)
+    if nbytes < 1 << 20:
+        return np.empty(shape, np.uint8)
+    return np.frombuffer(mmap.mmap(-1, nbytes), np.uint8).reshape(shape)
+
+
 def upscaled_like(image: NDArray[np.uint8], scale: int) -> tuple[NDArray[np.uint8], list[PlaneSink]]:
     """The upscaled image, allocated once in the layout of ``image`` (uint8, ``s·H×s·W[×C]``), and a
     sink for each plane ``split_planes(image)`` returns, in the same order."""
-    out = np.empty((scale * image.shape[0], scale * image.shape[1], *image.shape[2:]), np.uint8)
+    out = own_pages((scale * image.shape[0], scale * image.shape[1], *image.shape[2:]))
     pixels = torch.from_numpy(out)
     if out.ndim == 2:
         return out, [PlaneSink(pixels[None], grey=True)]
