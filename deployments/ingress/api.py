@@ -33,7 +33,7 @@ from deployments.ingress.errors import documented_errors, error_body, status_of
 from deployments.ingress.keys import KeyRing
 from deployments.ingress.limits import ConcurrentUploadLimit, DeclaredLengthLimit
 from deployments.ingress.metrics import IngressMetrics
-from deployments.ingress.multipart import allow_long_part_headers
+from deployments.ingress.multipart import allow_long_part_headers, keep_file_parts_in_memory
 from deployments.ingress.ratelimit import Limiter, storage_url
 from deployments.ingress.schemas import ErrorResponse, HealthResponse, UploadResponse
 
@@ -181,6 +181,7 @@ def create_api(
     """The ingress app. ``keys`` are the hashed API keys (the builder makes them from the settings, so
     plain keys never reach a replica); none: the API is open."""
     allow_long_part_headers()
+    keep_file_parts_in_memory(settings.max_upload_bytes)
     metrics = IngressMetrics()
     app = UploadAPI(
         title="VisionCloud Upscaler",

@@ -53,7 +53,10 @@ def test_every_replica_starts_from_the_default_batch_limits(monkeypatch: pytest.
 
 
 def test_user_config_is_applied_live(upscaler: Any) -> None:
-    upscaler.configure({"max_batch_pixels": 3 * 128**2, "batch_wait_timeout_s": 0.5, "tile_size": 128})
+    upscaler.configure(
+        {"max_batch_pixels": 3 * 128**2, "batch_wait_timeout_s": 0.5, "tile_size": 128, "max_pixel_bytes_in_flight": 7}
+    )
+    assert upscaler.pixel_budget.limit == 7
     assert upscaler._forward_tiles._get_max_batch_size() == 3 * 128**2
     assert upscaler._forward_tiles._get_batch_wait_timeout_s() == 0.5
     assert upscaler.tile_size == 128
