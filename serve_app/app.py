@@ -6,6 +6,7 @@ postponed annotations). Settings come from the environment and ``.env``; ``args.
 """
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import ray
@@ -19,6 +20,8 @@ from deployments.storage.deployment import Storage
 from deployments.upscaler.deployment import Upscaler
 
 log = logging.getLogger("ray.serve")
+
+WEB_DIR = Path(__file__).resolve().parent / "web"  # the web UI, served by the ingress at /
 
 
 class AppArgs(BaseModel):
@@ -47,5 +50,5 @@ def build_app(args: AppArgs) -> Application:
     ingress: Any = Ingress
     storage: Any = Storage
     registry = load_registry(settings.model_registry)
-    app: Application = ingress.bind(upscaler.bind(settings, registry), storage.bind(settings), settings)
+    app: Application = ingress.bind(upscaler.bind(settings, registry), storage.bind(settings), settings, str(WEB_DIR))
     return app

@@ -7,6 +7,7 @@ import logging
 import time
 import uuid
 from http import HTTPStatus
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, File, Form, Request, UploadFile
@@ -32,6 +33,8 @@ from deployments.ingress.limits import DeclaredLengthLimit
 from deployments.ingress.metrics import IngressMetrics
 from deployments.ingress.multipart import allow_long_part_headers
 from deployments.ingress.schemas import ErrorResponse, HealthResponse, UploadResponse
+from deployments.ingress.stats import Stats
+from deployments.ingress.web import PageHeaders, download_url, mount_web, web_router
 
 log = logging.getLogger("ray.serve")
 
@@ -96,7 +99,7 @@ def _install_error_handlers(app: FastAPI, respond: Responder, settings: Settings
         return respond(error, HTTPStatus.INTERNAL_SERVER_ERROR)
 
 
-def images_router(flow: Flow, metrics: IngressMetrics, settings: Settings) -> APIRouter:
+def images_router(flow: Flow, metrics: IngressMetrics, settings: Settings, stats: Stats) -> APIRouter:
     router = APIRouter()
 
     @router.post("/api/images/upload", response_model=UploadResponse, responses=ERRORS)
@@ -118,8 +121,10 @@ def images_router(flow: Flow, metrics: IngressMetrics, settings: Settings) -> AP
             raise EmptyUploadError()
         rid = request_id()
         outcome = await flow.process(Upload(data, image.filename, rid, model or None, output_format or None))
-        metrics.upload(outcome.folder, outcome.status, outcome.quality_score, time.perf_counter() - started)
-        return UploadResponse.of(outcome, rid)
+        seconds = time.perf_counter() - started
+        metrics.upload(outcome.folder, outcome.status, outcome.quality_score, seconds)
+        stats.record(outcome.folder, outcome.status, outcome.quality_score, seconds)
+        return UploadResponse.of(outcome, rid, await download_url(flow.storage, outcome.stored.key))
 
     @router.get("/api/models", response_model=list[ModelSummary])
     async def list_models() -> list[ModelSummary]:
@@ -142,10 +147,16 @@ class UploadAPI(FastAPI):
 
     def build_middleware_stack(self) -> ASGIApp:
         assert self.max_body_size is not None
-        return DeclaredLengthLimit(super().build_middleware_stack(), self.max_body_size, self.respond)
+        stack = DeclaredLengthLimit(super().build_middleware_stack(), self.max_body_size, self.respond)
+        return PageHeaders(stack)
 
 
-def create_api(flow: Flow, settings: Settings, routers: list[APIRouter] | None = None) -> FastAPI:
+def create_api(
+    flow: Flow, settings: Settings, routers: list[APIRouter] | None = None, web_dir: Path | None = None
+) -> FastAPI:
+    """The app: the image routes, the web UI's routes, any extra ``routers``, then the page itself
+    (static files from ``web_dir``) at ``/``. ``app.state.stats`` is the monitoring summary's
+    counters: a router that finishes images (the jobs API) records them there too."""
     allow_long_part_headers()
     metrics = IngressMetrics()
     app = UploadAPI(
@@ -157,8 +168,12 @@ def create_api(flow: Flow, settings: Settings, routers: list[APIRouter] | None =
         max_body_size=settings.max_upload_bytes,
     )
     app.respond = Responder(metrics)
-    app.include_router(images_router(flow, metrics, settings))
+    app.state.stats = stats = Stats()
+    app.include_router(images_router(flow, metrics, settings, stats))
+    app.include_router(web_router(flow.storage, settings, stats, lambda request: check_api_key(request, settings)))
     for router in routers or []:
         app.include_router(router)
     _install_error_handlers(app, app.respond, settings)
+    if web_dir is not None:
+        mount_web(app, web_dir)
     return app

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fastapi import FastAPI
 from ray import serve
 
@@ -14,10 +16,13 @@ from deployments.ingress.api import create_api
 @serve.deployment(ray_actor_options={"num_cpus": 0.25}, max_ongoing_requests=32)
 @serve.ingress()
 class Ingress:
-    def __init__(self, upscaler: UpscalerHandle, storage: StorageHandle, settings: Settings) -> None:
+    def __init__(
+        self, upscaler: UpscalerHandle, storage: StorageHandle, settings: Settings, web_dir: str | None = None
+    ) -> None:
         self.settings = settings
         self.flow = Flow(upscaler, storage, settings)
+        self.web_dir = Path(web_dir) if web_dir else None  # the web UI's static files, served at /
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         # Built in the replica, after __init__, so the app is configured from this replica's settings.
-        return create_api(self.flow, self.settings)
+        return create_api(self.flow, self.settings, web_dir=self.web_dir)

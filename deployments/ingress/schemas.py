@@ -30,9 +30,14 @@ class UploadResult(BaseModel):
     tiles: int | None = Field(None, description="Tiles the image was cut into for the model")
     duplicate: bool = Field(description="True when an identical upload was already stored under this key")
     timings_ms: dict[str, float]
+    download_url: str | None = Field(
+        None,
+        description="Where to download the stored object: a presigned URL that expires (S3), or this "
+        "service's /api/objects/{key} (local storage; send X-API-Key when the service has one)",
+    )
 
     @classmethod
-    def of(cls, outcome: Outcome, request_id: str) -> UploadResult:
+    def of(cls, outcome: Outcome, request_id: str, download_url: str | None = None) -> UploadResult:
         return cls(
             original_key=outcome.original_key,
             status=outcome.status.value,
@@ -53,6 +58,7 @@ class UploadResult(BaseModel):
             tiles=outcome.tiles,
             duplicate=not outcome.stored.created,
             timings_ms=outcome.timings_ms,
+            download_url=download_url,
         )
 
 
@@ -62,8 +68,9 @@ class UploadResponse(BaseModel):
     result: UploadResult
 
     @classmethod
-    def of(cls, outcome: Outcome, request_id: str) -> UploadResponse:
-        return cls(success=True, message=outcome.message, result=UploadResult.of(outcome, request_id))
+    def of(cls, outcome: Outcome, request_id: str, download_url: str | None = None) -> UploadResponse:
+        result = UploadResult.of(outcome, request_id, download_url)
+        return cls(success=True, message=outcome.message, result=result)
 
 
 class ErrorResponse(BaseModel):

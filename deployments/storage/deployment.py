@@ -18,6 +18,8 @@ from deployments.storage.s3 import S3Backend
 
 log = logging.getLogger("ray.serve")
 
+DOWNLOAD_URL_EXPIRY_S = 3600  # presigned result URLs: long enough to look at and download a batch
+
 
 def make_backend(settings: Settings) -> Backend:
     if settings.s3_bucket:
@@ -49,6 +51,10 @@ class Storage:
 
     async def get(self, key: str) -> bytes:
         return await asyncio.to_thread(self.backend.get, key)
+
+    async def download_url(self, key: str, expires_s: int = DOWNLOAD_URL_EXPIRY_S) -> str | None:
+        """A presigned, expiring URL for a result (S3); None where the service must serve it (local)."""
+        return await asyncio.to_thread(self.backend.download_url, key, expires_s)
 
     async def _write(self, key: str, image: EncodedImage) -> StoredObject:
         metadata = {"width": str(image.width), "height": str(image.height)}
