@@ -108,11 +108,15 @@ class Flow:
                 return model
         raise UnknownModelError(wanted, [m.name for m in models])
 
+    async def check_options(self, model: str | None, fmt: str | None) -> ModelSummary:
+        """The model an upload names (or the default) and its output format, or the error naming them."""
+        if fmt is not None and fmt not in OUTPUT_FORMATS:
+            raise UnknownOutputFormatError(fmt, OUTPUT_FORMATS)
+        return await self.choose_model(model)
+
     async def accept(self, upload: Upload) -> Accepted:
         """Every check a request can fail, from the header alone (no pixel decoded)."""
-        if upload.format is not None and upload.format not in OUTPUT_FORMATS:
-            raise UnknownOutputFormatError(upload.format, OUTPUT_FORMATS)
-        model = await self.choose_model(upload.model)
+        model = await self.check_options(upload.model, upload.format)
         probe = await asyncio.to_thread(decode.inspect, upload.data, self.settings.max_image_pixels)
         return Accepted(upload, probe, model, hashlib.sha256(upload.data).hexdigest())
 

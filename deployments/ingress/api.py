@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp
 
 from configs.settings import Settings
-from deployments.contracts import ModelSummary
+from deployments.contracts import JobsHandle, ModelSummary
 from deployments.errors import (
     EmptyUploadError,
     InvalidImagesError,
@@ -81,7 +81,12 @@ def _install_error_handlers(app: FastAPI, respond: Responder, settings: Settings
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return respond(MissingFieldError())
+        bad = [e for e in exc.errors() if e.get("loc", ("body",))[0] in ("query", "path")]
+        if not bad:  # a missing or mistyped multipart body
+            return respond(MissingFieldError())
+        error = ServiceError("; ".join(f"{e['loc'][-1]}: {e['msg']}" for e in bad))
+        error.code = "invalid_parameter"
+        return respond(error, HTTPStatus.UNPROCESSABLE_ENTITY)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -152,11 +157,15 @@ class UploadAPI(FastAPI):
 
 
 def create_api(
-    flow: Flow, settings: Settings, routers: list[APIRouter] | None = None, web_dir: Path | None = None
+    flow: Flow,
+    settings: Settings,
+    routers: list[APIRouter] | None = None,
+    web_dir: Path | None = None,
+    jobs: JobsHandle | None = None,
 ) -> FastAPI:
-    """The app: the image routes, the web UI's routes, any extra ``routers``, then the page itself
-    (static files from ``web_dir``) at ``/``. ``app.state.stats`` is the monitoring summary's
-    counters: a router that finishes images (the jobs API) records them there too."""
+    """The app: the image routes, the web UI's routes (``/api/stats`` reads ``jobs`` for queue depth
+    and finished job items), any extra ``routers``, then the page itself (static files from
+    ``web_dir``) at ``/``."""
     allow_long_part_headers()
     metrics = IngressMetrics()
     app = UploadAPI(
@@ -168,9 +177,11 @@ def create_api(
         max_body_size=settings.max_upload_bytes,
     )
     app.respond = Responder(metrics)
-    app.state.stats = stats = Stats()
+    stats = Stats()
     app.include_router(images_router(flow, metrics, settings, stats))
-    app.include_router(web_router(flow.storage, settings, stats, lambda request: check_api_key(request, settings)))
+    app.include_router(
+        web_router(flow.storage, settings, stats, lambda request: check_api_key(request, settings), jobs)
+    )
     for router in routers or []:
         app.include_router(router)
     _install_error_handlers(app, app.respond, settings)

@@ -17,6 +17,7 @@ import math
 import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from deployments.contracts import Folder, Status
@@ -54,11 +55,20 @@ class Stats:
         self.upscale_tried = 0
         self.upscale_ok = 0
         self.all_seconds: deque[float] = deque(maxlen=SAMPLES_PER_BUCKET)
-        self._buckets: deque[_Bucket] = deque(maxlen=WINDOW_MINUTES)
+        self._buckets: dict[int, _Bucket] = {}
         self._seen: OrderedDict[str, None] = OrderedDict()
 
-    def record(self, folder: str, status: str, score: float, seconds: float, item_id: str | None = None) -> bool:
-        """Count one processed image; an ``item_id`` already counted is ignored (returns False)."""
+    def record(
+        self,
+        folder: str,
+        status: str,
+        score: float,
+        seconds: float,
+        item_id: str | None = None,
+        at: float | None = None,
+    ) -> bool:
+        """Count one processed image, finished ``at`` (Unix seconds; now by default). An ``item_id``
+        already counted is ignored (returns False)."""
         if item_id is not None:
             if item_id in self._seen:
                 return False
@@ -71,21 +81,36 @@ class Stats:
             self.upscale_tried += 1
             self.upscale_ok += status == Status.SUCCESS and folder == Folder.UPSCALED
         self.all_seconds.append(seconds)
-        bucket = self._bucket(int(self._clock() // 60))
-        bucket.count += 1
-        if len(bucket.seconds) < SAMPLES_PER_BUCKET:
-            bucket.seconds.append(seconds)
+        bucket = self._bucket(int((self._clock() if at is None else at) // 60))
+        if bucket is not None:
+            bucket.count += 1
+            if len(bucket.seconds) < SAMPLES_PER_BUCKET:
+                bucket.seconds.append(seconds)
         return True
 
-    def _bucket(self, minute: int) -> _Bucket:
-        if not self._buckets or self._buckets[-1].minute != minute:
-            self._buckets.append(_Bucket(minute))
-        return self._buckets[-1]
+    def record_result(self, result: dict[str, Any], item_id: str) -> bool:
+        """Count a finished job item from its result object (the upload route's JSON)."""
+        processed = datetime.fromisoformat(str(result["processed_at"]).replace("Z", "+00:00")).timestamp()
+        seconds = float(result.get("timings_ms", {}).get("total", 0.0)) / 1000
+        return self.record(
+            result["folder"], result["status"], float(result["quality_score"]), seconds, item_id, processed
+        )
+
+    def _bucket(self, minute: int) -> _Bucket | None:
+        """The minute's bucket; None for a minute older than the window (counted, not plotted)."""
+        newest = max(self._buckets, default=minute)
+        if minute <= newest - WINDOW_MINUTES:
+            return None
+        if minute not in self._buckets:
+            self._buckets[minute] = _Bucket(minute)
+            for old in [m for m in self._buckets if m <= max(newest, minute) - WINDOW_MINUTES]:
+                del self._buckets[old]
+        return self._buckets[minute]
 
     def timeline(self) -> list[dict[str, Any]]:
         """One point per minute that saw work: its start (Unix seconds), count, p50 and p95 in ms."""
         points = []
-        for bucket in self._buckets:
+        for bucket in sorted(self._buckets.values(), key=lambda b: b.minute):
             ordered = sorted(bucket.seconds)
             p50, p95 = percentile(ordered, 50), percentile(ordered, 95)
             points.append({"t": bucket.minute * 60, "count": bucket.count, "p50_ms": _ms(p50), "p95_ms": _ms(p95)})

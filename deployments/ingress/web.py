@@ -27,7 +27,7 @@ from ray import serve
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from configs.settings import Settings
-from deployments.contracts import Folder, StorageHandle
+from deployments.contracts import Folder, JobsHandle, StorageHandle
 from deployments.errors import ObjectNotFoundError
 from deployments.ingress.stats import Stats
 
@@ -109,7 +109,25 @@ class Replicas:
         return self._value
 
 
-DepthProbe = Callable[[], Awaitable[int | None]]
+JOBS_SCANNED = 50  # the newest jobs whose finished items /api/stats counts (each once)
+
+
+async def count_job_items(jobs: JobsHandle, stats: Stats) -> None:
+    """Job items are finished by the jobs consumer, not here: count those of the newest jobs from
+    their records (each item once, by job id and index), so every replica sees the same job work."""
+    views, _ = await jobs.list_jobs.remote(JOBS_SCANNED, None, "")
+    for job in views:
+        for item in job["items"]:
+            if item.get("result") and item["status"] in ("success", "error"):
+                stats.record_result(item["result"], f"{job['job_id']}:{item['index']}")
+
+
+async def _or_none(probe: Awaitable[Any], what: str) -> Any:
+    try:
+        return await asyncio.wait_for(probe, 5.0)
+    except Exception as exc:  # monitoring must answer even when a part of the service does not
+        log.warning("/api/stats: %s unavailable: %s", what, exc)
+        return None
 
 
 def web_router(
@@ -117,7 +135,7 @@ def web_router(
     settings: Settings,
     stats: Stats,
     check_key: Callable[[Request], None],
-    queue_depth: DepthProbe | None = None,
+    jobs: JobsHandle | None = None,
 ) -> APIRouter:
     router = APIRouter()
     replicas = Replicas()
@@ -127,12 +145,16 @@ def web_router(
         """What this ingress replica has processed (images per folder, quality scores, upscale success
         rate, processing time p50/p95 per minute), the settings that route images, queue depth and
         replicas. ``null`` marks a figure this service cannot know now."""
+        queue_depth = None
+        if jobs is not None:
+            await _or_none(count_job_items(jobs, stats), "job records")
+            queue_depth = await _or_none(jobs.queue_depth.remote(), "queue depth")
         return {
             **stats.summary(),
             "quality_threshold": settings.quality_threshold,
             "upscale_scale": settings.upscale_scale,
             "storage": settings.storage_backend,
-            "queue_depth": await queue_depth() if queue_depth else None,
+            "queue_depth": queue_depth,
             "spool_depth": None,
             "replicas": await replicas.get(),
             "generated_at": time.time(),

@@ -72,7 +72,7 @@ export class UploadQueue {
   row(item) {
     const route = this.route(item);
     const state = {
-      ready: ["Ready", ""], uploading: ["Uploading", "running"], pending: [this.job && this.job.status === "running" ? "Processing" : "Queued", "running"],
+      ready: ["Ready", ""], uploading: ["Uploading", "running"], pending: ["Queued", "running"], running: ["Processing", "running"],
       success: ["Done", "done"], error: ["Failed", "failed"], cancelled: ["Cancelled", "failed"],
     }[item.status];
     const folder = item.result ? item.result.folder : null;
@@ -181,13 +181,16 @@ export class UploadQueue {
     for (const remote of job.items) {
       const item = batch[remote.index];
       if (!item || ENDED.has(item.status)) continue;
-      if (remote.status === "pending") continue;
+      if (remote.status === "pending" || remote.status === "running") {
+        item.status = remote.status;
+        continue;
+      }
       item.status = remote.status;
       item.result = remote.result || null;
       item.error = remote.error ? remote.error.message : (remote.result && remote.result.status === "error" ? "Upscaling failed; the original was kept in couldn't_upscale/." : null);
       if (item.result) this.onResult(item, item.result);
     }
-    const ended = job.items.filter((i) => i.status !== "pending").length;
+    const ended = job.items.filter((i) => ENDED.has(i.status)).length;
     const label = { queued: "Queued", running: "Processing", completed: "Completed", failed: "Finished with errors", cancelled: "Cancelled" }[job.status] || job.status;
     const failed = job.failed ? ` · ${job.failed} failed` : "";
     this.setOverall(ended / Math.max(1, job.total), label, `${ended} of ${job.total}${failed}`);
