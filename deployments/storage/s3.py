@@ -53,6 +53,7 @@ class S3Backend:
             s3={"addressing_style": addressing_style},
             request_checksum_calculation="when_required",
             response_checksum_validation="when_required",
+            signature_version="s3v4",  # presigned URLs too (botocore presigns with SigV2 otherwise)
         )
         self.client: Any = boto3.session.Session().client("s3", endpoint_url=self.endpoint_url, config=config)
 
