@@ -33,8 +33,11 @@ def skimage_photo(name: str) -> Image.Image:
 
 @pytest.fixture(scope="module")
 def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """A 400×300 PNG (upscaled), a 3840×2160 JPEG (good quality) and a text file named .png."""
+    """A 400×300 PNG (upscaled), a 3840×2160 JPEG (good quality), a 320×320 PNG for the key flow and a
+    text file named .png."""
     folder = tmp_path_factory.mktemp("images")
+    portrait = folder / "astronaut-320.png"
+    skimage_photo("astronaut.png").resize((320, 320), Image.Resampling.LANCZOS).save(portrait)
     small = folder / "cat-400x300.png"
     skimage_photo("chelsea.png").resize((400, 300), Image.Resampling.LANCZOS).save(small)
     coffee = skimage_photo("coffee.png")
@@ -42,7 +45,7 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     coffee.crop((0, 31, 600, 369)).resize((3840, 2160), Image.Resampling.BICUBIC).save(big, quality=88)
     bad = folder / "notes.png"
     bad.write_bytes(b"these are meeting notes, not a picture\n" * 20)
-    return {"small": small, "big": big, "bad": bad}
+    return {"small": small, "big": big, "bad": bad, "portrait": portrait}
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +109,7 @@ def test_the_page_asks_for_the_api_key_and_keeps_it_in_the_tab(
     assert "default-src 'self'" in response.headers["content-security-policy"]
     assert "unsafe-inline" not in response.headers["content-security-policy"]
     wait_models(p)
-    p.set_input_files("#file-input", [str(images["small"])])
+    p.set_input_files("#file-input", [str(images["portrait"])])
     p.get_by_role("button", name="Upscale 1 image").click()
     dialog = p.locator("#key-dialog")
     expect(dialog).to_be_visible()

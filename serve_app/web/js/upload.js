@@ -80,7 +80,9 @@ export class UploadQueue {
       ? el("button", { type: "button", class: "icon-button", "aria-label": `Remove ${item.file.name}`, onclick: () => this.remove(item) }, "×")
       : null;
     return el("li", { class: `queue-item ${item.status}`, "data-file": item.file.name, "data-status": item.status },
-      el("img", { class: "thumb", src: item.url, alt: "" }),
+      item.unreadable
+        ? el("div", { class: "thumb placeholder", "aria-hidden": "true" }, "?")
+        : el("img", { class: "thumb", src: item.url, alt: "" }),
       el("div", { class: "qi-main" },
         el("div", { class: "qi-name", title: item.file.name, text: item.file.name }),
         el("div", { class: "qi-meta" },
