@@ -142,6 +142,7 @@ def test_upload_progress_result_compare_and_download(
     p.screenshot(path=screenshot_path("queue"))
     p.get_by_role("button", name="Upscale 2 images").click()
     expect(p.locator("#overall-wrap")).to_be_visible()
+    p.screenshot(path=screenshot_path("progress"))
     expect(p.locator(".card")).to_have_count(2, timeout=180_000)
     expect(p.locator("#overall-count")).to_have_text("2 of 2")
     expect(p.locator(".queue-item[data-status=success]")).to_have_count(2)

@@ -76,15 +76,24 @@ export class Monitor {
   }
 
   size(node) {
-    const width = Math.max(260, node.clientWidth || 300);
-    return { width, height: 240 };
+    // The panel's inner width, not the chart's own (its canvas would keep it as wide as it was).
+    const panel = node.parentElement;
+    const style = getComputedStyle(panel);
+    const inner = panel.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+    return { width: Math.max(240, Math.floor(inner || 300)), height: 240 };
   }
 
   histogram(bins) {
     const node = document.getElementById("hist-chart");
     const xs = bins.map((_, i) => i);
     const ys = bins.map((b) => b.count);
-    const label = (i) => { const b = bins[i]; return b ? (b.to === null ? `≥${b.from}` : `${b.from}–${b.to}`) : ""; };
+    // Ranges where there is room; each bin's lower edge on a phone.
+    const label = (u, i) => {
+      const b = bins[i];
+      if (!b) return "";
+      if (b.to === null) return `≥${b.from}`;
+      return u.width < 600 ? String(b.from).replace(/^0\./, ".") : `${b.from}–${b.to}`;
+    };
     if (!this.hist || this.hist.bins !== bins.length) {
       if (this.hist) this.hist.plot.destroy();
       const opts = {
@@ -93,7 +102,7 @@ export class Monitor {
         cursor: { drag: { x: false, y: false } },
         scales: { x: { time: false, range: [-0.6, bins.length - 0.4] }, y: { range: (u, lo, hi) => [0, Math.max(1, hi * 1.15)] } },
         axes: [
-          { ...AXIS, values: (u, splits) => splits.map((v) => (Number.isInteger(v) ? label(v) : "")), splits: () => xs, size: 38, font: "11px system-ui" },
+          { ...AXIS, values: (u, splits) => splits.map((v) => (Number.isInteger(v) ? label(u, v) : "")), splits: () => xs, size: 38, font: "11px system-ui" },
           { ...AXIS, size: 44, values: (u, splits) => splits.map((v) => (Number.isInteger(v) ? String(v) : "")) },
         ],
         series: [{}, { label: "images", fill: "rgba(124,140,255,0.55)", stroke: "#7c8cff", width: 1, paths: window.uPlot.paths.bars({ size: [0.75, 80] }), points: { show: false } }],
@@ -110,12 +119,16 @@ export class Monitor {
     if (!this.time) {
       const opts = {
         ...this.size(node),
-        scales: { x: { time: true }, y: { range: (u, lo, hi) => [0, Math.max(10, (hi || 0) * 1.15)] } },
+        scales: {
+          // One minute of data would otherwise span years: show at least ten minutes around it.
+          x: { time: true, range: (u, lo, hi) => (hi - lo < 600 ? [lo - 300, hi + 300] : [lo, hi]) },
+          y: { range: (u, lo, hi) => [0, Math.max(10, (hi || 0) * 1.15)] },
+        },
         axes: [{ ...AXIS }, { ...AXIS, size: 60, values: (u, splits) => splits.map((v) => ms(v)) }],
         series: [
           {},
-          { label: "p50", stroke: "#3ecf8e", width: 2, points: { size: 6 }, value: (u, v) => ms(v) },
-          { label: "p95", stroke: "#b07cff", width: 2, points: { size: 6 }, value: (u, v) => ms(v) },
+          { label: "p50", stroke: "#3ecf8e", width: 2, points: { size: 8, fill: "#3ecf8e" }, value: (u, v) => ms(v) },
+          { label: "p95", stroke: "#b07cff", width: 2, points: { size: 8, fill: "#b07cff" }, value: (u, v) => ms(v) },
         ],
       };
       this.time = new window.uPlot(opts, data, node);
