@@ -51,7 +51,7 @@ class BarsView:
             transient=False,
             expand=True,
         )
-        self.total = self.progress.add_task("total", total=total, state="")
+        self.total = self.progress.add_task("all files", total=total, state="")
         self.tasks: dict[int, TaskID] = {}
 
     def __enter__(self) -> BarsView:
@@ -64,7 +64,7 @@ class BarsView:
     def _task(self, entry: Entry) -> TaskID:
         if id(entry) not in self.tasks:
             name = entry.path.name if len(entry.path.name) <= 40 else entry.path.name[:37] + "…"
-            self.tasks[id(entry)] = self.progress.add_task(name, total=1, state=LABEL.get(entry.status, ""))
+            self.tasks[id(entry)] = self.progress.add_task(name, total=None, state=LABEL.get(entry.status, ""))  # a pulse
         return self.tasks[id(entry)]
 
     def started(self, entry: Entry) -> None:

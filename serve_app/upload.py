@@ -104,7 +104,7 @@ class Manifest:
     """What a previous run in the same --out folder finished and submitted (JSON, written atomically)."""
 
     path: Path | None
-    done: dict[str, dict[str, Any]] = field(default_factory=dict)  # digest → {folder, key, output}
+    done: dict[str, dict[str, Any]] = field(default_factory=dict)  # digest:model:format → {folder, key, output}
     jobs: dict[str, list[str]] = field(default_factory=dict)  # job id → digests, in item order
 
     @classmethod
@@ -159,9 +159,13 @@ class Run:
         self.manifest = Manifest.load(options.out)
         self.active: dict[str, list[Entry]] = {}  # job id → its entries in item order
 
+    def done_key(self, entry: Entry) -> str:
+        """A file is done for the options it was run with: another model or format is new work."""
+        return f"{entry.digest}:{self.options.model or ''}:{self.options.fmt or ''}"
+
     def skip_finished(self) -> None:
         for entry in self.entries:
-            record = self.manifest.done.get(entry.digest)
+            record = self.manifest.done.get(self.done_key(entry))
             if record and record.get("output") and Path(record["output"]).exists():
                 entry.status, entry.folder, entry.key = "skipped", record["folder"], record["key"]
                 entry.output = Path(record["output"])
@@ -254,7 +258,8 @@ class Run:
         if result and self.options.out is not None:  # couldn't_upscale/ keeps the original: mirrored too
             entry.output = write_output(self.options.out, result["key"], self.client.download(result))
         if item["status"] == "success" and entry.output is not None:  # failures are retried by a re-run
-            self.manifest.done[entry.digest] = {"folder": entry.folder, "key": entry.key, "output": str(entry.output)}
+            record = {"folder": entry.folder, "key": entry.key, "output": str(entry.output)}
+            self.manifest.done[self.done_key(entry)] = record
         if item["status"] == "success":
             entry.status = "success"
         elif item["status"] == "cancelled":
