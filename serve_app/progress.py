@@ -64,7 +64,8 @@ class BarsView:
     def _task(self, entry: Entry) -> TaskID:
         if id(entry) not in self.tasks:
             name = entry.path.name if len(entry.path.name) <= 40 else entry.path.name[:37] + "…"
-            self.tasks[id(entry)] = self.progress.add_task(name, total=None, state=LABEL.get(entry.status, ""))  # a pulse
+            state = LABEL.get(entry.status, "")
+            self.tasks[id(entry)] = self.progress.add_task(name, total=None, state=state)  # None: a pulse
         return self.tasks[id(entry)]
 
     def started(self, entry: Entry) -> None:
