@@ -165,6 +165,7 @@ def test_upload_progress_result_compare_and_download(
     p.locator("label[for=zoom-1]").click()
     assert p.locator("#canvas").evaluate("e => e.getBoundingClientRect().width") == 800
     assert p.locator("#before").evaluate("e => getComputedStyle(e).imageRendering") == "pixelated"
+    p.screenshot(path=screenshot_path("compare-1to1-nearest"))
     p.locator("label[for=interp-smooth]").click()
     assert p.locator("#before").evaluate("e => getComputedStyle(e).imageRendering") == "auto"
     p.screenshot(path=screenshot_path("compare-1to1"))
@@ -199,7 +200,8 @@ def test_monitoring_shows_the_numbers_of_api_stats(
     expect(p.locator("#stat-success")).to_have_text("100%")
     expect(p.locator("#hist-chart canvas")).to_have_count(1)
     expect(p.locator("#time-chart canvas")).to_have_count(1)
-    p.wait_for_timeout(500)
+    p.set_viewport_size({"width": 1280, "height": 1180})
+    p.wait_for_timeout(2500)  # a refresh after the resize
     p.screenshot(path=screenshot_path("monitor"))
     p.set_viewport_size({"width": 390, "height": 844})
     p.wait_for_timeout(300)
@@ -223,7 +225,7 @@ def test_a_bad_file_shows_the_services_message(
     expected = "The uploaded file is not an image; send a JPEG, PNG or WebP file."
     expect(p.locator("[data-file='notes.png'] .qi-error")).to_have_text(expected)
     expect(p.locator("#message")).to_contain_text(expected)
-    p.screenshot(path=screenshot_path("bad-file-phone"), full_page=True)
+    p.screenshot(path=screenshot_path("bad-file-phone"))
     assert stored_files(storage) == before
     assert console.page_errors(allowed_statuses=(415,)) == []
 

@@ -116,14 +116,15 @@ export class Monitor {
   timeline(points) {
     const node = document.getElementById("time-chart");
     const data = [points.map((p) => p.t), points.map((p) => p.p50_ms), points.map((p) => p.p95_ms)];
+    // The x range is set here, not left to uPlot: a single minute of data would otherwise span years.
+    const now = Date.now() / 1000;
+    const first = points.length ? points[0].t : now - 600;
+    const last = points.length ? points[points.length - 1].t + 60 : now;
+    const x = { min: Math.min(first, last - 600), max: Math.max(last, first + 600) };
     if (!this.time) {
       const opts = {
         ...this.size(node),
-        scales: {
-          // One minute of data would otherwise span years: show at least ten minutes around it.
-          x: { time: true, range: (u, lo, hi) => (hi - lo < 600 ? [lo - 300, hi + 300] : [lo, hi]) },
-          y: { range: (u, lo, hi) => [0, Math.max(10, (hi || 0) * 1.15)] },
-        },
+        scales: { x: { time: true, auto: false, range: () => [x.min, x.max] }, y: { range: (u, lo, hi) => [0, Math.max(10, (hi || 0) * 1.15)] } },
         axes: [{ ...AXIS }, { ...AXIS, size: 60, values: (u, splits) => splits.map((v) => ms(v)) }],
         series: [
           {},
@@ -133,8 +134,9 @@ export class Monitor {
       };
       this.time = new window.uPlot(opts, data, node);
     } else {
-      this.time.setData(data);
+      this.time.setData(data, false);
     }
+    this.time.setScale("x", x);
   }
 
   resize() {
