@@ -92,7 +92,7 @@ function keyDialog() {
   });
   window.addEventListener("needkey", (e) => {
     const message = (e.detail && e.detail.message) || "This service needs an API key.";
-    open(`${message} It is kept in this tab only and sent as the X-API-Key header.`);
+    open(`${message} The key stays in this tab only.`);
   });
   refresh();
 }
