@@ -16,7 +16,7 @@ import platform
 import resource
 import time
 
-from deployments.upscaler.deployment import DEFAULT_TILE_SIZE
+from deployments.upscaler.tunables import DEFAULT_TILE_SIZE
 from models.registry import default_model_name
 
 

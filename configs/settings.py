@@ -8,11 +8,12 @@ message per bad variable that names the variable, the value given and what would
 
 from __future__ import annotations
 
+import difflib
 import warnings
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -160,8 +161,39 @@ def _describe(error: ErrorDetails) -> str:
     return f"{field.upper()}{shown}: invalid, expected {allowed} ({error['msg']})"
 
 
+def unknown_settings(names: Any) -> list[str]:
+    """One line per name that is no setting, with the closest setting when there is one."""
+    lines = []
+    for name in sorted(set(names) - set(Settings.model_fields)):
+        close = difflib.get_close_matches(str(name), Settings.model_fields, n=1)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        lines.append(f"{name}: not a setting{hint}")
+    return lines
+
+
+class SettingsOverrides(BaseModel):
+    """Settings given in code or a Serve config's ``args.settings``: any subset of ``Settings``' fields by
+    their field names, nothing else. The environment cannot be checked this way (it holds every process's
+    variables), but a key written here that is no setting fails (``quality_treshold: 0.9`` is an error,
+    not a silently ignored line). Values are validated by ``Settings`` itself."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _only_settings(cls, data: Any) -> Any:
+        if isinstance(data, dict) and (unknown := unknown_settings(data)):
+            raise ValueError("unknown settings: " + ", ".join(unknown))
+        return data
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
 def load_settings(**overrides: Any) -> Settings:
-    """Settings from the environment and ``.env``; keyword arguments win over both."""
+    """Settings from the environment and ``.env``; keyword arguments win over both and must name settings."""
+    if unknown := unknown_settings(overrides):
+        raise SettingsError("invalid configuration:\n  " + "\n  ".join(unknown))
     try:
         return Settings(**overrides)
     except ValidationError as exc:

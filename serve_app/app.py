@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import ray
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from ray.serve import Application
 
 from configs.model_registry import load_registry
-from configs.settings import Settings, load_settings
+from configs.settings import Settings, SettingsOverrides, load_settings
 from deployments.broker.deployment import EmbeddedBroker
 from deployments.ingress.deployment import Ingress
 from deployments.jobs.deployment import consumer_deployment
@@ -27,7 +27,13 @@ WEB_DIR = Path(__file__).resolve().parent / "web"  # the web UI, served by the i
 
 
 class AppArgs(BaseModel):
-    settings: dict[str, Any] = Field(default_factory=dict, description="overrides of environment settings")
+    """A Serve config's ``args:``. Unknown keys fail the deploy, here and inside ``settings``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    settings: SettingsOverrides = Field(
+        default_factory=SettingsOverrides, description="overrides of environment settings"
+    )
 
 
 def wants_gpu(settings: Settings) -> bool:
@@ -41,7 +47,7 @@ def wants_gpu(settings: Settings) -> bool:
 
 
 def build_app(args: AppArgs) -> Application:
-    settings = load_settings(**args.settings)
+    settings = load_settings(**args.settings.as_dict())
     # @serve.deployment turns the classes into Deployments; Ray's annotations keep them as classes.
     upscaler_deployment: Any = Upscaler
     if wants_gpu(settings):

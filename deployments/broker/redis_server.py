@@ -86,7 +86,7 @@ class EmbeddedRedis:
         still alive, the item runs twice, which the jobs records make harmless), so there is no reason
         to wait the visibility timeout before finishing what a restart interrupted."""
         client = self.client()
-        tags = client.zrange(UNACKED_INDEX, 0, -1)
+        tags: list[bytes] = client.zrange(UNACKED_INDEX, 0, -1)  # type: ignore[assignment]
         if tags:
             client.zadd(UNACKED_INDEX, dict.fromkeys(tags, 0))
         return len(tags)

@@ -102,8 +102,13 @@ class Job:
                 {k: v for k, v in asdict(i).items() if k in ("index", "filename", "status", "result", "error")}
                 for i in self.items
             ],
-            "webhook": self.webhook,
+            "webhook": self.webhook or self._webhook_before_delivery(),
         }
+
+    def _webhook_before_delivery(self) -> dict[str, Any] | None:
+        if not self.webhook_url:
+            return None
+        return {"url": self.webhook_url, "attempts": 0, "delivered_at": None, "last_error": None}
 
 
 def final_status(job: Job) -> str:

@@ -13,7 +13,7 @@ from configs.settings import load_settings
 from deployments.flow import Flow
 from deployments.ingress.api import create_api
 from serve_app.app import WEB_DIR
-from tests.deployments.ingress.fakes import FakeStorage, FakeUpscaler
+from tests.deployments.ingress.local_fakes import FakeStorage, FakeUpscaler
 from tests.images import jpeg, png
 
 KEY = "in-process-key-0123456789"
