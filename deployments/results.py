@@ -39,9 +39,15 @@ class UploadResult(BaseModel):
         "reaches the bucket (at this key and URL) as soon as it answers",
     )
     timings_ms: dict[str, float]
+    download_url: str | None = Field(
+        None,
+        description="Where to download the stored object: a presigned URL that expires (S3), or this "
+        "service's /api/objects/{key} (local storage; send X-API-Key when the service has one). "
+        "Filled in when a result is shown, not stored with it.",
+    )
 
     @classmethod
-    def of(cls, outcome: Outcome, request_id: str) -> UploadResult:
+    def of(cls, outcome: Outcome, request_id: str, download_url: str | None = None) -> UploadResult:
         return cls(
             original_key=outcome.original_key,
             status=outcome.status.value,
@@ -63,4 +69,5 @@ class UploadResult(BaseModel):
             duplicate=not outcome.stored.created,
             pending=outcome.stored.pending,
             timings_ms=outcome.timings_ms,
+            download_url=download_url,
         )

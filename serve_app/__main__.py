@@ -1,23 +1,23 @@
-"""Command line: run the service, or upload images to a running one.
+"""Command line: run the service, or use a running one.
 
 python -m serve_app serve [--config serve_config.yaml]   # validates settings, then becomes `serve run`
-python -m serve_app upload photo.jpg [more.png …] [--url http://127.0.0.1:8000]
+python -m serve_app upload PATH… [--recursive] [--out DIR] [--json] [--url http://127.0.0.1:8000]
+python -m serve_app status [--json] [--url http://127.0.0.1:8000]
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import os
 import sys
 import tempfile
 from pathlib import Path
 
-import httpx
 import yaml
 
 from configs.settings import REPO_ROOT, SettingsError, load_settings
+from serve_app.commands import add_status, add_upload
 
 
 def render_config(config: Path, port: int) -> str:
@@ -65,17 +65,6 @@ def serve(args: argparse.Namespace) -> int:
     os.execv(command[0], command)
 
 
-def upload(args: argparse.Namespace) -> int:
-    failed = 0
-    with httpx.Client(base_url=args.url, timeout=600) as client:
-        for path in args.files:
-            with open(path, "rb") as f:
-                response = client.post("/api/images/upload", files={"image": (path.name, f)})
-            print(json.dumps({"file": str(path), "status": response.status_code, **response.json()}, indent=2))
-            failed += response.status_code != 200
-    return 1 if failed else 0
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m serve_app", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -84,10 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     run = commands.add_parser("serve", help="run the service with `serve run`")
     run.add_argument("--config", type=Path, default=REPO_ROOT / "serve_config.yaml")
     run.set_defaults(func=serve)
-    send = commands.add_parser("upload", help="upload images to a running service")
-    send.add_argument("files", type=Path, nargs="+")
-    send.add_argument("--url", default="http://127.0.0.1:8000")
-    send.set_defaults(func=upload)
+    add_upload(commands)
+    add_status(commands)
     args = parser.parse_args(argv)
     return int(args.func(args))
 

@@ -6,6 +6,7 @@ postponed annotations). Settings come from the environment and ``.env``; ``args.
 """
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import ray
@@ -22,6 +23,8 @@ from deployments.storage.deployment import Storage
 from deployments.upscaler.deployment import Upscaler
 
 log = logging.getLogger("ray.serve")
+
+WEB_DIR = Path(__file__).resolve().parent / "web"  # the web UI, served by the ingress at /
 
 
 class AppArgs(BaseModel):
@@ -67,7 +70,7 @@ def build_app(args: AppArgs) -> Application:
     storage = storage_deployment.bind(settings)
     broker = broker_deployment.bind(settings) if settings.embedded_broker else None
     jobs = consumer_deployment(settings).bind(upscaler, storage, settings, broker)
-    app: Application = ingress.bind(upscaler, storage, settings, jobs, keys)
+    app: Application = ingress.bind(upscaler, storage, settings, jobs, keys, str(WEB_DIR))
     return app
 
 

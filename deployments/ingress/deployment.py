@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fastapi import FastAPI
 from ray import serve
 
@@ -31,13 +33,15 @@ class Ingress:
         settings: Settings,
         jobs: JobsHandle,
         keys: KeyRing | None = None,
+        web_dir: str | None = None,
     ) -> None:
         self.settings = settings
         self.keys = keys
         self.flow = Flow(upscaler, storage, settings)
         self.jobs = jobs
+        self.web_dir = Path(web_dir) if web_dir else None  # the web UI's static files, served at /
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         # Built in the replica, after __init__, so the app is configured from this replica's settings.
         routers = [jobs_router(self.flow, self.jobs, self.settings)]
-        return create_api(self.flow, self.settings, routers, keys=self.keys)
+        return create_api(self.flow, self.settings, routers, keys=self.keys, web_dir=self.web_dir, jobs=self.jobs)

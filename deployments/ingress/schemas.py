@@ -14,8 +14,9 @@ class UploadResponse(BaseModel):
     result: UploadResult
 
     @classmethod
-    def of(cls, outcome: Outcome, request_id: str) -> UploadResponse:
-        return cls(success=True, message=outcome.message, result=UploadResult.of(outcome, request_id))
+    def of(cls, outcome: Outcome, request_id: str, download_url: str | None = None) -> UploadResponse:
+        result = UploadResult.of(outcome, request_id, download_url)
+        return cls(success=True, message=outcome.message, result=result)
 
 
 class ErrorResponse(BaseModel):

@@ -16,7 +16,7 @@ import uuid
 from pathlib import Path
 
 from deployments.contracts import StoredObject
-from deployments.errors import StorageConflictError, StorageError
+from deployments.errors import ObjectNotFoundError, StorageConflictError, StorageError
 from deployments.storage.spool import fsync_dir as _fsync_dir
 from deployments.storage.spool import sweep_stale_tmp
 
@@ -80,8 +80,14 @@ class LocalBackend:
     def get(self, key: str) -> bytes:
         try:
             return self._path(key).read_bytes()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
+            raise ObjectNotFoundError(key) from exc
         except OSError as exc:
             raise StorageError(f"cannot read {key!r}: {exc.strerror or exc}") from exc
+
+    def download_url(self, key: str, expires_s: int) -> str | None:
+        """None: a local file has no URL a browser may fetch; the service's object route serves it."""
+        return None
 
     def check_writable(self) -> None:
         probe = self.root / f".health-{uuid.uuid4().hex}"

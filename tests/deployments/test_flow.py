@@ -101,6 +101,13 @@ class FakeStorage:
         return Call(status)
 
     @property
+    def download_url(self) -> Call:
+        async def url(key: str) -> None:
+            return None  # local storage: the service's own object route serves it
+
+        return Call(url)
+
+    @property
     def put(self) -> Call:
         async def put(folder: Folder, name: str | None, digest: str, image: EncodedImage, made: str | None) -> Any:
             key = f"{folder.value}/{name}-{digest[:16]}.{image.extension}"
