@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from configs.settings import load_settings
 from deployments.flow import Flow
 from deployments.ingress.api import create_api
+from deployments.ingress.keys import KeyRing
 from serve_app.app import WEB_DIR
 from tests.deployments.ingress.local_fakes import FakeStorage, FakeUpscaler
 from tests.images import jpeg, png
@@ -27,7 +28,8 @@ def storage_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def app_client(storage_dir: Path, **overrides: object) -> TestClient:
     settings = load_settings(storage_dir=storage_dir, s3_bucket=None, **overrides)
     flow = Flow(FakeUpscaler(2), FakeStorage(storage_dir), settings)  # type: ignore[arg-type]
-    return TestClient(create_api(flow, settings, web_dir=WEB_DIR))
+    keys = KeyRing.from_keys(settings.api_key_list)  # as the builder makes them
+    return TestClient(create_api(flow, settings, keys=keys, web_dir=WEB_DIR))
 
 
 @pytest.fixture(scope="module")
