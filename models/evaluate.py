@@ -1,9 +1,16 @@
 """Evaluate a model on Set5 / Set14 / BSD100 with the literature's protocol, beside bicubic.
 
     python -m models.evaluate --model vcsr-s-x2 [--sets Set5 Set14 BSD100] [--json out.json]
+    python -m models.evaluate --degraded vcsr-m-x2 vcsr-real-x2 [--settings jpeg50 …] [--json out.json]
 
 PSNR/SSIM on BT.601 luma with ``scale`` pixels shaved (``models.metrics``); bicubic is Pillow's,
 which reproduces the published bicubic figures (shared/datasets/README.md).
+
+The degraded benchmark (``--degraded``) stands for real uploads: each set's low-resolution image is
+first degraded at a named setting (``DEGRADED_SETTINGS``: JPEG at quality 30/50/75 saved by Pillow,
+Gaussian noise of σ 5/10 8-bit levels then JPEG 75, Gaussian blur of σ 1.0/1.6 low-resolution pixels),
+with a seed fixed per setting and image, and every model — and bicubic — is scored against the
+*clean* high-resolution image.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import zlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,6 +29,7 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from models.data import shared_root
+from models.degrade import convolve, gaussian_kernel, gaussian_noise, jpeg
 from models.engine import Engine, resolve_device
 from models.loader import load_model
 from models.metrics import psnr_y, ssim_y
@@ -52,25 +61,70 @@ def read_image(path: Path) -> NDArray[np.uint8]:
         return np.asarray(image.convert("L") if image.mode == "L" else image.convert("RGB"))
 
 
-def evaluate_set(upscale: Upscaler, set_dir: Path, scale: int) -> list[ImageScore]:
+def _hr_paths(set_dir: Path, scale: int) -> list[Path]:
     folder = set_dir / f"x{scale}"
-    scores = []
-    for hr_path in sorted(folder.glob("*_HR.png")):
-        hr = read_image(hr_path)
-        lr = read_image(hr_path.with_name(hr_path.name.replace("_HR", "_LR")))
-        out, base = upscale(lr), bicubic(lr, scale)
-        scores.append(
-            ImageScore(
-                hr_path.name.removesuffix("_HR.png"),
-                psnr_y(out, hr, scale),
-                ssim_y(out, hr, scale),
-                psnr_y(base, hr, scale),
-                ssim_y(base, hr, scale),
-            )
-        )
-    if not scores:
+    paths = sorted(folder.glob("*_HR.png"))
+    if not paths:
         raise FileNotFoundError(f"no *_HR.png images in {folder}")
-    return scores
+    return paths
+
+
+def _lr_path(hr_path: Path) -> Path:
+    return hr_path.with_name(hr_path.name.replace("_HR", "_LR"))
+
+
+def _score(hr_path: Path, lr: NDArray[np.uint8], upscale: Upscaler, scale: int) -> ImageScore:
+    hr = read_image(hr_path)
+    out, base = upscale(lr), bicubic(lr, scale)
+    return ImageScore(
+        hr_path.name.removesuffix("_HR.png"),
+        psnr_y(out, hr, scale),
+        ssim_y(out, hr, scale),
+        psnr_y(base, hr, scale),
+        ssim_y(base, hr, scale),
+    )
+
+
+def evaluate_set(upscale: Upscaler, set_dir: Path, scale: int) -> list[ImageScore]:
+    return [_score(p, read_image(_lr_path(p)), upscale, scale) for p in _hr_paths(set_dir, scale)]
+
+
+# Named degradations of the low-resolution input, applied in order: ("jpeg", quality),
+# ("noise", σ in 8-bit levels, per channel), ("blur", σ in low-resolution pixels, isotropic Gaussian).
+DEGRADED_SETTINGS: dict[str, tuple[tuple[str, float], ...]] = {
+    "clean": (),
+    "jpeg30": (("jpeg", 30),),
+    "jpeg50": (("jpeg", 50),),
+    "jpeg75": (("jpeg", 75),),
+    "noise5+jpeg75": (("noise", 5), ("jpeg", 75)),
+    "noise10+jpeg75": (("noise", 10), ("jpeg", 75)),
+    "blur1.0": (("blur", 1.0),),
+    "blur1.6": (("blur", 1.6),),
+}
+
+
+def degrade_named(image: NDArray[np.uint8], setting: str, key: str) -> NDArray[np.uint8]:
+    """``image`` (RGB or greyscale) degraded at ``setting``; noise is seeded by ``setting`` and ``key``
+    (the image's name), so every run and every model sees the very same degraded input."""
+    rng = np.random.default_rng(zlib.crc32(f"{setting}/{key}".encode()))
+    grey = image.ndim == 2
+    out = image[..., None] if grey else image
+    for op, value in DEGRADED_SETTINGS[setting]:
+        if op == "jpeg":
+            out = jpeg(out, int(value))
+        elif op == "noise":
+            out = gaussian_noise(out, float(value), rng)
+        else:
+            out = convolve(out, gaussian_kernel(float(value), float(value), 0.0))
+    return out[..., 0] if grey else out
+
+
+def evaluate_degraded(upscale: Upscaler, set_dir: Path, scale: int, setting: str) -> list[ImageScore]:
+    """``evaluate_set`` on inputs degraded at ``setting``; scores are against the clean HR image."""
+    return [
+        _score(hr_path, degrade_named(read_image(_lr_path(hr_path)), setting, hr_path.name), upscale, scale)
+        for hr_path in _hr_paths(set_dir, scale)
+    ]
 
 
 def summarise(scores: list[ImageScore]) -> dict[str, float]:

@@ -30,14 +30,10 @@ from deployments.upscaler.metrics import UpscalerMetrics
 from deployments.upscaler.tiler import TileJob, run_grouped, upscale_pixels
 from models import precision
 from models.engine import Engine, keep_large_allocations, resolve_device, threads_share_one_heap
-from models.tiling import LAYOUTS
+from models.tiling import DEFAULT_TILE_SIZE, LAYOUTS
 
 log = logging.getLogger("ray.serve")
 
-# CPU: the engine is as fast on 1024² tiles as on 512² ones (1.23–1.24 MP/s, bench.engine --tile), so
-# tiles are large to recompute little overlap: a 1080p frame in 1024-px balanced tiles computes 1.05×
-# its pixels, in 512-px tiles 1.13×.
-DEFAULT_TILE_SIZE = 1024
 DEFAULT_TILE_LAYOUT = "balanced"
 DEFAULT_BATCH_PIXELS = DEFAULT_TILE_SIZE**2  # CPU: bigger batches gain nothing (bench/engine.py)
 DEFAULT_BATCH_WAIT_S = 0.01
