@@ -12,7 +12,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -63,8 +63,38 @@ class Settings(BaseSettings):
     png_compress_level: int = Field(1, ge=0, le=9, description="an integer in 0..9")
     api_key: str | None = Field(None, min_length=16, description="a secret of at least 16 characters, or unset")
     upscaler_service_url: str | None = Field(None, description="ignored on Ray Serve (deprecated)")
+    # Batch jobs (POST /api/jobs): the broker, the embedded broker's folder, limits and webhooks.
+    jobs_broker_url: SecretStr | None = Field(
+        None,
+        description="a redis:// or rediss:// URL of the jobs broker, or unset for the embedded one under JOBS_DIR",
+    )
+    jobs_dir: Path = Field(REPO_ROOT / "data" / "jobs", description="a folder for the embedded broker's files")
+    max_job_images: int = Field(100, ge=1, le=10_000, description="an integer in 1..10000 (images per job)")
+    jobs_visibility_timeout_s: float = Field(
+        300.0,
+        ge=5,
+        description="seconds (≥ 5) after which an item taken by a consumer that died is handed out again; "
+        "longer than any item takes",
+    )
+    webhook_secret: SecretStr | None = Field(
+        None, min_length=16, description="a signing secret of at least 16 characters (whsec_<base64> or text)"
+    )
+    webhook_max_attempts: int = Field(8, ge=1, le=20, description="an integer in 1..20")
+    webhook_timeout_s: float = Field(10.0, gt=0, le=60, description="seconds in (0, 60]")
+    webhook_allowed_hosts: str = Field(
+        "", description="comma-separated host names or IPs webhooks may reach even when private or loopback"
+    )
 
-    @field_validator("s3_bucket", "s3_endpoint_url", "model_name", "model_path", "api_key", mode="before")
+    @field_validator(
+        "s3_bucket",
+        "s3_endpoint_url",
+        "model_name",
+        "model_path",
+        "api_key",
+        "jobs_broker_url",
+        "webhook_secret",
+        mode="before",
+    )
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
@@ -86,9 +116,38 @@ class Settings(BaseSettings):
             )
         return self
 
+    @field_validator("jobs_broker_url", mode="after")
+    @classmethod
+    def _redis_only(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(("redis://", "rediss://")):
+            raise ValueError("the jobs broker must be Redis (redis:// or rediss://)")
+        return value
+
     @property
     def storage_backend(self) -> Literal["s3", "local"]:
         return "s3" if self.s3_bucket else "local"
+
+    @property
+    def embedded_broker(self) -> bool:
+        return self.jobs_broker_url is None
+
+    @property
+    def embedded_broker_socket(self) -> Path:
+        """Where the embedded broker's Redis listens (a unix socket: nothing to expose or collide with)."""
+        return self.jobs_dir.resolve() / "redis.sock"
+
+    def jobs_broker(self) -> str:
+        """The broker's URL as Celery/kombu spell it (the embedded one's is a unix socket)."""
+        if self.jobs_broker_url is not None:
+            return self.jobs_broker_url.get_secret_value()
+        return f"redis+socket://{self.embedded_broker_socket}"
+
+    @property
+    def webhook_hosts(self) -> frozenset[str]:
+        return frozenset(h.strip().lower() for h in self.webhook_allowed_hosts.split(",") if h.strip())
+
+
+SECRET_FIELDS = frozenset({"api_key", "jobs_broker_url", "webhook_secret"})  # never echoed in errors
 
 
 def _describe(error: ErrorDetails) -> str:
@@ -96,7 +155,8 @@ def _describe(error: ErrorDetails) -> str:
     info = Settings.model_fields.get(field)
     allowed = info.description if info and info.description else error["msg"]
     value = error.get("input")
-    shown = "" if value is None or isinstance(value, dict) else f"={value}"
+    secret = field in SECRET_FIELDS
+    shown = "" if value is None or isinstance(value, dict) or secret else f"={value}"
     return f"{field.upper()}{shown}: invalid, expected {allowed} ({error['msg']})"
 
 

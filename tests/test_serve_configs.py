@@ -17,7 +17,9 @@ def test_config_is_valid_for_serve(path: Path) -> None:
     schema = ServeDeploySchema.model_validate(yaml.safe_load(path.read_text()))
     (app,) = schema.applications
     assert app.import_path == "serve_app.app:build_app"
-    assert {d.name for d in app.deployments} == {"Ingress", "Upscaler", "Storage"}
+    # EmbeddedBroker is left out: it is in the graph only when JOBS_BROKER_URL is unset, and Serve refuses
+    # settings for a deployment the graph lacks.
+    assert {d.name for d in app.deployments} == {"Ingress", "Upscaler", "Storage", "JobsConsumer"}
     upscaler = next(d for d in app.deployments if d.name == "Upscaler")
     assert set(upscaler.user_config) == {"max_batch_pixels", "batch_wait_timeout_s", "tile_size", "tile_layout"}
     # Every thread on the main heap, where large blocks are kept (models.engine.threads_share_one_heap).

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 
 from ray import serve
 
 from configs.settings import Settings
-from deployments.contracts import EncodedImage, Folder, StorageError, StoredObject
+from deployments.contracts import EncodedImage, Folder, StoredObject
+from deployments.errors import StorageError
 from deployments.storage.backend import Backend
-from deployments.storage.keys import object_key
+from deployments.storage.keys import derived_digest, job_input_key, object_key, sanitise_stem
 from deployments.storage.local import LocalBackend
 from deployments.storage.s3 import S3Backend
 
@@ -31,8 +33,24 @@ class Storage:
         self.backend = make_backend(settings)
         log.info("storage backend: %s", self.backend.name)
 
-    async def put(self, folder: Folder, stem: str, digest: str, image: EncodedImage) -> StoredObject:
-        key = object_key(folder, stem, digest, image.extension)
+    async def put(
+        self, folder: Folder, filename: str | None, source_digest: str, image: EncodedImage, variant: str | None = None
+    ) -> StoredObject:
+        """Store ``image`` under ``<folder>/<sanitised name>-<digest>.<ext>``; the digest is the source's,
+        or derived from it and ``variant`` (how the image was made from it). Create-only, idempotent."""
+        stem = sanitise_stem(filename)
+        key = object_key(folder, stem, derived_digest(source_digest, variant), image.extension)
+        stored = await self._write(key, image)
+        return dataclasses.replace(stored, stem=stem)
+
+    async def put_job_input(self, job_id: str, index: int, image: EncodedImage) -> StoredObject:
+        """Keep a job's accepted input durably until the consumer has processed it."""
+        return await self._write(job_input_key(job_id, index, image.extension), image)
+
+    async def get(self, key: str) -> bytes:
+        return await asyncio.to_thread(self.backend.get, key)
+
+    async def _write(self, key: str, image: EncodedImage) -> StoredObject:
         metadata = {"width": str(image.width), "height": str(image.height)}
         return await asyncio.to_thread(self.backend.put, key, image.data, image.content_type, metadata)
 

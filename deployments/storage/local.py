@@ -12,7 +12,8 @@ import os
 import uuid
 from pathlib import Path
 
-from deployments.contracts import StorageConflictError, StorageError, StoredObject
+from deployments.contracts import StoredObject
+from deployments.errors import StorageConflictError, StorageError
 
 
 def _fsync_dir(path: Path) -> None:

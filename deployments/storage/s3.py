@@ -18,7 +18,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from deployments.contracts import StorageConflictError, StorageError, StoredObject
+from deployments.contracts import StoredObject
+from deployments.errors import StorageConflictError, StorageError
 
 _EXISTS = {"PreconditionFailed", "ConditionalRequestConflict", "412", "409"}
 

@@ -23,7 +23,8 @@ from ray import serve
 
 from configs.model_registry import ModelEntry
 from configs.settings import Settings
-from deployments.contracts import DecodedImage, ModelSummary, UpscaledImage, UpscaleError
+from deployments.contracts import DecodedImage, ModelSummary, UpscaledImage
+from deployments.errors import UpscaleError
 from deployments.upscaler.catalog import Catalog
 from deployments.upscaler.encode import encode
 from deployments.upscaler.metrics import UpscalerMetrics

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from deployments.contracts import StorageConflictError, StorageError
+from deployments.errors import StorageConflictError, StorageError
 from deployments.storage.local import LocalBackend
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from deployments.contracts import StorageConflictError, StorageError
+from deployments.errors import StorageConflictError, StorageError
 from deployments.storage.s3 import S3Backend
 from tests.s3servers import S3Server, free_ports, seaweedfs_server
 

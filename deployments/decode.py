@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from deployments.contracts import DecodedImage
-from deployments.ingress.errors import (
+from deployments.errors import (
     AnimatedImageError,
     CorruptImageError,
     EmptyUploadError,

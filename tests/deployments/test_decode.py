@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from deployments.ingress import decode
-from deployments.ingress.errors import (
+from deployments import decode
+from deployments.errors import (
     AnimatedImageError,
     CorruptImageError,
     EmptyUploadError,
