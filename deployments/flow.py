@@ -2,8 +2,12 @@
 upscale → store, with its fallbacks. Plain async code over injected handles; it returns an ``Outcome``
 and raises the named errors of ``deployments/errors.py`` — no HTTP in it.
 
-The route is chosen from the header alone. A good image is fully decoded once to prove it is intact
-and stored byte for byte; a small one is decoded to pixels and sent to the upscaler. If upscaling fails
+An image whose resolution score reaches the threshold is fully decoded once to prove it is intact (a
+JPEG as its cheap 1/8 draft); a smaller one is decoded to pixels. Either way the no-reference metrics
+(``deployments/quality.py``) are measured on what was decoded, and the quality policy
+(``configs/quality_policy.yaml``) decides: store as uploaded, or upscale with the fidelity or the
+real-world model (an explicit ``model`` in the request always wins). The default policy routes store
+vs upscale exactly as the seed did, on resolution alone. If upscaling fails
 for any reason (an exception in the model, out of memory, a replica that died) the original is stored
 under ``couldn't_upscale/`` and the outcome says so: an accepted image is never lost.
 """
@@ -17,9 +21,11 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from configs.quality_policy import Decision, QualityPolicy, load_policy
 from configs.settings import Settings
-from deployments import decode
+from deployments import decode, quality
 from deployments.contracts import (
+    DecodedImage,
     EncodedImage,
     Folder,
     ModelSummary,
@@ -67,6 +73,16 @@ class Accepted:
         return EncodedImage(p.data, p.extension, p.content_type, p.width, p.height)
 
 
+@dataclass(frozen=True)
+class Routed:
+    """What the policy made of an accepted image: its metrics, the decision, the model to run."""
+
+    metrics: quality.QualityMetrics
+    decision: Decision
+    model: ModelSummary
+    decoded: DecodedImage | None  # the pixels, when they were decoded already
+
+
 @dataclass
 class Stopwatch:
     started: float = field(default_factory=time.perf_counter)
@@ -88,10 +104,13 @@ def variant(upscaled: UpscaledImage) -> str:
 
 
 class Flow:
-    def __init__(self, upscaler: UpscalerHandle, storage: StorageHandle, settings: Settings) -> None:
+    def __init__(
+        self, upscaler: UpscalerHandle, storage: StorageHandle, settings: Settings, policy: QualityPolicy | None = None
+    ) -> None:
         self.upscaler = upscaler
         self.storage = storage
         self.settings = settings
+        self.policy = policy or load_policy(settings.quality_policy)
         self._models: list[ModelSummary] | None = None
 
     async def models(self) -> list[ModelSummary]:
@@ -127,37 +146,66 @@ class Flow:
         return await self.finish(accepted, clock)
 
     async def finish(self, accepted: Accepted, clock: Stopwatch | None = None) -> Outcome:
-        """Route an accepted image and store what it becomes."""
+        """Measure and route an accepted image, and store what it becomes."""
         clock = clock or Stopwatch()
-        if accepted.score >= self.settings.quality_threshold:
-            outcome = await self._store_as_uploaded(accepted, clock)
+        routed = await self.route(accepted, clock)
+        if routed.decision.route == "store":
+            outcome = await self._store_as_uploaded(accepted, routed, clock)
         else:
-            outcome = await self._upscale(accepted, clock)
+            outcome = await self._upscale(accepted, routed, clock)
         log.info(
-            "request %s: %s %dx%d score %.3f → %s (%.0f ms)",
+            "request %s: %s %dx%d score %.3f %s → %s (%.0f ms)",
             accepted.upload.request_id,
             outcome.original_key,
             outcome.width,
             outcome.height,
             outcome.quality_score,
+            routed.decision.rule,
             outcome.stored.key,
             outcome.timings_ms["total"],
         )
         return outcome
 
-    async def _store_as_uploaded(self, accepted: Accepted, clock: Stopwatch) -> Outcome:
-        await asyncio.to_thread(decode.verify, accepted.probe, self.settings.max_image_pixels)
-        clock.lap("verify")
+    async def route(self, accepted: Accepted, clock: Stopwatch) -> Routed:
+        """Decode what the likely route needs, measure the metrics on it and apply the policy."""
+        probe, limit = accepted.probe, self.settings.max_image_pixels
+        decoded: DecodedImage | None = None
+        if accepted.score >= self.settings.quality_threshold:
+            image = await asyncio.to_thread(decode.verify, probe, limit)
+            clock.lap("verify")
+            metrics = quality.measure_image(image, probe.width, accepted.score, probe.quantization)
+        else:
+            decoded = await asyncio.to_thread(decode.decode, probe, limit)
+            clock.lap("decode")
+            metrics = quality.measure(decoded.pixels, accepted.score, probe.quantization)
+        clock.lap("measure")
+        decision = self.policy.decide(metrics.to_dict(), self.settings.quality_threshold)
+        return Routed(metrics, decision, await self._policy_model(accepted, decision), decoded)
+
+    async def _policy_model(self, accepted: Accepted, decision: Decision) -> ModelSummary:
+        """The request's own model if it named one; else the policy's family at the default's scale."""
+        if accepted.upload.model is not None or decision.model != "real":
+            return accepted.model
+        wanted = f"vcsr-real-x{accepted.model.scale}"
+        for model in await self.models():
+            if model.name == wanted:
+                return model
+        log.warning("quality policy asked for %s, which is not served; using %s", wanted, accepted.model.name)
+        return accepted.model
+
+    async def _store_as_uploaded(self, accepted: Accepted, routed: Routed, clock: Stopwatch) -> Outcome:
         stored = await self._put(Folder.GOOD_QUALITY, accepted, accepted.original)
         clock.lap("store")
         message = "Image quality is good; stored as uploaded."
-        return _outcome(accepted, Folder.GOOD_QUALITY, Status.SUCCESS, message, stored, clock)
+        return _outcome(accepted, routed, Folder.GOOD_QUALITY, Status.SUCCESS, message, stored, clock)
 
-    async def _upscale(self, accepted: Accepted, clock: Stopwatch) -> Outcome:
-        decoded = await asyncio.to_thread(decode.decode, accepted.probe, self.settings.max_image_pixels)
-        clock.lap("decode")
+    async def _upscale(self, accepted: Accepted, routed: Routed, clock: Stopwatch) -> Outcome:
+        decoded = routed.decoded
+        if decoded is None:  # a policy rule upscales an image that only had its cheap check
+            decoded = await asyncio.to_thread(decode.decode, accepted.probe, self.settings.max_image_pixels)
+            clock.lap("decode")
         try:
-            upscaler = self.upscaler.options(multiplexed_model_id=accepted.model.name)
+            upscaler = self.upscaler.options(multiplexed_model_id=routed.model.name)
             upscaled = await upscaler.upscale.remote(decoded, accepted.upload.format)
         except Exception as exc:  # whatever broke upscaling, the original must still be kept
             log.warning("request %s: upscaling failed, keeping the original: %s", accepted.upload.request_id, exc)
@@ -165,12 +213,12 @@ class Flow:
             stored = await self._put(Folder.COULDNT_UPSCALE, accepted, accepted.original)
             clock.lap("store")
             message = "Upscaling failed; the original image was stored in couldn't_upscale/."
-            return _outcome(accepted, Folder.COULDNT_UPSCALE, Status.ERROR, message, stored, clock)
+            return _outcome(accepted, routed, Folder.COULDNT_UPSCALE, Status.ERROR, message, stored, clock)
         clock.lap("upscale")
         stored = await self._put(Folder.UPSCALED, accepted, upscaled.image, variant(upscaled))
         clock.lap("store")
         message = f"Image upscaled ×{upscaled.scale} and stored."
-        return _outcome(accepted, Folder.UPSCALED, Status.SUCCESS, message, stored, clock, upscaled)
+        return _outcome(accepted, routed, Folder.UPSCALED, Status.SUCCESS, message, stored, clock, upscaled)
 
     async def _put(
         self, folder: Folder, accepted: Accepted, image: EncodedImage, made_as: str | None = None
@@ -195,6 +243,7 @@ class Flow:
 
 def _outcome(
     accepted: Accepted,
+    routed: Routed,
     folder: Folder,
     status: Status,
     message: str,
@@ -219,9 +268,11 @@ def _outcome(
         output_width=output.width,
         output_height=output.height,
         processed_at=datetime.now(UTC),
-        upscale_scale=accepted.model.scale if tried else None,
-        model=accepted.model.name if tried else None,
+        upscale_scale=routed.model.scale if tried else None,
+        model=routed.model.name if tried else None,
         precision=upscaled.precision if upscaled else None,
         tiles=upscaled.tiles if upscaled else None,
         timings_ms=timings,
+        quality_metrics=routed.metrics.to_dict(),
+        route=routed.decision.rule,
     )

@@ -34,6 +34,13 @@ class UploadResult(BaseModel):
     tiles: int | None = Field(None, description="Tiles the image was cut into for the model")
     duplicate: bool = Field(description="True when an identical upload was already stored under this key")
     timings_ms: dict[str, float]
+    quality_metrics: dict[str, float | int | None] | None = Field(
+        None,
+        description="No-reference metrics: resolution (= quality_score), sharpness (0-1, higher is sharper), "
+        "jpeg_quality (1-100 from the quantisation tables, null unless JPEG), noise (σ in 8-bit levels), "
+        "measured_at_scale (1, or 0.125 for a stored JPEG measured on its 1/8 draft)",
+    )
+    route: str | None = Field(None, description="The quality-policy rule that decided store vs upscale and the model")
 
     @classmethod
     def of(cls, outcome: Outcome, request_id: str) -> UploadResult:
@@ -57,4 +64,6 @@ class UploadResult(BaseModel):
             tiles=outcome.tiles,
             duplicate=not outcome.stored.created,
             timings_ms=outcome.timings_ms,
+            quality_metrics=outcome.quality_metrics,
+            route=outcome.route,
         )

@@ -22,6 +22,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -152,6 +153,51 @@ def precision_losses(path: Path, name: str, device: torch.device, set5: Path) ->
     return results
 
 
+def degraded_benchmark(
+    names: list[str], sets: list[str], settings: list[str], root: Path, device: torch.device
+) -> dict[str, Any]:
+    """Every model (and bicubic) on every set at every named degradation: per-image and mean PSNR-Y /
+    SSIM-Y against the clean HR image. The models must share one scale."""
+    engines = {}
+    for name in names:
+        loaded = load_model(resolve(name).path, name)
+        engines[name] = Engine(loaded.module, loaded.info, device)
+    scales = {e.scale for e in engines.values()}
+    if len(scales) != 1:
+        raise SystemExit(f"--degraded models must share one scale, got {sorted(scales)}")
+    scale = scales.pop()
+    report: dict[str, Any] = {"scale": scale, "models": names, "settings": {}}
+    for setting in settings:
+        for set_name in sets:
+            per_model = {
+                n: evaluate_degraded(engine_upscaler(e), root / set_name, scale, setting) for n, e in engines.items()
+            }
+            first = per_model[names[0]]
+            entry: dict[str, Any] = {
+                "bicubic": {"psnr": float(np.mean([s.bicubic_psnr for s in first])),
+                            "ssim": float(np.mean([s.bicubic_ssim for s in first]))},
+                "images": {s.image: {"bicubic": round(s.bicubic_psnr, 4)} for s in first},
+            }  # fmt: skip
+            for name, scores in per_model.items():
+                mean = summarise(scores)
+                better = sum(s.psnr > s.bicubic_psnr for s in scores)
+                entry[name] = {"psnr": mean["psnr"], "ssim": mean["ssim"], "better_than_bicubic": better}
+                for s in scores:
+                    entry["images"][s.image][name] = round(s.psnr, 4)
+            report["settings"].setdefault(setting, {})[set_name] = entry
+            _print_degraded(setting, set_name, names, entry, len(first))
+    return report
+
+
+def _print_degraded(setting: str, set_name: str, names: list[str], entry: dict[str, Any], count: int) -> None:
+    cells = [f"bicubic {entry['bicubic']['psnr']:.2f}/{entry['bicubic']['ssim']:.4f}"]
+    cells += [
+        f"{n} {entry[n]['psnr']:.2f}/{entry[n]['ssim']:.4f} ({entry[n]['better_than_bicubic']}/{count} > bicubic)"
+        for n in names
+    ]
+    print(f"{setting:<15} {set_name:<7} " + "  ".join(cells), flush=True)
+
+
 def _row(dataset: str, image: str, psnr: float, ssim: float, bic_psnr: float, bic_ssim: float) -> str:
     return f"{dataset:<8} {image:<10} {psnr:7.2f} {ssim:7.4f} {bic_psnr:9.2f} {bic_ssim:9.4f}"
 
@@ -161,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--model", help="registered model name, e.g. vcsr-s-x2")
     source.add_argument("--weights", type=Path, help="any model file (ours or spandrel's)")
+    source.add_argument("--degraded", nargs="+", metavar="MODEL", help="the degraded benchmark of these models")
+    parser.add_argument("--settings", nargs="+", default=list(DEGRADED_SETTINGS), choices=list(DEGRADED_SETTINGS))
     parser.add_argument("--sets", nargs="+", default=list(SETS))
     parser.add_argument("--root", type=Path, default=DEFAULT_EVAL_ROOT)
     parser.add_argument("--device", default="auto")
@@ -172,6 +220,12 @@ def main(argv: list[str] | None = None) -> int:
         help="also measure the Set5 PSNR-Y loss of each reduced precision this device supports",
     )
     args = parser.parse_args(argv)
+    if args.degraded:
+        torch.set_grad_enabled(False)
+        report = degraded_benchmark(args.degraded, args.sets, args.settings, args.root, resolve_device(args.device))
+        if args.json:
+            args.json.write_text(json.dumps(report, indent=1))
+        return 0
 
     path = resolve(args.model).path if args.model else args.weights
     loaded = load_model(path, args.model)

@@ -26,6 +26,7 @@ import torch
 # deployment, so that benchmarks import it without Ray.
 DEFAULT_TILE_SIZE = 1024
 
+
 @dataclass(frozen=True)
 class Span:
     """One tile's extent along an axis: it reads ``[start, stop)`` and owns ``[keep_start, keep_stop)``."""

@@ -124,6 +124,7 @@ def images_router(flow: Flow, metrics: IngressMetrics, settings: Settings) -> AP
         rid = request_id()
         outcome = await flow.process(Upload(data, image.filename, rid, model or None, output_format or None))
         metrics.upload(outcome.folder, outcome.status, outcome.quality_score, time.perf_counter() - started)
+        metrics.quality(outcome.quality_metrics, outcome.route, outcome.model)
         return UploadResponse.of(outcome, rid)
 
     @router.get("/api/models", response_model=list[ModelSummary])

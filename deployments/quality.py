@@ -18,8 +18,11 @@
   blocks; the 10th-percentile block, the flattest, where picture structure adds least, is reported.
   Within ~10 % of σ for noise of σ ≥ 2 on flat content; a clean photo reads ~0.5–2.
 
-Cost: luma is computed only on a fixed grid of at most 16 crops of 128×128 pixels, so a 4K image
-costs the same few milliseconds as a 1080p one (``python -m bench.quality`` measures it).
+Cost: the metrics read only a fixed grid of at most 9 crops of 128×128 pixels, so a 4K image costs
+the same few milliseconds as a 1080p one (``python -m bench.quality`` measures it). An image that is
+upscaled is measured on its decoded pixels; one stored as uploaded on the image its integrity check
+decoded, which for a JPEG is Pillow's 1/8-scale draft: ``measured_at_scale`` says which (sharpness
+and noise then describe the image seen at that scale; noise in particular reads about 8× lower).
 """
 
 from __future__ import annotations
@@ -30,9 +33,10 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 from numpy.typing import NDArray
+from PIL import Image
 
 CROP = 128
-MAX_CROPS_PER_SIDE = 4
+MAX_CROPS_PER_SIDE = 3
 BLOCK = 16
 NOISE_PERCENTILE = 10.0
 # The 10th percentile of 16×16-block estimates of pure white noise is 0.89 σ (measured on 10⁴ blocks):
@@ -62,6 +66,7 @@ class QualityMetrics:
     sharpness: float
     jpeg_quality: int | None
     noise: float
+    measured_at_scale: float = 1.0
 
     def to_dict(self) -> dict[str, float | int | None]:
         return asdict(self)
@@ -96,14 +101,29 @@ def _starts(length: int) -> list[int]:
     return [round(i * (length - CROP) / max(count - 1, 1)) for i in range(count)]
 
 
+def _boxes(width: int, height: int) -> list[tuple[int, int, int, int]]:
+    h, w = min(CROP, height), min(CROP, width)
+    return [(x, y, x + w, y + h) for y in _starts(height) for x in _starts(width)]
+
+
 def crops(pixels: NDArray[np.uint8]) -> NDArray[np.float32]:
-    """Up to 4×4 crops of 128×128 spread evenly over the image (one crop of the whole image when it is
+    """Up to 3×3 crops of 128×128 spread evenly over the image (one crop of the whole image when it is
     smaller), stacked as ``N×h×w×C`` float32; alpha is dropped, greyscale has ``C`` = 1."""
     image = pixels[..., None] if pixels.ndim == 2 else pixels[..., :3]
-    h, w = min(CROP, image.shape[0]), min(CROP, image.shape[1])
-    return np.stack(
-        [image[y : y + h, x : x + w] for y in _starts(image.shape[0]) for x in _starts(image.shape[1])]
-    ).astype(np.float32)
+    boxes = _boxes(image.shape[1], image.shape[0])
+    return np.stack([image[top:bottom, left:right] for left, top, right, bottom in boxes]).astype(np.float32)
+
+
+def _crop_pixels(crop: Image.Image) -> NDArray[np.float32]:
+    if crop.mode.startswith("I"):  # 16-bit greyscale, scaled to 8-bit levels as decoding does
+        return np.asarray(crop, dtype=np.float32) / 257.0
+    return np.asarray(crop.convert("L" if crop.mode in ("1", "L", "LA") else "RGB"), dtype=np.float32)
+
+
+def image_crops(image: Image.Image) -> NDArray[np.float32]:
+    """``crops`` of a Pillow image, converting only the cropped pixels (greyscale stays one channel)."""
+    stack = np.stack([_crop_pixels(image.crop(box)) for box in _boxes(image.width, image.height)])
+    return stack[..., None] if stack.ndim == 3 else stack
 
 
 def luma(stack: NDArray[np.float32]) -> NDArray[np.float32]:
@@ -112,15 +132,12 @@ def luma(stack: NDArray[np.float32]) -> NDArray[np.float32]:
 
 
 def box9(stack: NDArray[np.float32], axis: int) -> NDArray[np.float32]:
-    """A 9-tap moving average along ``axis`` of ``N×h×w`` crops (edges repeated), as shifted slices."""
+    """A 9-tap moving average along ``axis`` of ``N×h×w`` crops (edges repeated), from a running sum."""
     pad = [(0, 0), (0, 0), (0, 0)]
-    pad[axis] = (4, 4)
-    padded = np.pad(stack, pad, mode="edge")
-    n = stack.shape[axis]
-    total = np.zeros_like(stack)
-    for k in range(9):
-        total += padded[:, k : k + n] if axis == 1 else padded[:, :, k : k + n]
-    return total / 9
+    pad[axis] = (5, 4)
+    sums = np.cumsum(np.pad(stack, pad, mode="edge"), axis=axis, dtype=np.float32)
+    window = sums[:, 9:] - sums[:, :-9] if axis == 1 else sums[:, :, 9:] - sums[:, :, :-9]
+    return (window / 9).astype(np.float32, copy=False)
 
 
 def sharpness(stack: NDArray[np.float32]) -> float:
@@ -140,27 +157,28 @@ def sharpness(stack: NDArray[np.float32]) -> float:
     return round(1.0 - blur, 4)
 
 
+def _block_means(a: NDArray[np.float32], bh: int, bw: int) -> NDArray[np.float32]:
+    """Means of the ``BLOCK``×``BLOCK`` blocks of ``N×C×h×w`` arrays (the top-left ``bh×bw`` of them)."""
+    n, channels = a.shape[:2]
+    cut = a[..., : bh * BLOCK, : bw * BLOCK]
+    return np.asarray(cut.reshape(n, channels, bh, BLOCK, bw, BLOCK).mean(axis=(3, 5)), dtype=np.float32)
+
+
 def noise_sigma(stack: NDArray[np.float32]) -> float:
     """Immerkær's σ per 16×16 block of each colour channel of the crops, the 10th percentile of the
     blocks (not near black or white, where clipping hides noise), the median over the channels."""
-    n, h, w, channels = stack.shape
+    _, h, w, channels = stack.shape
     if h < 3 or w < 3:
         return 0.0
-    c = np.moveaxis(stack, 3, 1).reshape(n * channels, h, w)
-    # The operator [[1,-2,1],[-2,4,-2],[1,-2,1]] as sums of shifted copies (no SciPy needed).
-    r = np.abs(
-        c[:, :-2, :-2] + c[:, :-2, 2:] + c[:, 2:, :-2] + c[:, 2:, 2:]
-        - 2 * (c[:, :-2, 1:-1] + c[:, 2:, 1:-1] + c[:, 1:-1, :-2] + c[:, 1:-1, 2:])
-        + 4 * c[:, 1:-1, 1:-1]
-    ).reshape(n, channels, h - 2, w - 2)  # fmt: skip
+    c = np.ascontiguousarray(stack.transpose(0, 3, 1, 2))
+    # Immerkær's operator [[1,-2,1],[-2,4,-2],[1,-2,1]] is a second difference along each axis in turn.
+    d = c[..., :-2] - 2 * c[..., 1:-1] + c[..., 2:]
+    r = np.abs(d[..., :-2, :] - 2 * d[..., 1:-1, :] + d[..., 2:, :])
     bh, bw = (h - 2) // BLOCK, (w - 2) // BLOCK
     if bh == 0 or bw == 0:
         per_channel = r.mean(axis=(0, 2, 3))
     else:
-        def blocks(a: NDArray[np.float32]) -> NDArray[np.float32]:
-            return a[..., : bh * BLOCK, : bw * BLOCK].reshape(n, channels, bh, BLOCK, bw, BLOCK).mean(axis=(3, 5))
-
-        sigma, mean = blocks(r), blocks(np.moveaxis(stack, 3, 1)[:, :, 1:-1, 1:-1])
+        sigma, mean = _block_means(r, bh, bw), _block_means(c[..., 1:-1, 1:-1], bh, bw)
         keep = (mean > CLIP_MARGIN) & (mean < 255 - CLIP_MARGIN)
         per_channel = np.array([
             np.percentile(sigma[:, k][keep[:, k]] if keep[:, k].any() else sigma[:, k], NOISE_PERCENTILE)
@@ -173,10 +191,23 @@ def measure(
     pixels: NDArray[np.uint8], resolution: float, quantization: Mapping[int, Sequence[int]] | None = None
 ) -> QualityMetrics:
     """All metrics of one decoded image; ``quantization`` is the JPEG's tables (``None`` otherwise)."""
-    stack = crops(pixels)
+    return _metrics(crops(pixels), resolution, quantization, 1.0)
+
+
+def measure_image(
+    image: Image.Image, full_width: int, resolution: float, quantization: Mapping[int, Sequence[int]] | None = None
+) -> QualityMetrics:
+    """``measure`` of a decoded Pillow image, possibly a draft smaller than the upload (``full_width``)."""
+    return _metrics(image_crops(image), resolution, quantization, round(image.width / max(full_width, 1), 4))
+
+
+def _metrics(
+    stack: NDArray[np.float32], resolution: float, quantization: Mapping[int, Sequence[int]] | None, scale: float
+) -> QualityMetrics:
     return QualityMetrics(
         resolution=resolution,
         sharpness=sharpness(stack),
         jpeg_quality=jpeg_quality(quantization),
         noise=noise_sigma(stack),
+        measured_at_scale=scale,
     )
