@@ -52,8 +52,10 @@ def test_a_missing_metric_fails_its_condition() -> None:
 @pytest.mark.parametrize(
     ("raw", "message"),
     [
-        (rules({"name": "noisy", "when": {"noise": {"mn": 3}}, "route": "upscale", "model": "real"}),
-         r"rule 1 \('noisy'\): when\.noise\.mn: Extra inputs"),
+        (
+            rules({"name": "noisy", "when": {"noise": {"mn": 3}}, "route": "upscale", "model": "real"}),
+            r"rule 1 \('noisy'\): when\.noise\.mn: Extra inputs",
+        ),
         (rules({"name": "odd", "when": {"colourfulness": {"min": 1}}, "route": "store"}), r"rule 1 \('odd'\): when"),
         (rules({"name": "keep", "route": "store", "model": "real"}), r"rule 1 \('keep'\).*cannot name a model"),
         (rules({"name": "up", "route": "upscale"}), r"rule 1 \('up'\).*needs model"),
