@@ -16,8 +16,8 @@ import platform
 import resource
 import time
 
-from deployments.upscaler.deployment import DEFAULT_TILE_SIZE
 from models.registry import default_model_name
+from models.tiling import DEFAULT_TILE_SIZE
 
 
 def _peak_mib() -> float:

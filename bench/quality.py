@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -48,9 +49,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         w, h = (int(v) for v in size.split("x"))
         image = source.resize((w, h), Image.Resampling.BILINEAR)
         pixels = np.asarray(image)
-        for path, fn in (("pixels", lambda: quality.measure(pixels, 1.0)),
-                         ("pillow", lambda: quality.measure_image(image, w, 1.0))):  # fmt: skip
-            rows.append({"size": size, "path": path, **timings(fn, args.repeat)})
+        calls: dict[str, Callable[[], object]] = {
+            "pixels": partial(quality.measure, pixels, 1.0),
+            "pillow": partial(quality.measure_image, image, w, 1.0),
+        }
+        rows += [{"size": size, "path": path, **timings(fn, args.repeat)} for path, fn in calls.items()]
     info = describe()
     print(header(info))
     print(table(rows, list(rows[0])))

@@ -46,7 +46,9 @@ def small_upload(path: Path) -> tuple[NDArray[np.uint8], bytes]:
 def row(path: Path, centre: tuple[float, float], scale: int, engines: dict[str, object]) -> tuple[Image.Image, str]:
     pixels, data = small_upload(path)
     with Image.open(io.BytesIO(data)) as header:
-        metrics = quality.measure(pixels, pixels.shape[0] * pixels.shape[1] / (3840 * 2160), header.quantization)
+        metrics = quality.measure(
+            pixels, pixels.shape[0] * pixels.shape[1] / (3840 * 2160), getattr(header, "quantization", None)
+        )
     decision = load_policy().decide(metrics.to_dict(), 0.5)
     y = int(centre[1] * pixels.shape[0]) - CROP // 2
     x = int(centre[0] * pixels.shape[1]) - CROP // 2

@@ -80,7 +80,7 @@ def gaussian_kernel(sigma_x: float, sigma_y: float, theta: float, size: int | No
     c, s = math.cos(theta), math.sin(theta)
     u, v = c * xs + s * ys, -s * xs + c * ys
     kernel = np.exp(-0.5 * ((u / sigma_x) ** 2 + (v / sigma_y) ** 2))
-    return kernel / kernel.sum()
+    return np.asarray(kernel / kernel.sum(), dtype=np.float64)
 
 
 def convolve(image: Array, kernel: NDArray[np.float64]) -> Array:

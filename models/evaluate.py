@@ -222,9 +222,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.degraded:
         torch.set_grad_enabled(False)
-        report = degraded_benchmark(args.degraded, args.sets, args.settings, args.root, resolve_device(args.device))
+        degraded = degraded_benchmark(args.degraded, args.sets, args.settings, args.root, resolve_device(args.device))
         if args.json:
-            args.json.write_text(json.dumps(report, indent=1))
+            args.json.write_text(json.dumps(degraded, indent=1))
         return 0
 
     path = resolve(args.model).path if args.model else args.weights

@@ -13,7 +13,6 @@ import math
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from numpy.typing import NDArray
 
 _BT601 = np.array([65.481, 128.553, 24.966]) / 255.0

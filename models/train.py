@@ -106,7 +106,7 @@ def _export(model: VCSR, out: Path, args: argparse.Namespace, steps: int) -> Non
 def _calibrated_steps(args: argparse.Namespace, step: int, rate: float, elapsed: float) -> int:
     """The step count that ends the run inside ``--time-budget`` at ``rate`` steps/s."""
     fitted = step + int(rate * max(args.time_budget - elapsed, 0.0) * 0.95)
-    steps = max(step + 1, min(args.steps, fitted))
+    steps = max(step + 1, min(int(args.steps), fitted))
     log.info("time budget %.0f s at %.1f steps/s: %d steps in all", args.time_budget, rate, steps)
     return steps
 

@@ -17,7 +17,7 @@ from deployments.flow import Flow, Upload
 from tests.deployments.ingress.fakes import FakeStorage, Method
 
 pytest.importorskip("skimage")
-from skimage import data  # noqa: E402
+from skimage import data
 
 FIDELITY = ModelSummary("vcsr-m-x2", "vcsr", 2, 1, 1, "", True, False, True, {})
 REAL = ModelSummary("vcsr-real-x2", "vcsr", 2, 1, 1, "", False, False, True, {})

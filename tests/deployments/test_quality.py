@@ -12,7 +12,7 @@ from PIL import Image, ImageFilter
 from deployments import quality
 
 pytest.importorskip("skimage")
-from skimage import data  # noqa: E402
+from skimage import data
 
 
 @pytest.fixture(scope="module")
