@@ -1,13 +1,18 @@
-"""The small vocabulary the deployments share: folders, statuses, payloads and errors.
+"""The small vocabulary the deployments share: folders, statuses, payloads, outcomes and handles.
 
 Payloads are frozen dataclasses that travel between replicas through Ray's object store; numpy
-arrays inside them arrive read-only, which is all the receivers need.
+arrays inside them arrive read-only, which is all the receivers need. Handles are typed by the
+``Protocol``s at the end, so a misspelt ``.remote`` method fails ``mypy --strict``. Errors live in
+``deployments/errors.py``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -85,17 +90,105 @@ class StoredObject:
     size: int
     sha256: str
     created: bool  # False when an identical object was already there (an idempotent retry)
+    stem: str = ""  # the client's file name as storage sanitised it into the key
+    pending: bool = False  # True when it waits in the local spool for the bucket (key and url are final)
 
 
-class StorageError(RuntimeError):
-    """The object could not be stored; nothing partial was left behind."""
+@dataclass(frozen=True)
+class SpoolStatus:
+    """The storage spool as ``/api/health`` and the metrics show it."""
+
+    objects: int
+    bytes: int
+    oldest_age_s: float | None  # None when empty
+    max_bytes: int
+    bucket_reachable: bool
 
 
-class StorageConflictError(StorageError):
-    def __init__(self, key: str) -> None:
-        super().__init__(f"a different object already exists at {key!r}")
-        self.key = key
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one accepted image: the flow's answer, with no HTTP in it. The sync route
+    renders it as the upload JSON; the jobs consumer records it as an item's result."""
+
+    folder: Folder
+    status: Status
+    message: str
+    original_key: str
+    stored: StoredObject
+    quality_score: float
+    width: int
+    height: int
+    output_width: int
+    output_height: int
+    processed_at: datetime
+    upscale_scale: int | None = None
+    model: str | None = None
+    precision: str | None = None
+    tiles: int | None = None
+    timings_ms: dict[str, float] = field(default_factory=dict)
 
 
-class UpscaleError(RuntimeError):
-    """Upscaling this image failed; the original goes to ``couldn't_upscale/``."""
+@dataclass(frozen=True)
+class NewFile:
+    """One accepted file of a job (validated by the ingress as the upload route validates it)."""
+
+    filename: str | None
+    image: EncodedImage
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """A job as the ingress hands it to the jobs deployment."""
+
+    files: list[NewFile]
+    model: str | None
+    format: str | None
+    webhook_url: str | None
+    owner: str
+
+
+T = TypeVar("T", covariant=True)
+
+
+class Remote(Protocol[T]):
+    """A deployment method seen through a handle."""
+
+    def remote(self, *args: Any, **kwargs: Any) -> Awaitable[T]: ...
+
+
+class StorageHandle(Protocol):
+    @property
+    def put(self) -> Remote[StoredObject]: ...
+    @property
+    def put_job_input(self) -> Remote[StoredObject]: ...
+    @property
+    def get(self) -> Remote[bytes]: ...
+    @property
+    def unavailable_reason(self) -> Remote[str | None]: ...
+    @property
+    def spool_status(self) -> Remote[SpoolStatus | None]: ...
+
+
+class UpscalerHandle(Protocol):
+    @property
+    def upscale(self) -> Remote[UpscaledImage]: ...
+    @property
+    def models(self) -> Remote[list[ModelSummary]]: ...
+    @property
+    def unavailable_reason(self) -> Remote[str | None]: ...
+    def options(self, *, multiplexed_model_id: str) -> UpscalerHandle: ...
+
+
+class JobsHandle(Protocol):
+    """Jobs travel as the JSON-ready dicts the API shows (``deployments/jobs/records.py``)."""
+
+    @property
+    def submit(self) -> Remote[dict[str, Any]]: ...
+    @property
+    def get(self) -> Remote[dict[str, Any] | None]: ...
+    @property
+    def list_jobs(self) -> Remote[tuple[list[dict[str, Any]], float | None]]: ...
+    @property
+    def cancel(self) -> Remote[dict[str, Any] | None]: ...
+    @property
+    def queue_depth(self) -> Remote[int]: ...

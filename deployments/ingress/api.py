@@ -1,127 +1,114 @@
-"""The HTTP API: routes, the body-size limit, and the one place errors become JSON responses."""
+"""The HTTP API: the app, its routes for single images, and the one place errors become JSON responses."""
 
 from __future__ import annotations
 
-import hmac
+import asyncio
+import dataclasses
 import logging
+import time
 import uuid
 from http import HTTPStatus
 from typing import Any
 
-from fastapi import FastAPI, File, Form, Request, UploadFile
+from fastapi import APIRouter, FastAPI, File, Form, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from ray import serve
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp
 
 from configs.settings import Settings
-from deployments.contracts import ModelSummary, StorageError
-from deployments.ingress.errors import (
+from deployments.contracts import ModelSummary
+from deployments.errors import (
     EmptyUploadError,
+    InvalidImagesError,
     MissingFieldError,
-    UnauthorizedError,
-    UploadRejectedError,
+    ServiceError,
     UploadTooLargeError,
-    error_body,
-    status_of,
 )
-from deployments.ingress.limits import DeclaredLengthLimit
-from deployments.ingress.multipart import allow_long_part_headers
-from deployments.ingress.pipeline import Pipeline
+from deployments.flow import Flow, Upload
+from deployments.ingress.access import AccessControl
+from deployments.ingress.errors import documented_errors, error_body, status_of
+from deployments.ingress.keys import KeyRing
+from deployments.ingress.limits import ConcurrentUploadLimit, DeclaredLengthLimit
+from deployments.ingress.metrics import IngressMetrics
+from deployments.ingress.multipart import allow_long_part_headers, keep_file_parts_in_memory
+from deployments.ingress.ratelimit import Limiter, storage_url
 from deployments.ingress.schemas import ErrorResponse, HealthResponse, UploadResponse
 
 log = logging.getLogger("ray.serve")
 
-REJECTIONS: dict[int | str, dict[str, Any]] = {
-    int(s): {"model": ErrorResponse, "description": d}
-    for s, d in [
-        (HTTPStatus.BAD_REQUEST, "Missing field or empty file"),
-        (HTTPStatus.UNAUTHORIZED, "API key required (when API_KEY is set)"),
-        (HTTPStatus.NOT_FOUND, "Unknown model name (the message lists the valid ones)"),
-        (HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "Body over MAX_UPLOAD_BYTES, or too many pixels"),
-        (HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "Not a JPEG, PNG or WebP still image"),
-        (HTTPStatus.UNPROCESSABLE_ENTITY, "Damaged or truncated image, or an unknown output format"),
-        (HTTPStatus.SERVICE_UNAVAILABLE, "Storage unavailable; nothing was stored"),
-    ]
-}
+ERRORS = documented_errors(ErrorResponse)
 
 
-def _request_id(request: Request) -> str:
+def request_id() -> str:
     """Serve's own request id: its proxy returns it as ``X-Request-ID`` (honouring one the client
     sent) and its replica logs carry it, so one id finds a request everywhere."""
-    rid: str | None = getattr(request.state, "request_id", None)
-    if not rid:
-        rid = serve.context._get_serve_request_context().request_id or uuid.uuid4().hex
-        request.state.request_id = rid
-    return rid
+    return serve.context._get_serve_request_context().request_id or uuid.uuid4().hex
 
 
-def _install_error_handlers(app: FastAPI, pipeline: Pipeline, settings: Settings) -> None:
-    def respond(request: Request, status: int, message: str, code: str) -> JSONResponse:
-        rid = _request_id(request)
-        return JSONResponse(error_body(message, code, rid), status_code=status)
+class Responder:
+    """Turns any named error into its JSON response and counts it: the one place that does."""
 
-    @app.exception_handler(UploadRejectedError)
-    async def rejected(request: Request, exc: UploadRejectedError) -> JSONResponse:
-        pipeline.metrics.rejected(exc.code)
-        return respond(request, status_of(exc), exc.message, exc.code)
+    def __init__(self, metrics: IngressMetrics) -> None:
+        self.metrics = metrics
+
+    def __call__(self, exc: ServiceError, status: int | None = None) -> JSONResponse:
+        status = status or status_of(exc)
+        if status < 500:
+            self.metrics.rejected(exc.code)
+        else:
+            log.error("%s: %s", exc.code, exc.message)
+        extra: dict[str, Any] = {}
+        if isinstance(exc, InvalidImagesError):
+            extra["files"] = [
+                {"index": i, "filename": name, "error": e.code, "message": e.message} for i, name, e in exc.failures
+            ]
+        body = error_body(exc.message, exc.code, request_id(), **extra)
+        return JSONResponse(body, status_code=status, headers=exc.headers() or None)
+
+
+def check_api_key(request: Request, settings: Settings) -> None:
+    """Kept for routes written before ``AccessControl``: keys are now checked there, before the body is
+    read, for every ``/api/`` route but health, models and stats. Use ``keys.request_key_id(request)``
+    for the id of the key the request came with."""
+
+
+def _install_error_handlers(app: FastAPI, respond: Responder, settings: Settings) -> None:
+    @app.exception_handler(ServiceError)
+    async def named(request: Request, exc: ServiceError) -> JSONResponse:
+        return respond(exc)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        error = MissingFieldError()
-        pipeline.metrics.rejected(error.code)
-        return respond(request, HTTPStatus.BAD_REQUEST, error.message, error.code)
-
-    @app.exception_handler(StorageError)
-    async def storage_down(request: Request, exc: StorageError) -> JSONResponse:
-        log.error("storage failed: %s", exc)
-        return respond(
-            request,
-            HTTPStatus.SERVICE_UNAVAILABLE,
-            f"Storage is unavailable, nothing was stored; retry later ({exc}).",
-            "storage_unavailable",
-        )
+        bad = [e for e in exc.errors() if e.get("loc", ("body",))[0] in ("query", "path")]
+        if not bad:  # a missing or mistyped multipart body
+            return respond(MissingFieldError())
+        error = ServiceError("; ".join(f"{e['loc'][-1]}: {e['msg']}" for e in bad))
+        error.code = "invalid_parameter"
+        return respond(error, HTTPStatus.UNPROCESSABLE_ENTITY)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code == HTTPStatus.REQUEST_ENTITY_TOO_LARGE:  # FastAPI's body limit, before reading it all
-            too_large = UploadTooLargeError(settings.max_upload_bytes)
-            pipeline.metrics.rejected(too_large.code)
-            return respond(request, exc.status_code, too_large.message, too_large.code)
-        return respond(
-            request, exc.status_code, str(exc.detail), HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_")
-        )
+            return respond(UploadTooLargeError(settings.max_upload_bytes))
+        error = ServiceError(str(exc.detail))
+        error.code = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_")
+        return respond(error, exc.status_code)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error")
-        return respond(
-            request,
-            HTTPStatus.INTERNAL_SERVER_ERROR,
-            f"Internal error ({type(exc).__name__}); nothing was stored.",
-            "internal_error",
-        )
+        error = ServiceError(f"Internal error ({type(exc).__name__}); nothing was stored.")
+        error.code = "internal_error"
+        return respond(error, HTTPStatus.INTERNAL_SERVER_ERROR)
 
 
-class UploadAPI(FastAPI):
-    def build_middleware_stack(self) -> ASGIApp:
-        assert self.max_body_size is not None
-        return DeclaredLengthLimit(super().build_middleware_stack(), self.max_body_size)
+def images_router(flow: Flow, metrics: IngressMetrics, settings: Settings) -> APIRouter:
+    router = APIRouter()
 
-
-def create_api(pipeline: Pipeline, settings: Settings) -> FastAPI:
-    allow_long_part_headers()
-    app = UploadAPI(
-        title="VisionCloud Upscaler",
-        summary="Uploads are scored; low-resolution images are upscaled by a neural network and stored in S3.",
-        version="0.1.0",
-        # Serve has no body limit: FastAPI answers 413 on a Content-Length over it without reading the
-        # body, and stops reading a chunked body at the limit.
-        max_body_size=settings.max_upload_bytes,
-    )
-
-    @app.post("/api/images/upload", response_model=UploadResponse, responses=REJECTIONS)
+    @router.post("/api/images/upload", response_model=UploadResponse, responses=ERRORS)
     async def upload(
         request: Request,
         image: UploadFile | None = File(None, description="The image: JPEG, PNG or WebP"),
@@ -131,30 +118,86 @@ def create_api(pipeline: Pipeline, settings: Settings) -> FastAPI:
         ),
     ) -> UploadResponse:
         """Score the image; store it as is (good quality) or upscaled (or the original, if that fails)."""
-        rid = _request_id(request)
-        if settings.api_key and not hmac.compare_digest(
-            request.headers.get("x-api-key", "").encode(), settings.api_key.encode()
-        ):
-            raise UnauthorizedError()
+        started = time.perf_counter()
         if image is None:
             raise MissingFieldError()
         data = await image.read()
         if not data:
             raise EmptyUploadError()
-        return await pipeline.process(data, image.filename, rid, model or None, output_format or None)
+        rid = request_id()
+        outcome = await flow.process(Upload(data, image.filename, rid, model or None, output_format or None))
+        metrics.upload(outcome.folder, outcome.status, outcome.quality_score, time.perf_counter() - started)
+        return UploadResponse.of(outcome, rid)
 
-    @app.get("/api/models", response_model=list[ModelSummary])
+    @router.get("/api/models", response_model=list[ModelSummary])
     async def list_models() -> list[ModelSummary]:
         """The models an upload may name, with their scales, sizes and measured PSNR-Y."""
-        return await pipeline.models()
+        return await flow.models()
 
-    @app.get("/api/health", response_model=HealthResponse, responses={503: {"model": HealthResponse}})
+    @router.get("/api/health", response_model=HealthResponse, responses={503: {"model": HealthResponse}})
     async def health() -> JSONResponse:
-        """200 when the model is loaded and storage is writable; 503 with the reasons otherwise."""
-        reasons = await pipeline.unavailable_reasons()
+        """200 when the model is loaded and uploads can be stored (in the bucket, or in the spool while the
+        bucket is unreachable and the spool has room); 503 with the reasons otherwise."""
+        reasons, spool = await asyncio.gather(flow.unavailable_reasons(), flow.spool_status())
+        extra = {"spool": dataclasses.asdict(spool)} if spool else {}
         if reasons:
-            return JSONResponse({"status": "unhealthy", "reasons": reasons}, status_code=503)
-        return JSONResponse({"status": "healthy"})
+            return JSONResponse({"status": "unhealthy", "reasons": reasons, **extra}, status_code=503)
+        return JSONResponse({"status": "healthy", **extra})
 
-    _install_error_handlers(app, pipeline, settings)
+    return router
+
+
+class UploadAPI(FastAPI):
+    respond: Responder
+    keys: KeyRing
+    limiter: Limiter | None
+    cors_origins: list[str]
+    max_concurrent_uploads: int
+
+    def build_middleware_stack(self) -> ASGIApp:
+        # Outermost first: CORS (so a browser can read every refusal), keys and rate limits, uploads at
+        # once, the declared-length limit; none of them reads the body.
+        assert self.max_body_size is not None
+        app: ASGIApp = DeclaredLengthLimit(super().build_middleware_stack(), self.max_body_size, self.respond)
+        app = ConcurrentUploadLimit(app, self.max_concurrent_uploads, self.respond)
+        app = AccessControl(app, self.keys, self.limiter, self.respond)
+        if not self.cors_origins:
+            return app
+        return CORSMiddleware(
+            app,
+            allow_origins=self.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["X-API-Key", "Content-Type", "X-Request-ID"],
+            expose_headers=["Retry-After", "X-Request-ID", *RATE_LIMIT_HEADERS],
+        )
+
+
+RATE_LIMIT_HEADERS = ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset", "RateLimit-Policy")
+
+
+def create_api(
+    flow: Flow, settings: Settings, routers: list[APIRouter] | None = None, keys: KeyRing | None = None
+) -> FastAPI:
+    """The ingress app. ``keys`` are the hashed API keys (the builder makes them from the settings, so
+    plain keys never reach a replica); none: the API is open."""
+    allow_long_part_headers()
+    keep_file_parts_in_memory(settings.max_upload_bytes)
+    metrics = IngressMetrics()
+    app = UploadAPI(
+        title="VisionCloud Upscaler",
+        summary="Uploads are scored; low-resolution images are upscaled by a neural network and stored in S3.",
+        version="0.2.0",
+        # Serve has no body limit: FastAPI answers 413 on a Content-Length over it without reading the
+        # body, and stops reading a chunked body at the limit.
+        max_body_size=settings.max_upload_bytes,
+    )
+    app.respond = Responder(metrics)
+    app.keys = keys or KeyRing([])
+    app.limiter = Limiter(settings.rate_limit, storage_url(settings)) if settings.rate_limit else None
+    app.cors_origins = settings.cors_origins
+    app.max_concurrent_uploads = settings.max_concurrent_uploads
+    app.include_router(images_router(flow, metrics, settings))
+    for router in routers or []:
+        app.include_router(router)
+    _install_error_handlers(app, app.respond, settings)
     return app

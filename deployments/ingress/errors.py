@@ -1,130 +1,84 @@
-"""Why an upload is refused, and the one table that maps each reason to an HTTP status.
+"""The one table that maps every named error to its HTTP status, and the JSON every refusal has.
 
-Every refusal is answered as ``{"success": false, "message": …, "error": <code>}`` with nothing stored.
+Every refusal is answered as ``{"success": false, "message": …, "error": <code>, "request_id": …}``
+with nothing stored. The OpenAPI list of error responses is generated from the same table.
 """
 
 from __future__ import annotations
 
 from http import HTTPStatus
+from typing import Any
 
-ALLOWED_TEXT = "JPEG, PNG or WebP"
+from deployments.errors import (
+    AnimatedImageError,
+    CorruptImageError,
+    EmptyUploadError,
+    InvalidImagesError,
+    InvalidWebhookError,
+    JobNotFoundError,
+    JobsUnavailableError,
+    MissingFieldError,
+    NotAnImageError,
+    OverloadedError,
+    RateLimitedError,
+    ServiceError,
+    StorageError,
+    TooManyImagesError,
+    TooManyPixelsError,
+    TooManyScansError,
+    UnauthorizedError,
+    UnknownModelError,
+    UnknownOutputFormatError,
+    UnsupportedFormatError,
+    UploadTooLargeError,
+)
 
-
-class UploadRejectedError(Exception):
-    code = "rejected"
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-class MissingFieldError(UploadRejectedError):
-    code = "missing_field"
-
-    def __init__(self, field: str = "image") -> None:
-        super().__init__(f"No file found: send the image as multipart/form-data in a field named {field!r}.")
-
-
-class EmptyUploadError(UploadRejectedError):
-    code = "empty_file"
-
-    def __init__(self) -> None:
-        super().__init__("The uploaded file is empty.")
-
-
-class NotAnImageError(UploadRejectedError):
-    code = "not_an_image"
-
-    def __init__(self) -> None:
-        super().__init__(f"The uploaded file is not an image; send a {ALLOWED_TEXT} file.")
-
-
-class UnsupportedFormatError(UploadRejectedError):
-    code = "unsupported_format"
-
-    def __init__(self, fmt: str) -> None:
-        super().__init__(f"{fmt} images are not supported; send a {ALLOWED_TEXT} file.")
-        self.format = fmt
-
-
-class AnimatedImageError(UploadRejectedError):
-    code = "animated_image"
-
-    def __init__(self, fmt: str) -> None:
-        super().__init__(f"Animated {fmt} images are not supported; send a single still image.")
-
-
-class CorruptImageError(UploadRejectedError):
-    code = "corrupt_image"
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(f"The image is damaged or truncated and cannot be decoded ({reason}).")
-        self.reason = reason
-
-
-class TooManyPixelsError(UploadRejectedError):
-    code = "too_many_pixels"
-
-    def __init__(self, size: tuple[int, int] | None, limit: int) -> None:
-        declared = f"{size[0]}×{size[1]} pixels" if size else "more pixels than allowed"
-        super().__init__(
-            f"The image declares {declared}; at most {limit:,} pixels are accepted "
-            "(this also stops decompression bombs)."
-        )
-        self.size, self.limit = size, limit
-
-
-class UploadTooLargeError(UploadRejectedError):
-    code = "upload_too_large"
-
-    def __init__(self, limit: int) -> None:
-        super().__init__(f"The upload exceeds the limit of {limit:,} bytes (MAX_UPLOAD_BYTES).")
-        self.limit = limit
-
-
-class UnauthorizedError(UploadRejectedError):
-    code = "unauthorized"
-
-    def __init__(self) -> None:
-        super().__init__("A valid API key is required in the X-API-Key header.")
-
-
-class UnknownModelError(UploadRejectedError):
-    code = "unknown_model"
-
-    def __init__(self, name: str, known: list[str]) -> None:
-        super().__init__(f"Unknown model {name!r}; available models: {', '.join(known)}.")
-        self.name, self.known = name, known
-
-
-class UnknownOutputFormatError(UploadRejectedError):
-    code = "unknown_format"
-
-    def __init__(self, fmt: str, known: tuple[str, ...]) -> None:
-        super().__init__(f"Unknown output format {fmt!r}; choose one of: {', '.join(known)}.")
-
-
-HTTP_STATUS: dict[type[UploadRejectedError], HTTPStatus] = {
+HTTP_STATUS: dict[type[ServiceError], HTTPStatus] = {
     MissingFieldError: HTTPStatus.BAD_REQUEST,
     EmptyUploadError: HTTPStatus.BAD_REQUEST,
+    UnauthorizedError: HTTPStatus.UNAUTHORIZED,
+    RateLimitedError: HTTPStatus.TOO_MANY_REQUESTS,
+    UnknownModelError: HTTPStatus.NOT_FOUND,
+    JobNotFoundError: HTTPStatus.NOT_FOUND,
+    TooManyPixelsError: HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+    UploadTooLargeError: HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+    TooManyImagesError: HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+    TooManyScansError: HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
     NotAnImageError: HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
     UnsupportedFormatError: HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
     AnimatedImageError: HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
     CorruptImageError: HTTPStatus.UNPROCESSABLE_ENTITY,
-    TooManyPixelsError: HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-    UploadTooLargeError: HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-    UnauthorizedError: HTTPStatus.UNAUTHORIZED,
-    UnknownModelError: HTTPStatus.NOT_FOUND,
     UnknownOutputFormatError: HTTPStatus.UNPROCESSABLE_ENTITY,
+    InvalidWebhookError: HTTPStatus.UNPROCESSABLE_ENTITY,
+    StorageError: HTTPStatus.SERVICE_UNAVAILABLE,
+    OverloadedError: HTTPStatus.SERVICE_UNAVAILABLE,
+    JobsUnavailableError: HTTPStatus.SERVICE_UNAVAILABLE,
 }
 
 
-def status_of(exc: UploadRejectedError) -> HTTPStatus:
-    return HTTP_STATUS.get(type(exc), HTTPStatus.BAD_REQUEST)
+def status_of(exc: ServiceError) -> HTTPStatus:
+    """The status of the nearest class in the table; a refused job answers as its first bad file."""
+    if isinstance(exc, InvalidImagesError):
+        return status_of(exc.first)
+    for cls in type(exc).__mro__:
+        if cls in HTTP_STATUS:
+            return HTTP_STATUS[cls]
+    return HTTPStatus.INTERNAL_SERVER_ERROR
 
 
-def error_body(message: str, code: str, request_id: str | None = None) -> dict[str, object]:
-    body: dict[str, object] = {"success": False, "message": message, "error": code}
+def error_body(message: str, code: str, request_id: str | None = None, **extra: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"success": False, "message": message, "error": code, **extra}
     if request_id:
         body["request_id"] = request_id
     return body
+
+
+def documented_errors(model: type) -> dict[int | str, dict[str, Any]]:
+    """FastAPI ``responses=``: every status in the table, with the codes it answers."""
+    codes: dict[int, list[str]] = {}
+    for cls, status in HTTP_STATUS.items():
+        codes.setdefault(int(status), []).append(cls.code)
+    return {
+        status: {"model": model, "description": "error: " + ", ".join(sorted(set(names)))}
+        for status, names in sorted(codes.items())
+    }

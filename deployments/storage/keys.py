@@ -7,6 +7,7 @@ same key (idempotent).
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 
@@ -24,6 +25,21 @@ def sanitise_stem(filename: str | None) -> str:
     ascii_stem = unicodedata.normalize("NFKD", stem).encode("ascii", "ignore").decode("ascii")
     cleaned = _UNSAFE.sub("-", ascii_stem).strip(".-_")[:MAX_STEM].strip(".-_")
     return cleaned or "image"
+
+
+def derived_digest(source_digest: str, variant: str | None) -> str:
+    """The content address of an object made from a source: the source's digest and how it was made
+    (e.g. ``vcsr-m-x2:x2:png``), so a retry of the same work lands on the same key."""
+    if variant is None:
+        return source_digest
+    return hashlib.sha256(f"{source_digest}:{variant}".encode()).hexdigest()
+
+
+def job_input_key(job_id: str, index: int, extension: str) -> str:
+    """Where a job's accepted input waits for the consumer: outside the three result folders."""
+    if not re.fullmatch(r"[A-Za-z0-9_-]{8,64}", job_id):
+        raise ValueError(f"bad job id {job_id!r}")
+    return f"jobs/{job_id}/{index:04d}.{extension}"
 
 
 def object_key(folder: Folder, stem: str, digest: str, extension: str) -> str:

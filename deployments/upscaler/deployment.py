@@ -23,7 +23,9 @@ from ray import serve
 
 from configs.model_registry import ModelEntry
 from configs.settings import Settings
-from deployments.contracts import DecodedImage, ModelSummary, UpscaledImage, UpscaleError
+from deployments.contracts import DecodedImage, ModelSummary, UpscaledImage
+from deployments.errors import UpscaleError
+from deployments.upscaler.budget import PixelBudget, pixel_bytes
 from deployments.upscaler.catalog import Catalog
 from deployments.upscaler.encode import encode
 from deployments.upscaler.metrics import UpscalerMetrics
@@ -41,6 +43,8 @@ from models.engine import Engine, keep_large_allocations, resolve_device, thread
 log = logging.getLogger("ray.serve")
 
 MODELS_PER_REPLICA = 3
+HEALTH_PROBE_SIZE = 32
+HEALTH_TIMEOUT_S = 20.0  # under Serve's 30 s health-check timeout; a CPU batch of one 1024² tile takes ~1 s
 
 
 def tile_pixels(jobs: list[TileJob]) -> int:
@@ -48,7 +52,8 @@ def tile_pixels(jobs: list[TileJob]) -> int:
     return sum(int(tile.shape[1]) * int(tile.shape[2]) for _, tile in jobs)
 
 
-@serve.deployment(ray_actor_options={"num_cpus": 1}, max_ongoing_requests=16)
+# A caller waiting behind 32 queued requests gets BackPressureError at once (the flow answers 503).
+@serve.deployment(ray_actor_options={"num_cpus": 1}, max_ongoing_requests=16, max_queued_requests=32)
 class Upscaler:
     def __init__(self, settings: Settings, registry: list[ModelEntry]) -> None:
         self.settings = settings
@@ -69,6 +74,7 @@ class Upscaler:
         # replica from the defaults, whatever the process that deployed it did to them. Ray pins OMP threads
         # to the replica's num_cpus; the forward pass is the only heavy work on the node, so it gets every
         # core unless user_config sets torch_threads.
+        self.pixel_budget = PixelBudget()  # bytes of pixels in flight (budget.py); beyond it requests queue
         self.configure(UpscalerConfig())
         self.metrics = UpscalerMetrics()
         log.info("default model %s on %s, %d threads", self.catalog.default, self.device, torch.get_num_threads())
@@ -91,6 +97,7 @@ class Upscaler:
         self._forward_tiles.set_batch_wait_timeout_s(tunables.batch_wait_timeout_s)  # type: ignore[attr-defined]
         self.tile_size = tunables.tile_size
         self.tile_layout = tunables.tile_layout
+        self.pixel_budget.set_limit(tunables.max_pixel_bytes_in_flight)
         threads = tunables.torch_threads or len(os.sched_getaffinity(0))
         torch.set_num_threads(threads)
         # OpenMP keeps a thread count per thread: set it on the thread that runs the forward passes.
@@ -132,17 +139,19 @@ class Upscaler:
         started = time.perf_counter()
         try:
             engine = await self._engine(self.catalog.resolve(serve.get_multiplexed_model_id()))
-
-            output, tiles = await self._upscale_pixels(engine, image)
-            upscaled = time.perf_counter()
-            encoded = await asyncio.to_thread(
-                encode,
-                output,
-                fmt or self.settings.output_format,
-                self.settings.png_compress_level,
-                image.icc_profile,
-                image.exif,
-            )
+            channels = image.pixels.shape[2] if image.pixels.ndim == 3 else 1
+            async with self.pixel_budget.hold(pixel_bytes(image.height, image.width, channels, engine.scale)):
+                output, tiles = await self._upscale_pixels(engine, image)
+                upscaled = time.perf_counter()
+                encoded = await asyncio.to_thread(
+                    encode,
+                    output,
+                    fmt or self.settings.output_format,
+                    self.settings.png_compress_level,
+                    image.icc_profile,
+                    image.exif,
+                )
+                del output  # the budget covers it until here
         except Exception as exc:
             self.metrics.failure()
             log.exception("upscaling a %dx%d image failed", image.width, image.height)
@@ -187,6 +196,14 @@ class Upscaler:
     def unavailable_reason(self) -> str | None:
         return None if self.default_engine is not None else "model not loaded"
 
-    def check_health(self) -> None:
-        if self.default_engine is None:
-            raise UpscaleError("model not loaded")
+    async def check_health(self) -> None:
+        """The forward thread is alive and answers: a 32×32 pass of the default model on it, waiting at
+        most behind the batch in flight. A dead or wedged thread fails the replica, and Serve replaces it."""
+        probe = torch.zeros(1, 3, HEALTH_PROBE_SIZE, HEALTH_PROBE_SIZE, dtype=torch.uint8)
+        try:
+            future = self._forward_thread.submit(self.default_engine.run, probe)
+            await asyncio.wait_for(asyncio.wrap_future(future), HEALTH_TIMEOUT_S)
+        except TimeoutError:
+            raise UpscaleError(f"the forward thread did not answer within {HEALTH_TIMEOUT_S:g} s") from None
+        except RuntimeError as exc:  # the executor was shut down, or the pass itself failed
+            raise UpscaleError(f"the forward thread cannot run the model: {exc}") from exc

@@ -53,7 +53,10 @@ def test_every_replica_starts_from_the_default_batch_limits(monkeypatch: pytest.
 
 
 def test_user_config_is_applied_live(upscaler: Any) -> None:
-    upscaler.configure({"max_batch_pixels": 3 * 128**2, "batch_wait_timeout_s": 0.5, "tile_size": 128})
+    upscaler.configure(
+        {"max_batch_pixels": 3 * 128**2, "batch_wait_timeout_s": 0.5, "tile_size": 128, "max_pixel_bytes_in_flight": 7}
+    )
+    assert upscaler.pixel_budget.limit == 7
     assert upscaler._forward_tiles._get_max_batch_size() == 3 * 128**2
     assert upscaler._forward_tiles._get_batch_wait_timeout_s() == 0.5
     assert upscaler.tile_size == 128
@@ -185,3 +188,10 @@ def test_torch_threads_reach_the_thread_that_runs_the_forward_passes(upscaler: A
     finally:
         upscaler.configure({"torch_threads": before})
     assert upscaler._forward_thread.submit(torch.get_num_threads).result() == before
+
+
+def test_check_health_runs_the_model_on_the_forward_thread(upscaler: Any) -> None:
+    asyncio.run(upscaler.check_health())
+    upscaler._forward_thread.shutdown()
+    with pytest.raises(deployment.UpscaleError, match="forward thread cannot run the model"):
+        asyncio.run(upscaler.check_health())

@@ -1,0 +1,233 @@
+"""The named errors of the service: each carries a stable ``code`` and a message that names the fix.
+
+They are raised below HTTP (the flow, storage, the upscaler, the jobs consumer); the ingress maps each
+class to an HTTP status in one table (``deployments/ingress/errors.py``), and the jobs API reports an
+item's failure as ``{"code", "message"}`` from the same attributes.
+"""
+
+from __future__ import annotations
+
+ALLOWED_TEXT = "JPEG, PNG or WebP"
+
+
+class ServiceError(Exception):
+    """Base of every named error: ``code`` is stable (clients match on it), ``message`` is for people."""
+
+    code = "error"
+    retry_after_s: int | None = None  # when set, the client is told to retry after this many seconds
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def headers(self) -> dict[str, str]:
+        """HTTP headers the refusal carries (``Retry-After`` when the client should come back)."""
+        return {"Retry-After": str(self.retry_after_s)} if self.retry_after_s else {}
+
+
+class UploadRejectedError(ServiceError):
+    """The request is refused as sent; nothing was stored."""
+
+    code = "rejected"
+
+
+class MissingFieldError(UploadRejectedError):
+    code = "missing_field"
+
+    def __init__(self, field: str = "image") -> None:
+        super().__init__(f"No file found: send the image as multipart/form-data in a field named {field!r}.")
+
+
+class EmptyUploadError(UploadRejectedError):
+    code = "empty_file"
+
+    def __init__(self) -> None:
+        super().__init__("The uploaded file is empty.")
+
+
+class NotAnImageError(UploadRejectedError):
+    code = "not_an_image"
+
+    def __init__(self) -> None:
+        super().__init__(f"The uploaded file is not an image; send a {ALLOWED_TEXT} file.")
+
+
+class UnsupportedFormatError(UploadRejectedError):
+    code = "unsupported_format"
+
+    def __init__(self, fmt: str) -> None:
+        super().__init__(f"{fmt} images are not supported; send a {ALLOWED_TEXT} file.")
+        self.format = fmt
+
+
+class AnimatedImageError(UploadRejectedError):
+    code = "animated_image"
+
+    def __init__(self, fmt: str) -> None:
+        super().__init__(f"Animated {fmt} images are not supported; send a single still image.")
+
+
+class CorruptImageError(UploadRejectedError):
+    code = "corrupt_image"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"The image is damaged or truncated and cannot be decoded ({reason}).")
+        self.reason = reason
+
+
+class TooManyPixelsError(UploadRejectedError):
+    code = "too_many_pixels"
+
+    def __init__(self, size: tuple[int, int] | None, limit: int) -> None:
+        declared = f"{size[0]}×{size[1]} pixels" if size else "more pixels than allowed"
+        super().__init__(
+            f"The image declares {declared}; at most {limit:,} pixels are accepted "
+            "(this also stops decompression bombs)."
+        )
+        self.size, self.limit = size, limit
+
+
+class TooManyScansError(UploadRejectedError):
+    code = "too_many_scans"
+
+    def __init__(self, limit: int | str) -> None:
+        super().__init__(
+            f"The JPEG holds more than {limit} scans, more than any encoder writes (a decoding bomb); "
+            "re-encode it as a baseline or standard progressive JPEG."
+        )
+
+
+class UploadTooLargeError(UploadRejectedError):
+    code = "upload_too_large"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"The upload exceeds the limit of {limit:,} bytes (MAX_UPLOAD_BYTES).")
+        self.limit = limit
+
+
+class UnauthorizedError(UploadRejectedError):
+    code = "unauthorized"
+
+    def __init__(self) -> None:
+        super().__init__("A valid API key is required in the X-API-Key header.")
+
+
+class RateLimitedError(UploadRejectedError):
+    code = "rate_limited"
+
+    def __init__(self, limit: str, retry_after_s: int = 1, rate_headers: dict[str, str] | None = None) -> None:
+        super().__init__(f"Too many requests for this key (RATE_LIMIT {limit}); retry in {retry_after_s} s.")
+        self.retry_after_s = retry_after_s
+        self.rate_headers = rate_headers or {}
+
+    def headers(self) -> dict[str, str]:
+        return {**super().headers(), **self.rate_headers}
+
+
+class UnknownModelError(UploadRejectedError):
+    code = "unknown_model"
+
+    def __init__(self, name: str, known: list[str]) -> None:
+        super().__init__(f"Unknown model {name!r}; available models: {', '.join(known)}.")
+        self.name, self.known = name, known
+
+
+class UnknownOutputFormatError(UploadRejectedError):
+    code = "unknown_format"
+
+    def __init__(self, fmt: str, known: tuple[str, ...]) -> None:
+        super().__init__(f"Unknown output format {fmt!r}; choose one of: {', '.join(known)}.")
+
+
+class TooManyImagesError(UploadRejectedError):
+    code = "too_many_images"
+
+    def __init__(self, count: int, limit: int) -> None:
+        super().__init__(f"A job takes at most {limit} images (MAX_JOB_IMAGES); {count} were sent.")
+
+
+class InvalidWebhookError(UploadRejectedError):
+    code = "invalid_webhook_url"
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(f"webhook_url {url[:200]!r} is not allowed: {reason}.")
+
+
+class InvalidImagesError(UploadRejectedError):
+    """Some files of a job are not acceptable: the job is refused whole. ``code`` and status are the
+    first bad file's, so a one-file job is refused exactly as the upload route would refuse it."""
+
+    def __init__(self, failures: list[tuple[int, str, UploadRejectedError]]) -> None:
+        listed = "; ".join(f"#{i} {name!r}: {error.message}" for i, name, error in failures)
+        super().__init__(f"{len(failures)} file(s) refused, nothing was stored and no job was created: {listed}")
+        self.failures = failures
+        self.first = failures[0][2]
+        self.code = self.first.code
+
+
+class JobNotFoundError(ServiceError):
+    code = "job_not_found"
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"No job {job_id[:80]!r}; job ids come from POST /api/jobs.")
+
+
+class JobsUnavailableError(ServiceError):
+    code = "jobs_unavailable"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"The jobs queue is unavailable, no job was created; retry later ({reason}).")
+
+
+class OverloadedError(ServiceError):
+    """Every queue that could take the work is full; nothing was stored. A retry later succeeds."""
+
+    code = "overloaded"
+    retry_after_s = 5
+
+    def __init__(self, message: str = "The service is at capacity; nothing was stored, retry later.") -> None:
+        super().__init__(message)
+
+
+class StorageError(ServiceError, RuntimeError):
+    """The object could not be stored; nothing partial was left behind."""
+
+    code = "storage_unavailable"
+    retry_after_s = 30
+
+
+class StorageUnreachableError(StorageError):
+    """The bucket did not answer (connection refused, timeout, 5xx, throttling): a transient failure
+    that the spool absorbs. The message never names the endpoint or the bucket."""
+
+
+class SpoolFullError(StorageError):
+    retry_after_s = 60
+
+    def __init__(self, limit: int | str) -> None:  # (a str when Ray unpickles it from its message)
+        super().__init__(
+            f"The storage bucket is unreachable and the local spool is full ({limit} bytes, SPOOL_MAX_BYTES); "
+            "nothing was stored, retry later."
+        )
+        self.limit = limit
+
+
+class StorageConflictError(StorageError):
+    def __init__(self, key: str) -> None:
+        super().__init__(f"a different object already exists at {key!r}")
+        self.key = key
+
+
+class UpscaleError(ServiceError, RuntimeError):
+    """Upscaling this image failed; the original goes to ``couldn't_upscale/``."""
+
+    code = "upscale_failed"
+
+
+class UpscaleDeadlineError(UpscaleError):
+    """Upscaling took longer than UPSCALE_TIMEOUT_S; the original goes to ``couldn't_upscale/``."""
+
+    code = "upscale_timeout"
+
+    def __init__(self, timeout_s: float | str) -> None:
+        super().__init__(f"upscaling took longer than UPSCALE_TIMEOUT_S={timeout_s} s")
