@@ -36,7 +36,8 @@ def post(client: httpx.Client, data: bytes, **fields: str) -> httpx.Response:
 
 def test_models_are_listed_with_scales_sizes_and_scores(client: httpx.Client) -> None:
     models = {m["name"]: m for m in client.get("/api/models").json()}
-    assert set(models) == {"vcsr-m-x2", "vcsr-m-x4", "vcsr-s-x2", "vcsr-s-x4", "realesr-animevideov3"}
+    bundled = {"vcsr-m-x2", "vcsr-m-x4", "vcsr-s-x2", "vcsr-s-x4", "vcsr-real-x2", "vcsr-real-x4"}
+    assert set(models) == bundled | {"realesr-animevideov3"}
     assert models["vcsr-m-x2"]["default"] and models["vcsr-m-x2"]["scale"] == 2
     assert not models["vcsr-s-x2"]["default"]
     assert models["vcsr-m-x2"]["psnr"]["Set5"] >= 37.53 and models["vcsr-m-x4"]["psnr"]["BSD100"] >= 27.29
