@@ -42,7 +42,7 @@ def test_a_sustained_rate_counts_every_call_in_the_window_after_one_warm_up() ->
 
     made, elapsed = sustained(work, 0.1, torch.device("cpu"))
     assert made == len(calls) - 1  # the warm-up call is not counted
-    assert elapsed >= 0.1 and 5 <= made <= 11
+    assert elapsed >= 0.1 and 1 <= made <= 11  # at most one 10-ms call per 10 ms; a loaded machine makes fewer
 
 
 def test_cpu_is_read_per_process_role_and_turned_into_cores() -> None:
