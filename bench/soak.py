@@ -75,18 +75,24 @@ def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout_s: float = 
     raise TimeoutError("the service was not healthy in time")
 
 
-def rss_by_role() -> dict[str, float]:
-    """Resident MiB of this machine's Serve replicas and proxy, by role."""
+def rss_by_role(root: int) -> dict[str, float]:
+    """Resident MiB of the Serve replicas and proxy under ``root`` (our ``serve run``: its local Ray's
+    processes are its descendants; other Rays on the machine are not counted), by role."""
     totals: dict[str, float] = {}
-    for process in psutil.process_iter(["cmdline", "memory_info"]):
-        command = " ".join(process.info["cmdline"] or [])
+    for process in psutil.Process(root).children(recursive=True):
+        try:
+            command, rss = " ".join(process.cmdline()), process.memory_info().rss
+        except psutil.Error:  # ended meanwhile
+            continue
         role = next((name for name, pattern in ROLES[:4] if pattern.search(command)), None)
-        if role and process.info["memory_info"]:
-            totals[role] = totals.get(role, 0.0) + process.info["memory_info"].rss / 2**20
+        if role:
+            totals[role] = totals.get(role, 0.0) + rss / 2**20
     return {k: round(v, 1) for k, v in sorted(totals.items())}
 
 
-async def soak(url: str, uploads: list[Upload], rate: float, seconds: float, sample_s: float) -> dict[str, Any]:
+async def soak(
+    url: str, uploads: list[Upload], rate: float, seconds: float, sample_s: float, root: int
+) -> dict[str, Any]:
     results: list[tuple[float, float, int, dict[str, Any]]] = []  # (finished, seconds, status, body)
     samples: list[dict[str, Any]] = []
     start = time.perf_counter()
@@ -113,7 +119,7 @@ async def soak(url: str, uploads: list[Upload], rate: float, seconds: float, sam
                 await asyncio.sleep(sample_s)
                 now = time.perf_counter() - start
                 window = [r[1] for r in results if last <= r[0] < now and r[2] == 200]
-                samples.append({"t_s": round(now, 1), "rss_mib": await asyncio.to_thread(rss_by_role),
+                samples.append({"t_s": round(now, 1), "rss_mib": await asyncio.to_thread(rss_by_role, root),
                                 "answered": len(window),
                                 "p50_s": round(float(np.percentile(window, 50)), 2) if window else None,
                                 "p99_s": round(float(np.percentile(window, 99)), 2) if window else None})  # fmt: skip
@@ -174,7 +180,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         wait_healthy(url, process)
         warm = asyncio.run(closed_loop(url, uploads, args.clients, args.saturation_s))
         saturation = sum(1 for s in warm if s.status == 200) / args.saturation_s  # answered uploads per second
-        run = asyncio.run(soak(url, uploads, args.load * saturation, args.minutes * 60, args.sample_s))
+        run = asyncio.run(soak(url, uploads, args.load * saturation, args.minutes * 60, args.sample_s, process.pid))
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(120)
