@@ -8,17 +8,18 @@ message per bad variable that names the variable, the value given and what would
 
 from __future__ import annotations
 
+import difflib
 import warnings
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MIB = 1024 * 1024
-SECRET_FIELDS = ("api_key", "api_keys")
+SECRET_FIELDS = ("api_key", "api_keys", "jobs_broker_url", "webhook_secret")  # never echoed in errors
 
 
 class SettingsError(ValueError):
@@ -64,6 +65,27 @@ class Settings(BaseSettings):
     png_compress_level: int = Field(1, ge=0, le=9, description="an integer in 0..9")
     api_key: SecretStr | None = Field(None, min_length=16, description="a secret of at least 16 characters, or unset")
     upscaler_service_url: str | None = Field(None, description="ignored on Ray Serve (deprecated)")
+    # Batch jobs (POST /api/jobs): the broker, the embedded broker's folder, limits and webhooks.
+    jobs_broker_url: SecretStr | None = Field(
+        None,
+        description="a redis:// or rediss:// URL of the jobs broker, or unset for the embedded one under JOBS_DIR",
+    )
+    jobs_dir: Path = Field(REPO_ROOT / "data" / "jobs", description="a folder for the embedded broker's files")
+    max_job_images: int = Field(100, ge=1, le=10_000, description="an integer in 1..10000 (images per job)")
+    jobs_visibility_timeout_s: float = Field(
+        300.0,
+        ge=5,
+        description="seconds (≥ 5) after which an item taken by a consumer that died is handed out again; "
+        "longer than any item takes",
+    )
+    webhook_secret: SecretStr | None = Field(
+        None, min_length=16, description="a signing secret of at least 16 characters (whsec_<base64> or text)"
+    )
+    webhook_max_attempts: int = Field(8, ge=1, le=20, description="an integer in 1..20")
+    webhook_timeout_s: float = Field(10.0, gt=0, le=60, description="seconds in (0, 60]")
+    webhook_allowed_hosts: str = Field(
+        "", description="comma-separated host names or IPs webhooks may reach even when private or loopback"
+    )
     # Reliability and access (issue 9).
     spool_dir: Path = Field(
         REPO_ROOT / "data" / "spool",
@@ -112,6 +134,8 @@ class Settings(BaseSettings):
         "model_name",
         "model_path",
         "api_key",
+        "jobs_broker_url",
+        "webhook_secret",
         "api_keys",
         "api_keys_file",
         "rate_limit",
@@ -166,9 +190,35 @@ class Settings(BaseSettings):
             )
         return self
 
+    @field_validator("jobs_broker_url", mode="after")
+    @classmethod
+    def _redis_only(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(("redis://", "rediss://")):
+            raise ValueError("the jobs broker must be Redis (redis:// or rediss://)")
+        return value
+
     @property
     def storage_backend(self) -> Literal["s3", "local"]:
         return "s3" if self.s3_bucket else "local"
+
+    @property
+    def embedded_broker(self) -> bool:
+        return self.jobs_broker_url is None
+
+    @property
+    def embedded_broker_socket(self) -> Path:
+        """Where the embedded broker's Redis listens (a unix socket: nothing to expose or collide with)."""
+        return self.jobs_dir.resolve() / "redis.sock"
+
+    def jobs_broker(self) -> str:
+        """The broker's URL as Celery/kombu spell it (the embedded one's is a unix socket)."""
+        if self.jobs_broker_url is not None:
+            return self.jobs_broker_url.get_secret_value()
+        return f"redis+socket://{self.embedded_broker_socket}"
+
+    @property
+    def webhook_hosts(self) -> frozenset[str]:
+        return frozenset(h.strip().lower() for h in self.webhook_allowed_hosts.split(",") if h.strip())
 
 
 def _describe(error: ErrorDetails) -> str:
@@ -182,8 +232,39 @@ def _describe(error: ErrorDetails) -> str:
     return f"{field.upper()}{shown}: invalid, expected {allowed} ({error['msg']})"
 
 
+def unknown_settings(names: Any) -> list[str]:
+    """One line per name that is no setting, with the closest setting when there is one."""
+    lines = []
+    for name in sorted(set(names) - set(Settings.model_fields)):
+        close = difflib.get_close_matches(str(name), Settings.model_fields, n=1)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        lines.append(f"{name}: not a setting{hint}")
+    return lines
+
+
+class SettingsOverrides(BaseModel):
+    """Settings given in code or a Serve config's ``args.settings``: any subset of ``Settings``' fields by
+    their field names, nothing else. The environment cannot be checked this way (it holds every process's
+    variables), but a key written here that is no setting fails (``quality_treshold: 0.9`` is an error,
+    not a silently ignored line). Values are validated by ``Settings`` itself."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _only_settings(cls, data: Any) -> Any:
+        if isinstance(data, dict) and (unknown := unknown_settings(data)):
+            raise ValueError("unknown settings: " + ", ".join(unknown))
+        return data
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
 def load_settings(**overrides: Any) -> Settings:
-    """Settings from the environment and ``.env``; keyword arguments win over both."""
+    """Settings from the environment and ``.env``; keyword arguments win over both and must name settings."""
+    if unknown := unknown_settings(overrides):
+        raise SettingsError("invalid configuration:\n  " + "\n  ".join(unknown))
     try:
         return Settings(**overrides)
     except ValidationError as exc:

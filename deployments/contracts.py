@@ -128,6 +128,25 @@ class Outcome:
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class NewFile:
+    """One accepted file of a job (validated by the ingress as the upload route validates it)."""
+
+    filename: str | None
+    image: EncodedImage
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """A job as the ingress hands it to the jobs deployment."""
+
+    files: list[NewFile]
+    model: str | None
+    format: str | None
+    webhook_url: str | None
+    owner: str
+
+
 T = TypeVar("T", covariant=True)
 
 
@@ -141,7 +160,11 @@ class StorageHandle(Protocol):
     @property
     def put(self) -> Remote[StoredObject]: ...
     @property
+    def put_job_input(self) -> Remote[StoredObject]: ...
+    @property
     def get(self) -> Remote[bytes]: ...
+    @property
+    def download_url(self) -> Remote[str | None]: ...
     @property
     def unavailable_reason(self) -> Remote[str | None]: ...
     @property
@@ -156,3 +179,18 @@ class UpscalerHandle(Protocol):
     @property
     def unavailable_reason(self) -> Remote[str | None]: ...
     def options(self, *, multiplexed_model_id: str) -> UpscalerHandle: ...
+
+
+class JobsHandle(Protocol):
+    """Jobs travel as the JSON-ready dicts the API shows (``deployments/jobs/records.py``)."""
+
+    @property
+    def submit(self) -> Remote[dict[str, Any]]: ...
+    @property
+    def get(self) -> Remote[dict[str, Any] | None]: ...
+    @property
+    def list_jobs(self) -> Remote[tuple[list[dict[str, Any]], float | None]]: ...
+    @property
+    def cancel(self) -> Remote[dict[str, Any] | None]: ...
+    @property
+    def queue_depth(self) -> Remote[int]: ...

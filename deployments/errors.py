@@ -218,6 +218,16 @@ class StorageConflictError(StorageError):
         self.key = key
 
 
+class ObjectNotFoundError(StorageError):
+    """No stored result under this key (or a key that names no result: job inputs, paths that escape)."""
+
+    code = "object_not_found"
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"No stored object {key[:200]!r}; keys come from an upload's result.")
+        self.key = key
+
+
 class UpscaleError(ServiceError, RuntimeError):
     """Upscaling this image failed; the original goes to ``couldn't_upscale/``."""
 

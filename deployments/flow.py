@@ -145,11 +145,15 @@ class Flow:
                 return model
         raise UnknownModelError(wanted, [m.name for m in models])
 
+    async def check_options(self, model: str | None, fmt: str | None) -> ModelSummary:
+        """The model an upload names (or the default) and its output format, or the error naming them."""
+        if fmt is not None and fmt not in OUTPUT_FORMATS:
+            raise UnknownOutputFormatError(fmt, OUTPUT_FORMATS)
+        return await self.choose_model(model)
+
     async def accept(self, upload: Upload) -> Accepted:
         """Every check a request can fail, from the header alone (no pixel decoded)."""
-        if upload.format is not None and upload.format not in OUTPUT_FORMATS:
-            raise UnknownOutputFormatError(upload.format, OUTPUT_FORMATS)
-        model = await self.choose_model(upload.model)
+        model = await self.check_options(upload.model, upload.format)
         probe = await asyncio.to_thread(decode.inspect, upload.data, self.settings.max_image_pixels)
         return Accepted(upload, probe, model, hashlib.sha256(upload.data).hexdigest())
 
@@ -187,7 +191,11 @@ class Flow:
         return _outcome(accepted, Folder.GOOD_QUALITY, Status.SUCCESS, message, stored, clock)
 
     async def _upscale(self, accepted: Accepted, clock: Stopwatch) -> Outcome:
-        decoded = await self._full_decode(decode.decode, accepted.probe)
+        probe, limit = accepted.probe, self.settings.max_upscale_pixels
+        if probe.width * probe.height > limit:  # checked here, before its pixels are decoded and shipped
+            reason = f"{probe.width}×{probe.height} is over MAX_UPSCALE_PIXELS={limit:,}"
+            return await self._keep_original(accepted, clock, reason)
+        decoded = await self._full_decode(decode.decode, probe)
         clock.lap("decode")
         requested = accepted.upload.format or self.settings.output_format
         fmt = output_format(requested, accepted.probe.width, accepted.probe.height, accepted.model.scale)
@@ -196,13 +204,7 @@ class Flow:
         except BackPressureError as exc:  # every upscaler queue is full: a retry later will be upscaled
             raise OverloadedError() from exc
         except Exception as exc:  # whatever broke upscaling (or its deadline), the original must still be kept
-            reason = str(exc) or type(exc).__name__
-            log.warning("request %s: upscaling failed, keeping the original: %s", accepted.upload.request_id, reason)
-            clock.lap("upscale")
-            stored = await self._put(Folder.COULDNT_UPSCALE, accepted, accepted.original)
-            clock.lap("store")
-            message = "Upscaling failed; the original image was stored in couldn't_upscale/."
-            return _outcome(accepted, Folder.COULDNT_UPSCALE, Status.ERROR, message, stored, clock)
+            return await self._keep_original(accepted, clock, str(exc) or type(exc).__name__)
         clock.lap("upscale")
         stored = await self._put(Folder.UPSCALED, accepted, upscaled.image, variant(upscaled))
         clock.lap("store")
@@ -232,6 +234,14 @@ class Flow:
             if callable(cancel):
                 cancel()  # the replica stops its work at its next await
             raise UpscaleDeadlineError(self.settings.upscale_timeout_s) from None
+
+    async def _keep_original(self, accepted: Accepted, clock: Stopwatch, reason: str) -> Outcome:
+        log.warning("request %s: upscaling failed, keeping the original: %s", accepted.upload.request_id, reason)
+        clock.lap("upscale")
+        stored = await self._put(Folder.COULDNT_UPSCALE, accepted, accepted.original)
+        clock.lap("store")
+        message = "Upscaling failed; the original image was stored in couldn't_upscale/."
+        return _outcome(accepted, Folder.COULDNT_UPSCALE, Status.ERROR, message, stored, clock)
 
     async def _put(
         self, folder: Folder, accepted: Accepted, image: EncodedImage, made_as: str | None = None

@@ -8,6 +8,7 @@ import logging
 import time
 import uuid
 from http import HTTPStatus
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, File, Form, Request, UploadFile
@@ -19,7 +20,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp
 
 from configs.settings import Settings
-from deployments.contracts import ModelSummary
+from deployments.contracts import JobsHandle, ModelSummary
 from deployments.errors import (
     EmptyUploadError,
     InvalidImagesError,
@@ -33,9 +34,11 @@ from deployments.ingress.errors import documented_errors, error_body, status_of
 from deployments.ingress.keys import KeyRing
 from deployments.ingress.limits import ConcurrentUploadLimit, DeclaredLengthLimit
 from deployments.ingress.metrics import IngressMetrics
-from deployments.ingress.multipart import allow_long_part_headers
+from deployments.ingress.multipart import allow_long_part_headers, keep_file_parts_in_memory
 from deployments.ingress.ratelimit import Limiter, storage_url
 from deployments.ingress.schemas import ErrorResponse, HealthResponse, UploadResponse
+from deployments.ingress.stats import Stats
+from deployments.ingress.web import PageHeaders, download_url, mount_web, web_router
 
 log = logging.getLogger("ray.serve")
 
@@ -69,12 +72,6 @@ class Responder:
         return JSONResponse(body, status_code=status, headers=exc.headers() or None)
 
 
-def check_api_key(request: Request, settings: Settings) -> None:
-    """Kept for routes written before ``AccessControl``: keys are now checked there, before the body is
-    read, for every ``/api/`` route but health, models and stats. Use ``keys.request_key_id(request)``
-    for the id of the key the request came with."""
-
-
 def _install_error_handlers(app: FastAPI, respond: Responder, settings: Settings) -> None:
     @app.exception_handler(ServiceError)
     async def named(request: Request, exc: ServiceError) -> JSONResponse:
@@ -82,7 +79,12 @@ def _install_error_handlers(app: FastAPI, respond: Responder, settings: Settings
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return respond(MissingFieldError())
+        bad = [e for e in exc.errors() if e.get("loc", ("body",))[0] in ("query", "path")]
+        if not bad:  # a missing or mistyped multipart body
+            return respond(MissingFieldError())
+        error = ServiceError("; ".join(f"{e['loc'][-1]}: {e['msg']}" for e in bad))
+        error.code = "invalid_parameter"
+        return respond(error, HTTPStatus.UNPROCESSABLE_ENTITY)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -100,7 +102,7 @@ def _install_error_handlers(app: FastAPI, respond: Responder, settings: Settings
         return respond(error, HTTPStatus.INTERNAL_SERVER_ERROR)
 
 
-def images_router(flow: Flow, metrics: IngressMetrics, settings: Settings) -> APIRouter:
+def images_router(flow: Flow, metrics: IngressMetrics, settings: Settings, stats: Stats) -> APIRouter:
     router = APIRouter()
 
     @router.post("/api/images/upload", response_model=UploadResponse, responses=ERRORS)
@@ -121,8 +123,10 @@ def images_router(flow: Flow, metrics: IngressMetrics, settings: Settings) -> AP
             raise EmptyUploadError()
         rid = request_id()
         outcome = await flow.process(Upload(data, image.filename, rid, model or None, output_format or None))
-        metrics.upload(outcome.folder, outcome.status, outcome.quality_score, time.perf_counter() - started)
-        return UploadResponse.of(outcome, rid)
+        seconds = time.perf_counter() - started
+        metrics.upload(outcome.folder, outcome.status, outcome.quality_score, seconds)
+        stats.record(outcome.folder, outcome.status, outcome.quality_score, seconds)
+        return UploadResponse.of(outcome, rid, await download_url(flow.storage, outcome.stored.key))
 
     @router.get("/api/models", response_model=list[ModelSummary])
     async def list_models() -> list[ModelSummary]:
@@ -156,6 +160,7 @@ class UploadAPI(FastAPI):
         app: ASGIApp = DeclaredLengthLimit(super().build_middleware_stack(), self.max_body_size, self.respond)
         app = ConcurrentUploadLimit(app, self.max_concurrent_uploads, self.respond)
         app = AccessControl(app, self.keys, self.limiter, self.respond)
+        app = PageHeaders(app)
         if not self.cors_origins:
             return app
         return CORSMiddleware(
@@ -171,11 +176,19 @@ RATE_LIMIT_HEADERS = ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset
 
 
 def create_api(
-    flow: Flow, settings: Settings, routers: list[APIRouter] | None = None, keys: KeyRing | None = None
+    flow: Flow,
+    settings: Settings,
+    routers: list[APIRouter] | None = None,
+    keys: KeyRing | None = None,
+    web_dir: Path | None = None,
+    jobs: JobsHandle | None = None,
 ) -> FastAPI:
-    """The ingress app. ``keys`` are the hashed API keys (the builder makes them from the settings, so
-    plain keys never reach a replica); none: the API is open."""
+    """The ingress app: the image routes, the web UI's routes (``/api/stats`` reads ``jobs`` for queue
+    depth and finished job items), any extra ``routers``, then the page itself (static files from
+    ``web_dir``) at ``/``. ``keys`` are the hashed API keys (the builder makes them from the settings,
+    so plain keys never reach a replica); none: the API is open."""
     allow_long_part_headers()
+    keep_file_parts_in_memory(settings.max_upload_bytes)
     metrics = IngressMetrics()
     app = UploadAPI(
         title="VisionCloud Upscaler",
@@ -190,8 +203,12 @@ def create_api(
     app.limiter = Limiter(settings.rate_limit, storage_url(settings)) if settings.rate_limit else None
     app.cors_origins = settings.cors_origins
     app.max_concurrent_uploads = settings.max_concurrent_uploads
-    app.include_router(images_router(flow, metrics, settings))
+    stats = Stats()
+    app.include_router(images_router(flow, metrics, settings, stats))
+    app.include_router(web_router(flow.storage, settings, stats, jobs))
     for router in routers or []:
         app.include_router(router)
     _install_error_handlers(app, app.respond, settings)
+    if web_dir is not None:
+        mount_web(app, web_dir)
     return app

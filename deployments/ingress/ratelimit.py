@@ -14,12 +14,10 @@ import logging
 import math
 import time
 from dataclasses import dataclass
-from typing import Any
 
 from limits import RateLimitItem, parse_many
 from limits.storage import MemoryStorage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
-from pydantic import SecretStr
 
 from configs.settings import Settings
 
@@ -29,13 +27,10 @@ NAMESPACE = "visioncloud"
 
 def storage_url(settings: Settings) -> str:
     """The counters' store: explicit, else the jobs broker when it is Redis, else this replica's memory."""
-    broker: Any = getattr(settings, "jobs_broker_url", None)  # the jobs API's setting (a SecretStr), once merged
-    if isinstance(broker, SecretStr):
-        broker = broker.get_secret_value()
     if settings.rate_limit_storage_url:
         return settings.rate_limit_storage_url
-    if isinstance(broker, str) and broker.startswith(("redis://", "rediss://")):
-        return broker
+    if settings.jobs_broker_url is not None:  # redis:// or rediss:// (Settings checks)
+        return settings.jobs_broker_url.get_secret_value()
     return "memory://"
 
 

@@ -20,7 +20,13 @@ class Backend(Protocol):
 
     def url(self, key: str) -> str: ...
 
-    def get(self, key: str) -> bytes: ...
+    def get(self, key: str) -> bytes:
+        """The object's bytes; ``ObjectNotFoundError`` when there is none."""
+        ...
+
+    def download_url(self, key: str, expires_s: int) -> str | None:
+        """A URL a browser may fetch the object from for ``expires_s`` seconds, or None (local storage)."""
+        ...
 
     def check_writable(self) -> None:
         """Raise ``StorageError`` with the reason when objects cannot be written now

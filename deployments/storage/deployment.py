@@ -29,6 +29,8 @@ from deployments.storage.spool import Spool
 
 log = logging.getLogger("ray.serve")
 
+DOWNLOAD_URL_EXPIRY_S = 3600  # presigned result URLs: long enough to look at and download a batch
+
 
 def make_backend(settings: Settings) -> Backend:
     if settings.s3_bucket:
@@ -82,6 +84,10 @@ class Storage:
     def _read(self, key: str) -> bytes:
         pending = self.spool.read(key) if self.spool else None
         return pending if pending is not None else self.backend.get(key)
+
+    async def download_url(self, key: str, expires_s: int = DOWNLOAD_URL_EXPIRY_S) -> str | None:
+        """A presigned, expiring URL for a result (S3); None where the service must serve it (local)."""
+        return await asyncio.to_thread(self.backend.download_url, key, expires_s)
 
     async def _write(self, key: str, image: EncodedImage) -> StoredObject:
         return await asyncio.to_thread(self._write_blocking, key, image)

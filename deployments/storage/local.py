@@ -16,7 +16,7 @@ import uuid
 from pathlib import Path
 
 from deployments.contracts import StoredObject
-from deployments.errors import StorageConflictError, StorageError
+from deployments.errors import ObjectNotFoundError, StorageConflictError, StorageError
 from deployments.storage.spool import fsync_dir as _fsync_dir
 from deployments.storage.spool import sweep_stale_tmp
 
@@ -42,9 +42,6 @@ class LocalBackend:
             raise StorageError(f"key {key!r} escapes the storage folder")
         return path
 
-    def _stored(self, key: str, path: Path, digest: str, created: bool) -> StoredObject:
-        return StoredObject(key, path.as_uri(), path.stat().st_size, digest, created)
-
     def put(self, key: str, data: bytes, content_type: str, metadata: dict[str, str]) -> StoredObject:
         path = self._path(key)
         digest = hashlib.sha256(data).hexdigest()
@@ -64,27 +61,33 @@ class LocalBackend:
             finally:
                 tmp.unlink(missing_ok=True)  # also when the write or fsync failed
             _fsync_dir(path.parent)
-            stored = hashlib.sha256(path.read_bytes()).hexdigest()
+            # A file this call created holds what was written and fsynced (reading it back, as before, cost
+            # a read and a hash of every object); a name that existed is compared with what was sent.
+            if not created and hashlib.sha256(path.read_bytes()).hexdigest() != digest:
+                raise StorageConflictError(key)
         except OSError as exc:
             raise StorageError(f"cannot write {key!r} to the storage folder: {exc.strerror or exc}") from exc
-        if stored != digest:
-            if created:
-                raise StorageError(f"verification of {key!r} failed: the file on disk differs from what was written")
-            raise StorageConflictError(key)
-        return self._stored(key, path, digest, created)
+        return StoredObject(key, path.as_uri(), len(data), digest, created)
 
     def existing(self, key: str) -> StoredObject:
         path = self._path(key)
         try:
-            return self._stored(key, path, hashlib.sha256(path.read_bytes()).hexdigest(), created=False)
+            data = path.read_bytes()
         except OSError as exc:
             raise StorageError(f"cannot read {key!r}: {exc.strerror or exc}") from exc
+        return StoredObject(key, path.as_uri(), len(data), hashlib.sha256(data).hexdigest(), created=False)
 
     def get(self, key: str) -> bytes:
         try:
             return self._path(key).read_bytes()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
+            raise ObjectNotFoundError(key) from exc
         except OSError as exc:
             raise StorageError(f"cannot read {key!r}: {exc.strerror or exc}") from exc
+
+    def download_url(self, key: str, expires_s: int) -> str | None:
+        """None: a local file has no URL a browser may fetch; the service's object route serves it."""
+        return None
 
     def check_writable(self) -> None:
         probe = self.root / f".health-{uuid.uuid4().hex}"

@@ -24,11 +24,12 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from deployments.contracts import StoredObject
-from deployments.errors import StorageConflictError, StorageError, StorageUnreachableError
+from deployments.errors import ObjectNotFoundError, StorageConflictError, StorageError, StorageUnreachableError
 
 log = logging.getLogger("ray.serve")
 
 _EXISTS = {"PreconditionFailed", "ConditionalRequestConflict", "412", "409"}
+_MISSING = {"NoSuchKey", "404", "NotFound"}
 _TRANSIENT = {"SlowDown", "RequestTimeout", "ServiceUnavailable", "InternalError", "Throttling", "RequestTimeTooSkewed"}
 
 
@@ -72,6 +73,7 @@ class S3Backend:
             s3={"addressing_style": addressing_style},
             request_checksum_calculation="when_required",
             response_checksum_validation="when_required",
+            signature_version="s3v4",  # presigned URLs too (botocore presigns with SigV2 otherwise)
         )
         self.client: Any = boto3.session.Session().client("s3", endpoint_url=self.endpoint_url, config=config)
 
@@ -125,8 +127,23 @@ class S3Backend:
     def get(self, key: str) -> bytes:
         try:
             return bytes(self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read())
-        except (ClientError, BotoCoreError) as exc:
+        except ClientError as exc:
+            if _error_code(exc) in _MISSING:
+                raise ObjectNotFoundError(key) from exc
             raise _failure(f"reading {key!r}", exc) from exc
+        except BotoCoreError as exc:
+            raise _failure(f"reading {key!r}", exc) from exc
+
+    def download_url(self, key: str, expires_s: int) -> str | None:
+        """A presigned GET that works for ``expires_s`` seconds without credentials. Signing is local
+        computation (no request is sent), so it is cheap enough to do whenever a result is shown."""
+        try:
+            url: str = self.client.generate_presigned_url(
+                "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires_s
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageError(f"cannot sign a download URL for {key!r}: {exc}") from exc
+        return url
 
     def check_writable(self) -> None:
         try:

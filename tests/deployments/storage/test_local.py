@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from deployments.errors import StorageConflictError, StorageError
+from deployments.errors import ObjectNotFoundError, StorageConflictError, StorageError
 from deployments.storage.local import LocalBackend
 
 
@@ -80,3 +80,11 @@ def test_a_stale_temporary_file_is_swept_at_start(tmp_path: Path) -> None:
     os.utime(stale, (old, old))
     LocalBackend(tmp_path)
     assert not stale.exists()
+
+
+def test_a_missing_object_is_not_found_and_has_no_download_url(tmp_path: Path) -> None:
+    backend = LocalBackend(tmp_path)
+    with pytest.raises(ObjectNotFoundError):
+        backend.get("upscaled/none-0123456789abcdef.png")
+    backend.put("upscaled/x-0123456789abcdef.png", b"x", "image/png", {})
+    assert backend.download_url("upscaled/x-0123456789abcdef.png", 60) is None  # the service's route serves it

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from deployments.errors import StorageConflictError, StorageError, StorageUnreachableError
+from deployments.errors import ObjectNotFoundError, StorageConflictError, StorageError, StorageUnreachableError
 from deployments.storage.s3 import S3Backend
 from tests.s3servers import S3Server, free_ports, seaweedfs_server
 
@@ -87,3 +87,16 @@ def _put_with_wrong_secret(server: S3Server, monkeypatch: pytest.MonkeyPatch) ->
     backend = S3Backend(server.bucket, "us-east-1", server.endpoint, "path", max_attempts=1)
     with pytest.raises(StorageError, match="SignatureDoesNotMatch|AccessDenied|InvalidAccessKeyId"):
         backend.put("k/x-0123456789abcdef.png", b"x", "image/png", {})
+
+
+def test_download_url_is_presigned_expiring_and_fetches_the_object(backend: S3Backend) -> None:
+    stored = backend.put("upscaled/d-0123456789abcdef.png", b"png bytes", "image/png", {})
+    url = backend.download_url(stored.key, 120)
+    assert url is not None and url.split("?")[0] == stored.url
+    assert "X-Amz-Expires=120" in url and "X-Amz-Signature=" in url
+    assert requests.get(url, timeout=10).content == b"png bytes"
+
+
+def test_a_missing_object_is_not_found(backend: S3Backend) -> None:
+    with pytest.raises(ObjectNotFoundError):
+        backend.get("upscaled/none-0123456789abcdef.png")
