@@ -38,12 +38,15 @@ def client(serve_url: str, storage: Path) -> Iterator[httpx.Client]:
 
 
 def replica_rss_mb(deployment: str) -> float:
-    """Resident memory of this machine's replicas of ``deployment`` (Ray titles each process)."""
+    """Resident memory of the replicas of ``deployment`` in this test session's Ray (its processes are
+    this process's descendants; other Rays on the machine are not counted)."""
     total = 0
-    for process in psutil.process_iter(["cmdline", "memory_info"]):
-        cmdline = " ".join(process.info["cmdline"] or [])
-        if f"ServeReplica:upscaler:{deployment}" in cmdline and process.info["memory_info"]:
-            total += process.info["memory_info"].rss
+    for process in psutil.Process().children(recursive=True):
+        try:
+            if f"ServeReplica:upscaler:{deployment}" in " ".join(process.cmdline()):
+                total += process.memory_info().rss
+        except psutil.Error:
+            continue
     return total / 2**20
 
 
