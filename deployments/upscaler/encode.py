@@ -31,12 +31,12 @@ def encode(
     icc_profile: bytes | None = None,
     exif: bytes | None = None,
 ) -> EncodedImage:
+    if fmt == "jpeg" and pixels.ndim == 3 and pixels.shape[2] == 4:
+        fmt = "png"  # JPEG has no alpha channel; never drop the user's transparency silently
     if fmt == "png" and png_compress_level in LEVELS:
         data = write_png(pixels, png_compress_level, icc_profile, exif)
         return EncodedImage(data, "png", CONTENT_TYPES["png"], int(pixels.shape[1]), int(pixels.shape[0]))
     image = Image.fromarray(pixels)
-    if fmt == "jpeg" and image.mode == "RGBA":
-        fmt = "png"  # JPEG has no alpha channel; never drop the user's transparency silently
     options: dict[str, object] = {}
     if icc_profile:
         options["icc_profile"] = icc_profile
