@@ -23,7 +23,7 @@ import resource
 import time
 from pathlib import Path
 
-from deployments.upscaler.deployment import DEFAULT_TILE_SIZE
+from deployments.upscaler.tunables import DEFAULT_TILE_SIZE
 from models.registry import default_model_name
 
 

@@ -91,6 +91,18 @@ class StoredObject:
     sha256: str
     created: bool  # False when an identical object was already there (an idempotent retry)
     stem: str = ""  # the client's file name as storage sanitised it into the key
+    pending: bool = False  # True when it waits in the local spool for the bucket (key and url are final)
+
+
+@dataclass(frozen=True)
+class SpoolStatus:
+    """The storage spool as ``/api/health`` and the metrics show it."""
+
+    objects: int
+    bytes: int
+    oldest_age_s: float | None  # None when empty
+    max_bytes: int
+    bucket_reachable: bool
 
 
 @dataclass(frozen=True)
@@ -116,6 +128,25 @@ class Outcome:
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class NewFile:
+    """One accepted file of a job (validated by the ingress as the upload route validates it)."""
+
+    filename: str | None
+    image: EncodedImage
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """A job as the ingress hands it to the jobs deployment."""
+
+    files: list[NewFile]
+    model: str | None
+    format: str | None
+    webhook_url: str | None
+    owner: str
+
+
 T = TypeVar("T", covariant=True)
 
 
@@ -129,9 +160,15 @@ class StorageHandle(Protocol):
     @property
     def put(self) -> Remote[StoredObject]: ...
     @property
+    def put_job_input(self) -> Remote[StoredObject]: ...
+    @property
     def get(self) -> Remote[bytes]: ...
     @property
+    def download_url(self) -> Remote[str | None]: ...
+    @property
     def unavailable_reason(self) -> Remote[str | None]: ...
+    @property
+    def spool_status(self) -> Remote[SpoolStatus | None]: ...
 
 
 class UpscalerHandle(Protocol):
@@ -142,3 +179,18 @@ class UpscalerHandle(Protocol):
     @property
     def unavailable_reason(self) -> Remote[str | None]: ...
     def options(self, *, multiplexed_model_id: str) -> UpscalerHandle: ...
+
+
+class JobsHandle(Protocol):
+    """Jobs travel as the JSON-ready dicts the API shows (``deployments/jobs/records.py``)."""
+
+    @property
+    def submit(self) -> Remote[dict[str, Any]]: ...
+    @property
+    def get(self) -> Remote[dict[str, Any] | None]: ...
+    @property
+    def list_jobs(self) -> Remote[tuple[list[dict[str, Any]], float | None]]: ...
+    @property
+    def cancel(self) -> Remote[dict[str, Any] | None]: ...
+    @property
+    def queue_depth(self) -> Remote[int]: ...

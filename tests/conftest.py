@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from models.data import shared_root
+from tests.redis_server import redis_server
 from tests.s3servers import S3Server, moto_server, seaweedfs_server
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -37,3 +38,10 @@ def shared_dir() -> Path:
     if not (SHARED / "datasets").is_dir():
         pytest.fail(f"{SHARED} is missing: the tests read datasets and weights from ../shared (or $VCS_SHARED_DIR)")
     return SHARED
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Debian's redis-server on 127.0.0.1, once per module."""
+    with redis_server(tmp_path_factory.mktemp("redis")) as url:
+        yield url

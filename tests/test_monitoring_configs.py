@@ -205,7 +205,7 @@ def test_rayservice_is_a_kuberay_v1_rayservice_with_a_valid_serve_config() -> No
     (local,) = serve_config(SERVE_CONFIG.read_text()).applications
     assert app.import_path == local.import_path
     assert [d.name for d in app.deployments] == [d.name for d in local.deployments]
-    assert {d.name for d in app.deployments} == {"Ingress", "Upscaler", "Storage"}
+    assert {d.name for d in app.deployments} == {"Ingress", "Upscaler", "Storage", "JobsConsumer"}
 
 
 def test_rayservice_runs_the_cluster_config_with_a_gpu_per_upscaler() -> None:

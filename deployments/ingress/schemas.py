@@ -2,58 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from pydantic import BaseModel, Field
 
-from deployments.contracts import Outcome
-
-
-class UploadResult(BaseModel):
-    original_key: str = Field(description="The uploaded file's name, sanitised")
-    status: str = Field(description="'success', or 'error' when upscaling failed and the original was kept")
-    folder: str = Field(description="good_quality, upscaled or couldn't_upscale")
-    s3_url: str = Field(description="Where the stored object is: an S3 URL, or a file:// URL for local storage")
-    quality_score: float = Field(description="width × height / (3840 × 2160) of the upload")
-    upscale_scale: int | None = Field(description="The scale applied (or attempted); null when not upscaled")
-    processed_at: datetime
-    # Extras beyond the original schema.
-    key: str = Field(description="The stored object's key")
-    request_id: str
-    width: int
-    height: int
-    output_width: int
-    output_height: int
-    size_bytes: int
-    model: str | None = None
-    precision: str | None = Field(None, description="The dtype the model ran in, when it ran")
-    tiles: int | None = Field(None, description="Tiles the image was cut into for the model")
-    duplicate: bool = Field(description="True when an identical upload was already stored under this key")
-    timings_ms: dict[str, float]
-
-    @classmethod
-    def of(cls, outcome: Outcome, request_id: str) -> UploadResult:
-        return cls(
-            original_key=outcome.original_key,
-            status=outcome.status.value,
-            folder=outcome.folder.value,
-            s3_url=outcome.stored.url,
-            quality_score=outcome.quality_score,
-            upscale_scale=outcome.upscale_scale,
-            processed_at=outcome.processed_at,
-            key=outcome.stored.key,
-            request_id=request_id,
-            width=outcome.width,
-            height=outcome.height,
-            output_width=outcome.output_width,
-            output_height=outcome.output_height,
-            size_bytes=outcome.stored.size,
-            model=outcome.model,
-            precision=outcome.precision,
-            tiles=outcome.tiles,
-            duplicate=not outcome.stored.created,
-            timings_ms=outcome.timings_ms,
-        )
+from deployments.contracts import Outcome, SpoolStatus
+from deployments.results import UploadResult
 
 
 class UploadResponse(BaseModel):
@@ -62,8 +14,9 @@ class UploadResponse(BaseModel):
     result: UploadResult
 
     @classmethod
-    def of(cls, outcome: Outcome, request_id: str) -> UploadResponse:
-        return cls(success=True, message=outcome.message, result=UploadResult.of(outcome, request_id))
+    def of(cls, outcome: Outcome, request_id: str, download_url: str | None = None) -> UploadResponse:
+        result = UploadResult.of(outcome, request_id, download_url)
+        return cls(success=True, message=outcome.message, result=result)
 
 
 class ErrorResponse(BaseModel):
@@ -76,3 +29,45 @@ class ErrorResponse(BaseModel):
 class HealthResponse(BaseModel):
     status: str
     reasons: list[str] = []
+    spool: SpoolStatus | None = Field(None, description="Objects waiting for the bucket (S3 storage only)")
+
+
+class JobItem(BaseModel):
+    index: int
+    filename: str
+    status: str = Field(description="pending, success, error (the original kept, or the item failed) or cancelled")
+    result: UploadResult | None = Field(description="The same object the upload route answers, once stored")
+    error: dict[str, str] | None = Field(description="{code, message} when the item failed without a result")
+
+
+class WebhookState(BaseModel):
+    url: str
+    attempts: int
+    delivered_at: str | None
+    last_error: str | None
+
+
+class JobResponse(BaseModel):
+    job_id: str
+    status: str = Field(description="queued, running, completed, failed or cancelled")
+    total: int
+    done: int = Field(description="Items that have ended (success, error or cancelled)")
+    failed: int = Field(description="Items that ended with status error")
+    created_at: str
+    updated_at: str
+    model: str | None = None
+    format: str | None = None
+    items: list[JobItem]
+    webhook: WebhookState | None
+
+
+class JobAccepted(BaseModel):
+    success: bool = True
+    job_id: str
+    status: str
+    total: int
+
+
+class JobList(BaseModel):
+    jobs: list[JobResponse]
+    next_cursor: str | None = Field(description="Pass as ?cursor= for the next (older) page; null at the end")

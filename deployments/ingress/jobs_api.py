@@ -1,0 +1,113 @@
+"""The jobs routes: submit many images at once, poll, list, cancel. The work is the jobs deployment's;
+these routes validate exactly as the upload route does, so a job is refused whole or accepted whole.
+A job belongs to the API key that created it (its id, ``keys.request_key_id``): other keys see a 404."""
+
+from __future__ import annotations
+
+import asyncio
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi.responses import JSONResponse
+
+from configs.settings import Settings
+from deployments.contracts import JobsHandle, NewFile, NewJob
+from deployments.errors import (
+    EmptyUploadError,
+    InvalidImagesError,
+    InvalidWebhookError,
+    JobNotFoundError,
+    MissingFieldError,
+    TooManyImagesError,
+    UploadRejectedError,
+)
+from deployments.flow import Flow, Upload
+from deployments.ingress.api import ERRORS, request_id
+from deployments.ingress.keys import request_key_id
+from deployments.ingress.schemas import JobAccepted, JobList, JobResponse
+from deployments.webhook_targets import check_webhook_url
+
+
+async def _accept_all(flow: Flow, images: list[UploadFile], model: str | None, fmt: str | None) -> list[NewFile]:
+    """Every file checked as the upload route checks it; all the refusals at once, or the files."""
+    await flow.check_options(model, fmt)
+    accepted: list[NewFile] = []
+    failures: list[tuple[int, str, UploadRejectedError]] = []
+    for index, image in enumerate(images):
+        name = image.filename or ""
+        try:
+            data = await image.read()
+            if not data:
+                raise EmptyUploadError()
+            ok = await flow.accept(Upload(data, image.filename, request_id(), model, fmt))
+            accepted.append(NewFile(image.filename, ok.original))
+        except UploadRejectedError as exc:
+            failures.append((index, name, exc))
+    if failures:
+        raise InvalidImagesError(failures)
+    return accepted
+
+
+async def _webhook(url: str | None, settings: Settings) -> str | None:
+    if not url:
+        return None
+    if settings.webhook_secret is None:
+        raise InvalidWebhookError(url, "the service has no WEBHOOK_SECRET to sign events with")
+    return await asyncio.to_thread(check_webhook_url, url, settings.webhook_hosts)
+
+
+def jobs_router(flow: Flow, jobs: JobsHandle, settings: Settings) -> APIRouter:
+    router = APIRouter(prefix="/api/jobs", tags=["jobs"])
+
+    @router.post("", status_code=202, response_model=JobAccepted, responses=ERRORS)
+    async def submit(
+        request: Request,
+        images: list[UploadFile] | None = File(None, description="One or more images (repeat the field)"),
+        model: str | None = Form(None, description="A model from GET /api/models for every image"),
+        output_format: str | None = Form(None, alias="format", description="png, webp or jpeg"),
+        webhook_url: str | None = Form(None, description="POSTed a signed event when the job ends"),
+    ) -> JSONResponse:
+        """Accept a batch: stored durably and queued; 202 at once, with the job's URL in Location."""
+        if not images:
+            raise MissingFieldError("images")
+        if len(images) > settings.max_job_images:
+            raise TooManyImagesError(len(images), settings.max_job_images)
+        files = await _accept_all(flow, images, model or None, output_format or None)
+        url = await _webhook(webhook_url, settings)
+        owner = request_key_id(request) or ""
+        job = await jobs.submit.remote(NewJob(files, model or None, output_format or None, url, owner))
+        body = JobAccepted(job_id=job["job_id"], status=job["status"], total=job["total"])
+        return JSONResponse(
+            body.model_dump(), status_code=HTTPStatus.ACCEPTED, headers={"Location": f"/api/jobs/{body.job_id}"}
+        )
+
+    @router.get("/{job_id}", response_model=JobResponse, responses=ERRORS)
+    async def get_job(request: Request, job_id: str) -> dict[str, Any]:
+        """The job with every item's status and, once stored, its result."""
+        job = await jobs.get.remote(job_id, request_key_id(request) or "")
+        if job is None:
+            raise JobNotFoundError(job_id)
+        return job
+
+    @router.delete("/{job_id}", response_model=JobResponse, responses=ERRORS)
+    async def cancel_job(request: Request, job_id: str) -> dict[str, Any]:
+        """Cancel the items not yet started; the job is ``cancelled`` once nothing of it runs."""
+        job = await jobs.cancel.remote(job_id, request_key_id(request) or "")
+        if job is None:
+            raise JobNotFoundError(job_id)
+        return job
+
+    @router.get("", response_model=JobList, responses=ERRORS)
+    async def list_jobs(
+        request: Request,
+        limit: int = Query(20, ge=1, le=100),
+        cursor: str | None = Query(None, description="next_cursor of the previous page"),
+    ) -> JobList:
+        """Jobs, newest first."""
+        before = float(cursor) if cursor and cursor.replace(".", "", 1).isdigit() else None
+        views, next_cursor = await jobs.list_jobs.remote(limit, before, request_key_id(request) or "")
+        page = [JobResponse.model_validate(v) for v in views]
+        return JobList(jobs=page, next_cursor=None if next_cursor is None else repr(next_cursor))
+
+    return router

@@ -1,0 +1,217 @@
+"""The jobs deployment: accepts jobs from the ingress, consumes their items from the broker (Ray Serve
+asynchronous inference: ``@task_consumer`` / ``@task_handler`` over Celery), and delivers webhooks.
+
+Each item is one task (``process_item(job_id, index)``), so a job's items spread over every consumer
+replica and a redelivery repeats one image, not a job. Delivery is at least once (Celery's late acks,
+redelivery after ``JOBS_VISIBILITY_TIMEOUT_S`` when a consumer dies, unacked messages requeued on a
+clean stop); never twice in effect, because an item that ended never changes again (``records.py``)
+and a re-run stores nothing new (content-addressed keys). Celery runs handlers on its own threads; they
+run the shared flow on this replica's event-loop thread (``_loop``), where its handles live.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Coroutine
+from concurrent.futures import Future
+from typing import Any, TypeVar
+
+from ray import serve
+from ray.serve.schema import CeleryAdapterConfig, TaskProcessorConfig
+from ray.serve.task_consumer import task_consumer, task_handler
+
+from configs.settings import Settings
+from deployments.contracts import NewJob, StorageHandle, UpscalerHandle
+from deployments.errors import JobsUnavailableError, ServiceError, UploadRejectedError
+from deployments.flow import Flow, Upload
+from deployments.jobs.metrics import JobsMetrics
+from deployments.jobs.records import ENDED, Item, Job, JobStore, final_status, now_iso
+from deployments.jobs.webhooks import Webhooks, redis_client
+from deployments.results import UploadResult
+
+log = logging.getLogger("ray.serve")
+
+QUEUE = "upscaler-jobs"
+TASK = "process_item"
+MAX_ITEM_ATTEMPTS = 4  # the flow's own failures (storage down) are retried this often, then the item errs
+R = TypeVar("R")
+
+
+def task_processor_config(settings: Settings) -> TaskProcessorConfig:
+    broker_url = settings.jobs_broker()
+    return TaskProcessorConfig(
+        queue_name=QUEUE,
+        max_retries=MAX_ITEM_ATTEMPTS,
+        adapter_config=CeleryAdapterConfig(
+            broker_url=broker_url,
+            backend_url=broker_url,
+            broker_transport_options={
+                "visibility_timeout": settings.jobs_visibility_timeout_s,
+                # Look for items of dead consumers every few seconds, not every 100 (kombu's default).
+                "unacked_restore_interval": 5,
+                "unacked_restore_throttle": 1,
+            },
+            app_custom_config={
+                "worker_prefetch_multiplier": 1,  # an idle replica takes the next item, not a busy one
+                "broker_connection_retry_on_startup": True,
+                "worker_hijack_root_logger": False,
+                "result_expires": 3600,
+            },
+        ),
+    )
+
+
+class JobsConsumer:
+    def __init__(
+        self, upscaler: UpscalerHandle, storage: StorageHandle, settings: Settings, broker: Any = None
+    ) -> None:
+        """``broker`` is the embedded broker's handle when there is one: bound here so Serve runs it."""
+        self.storage = storage
+        self.settings = settings
+        self.flow = Flow(upscaler, storage, settings)
+        self.store = JobStore(redis_client(settings.jobs_broker()))
+        self.store.wait_until_ready()  # before Celery's worker starts (right after this constructor)
+        self.metrics = JobsMetrics()
+        self.webhooks = Webhooks(
+            self.store,
+            settings.webhook_secret,
+            settings.webhook_max_attempts,
+            settings.webhook_timeout_s,
+            settings.webhook_hosts,
+            self.metrics.webhook_attempt,
+        )
+        self._loop = asyncio.new_event_loop()
+        self._stopping = threading.Event()
+        threading.Thread(target=self._loop.run_forever, name="jobs-flow", daemon=True).start()
+        threading.Thread(target=self._dispatch_webhooks, name="jobs-webhooks", daemon=True).start()
+
+    # --- the ingress's calls (through a handle) ---------------------------------------------------
+
+    async def submit(self, new: NewJob) -> dict[str, Any]:
+        """Store the inputs, record the job, enqueue its items; the job as the API shows it."""
+        job_id = secrets.token_urlsafe(18)
+        stored = await asyncio.gather(
+            *(self.storage.put_job_input.remote(job_id, i, f.image) for i, f in enumerate(new.files))
+        )
+        now = now_iso()
+        items = [Item(i, f.filename or "", s.key) for i, (f, s) in enumerate(zip(new.files, stored, strict=True))]
+        job = Job(job_id, len(items), now, now, new.model, new.format, new.webhook_url, new.owner, items=items)
+        try:
+            await asyncio.to_thread(self._record_and_enqueue, job)
+        except Exception as exc:
+            raise JobsUnavailableError(type(exc).__name__) from exc
+        self.metrics.submitted(len(items))
+        return job.view()
+
+    def _record_and_enqueue(self, job: Job) -> None:
+        self.store.create(job)
+        for item in job.items:
+            self._adapter.enqueue_task_sync(TASK, args=[job.job_id, item.index])  # type: ignore[attr-defined]
+
+    async def get(self, job_id: str, owner: str = "") -> dict[str, Any] | None:
+        job = await asyncio.to_thread(self.store.get, job_id)
+        return job.view() if job and job.owner == owner else None
+
+    async def list_jobs(
+        self, limit: int, cursor: float | None, owner: str = ""
+    ) -> tuple[list[dict[str, Any]], float | None]:
+        jobs, next_cursor = await asyncio.to_thread(self.store.list, limit, cursor, owner)
+        return [j.view() for j in jobs], next_cursor
+
+    async def cancel(self, job_id: str, owner: str = "") -> dict[str, Any] | None:
+        return await asyncio.to_thread(self._cancel, job_id, owner)
+
+    async def queue_depth(self) -> int:
+        return await asyncio.to_thread(self._queue_depth)
+
+    # --- the consumer ---------------------------------------------------------------------------
+
+    @task_handler(name=TASK)
+    def process_item(self, job_id: str, index: int) -> str:
+        job = self.store.get(job_id)
+        if job is None or index >= len(job.items):
+            log.warning("job %s item %d: no such item, dropped", job_id, index)
+            return "missing"
+        item = job.items[index]
+        if item.status in ENDED:
+            return item.status  # a redelivery of finished work: nothing to do
+        item.status, item.attempts = "running", item.attempts + 1
+        if not self.store.move(job_id, item, ("pending", "running")):
+            return "skipped"  # cancelled meanwhile
+        try:
+            item.status, item.result = self._run(self._process(job, item))
+        except UploadRejectedError as exc:  # the image itself: trying again cannot help
+            item.status, item.error = "error", {"code": exc.code, "message": exc.message}
+        except Exception as exc:
+            if item.attempts < MAX_ITEM_ATTEMPTS:
+                raise  # Celery retries with backoff; the item stays running
+            code = exc.code if isinstance(exc, ServiceError) else "internal_error"
+            item.status, item.error = "error", {"code": code, "message": f"{type(exc).__name__}: {exc}"[:500]}
+        self.store.move(job_id, item, ("running",))
+        self.metrics.item(item.status)
+        self._maybe_finish(job_id, job.total)
+        return item.status
+
+    async def _process(self, job: Job, item: Item) -> tuple[str, dict[str, Any]]:
+        data = await self.storage.get.remote(item.input_key)
+        upload = Upload(data, item.filename, f"{job.job_id}/{item.index}", job.model, job.format)
+        outcome = await self.flow.process(upload)
+        return outcome.status.value, UploadResult.of(outcome, upload.request_id).model_dump(mode="json")
+
+    def _run(self, coroutine: Coroutine[Any, Any, R]) -> R:
+        future: Future[R] = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+        return future.result()
+
+    def _maybe_finish(self, job_id: str, total: int) -> None:
+        if not self.store.all_ended(job_id, total):
+            return
+        job = self.store.get(job_id)
+        if job is None or not self.store.finalize(job_id, final_status(job)):
+            return  # another replica finished it
+        job.final_status = final_status(job)
+        self.metrics.job_ended(job.final_status, job.created_at)
+        log.info("job %s %s: %d/%d items failed", job_id, job.final_status, job.failed, job.total)
+        if job.webhook_url:
+            self.webhooks.schedule(job_id, job.webhook_url, f"job.{job.final_status}", job.view())
+
+    def _cancel(self, job_id: str, owner: str) -> dict[str, Any] | None:
+        job = self.store.get(job_id)
+        if job is None or job.owner != owner:
+            return None
+        if job.final_status is None:
+            self.store.request_cancel(job_id)
+            for item in job.items:
+                if item.status == "pending":
+                    item.status = "cancelled"
+                    self.store.move(job_id, item, ("pending",))
+            self._maybe_finish(job_id, job.total)
+        job = self.store.get(job_id)
+        return job.view() if job else None
+
+    def _queue_depth(self) -> int:
+        return int(self.store.r.llen(QUEUE))
+
+    def _dispatch_webhooks(self) -> None:
+        while not self._stopping.wait(0.5):
+            try:
+                self.webhooks.run_due()
+                self.metrics.queue(self._queue_depth(), self.webhooks.pending())
+            except Exception:
+                log.exception("webhook dispatcher")
+                time.sleep(2)
+
+    def check_health(self) -> None:
+        self.store.r.ping()  # the broker answers (raises otherwise: Serve replaces this replica)
+
+    def __del__(self) -> None:
+        self._stopping.set()
+
+
+def consumer_deployment(settings: Settings) -> Any:
+    """The consumer class as a Serve deployment: ``@task_consumer`` needs the broker, known only now."""
+    consumer = task_consumer(task_processor_config=task_processor_config(settings))(JobsConsumer)
+    return serve.deployment(name="JobsConsumer", ray_actor_options={"num_cpus": 0.25}, max_ongoing_requests=4)(consumer)

@@ -1,0 +1,222 @@
+"""Job records in Redis (the broker's own server, so records and queue share its durability).
+
+Layout, all under ``vcs:``: ``job:<id>`` a hash of the job's fields; ``job:<id>:items`` a hash of item
+index → item JSON; ``job:<id>:ended`` a set of ended indices (``done`` is its size, so a redelivered
+item can never count twice); ``jobs`` a sorted set of ids by creation time (listing, newest first);
+``webhooks`` a sorted set of job ids by the time their next delivery is due.
+
+Item transitions are compare-and-set in Lua scripts: ``pending → running → success|error`` and
+``pending → cancelled``; an item that ended never changes again, whatever the queue redelivers.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+
+PREFIX = "vcs:"
+ENDED = ("success", "error", "cancelled")
+
+# KEYS: items hash, ended set, job hash. ARGV: index, expected statuses (comma list), new item JSON,
+# new status, now. Returns 1 when the transition happened.
+_TRANSITION = """
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if not raw then return 0 end
+local item = cjson.decode(raw)
+local allowed = false
+for s in string.gmatch(ARGV[2], '[^,]+') do if item['status'] == s then allowed = true end end
+if not allowed then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+if ARGV[4] == 'success' or ARGV[4] == 'error' or ARGV[4] == 'cancelled' then
+  redis.call('SADD', KEYS[2], ARGV[1])
+end
+redis.call('HSET', KEYS[3], 'updated_at', ARGV[5])
+return 1
+"""
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass
+class Item:
+    index: int
+    filename: str
+    input_key: str
+    status: str = "pending"
+    result: dict[str, Any] | None = None
+    error: dict[str, str] | None = None
+    attempts: int = 0
+
+
+@dataclass
+class Job:
+    job_id: str
+    total: int
+    created_at: str
+    updated_at: str
+    model: str | None = None
+    format: str | None = None
+    webhook_url: str | None = None
+    owner: str = ""
+    cancel_requested: bool = False
+    final_status: str | None = None
+    webhook: dict[str, Any] | None = None
+    items: list[Item] = field(default_factory=list)
+
+    @property
+    def done(self) -> int:
+        return sum(i.status in ENDED for i in self.items)
+
+    @property
+    def failed(self) -> int:
+        return sum(i.status == "error" for i in self.items)
+
+    @property
+    def status(self) -> str:
+        if self.final_status:
+            return self.final_status
+        if any(i.status == "running" for i in self.items) or (self.done and not self.cancel_requested):
+            return "running"
+        return "cancelled" if self.cancel_requested else "queued"
+
+    def view(self) -> dict[str, Any]:
+        """The job as the API shows it."""
+        return {
+            "job_id": self.job_id,
+            "status": self.status,
+            "total": self.total,
+            "done": self.done,
+            "failed": self.failed,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "model": self.model,
+            "format": self.format,
+            "items": [
+                {k: v for k, v in asdict(i).items() if k in ("index", "filename", "status", "result", "error")}
+                for i in self.items
+            ],
+            "webhook": self.webhook or self._webhook_before_delivery(),
+        }
+
+    def _webhook_before_delivery(self) -> dict[str, Any] | None:
+        if not self.webhook_url:
+            return None
+        return {"url": self.webhook_url, "attempts": 0, "delivered_at": None, "last_error": None}
+
+
+def final_status(job: Job) -> str:
+    """A job whose items have all ended: cancelled if it was asked to, failed if nothing succeeded."""
+    if job.cancel_requested:
+        return "cancelled"
+    return "failed" if all(i.status == "error" for i in job.items) else "completed"
+
+
+class JobStore:
+    def __init__(self, client: redis.Redis) -> None:
+        """``client`` must decode responses (``decode_responses=True``): every value here is text.
+        Held as ``Any``: redis-py's annotations change between releases (sync and async in one union)."""
+        self.r: Any = client
+        self._transition = client.register_script(_TRANSITION)
+
+    def wait_until_ready(self, timeout_s: float = 60.0) -> None:
+        """Block until the broker answers (the embedded one may still be starting beside us)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                self.r.ping()
+                return
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
+    @staticmethod
+    def _key(job_id: str, suffix: str = "") -> str:
+        return f"{PREFIX}job:{job_id}{suffix}"
+
+    def create(self, job: Job) -> None:
+        fields: dict[str, str | int] = {
+            "job_id": job.job_id,
+            "total": job.total,
+            "created_at": job.created_at,
+            "updated_at": job.updated_at,
+            "model": job.model or "",
+            "format": job.format or "",
+            "webhook_url": job.webhook_url or "",
+            "owner": job.owner,
+        }
+        pipe = self.r.pipeline(transaction=True)
+        pipe.hset(self._key(job.job_id), mapping=fields)
+        pipe.hset(self._key(job.job_id, ":items"), mapping={str(i.index): json.dumps(asdict(i)) for i in job.items})
+        pipe.zadd(f"{PREFIX}jobs", {job.job_id: time.time()})
+        pipe.execute()
+
+    def get(self, job_id: str) -> Job | None:
+        pipe = self.r.pipeline(transaction=False)
+        pipe.hgetall(self._key(job_id))
+        pipe.hgetall(self._key(job_id, ":items"))
+        raw, items = pipe.execute()
+        if not raw:
+            return None
+        f: dict[str, str] = raw
+        webhook = json.loads(f["webhook"]) if f.get("webhook") else None
+        return Job(
+            job_id=f["job_id"],
+            total=int(f["total"]),
+            created_at=f["created_at"],
+            updated_at=f["updated_at"],
+            model=f.get("model") or None,
+            format=f.get("format") or None,
+            webhook_url=f.get("webhook_url") or None,
+            owner=f.get("owner", ""),
+            cancel_requested=f.get("cancel_requested") == "1",
+            final_status=f.get("final_status") or None,
+            webhook=webhook,
+            items=sorted((Item(**json.loads(v)) for v in items.values()), key=lambda i: i.index),
+        )
+
+    def list(self, limit: int, before: float | None = None, owner: str | None = None) -> tuple[list[Job], float | None]:
+        """Newest first; ``before`` is the cursor (a creation time) the previous page returned."""
+        top = f"({before}" if before is not None else "+inf"
+        jobs: list[Job] = []
+        cursor: float | None = None
+        page: list[tuple[str, float]] = self.r.zrevrangebyscore(
+            f"{PREFIX}jobs", top, "-inf", start=0, num=limit * 4 + 8, withscores=True
+        )
+        for job_id, score in page:
+            job = self.get(job_id)
+            if job is None or (owner is not None and job.owner != owner):
+                continue
+            jobs.append(job)
+            cursor = score
+            if len(jobs) == limit:
+                break
+        else:
+            cursor = None
+        return jobs, cursor
+
+    def move(self, job_id: str, item: Item, expected: tuple[str, ...]) -> bool:
+        """Store ``item`` if its stored status is one of ``expected``; the compare-and-set of every transition."""
+        keys = [self._key(job_id, ":items"), self._key(job_id, ":ended"), self._key(job_id)]
+        args = [str(item.index), ",".join(expected), json.dumps(asdict(item)), item.status, now_iso()]
+        return bool(self._transition(keys=keys, args=args))
+
+    def request_cancel(self, job_id: str) -> None:
+        self.r.hset(self._key(job_id), mapping={"cancel_requested": "1", "updated_at": now_iso()})
+
+    def all_ended(self, job_id: str, total: int) -> bool:
+        return int(self.r.scard(self._key(job_id, ":ended"))) >= total
+
+    def finalize(self, job_id: str, status: str) -> bool:
+        """Record the final status once; True only for the caller that recorded it."""
+        return bool(self.r.hsetnx(self._key(job_id), "final_status", status))
+
+    def set_webhook(self, job_id: str, state: dict[str, Any]) -> None:
+        self.r.hset(self._key(job_id), "webhook", json.dumps(state))

@@ -1,0 +1,134 @@
+"""The HTTP contract in-process: the ingress's real routes and error table over fake handles."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from configs.settings import load_settings
+from deployments.flow import Flow
+from deployments.ingress.api import create_api
+from deployments.ingress.jobs_api import jobs_router
+from deployments.ingress.keys import KeyRing
+from tests import images
+from tests.deployments.ingress.fakes import FakeJobs, FakeStorage, FakeUpscaler
+
+KEY = "in-process-key-0123456789"
+
+
+@pytest.fixture
+def jobs() -> FakeJobs:
+    return FakeJobs()
+
+
+@pytest.fixture
+def storage() -> FakeStorage:
+    return FakeStorage()
+
+
+@pytest.fixture
+def client(jobs: FakeJobs, storage: FakeStorage) -> Iterator[TestClient]:
+    settings = load_settings(max_job_images=3, max_upload_bytes=200_000, webhook_secret="s" * 20,
+                             webhook_allowed_hosts="127.0.0.1")  # fmt: skip
+    flow = Flow(FakeUpscaler(), storage, settings)
+    with TestClient(create_api(flow, settings, [jobs_router(flow, jobs, settings)])) as c:
+        yield c
+
+
+def test_a_small_upload_is_upscaled_and_answers_the_seed_schema(client: TestClient) -> None:
+    response = client.post("/api/images/upload", files={"image": ("p.png", images.png(40, 30), "image/png")})
+    assert response.status_code == 200, response.text
+    result = response.json()["result"]
+    assert {"original_key", "status", "folder", "s3_url", "quality_score", "upscale_scale", "processed_at"} <= set(
+        result
+    )
+    assert (result["folder"], result["status"], result["upscale_scale"], result["original_key"]) == (
+        "upscaled", "success", 2, "p.png")  # fmt: skip
+    assert (result["output_width"], result["output_height"]) == (80, 60)
+
+
+def test_a_body_over_the_limit_is_refused_with_the_request_id(client: TestClient) -> None:
+    response = client.post("/api/images/upload", content=b"x" * 300_000, headers={"content-type": "image/png"})
+    body = response.json()
+    assert response.status_code == 413 and body["error"] == "upload_too_large" and body["request_id"]
+
+
+def test_a_job_is_accepted_with_202_and_its_location(client: TestClient, jobs: FakeJobs) -> None:
+    files = [
+        ("images", ("a.png", images.png(16, 16), "image/png")),
+        ("images", ("b.jpg", images.jpeg(20, 10), "image/jpeg")),
+    ]
+    response = client.post("/api/jobs", files=files, data={"format": "webp"})
+    assert response.status_code == 202, response.text
+    assert response.headers["location"] == "/api/jobs/job00000"
+    assert response.json() == {"success": True, "job_id": "job00000", "status": "queued", "total": 2}
+    (job,) = jobs.submitted
+    assert [f.filename for f in job.files] == ["a.png", "b.jpg"] and job.format == "webp"
+    assert client.get("/api/jobs/job00000").json()["total"] == 2
+
+
+@pytest.mark.parametrize(
+    ("form", "status", "code"),
+    [
+        ({"format": "gif"}, 422, "unknown_format"),
+        ({"model": "nope"}, 404, "unknown_model"),
+        ({"webhook_url": "http://10.0.0.1/h"}, 422, "invalid_webhook_url"),
+    ],
+)
+def test_job_options_are_checked_before_anything_is_queued(
+    client: TestClient, jobs: FakeJobs, form: dict[str, str], status: int, code: str
+) -> None:
+    response = client.post("/api/jobs", files=[("images", ("a.png", images.png(8, 8), "image/png"))], data=form)
+    assert (response.status_code, response.json()["error"]) == (status, code) and jobs.submitted == []
+
+
+def test_every_bad_file_of_a_job_is_listed(client: TestClient, jobs: FakeJobs) -> None:
+    files = [("images", ("ok.png", images.png(8, 8), "image/png")), ("images", ("empty.png", b"", "image/png")),
+             ("images", ("x.gif", b"GIF89a" + b"\0" * 20, "image/gif"))]  # fmt: skip
+    body = client.post("/api/jobs", files=files).json()
+    assert body["error"] == "empty_file" and [(f["index"], f["error"]) for f in body["files"]] == [
+        (1, "empty_file"), (2, "unsupported_format")]  # fmt: skip
+    assert jobs.submitted == []
+
+
+def test_too_many_images(client: TestClient) -> None:
+    files = [("images", (f"{i}.png", images.png(8, 8), "image/png")) for i in range(4)]
+    assert client.post("/api/jobs", files=files).json()["error"] == "too_many_images"
+
+
+def test_an_unreachable_broker_is_a_503(jobs: FakeJobs, client: TestClient) -> None:
+    jobs.up = False
+    response = client.post("/api/jobs", files=[("images", ("a.png", images.png(8, 8), "image/png"))])
+    assert response.status_code == 503 and response.json()["error"] == "jobs_unavailable"
+
+
+def test_a_bad_query_parameter_is_named(client: TestClient) -> None:
+    response = client.get("/api/jobs", params={"limit": 0})
+    assert response.status_code == 422 and response.json()["error"] == "invalid_parameter"
+    assert "limit" in response.json()["message"]
+
+
+def test_openapi_lists_the_error_codes_per_status(client: TestClient) -> None:
+    responses = client.get("/openapi.json").json()["paths"]["/api/jobs"]["post"]["responses"]
+    assert {"202", "404", "413", "415", "422", "503"} <= set(responses)
+    assert "too_many_images" in responses["413"]["description"]
+
+
+def test_a_key_sees_only_the_jobs_it_created(jobs: FakeJobs, storage: FakeStorage) -> None:
+    settings = load_settings(api_keys="first-key-0123456789,second-key-0123456789")
+    flow = Flow(FakeUpscaler(), storage, settings)
+    keys = KeyRing.from_keys(settings.api_key_list)
+    with TestClient(create_api(flow, settings, [jobs_router(flow, jobs, settings)], keys=keys)) as client:
+        first, second = {"X-API-Key": "first-key-0123456789"}, {"X-API-Key": "second-key-0123456789"}
+        files = [("images", ("a.png", images.png(8, 8), "image/png"))]
+        assert client.post("/api/jobs", files=files).status_code == 401
+        job_id = client.post("/api/jobs", files=files, headers=first).json()["job_id"]
+        assert client.get(f"/api/jobs/{job_id}", headers=first).status_code == 200
+        assert client.get(f"/api/jobs/{job_id}", headers=second).status_code == 404
+        assert client.delete(f"/api/jobs/{job_id}", headers=second).status_code == 404
+        assert client.get("/api/jobs", headers=second).json()["jobs"] == []
+        assert [j["job_id"] for j in client.get("/api/jobs", headers=first).json()["jobs"]] == [job_id]
+    (job,) = jobs.submitted
+    assert job.owner and "first-key" not in job.owner  # an id, never the key

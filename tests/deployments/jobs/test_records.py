@@ -1,0 +1,97 @@
+"""Job records on a real Redis: transitions are compare-and-set, counts never double, a job ends once."""
+
+from __future__ import annotations
+
+import pytest
+
+from deployments.jobs.records import Item, Job, JobStore, final_status, now_iso
+from deployments.jobs.webhooks import redis_client
+
+
+@pytest.fixture
+def store(redis_url: str) -> JobStore:
+    s = JobStore(redis_client(redis_url))
+    s.r.flushdb()
+    return s
+
+
+def new_job(job_id: str = "job-aaaaaaaa", total: int = 3, owner: str = "") -> Job:
+    now = now_iso()
+    items = [Item(i, f"f{i}.png", f"jobs/{job_id}/{i:04d}.png") for i in range(total)]
+    return Job(job_id, total, now, now, "vcsr-m-x2", "png", None, owner, items=items)
+
+
+def test_a_new_job_is_queued_with_every_item_pending(store: JobStore) -> None:
+    store.create(new_job())
+    job = store.get("job-aaaaaaaa")
+    assert job is not None and job.status == "queued" and (job.done, job.failed) == (0, 0)
+    assert [i.status for i in job.items] == ["pending"] * 3
+    assert job.view()["items"][0] == {
+        "index": 0,
+        "filename": "f0.png",
+        "status": "pending",
+        "result": None,
+        "error": None,
+    }
+
+
+def test_an_unknown_job_is_none(store: JobStore) -> None:
+    assert store.get("no-such-job") is None
+
+
+def test_an_ended_item_never_changes_again(store: JobStore) -> None:
+    store.create(new_job())
+    item = Item(0, "f0.png", "k", status="running")
+    assert store.move("job-aaaaaaaa", item, ("pending",))
+    item.status, item.result = "success", {"key": "upscaled/x.png"}
+    assert store.move("job-aaaaaaaa", item, ("running",))
+    redelivered = Item(0, "f0.png", "k", status="running")
+    assert not store.move("job-aaaaaaaa", redelivered, ("pending", "running"))
+    job = store.get("job-aaaaaaaa")
+    assert job is not None and job.items[0].status == "success" and job.done == 1 and job.status == "running"
+
+
+def test_done_is_counted_once_per_item(store: JobStore) -> None:
+    store.create(new_job(total=2))
+    for _ in range(3):
+        store.move("job-aaaaaaaa", Item(0, "f0.png", "k", status="error"), ("pending", "running", "error"))
+    assert not store.all_ended("job-aaaaaaaa", 2)
+    store.move("job-aaaaaaaa", Item(1, "f1.png", "k", status="success"), ("pending",))
+    assert store.all_ended("job-aaaaaaaa", 2)
+
+
+def test_a_job_is_finalised_once(store: JobStore) -> None:
+    store.create(new_job())
+    assert store.finalize("job-aaaaaaaa", "completed")
+    assert not store.finalize("job-aaaaaaaa", "failed")
+    job = store.get("job-aaaaaaaa")
+    assert job is not None and job.status == "completed"
+
+
+@pytest.mark.parametrize(
+    ("statuses", "cancelled", "expected"),
+    [
+        (["success", "error"], False, "completed"),
+        (["error", "error"], False, "failed"),
+        (["success", "cancelled"], True, "cancelled"),
+    ],
+)
+def test_final_status(statuses: list[str], cancelled: bool, expected: str) -> None:
+    job = new_job(total=2)
+    job.cancel_requested = cancelled
+    for item, status in zip(job.items, statuses, strict=True):
+        item.status = status
+    assert final_status(job) == expected
+
+
+def test_listing_is_newest_first_in_pages_and_per_owner(store: JobStore) -> None:
+    for n in range(5):
+        store.create(new_job(f"job-{n:08d}", total=1, owner="k1" if n % 2 else "k2"))
+    first, cursor = store.list(2)
+    assert [j.job_id for j in first] == ["job-00000004", "job-00000003"] and cursor is not None
+    second, cursor = store.list(2, cursor)
+    assert [j.job_id for j in second] == ["job-00000002", "job-00000001"]
+    third, cursor = store.list(2, cursor)
+    assert [j.job_id for j in third] == ["job-00000000"] and cursor is None
+    mine, _ = store.list(10, owner="k1")
+    assert [j.job_id for j in mine] == ["job-00000003", "job-00000001"]

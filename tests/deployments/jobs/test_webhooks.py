@@ -1,0 +1,134 @@
+"""Webhook delivery against a real receiver and a real Redis: signed the Standard Webhooks way, retried
+on 5xx/408/429 and connection errors with one webhook-id, never on other 4xx, refused for private hosts."""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import time
+from collections.abc import Iterator
+
+import pytest
+from pydantic import SecretStr
+from standardwebhooks.webhooks import Webhook
+
+from deployments.jobs import webhooks
+from deployments.jobs.records import JobStore
+from deployments.jobs.webhooks import SCHEDULE, Webhooks, redis_client, retry_delay, retryable, signer
+from tests.webhook_receiver import Receiver, webhook_receiver
+
+SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
+
+
+@pytest.fixture
+def store(redis_url: str) -> JobStore:
+    s = JobStore(redis_client(redis_url))
+    s.r.flushdb()
+    return s
+
+
+@pytest.fixture(autouse=True)
+def no_backoff_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(webhooks, "retry_delay", lambda attempts: 0.0)
+
+
+@pytest.fixture
+def receiver(request: pytest.FixtureRequest) -> Iterator[Receiver]:
+    with webhook_receiver(getattr(request, "param", [])) as r:
+        yield r
+
+
+def hooks(store: JobStore, max_attempts: int = 8, hosts: frozenset[str] = frozenset({"127.0.0.1"})) -> Webhooks:
+    return Webhooks(store, SecretStr(SECRET), max_attempts, 5.0, hosts)
+
+
+def deliver_all(w: Webhooks, rounds: int = 10) -> None:
+    for _ in range(rounds):
+        w.run_due()
+        if not w.pending():
+            return
+        time.sleep(0.05)
+
+
+def state(store: JobStore, job_id: str) -> dict[str, object]:
+    return dict(json.loads(store.r.hget(JobStore._key(job_id), "webhook")))
+
+
+@pytest.mark.parametrize("receiver", [[500, 503]], indirect=True)
+def test_a_failing_receiver_gets_one_signed_event_retried_with_one_id(store: JobStore, receiver: Receiver) -> None:
+    w = hooks(store)
+    w.schedule("job-1", receiver.url, "job.completed", {"job_id": "job-1", "status": "completed"})
+    deliver_all(w)
+    assert len(receiver.calls) == 3
+    ids = {headers["webhook-id"] for headers, _ in receiver.calls}
+    assert len(ids) == 1 and next(iter(ids)).startswith("msg_")
+    headers, body = receiver.calls[-1]
+    event = Webhook(SECRET).verify(body, headers)  # raises unless the signature is right
+    assert event["type"] == "job.completed" and event["data"]["job_id"] == "job-1"
+    assert state(store, "job-1")["attempts"] == 3 and state(store, "job-1")["delivered_at"]
+    assert w.pending() == 0
+
+
+@pytest.mark.parametrize("receiver", [[404]], indirect=True)
+def test_other_client_errors_are_not_retried(store: JobStore, receiver: Receiver) -> None:
+    w = hooks(store)
+    w.schedule("job-2", receiver.url, "job.failed", {"job_id": "job-2"})
+    deliver_all(w)
+    assert len(receiver.calls) == 1
+    assert state(store, "job-2") == {"url": receiver.url, "attempts": 1, "delivered_at": None, "last_error": "HTTP 404"}
+
+
+@pytest.mark.parametrize("receiver", [[500] * 10], indirect=True)
+def test_attempts_stop_at_the_limit(store: JobStore, receiver: Receiver) -> None:
+    w = hooks(store, max_attempts=3)
+    w.schedule("job-3", receiver.url, "job.completed", {"job_id": "job-3"})
+    deliver_all(w)
+    assert len(receiver.calls) == 3 and state(store, "job-3")["last_error"] == "HTTP 500" and w.pending() == 0
+
+
+def test_connection_errors_are_retried(store: JobStore) -> None:
+    w = hooks(store, max_attempts=2)
+    w.schedule("job-4", "http://127.0.0.1:9/nothing-listens", "job.completed", {"job_id": "job-4"})
+    deliver_all(w)
+    assert state(store, "job-4")["attempts"] == 2 and "ConnectError" in str(state(store, "job-4")["last_error"])
+
+
+def test_a_private_target_is_refused_at_delivery(store: JobStore, receiver: Receiver) -> None:
+    w = hooks(store, hosts=frozenset())
+    w.schedule("job-5", receiver.url, "job.completed", {"job_id": "job-5"})
+    deliver_all(w)
+    assert receiver.calls == [] and "WEBHOOK_ALLOWED_HOSTS" in str(state(store, "job-5")["last_error"])
+
+
+def test_a_pending_delivery_survives_a_new_dispatcher(store: JobStore, receiver: Receiver) -> None:
+    hooks(store).schedule("job-6", receiver.url, "job.completed", {"job_id": "job-6"})
+    deliver_all(hooks(store))  # another replica, after a restart: the schedule lives in Redis
+    assert len(receiver.calls) == 1
+
+
+def test_backoff_starts_within_seconds_and_spans_ten_minutes() -> None:
+    delays = [retry_delay(n) for n in range(1, 8)]  # the 7 waits between 8 attempts
+    assert 5 <= delays[0] <= 6.5
+    assert all(b > a for a, b in itertools.pairwise(delays))
+    assert sum(delays) >= 600
+
+
+@pytest.mark.parametrize(("status", "again"), [(500, True), (503, True), (408, True), (429, True), (400, False),
+                                               (401, False), (404, False), (410, False)])  # fmt: skip
+def test_which_statuses_are_retried(status: int, again: bool) -> None:
+    assert retryable(status) is again
+
+
+def test_a_text_secret_signs_with_its_bytes() -> None:
+    body = '{"type":"job.completed"}'
+    from datetime import UTC, datetime
+
+    stamp = datetime.now(UTC)
+    signature = signer(SecretStr("a-plain-text-secret-1234")).sign("msg_1", stamp, body)
+    expected = Webhook(b"a-plain-text-secret-1234").sign("msg_1", stamp, body)
+    assert signature == expected and signature.startswith("v1,")
+
+
+def test_the_schedule_key_is_namespaced() -> None:
+    assert SCHEDULE.startswith("vcs:")
