@@ -23,8 +23,8 @@ import resource
 import time
 from pathlib import Path
 
-from deployments.upscaler.tunables import DEFAULT_TILE_SIZE
 from models.registry import default_model_name
+from models.tiling import DEFAULT_TILE_SIZE
 
 
 def _peak_mib() -> float:

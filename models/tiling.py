@@ -20,6 +20,12 @@ from itertools import product
 
 import torch
 
+# The service's input tile side. CPU: the engine is as fast on 1024² tiles as on 512² ones (1.23–1.24
+# MP/s, bench.engine --tile), so tiles are large to recompute little overlap: a 1080p frame in 1024-px
+# balanced tiles computes 1.05× its pixels, in 512-px tiles 1.13×. Here, not in the upscaler
+# deployment, so that benchmarks import it without Ray.
+DEFAULT_TILE_SIZE = 1024
+
 
 @dataclass(frozen=True)
 class Span:

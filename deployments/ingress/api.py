@@ -125,6 +125,7 @@ def images_router(flow: Flow, metrics: IngressMetrics, settings: Settings, stats
         outcome = await flow.process(Upload(data, image.filename, rid, model or None, output_format or None))
         seconds = time.perf_counter() - started
         metrics.upload(outcome.folder, outcome.status, outcome.quality_score, seconds)
+        metrics.quality(outcome.quality_metrics, outcome.route, outcome.model)
         stats.record(outcome.folder, outcome.status, outcome.quality_score, seconds)
         return UploadResponse.of(outcome, rid, await download_url(flow.storage, outcome.stored.key))
 

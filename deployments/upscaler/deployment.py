@@ -30,15 +30,10 @@ from deployments.upscaler.catalog import Catalog
 from deployments.upscaler.encode import encode
 from deployments.upscaler.metrics import UpscalerMetrics
 from deployments.upscaler.tiler import TileJob, run_grouped, upscale_pixels
-from deployments.upscaler.tunables import (
-    DEFAULT_BATCH_PIXELS,
-    DEFAULT_BATCH_WAIT_S,
-    DEFAULT_TILE_SIZE,
-    MIN_TILE_SIZE,
-    UpscalerConfig,
-)
+from deployments.upscaler.tunables import DEFAULT_BATCH_PIXELS, DEFAULT_BATCH_WAIT_S, MIN_TILE_SIZE, UpscalerConfig
 from models import precision
 from models.engine import Engine, keep_large_allocations, resolve_device, threads_share_one_heap
+from models.tiling import DEFAULT_TILE_SIZE
 
 log = logging.getLogger("ray.serve")
 

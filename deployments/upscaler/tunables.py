@@ -12,11 +12,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from deployments.upscaler.budget import DEFAULT_BYTES
+from models.tiling import DEFAULT_TILE_SIZE
 
-# CPU: the engine is as fast on 1024² tiles as on 512² ones (1.23–1.24 MP/s, bench.engine --tile), so
-# tiles are large to recompute little overlap: a 1080p frame in 1024-px balanced tiles computes 1.05×
-# its pixels, in 512-px tiles 1.13×.
-DEFAULT_TILE_SIZE = 1024
+# DEFAULT_TILE_SIZE (1024) lives in models.tiling, with the measurement behind it.
 DEFAULT_BATCH_PIXELS = DEFAULT_TILE_SIZE**2  # CPU: bigger batches gain nothing (bench/engine.py)
 DEFAULT_BATCH_WAIT_S = 0.01
 MIN_TILE_SIZE = 64
