@@ -2,8 +2,8 @@
 
 Encoding sits on every upscale's critical path and shares the cores with the forward pass.
 ``PNG_COMPRESS_LEVEL`` 1 and 2 (1 is the default) use the fast writer in ``png.py`` (Average filter,
-ISA-L deflate at that level): on upscaled 4K photographs ~6–8× less CPU than Pillow's level 1 for
-files ~10–15 % larger (``bench.encode``). Level 0 stores, and levels 3–9 use Pillow's zlib encoder for
+ISA-L deflate at that level): on upscaled photographs 8–9× less CPU than Pillow's level 1 for
+files 11–15 % larger (``bench.encode``). Level 0 stores, and levels 3–9 use Pillow's zlib encoder for
 smaller files at several times the cost (3 with zlib's run-length strategy, which at that level is
 as small as Pillow's default strategy at 6 and faster; 4–9 with the default strategy).
 """
