@@ -120,8 +120,9 @@ class Service:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             if process.poll() is not None:
+                tail = (self.tmp / log).read_text(errors="replace")[-3000:]
                 self.__exit__()
-                raise RuntimeError(f"the service exited: see {self.tmp / log}")
+                raise RuntimeError(f"the service exited; the end of {log}:\n{tail}")
             if ready():
                 return
             time.sleep(0.5)

@@ -1,13 +1,13 @@
 """A fast lossless PNG writer: rows filtered with NumPy, deflated by ISA-L, ICC and EXIF chunks kept.
 
 Pillow's PNG encoder tries all five PNG filters on every row and keeps the best (libpng's heuristic),
-then deflates with zlib; on an upscaled 4K photograph that is ~0.4 s of one core at level 1, most of
+then deflates with zlib; on an upscaled 4K photograph that is ~0.5 s of one core at level 1, most of
 it the filter search and zlib. Here every row uses the Average filter (type 3: each byte minus the
 mean of its left and upper neighbours), computed with whole-array uint8 operations, and the stream is
 deflated by Intel's ISA-L (``isal``, the maintained Python binding of the library behind igzip),
 which is several times faster than zlib at its fast levels. Measured on three upscaled 4K photographs
-(``python -m bench.encode``): ~5× less CPU than Pillow at level 1 for files ~10–15 % larger; the
-figures are in docs/benchmarks.md.
+and one 8K ×4 output (``python -m bench.encode``): 0.11–0.12× the CPU of Pillow at level 1 (with
+zlib's run-length strategy) for files 11–15 % larger; the figures are in docs/benchmarks.md.
 
 ``PngWriter`` takes the rows top to bottom in strips of any height, so an image can be encoded while
 the rows below it are still being computed; ``write_png`` is the one-shot form. The output is a
