@@ -14,27 +14,50 @@ import asyncio
 import hashlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TypeVar
+
+from ray.exceptions import RayActorError
+from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError, ReplicaUnavailableError
 
 from configs.settings import Settings
 from deployments import decode
 from deployments.contracts import (
+    DecodedImage,
     EncodedImage,
     Folder,
     ModelSummary,
     Outcome,
+    SpoolStatus,
     Status,
     StorageHandle,
     StoredObject,
     UpscaledImage,
     UpscalerHandle,
 )
-from deployments.errors import UnknownModelError, UnknownOutputFormatError
+from deployments.errors import (
+    OverloadedError,
+    ServiceError,
+    StorageError,
+    UnknownModelError,
+    UnknownOutputFormatError,
+    UpscaleDeadlineError,
+)
 
 log = logging.getLogger("ray.serve")
+T = TypeVar("T")
+
+# A call that failed because of the replica, not the request: safe to send again when it is idempotent.
+REPLICA_FAILURES = (RayActorError, ReplicaUnavailableError, DeploymentUnavailableError, BackPressureError)
+STORE_RETRY_S = 20.0  # a killed storage replica was replaced in ~8-9 s here
 
 OUTPUT_FORMATS = ("png", "webp", "jpeg")
+# The largest side each encoder can write (libwebp: 16383; JPEG: 65535). An output past it is made as
+# PNG instead, decided before the upscaler runs, rather than failing after the work.
+MAX_OUTPUT_SIDE = {"webp": 16383, "jpeg": 65535}
 
 
 @dataclass(frozen=True)
@@ -87,12 +110,26 @@ def variant(upscaled: UpscaledImage) -> str:
     return f"{upscaled.model}:x{upscaled.scale}:{upscaled.image.extension}"
 
 
+def output_format(requested: str, width: int, height: int, scale: int) -> str:
+    """The format to encode an upscaled ``width×height`` image in: ``requested`` unless its encoder
+    cannot write an image that large, then PNG."""
+    limit = MAX_OUTPUT_SIDE.get(requested)
+    return "png" if limit is not None and max(width, height) * scale > limit else requested
+
+
 class Flow:
     def __init__(self, upscaler: UpscalerHandle, storage: StorageHandle, settings: Settings) -> None:
         self.upscaler = upscaler
         self.storage = storage
         self.settings = settings
         self._models: list[ModelSummary] | None = None
+        # Full decodes hold a whole image's pixels (a 49-MP PNG: ~150 MB, ~190 MB of RSS while decoding):
+        # a few at a time per replica keeps memory flat when many large uploads arrive together.
+        self._decoder = ThreadPoolExecutor(settings.max_concurrent_decodes, thread_name_prefix="decode")
+
+    async def _full_decode(self, fn: Callable[[decode.Probe, int], T], probe: decode.Probe) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._decoder, fn, probe, self.settings.max_image_pixels)
 
     async def models(self) -> list[ModelSummary]:
         """The upscaler's catalogue (the same on every replica), fetched once."""
@@ -146,7 +183,7 @@ class Flow:
         return outcome
 
     async def _store_as_uploaded(self, accepted: Accepted, clock: Stopwatch) -> Outcome:
-        await asyncio.to_thread(decode.verify, accepted.probe, self.settings.max_image_pixels)
+        await self._full_decode(decode.verify, accepted.probe)
         clock.lap("verify")
         stored = await self._put(Folder.GOOD_QUALITY, accepted, accepted.original)
         clock.lap("store")
@@ -154,13 +191,17 @@ class Flow:
         return _outcome(accepted, Folder.GOOD_QUALITY, Status.SUCCESS, message, stored, clock)
 
     async def _upscale(self, accepted: Accepted, clock: Stopwatch) -> Outcome:
-        decoded = await asyncio.to_thread(decode.decode, accepted.probe, self.settings.max_image_pixels)
+        decoded = await self._full_decode(decode.decode, accepted.probe)
         clock.lap("decode")
+        requested = accepted.upload.format or self.settings.output_format
+        fmt = output_format(requested, accepted.probe.width, accepted.probe.height, accepted.model.scale)
         try:
-            upscaler = self.upscaler.options(multiplexed_model_id=accepted.model.name)
-            upscaled = await upscaler.upscale.remote(decoded, accepted.upload.format)
-        except Exception as exc:  # whatever broke upscaling, the original must still be kept
-            log.warning("request %s: upscaling failed, keeping the original: %s", accepted.upload.request_id, exc)
+            upscaled = await self._upscale_within_deadline(accepted, decoded, fmt)
+        except BackPressureError as exc:  # every upscaler queue is full: a retry later will be upscaled
+            raise OverloadedError() from exc
+        except Exception as exc:  # whatever broke upscaling (or its deadline), the original must still be kept
+            reason = str(exc) or type(exc).__name__
+            log.warning("request %s: upscaling failed, keeping the original: %s", accepted.upload.request_id, reason)
             clock.lap("upscale")
             stored = await self._put(Folder.COULDNT_UPSCALE, accepted, accepted.original)
             clock.lap("store")
@@ -172,10 +213,55 @@ class Flow:
         message = f"Image upscaled ×{upscaled.scale} and stored."
         return _outcome(accepted, Folder.UPSCALED, Status.SUCCESS, message, stored, clock, upscaled)
 
+    async def _upscale_within_deadline(self, accepted: Accepted, decoded: DecodedImage, fmt: str) -> UpscaledImage:
+        """The upscaler's answer within UPSCALE_TIMEOUT_S. A call whose replica died is sent again (an
+        upscale is pure: Serve routes it to a live or replacement replica) while the deadline allows;
+        past the deadline the request is cancelled and ``UpscaleDeadlineError`` raised."""
+        upscaler = self.upscaler.options(multiplexed_model_id=accepted.model.name)
+        deadline = time.monotonic() + self.settings.upscale_timeout_s
+        while True:
+            try:
+                return await self._within(upscaler.upscale.remote(decoded, fmt), deadline - time.monotonic())
+            except (RayActorError, ReplicaUnavailableError) as exc:
+                if time.monotonic() + 1.0 >= deadline:
+                    raise
+                log.warning("request %s: upscaler replica failed (%s); sending again", accepted.upload.request_id, exc)
+                await asyncio.sleep(1.0)
+
+    async def _within(self, response: Awaitable[UpscaledImage], timeout: float) -> UpscaledImage:
+        try:
+            return await asyncio.wait_for(response, max(timeout, 0.0))
+        except TimeoutError:
+            cancel = getattr(response, "cancel", None)
+            if callable(cancel):
+                cancel()  # the replica stops its work at its next await
+            raise UpscaleDeadlineError(self.settings.upscale_timeout_s) from None
+
     async def _put(
         self, folder: Folder, accepted: Accepted, image: EncodedImage, made_as: str | None = None
     ) -> StoredObject:
-        return await self.storage.put.remote(folder, accepted.upload.filename, accepted.digest, image, made_as)
+        """Store through the storage deployment. Puts are create-only and idempotent, so one that failed
+        because its replica died (Serve replaces it in ~10 s) is simply sent again, for up to
+        ``STORE_RETRY_S``; then 503 with Retry-After, never a 500."""
+        delay, deadline = 0.25, time.monotonic() + STORE_RETRY_S
+        while True:
+            try:
+                return await self.storage.put.remote(folder, accepted.upload.filename, accepted.digest, image, made_as)
+            except ServiceError:
+                raise
+            except REPLICA_FAILURES as exc:
+                if time.monotonic() + delay > deadline:
+                    raise StorageError("The storage service did not answer; nothing was stored, retry later.") from exc
+                log.warning("request %s: storage replica failed (%s); retrying", accepted.upload.request_id, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    async def spool_status(self, timeout_s: float = 5.0) -> SpoolStatus | None:
+        """The storage spool's depth and age (``None`` without a spool or when storage does not answer)."""
+        try:
+            return await asyncio.wait_for(self.storage.spool_status.remote(), timeout_s)
+        except Exception:
+            return None
 
     async def unavailable_reasons(self, timeout_s: float = 5.0) -> list[str]:
         checks = {"upscaler": self.upscaler.unavailable_reason, "storage": self.storage.unavailable_reason}
@@ -185,8 +271,9 @@ class Flow:
                 reason = await asyncio.wait_for(method.remote(), timeout_s)  # type: ignore[attr-defined]
             except TimeoutError:
                 return f"{name}: no replica answered within {timeout_s:g} s"
-            except Exception as exc:
-                return f"{name}: {type(exc).__name__}: {exc}"
+            except Exception as exc:  # the details (hosts, paths) go to the log, not to the public reason
+                log.warning("health: %s did not answer: %s", name, exc)
+                return f"{name}: {type(exc).__name__}"
             return f"{name}: {reason}" if reason else None
 
         results = await asyncio.gather(*(ask(n, m) for n, m in checks.items()))
@@ -207,6 +294,8 @@ def _outcome(
     if upscaled:
         timings.update(model=round(upscaled.upscale_seconds * 1000, 2), encode=round(upscaled.encode_seconds * 1000, 2))
     tried = folder is not Folder.GOOD_QUALITY
+    if stored.pending:
+        message += " The bucket is unreachable: it waits in a durable spool and reaches the bucket when it answers."
     return Outcome(
         folder=folder,
         status=status,

@@ -33,6 +33,11 @@ class UploadResult(BaseModel):
     precision: str | None = Field(None, description="The dtype the model ran in, when it ran")
     tiles: int | None = Field(None, description="Tiles the image was cut into for the model")
     duplicate: bool = Field(description="True when an identical upload was already stored under this key")
+    pending: bool = Field(
+        False,
+        description="True when the bucket was unreachable: the object is kept in a durable local spool and "
+        "reaches the bucket (at this key and URL) as soon as it answers",
+    )
     timings_ms: dict[str, float]
     download_url: str | None = Field(
         None,
@@ -62,6 +67,7 @@ class UploadResult(BaseModel):
             precision=outcome.precision,
             tiles=outcome.tiles,
             duplicate=not outcome.stored.created,
+            pending=outcome.stored.pending,
             timings_ms=outcome.timings_ms,
             download_url=download_url,
         )

@@ -17,6 +17,7 @@ from configs.model_registry import load_registry
 from configs.settings import Settings, SettingsOverrides, load_settings
 from deployments.broker.deployment import EmbeddedBroker
 from deployments.ingress.deployment import Ingress
+from deployments.ingress.keys import KeyRing
 from deployments.jobs.deployment import consumer_deployment
 from deployments.storage.deployment import Storage
 from deployments.upscaler.deployment import Upscaler
@@ -62,9 +63,16 @@ def build_app(args: AppArgs) -> Application:
     ingress: Any = Ingress
     storage_deployment: Any = Storage
     broker_deployment: Any = EmbeddedBroker
+    # API keys reach the ingress only as salted hashes; no deployment gets them in its init args.
+    keys = KeyRing.from_keys(settings.api_key_list, settings.api_keys_file)
+    settings = without_secrets(settings)
     upscaler = upscaler_deployment.bind(settings, load_registry(settings.model_registry))
     storage = storage_deployment.bind(settings)
     broker = broker_deployment.bind(settings) if settings.embedded_broker else None
     jobs = consumer_deployment(settings).bind(upscaler, storage, settings, broker)
-    app: Application = ingress.bind(upscaler, storage, settings, jobs, str(WEB_DIR))
+    app: Application = ingress.bind(upscaler, storage, settings, jobs, keys, str(WEB_DIR))
     return app
+
+
+def without_secrets(settings: Settings) -> Settings:
+    return settings.model_copy(update={"api_key": None, "api_keys": None})

@@ -12,9 +12,18 @@ from deployments.contracts import JobsHandle, StorageHandle, UpscalerHandle
 from deployments.flow import Flow
 from deployments.ingress.api import create_api
 from deployments.ingress.jobs_api import jobs_router
+from deployments.ingress.keys import KeyRing
 
 
-@serve.deployment(ray_actor_options={"num_cpus": 0.25}, max_ongoing_requests=32)
+# Uploads past MAX_CONCURRENT_UPLOADS (24) get our 503 at once, leaving 8 slots for health and the small
+# routes; past 32 ongoing and 64 queued requests, Serve's proxy answers 503 with Retry-After itself
+# (instead of queueing without bound into 408s). The Serve configs may set their own numbers.
+@serve.deployment(
+    ray_actor_options={"num_cpus": 0.25},
+    max_ongoing_requests=32,
+    max_queued_requests=64,
+    backpressure_config={"status_code": 503, "retry_after_s": 5},
+)
 @serve.ingress()
 class Ingress:
     def __init__(
@@ -23,9 +32,11 @@ class Ingress:
         storage: StorageHandle,
         settings: Settings,
         jobs: JobsHandle,
+        keys: KeyRing | None = None,
         web_dir: str | None = None,
     ) -> None:
         self.settings = settings
+        self.keys = keys
         self.flow = Flow(upscaler, storage, settings)
         self.jobs = jobs
         self.web_dir = Path(web_dir) if web_dir else None  # the web UI's static files, served at /
@@ -33,4 +44,4 @@ class Ingress:
     def __serve_build_asgi_app__(self) -> FastAPI:
         # Built in the replica, after __init__, so the app is configured from this replica's settings.
         routers = [jobs_router(self.flow, self.jobs, self.settings)]
-        return create_api(self.flow, self.settings, routers, web_dir=self.web_dir, jobs=self.jobs)
+        return create_api(self.flow, self.settings, routers, keys=self.keys, web_dir=self.web_dir, jobs=self.jobs)

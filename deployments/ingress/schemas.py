@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from deployments.contracts import Outcome
+from deployments.contracts import Outcome, SpoolStatus
 from deployments.results import UploadResult
 
 
@@ -29,6 +29,7 @@ class ErrorResponse(BaseModel):
 class HealthResponse(BaseModel):
     status: str
     reasons: list[str] = []
+    spool: SpoolStatus | None = Field(None, description="Objects waiting for the bucket (S3 storage only)")
 
 
 class JobItem(BaseModel):

@@ -14,6 +14,12 @@ class Backend(Protocol):
         """Create ``key`` with ``data`` unless an identical object is there; never overwrite."""
         ...
 
+    def existing(self, key: str) -> StoredObject:
+        """The object stored at ``key`` (``created=False``); ``StorageError`` when it cannot be read."""
+        ...
+
+    def url(self, key: str) -> str: ...
+
     def get(self, key: str) -> bytes:
         """The object's bytes; ``ObjectNotFoundError`` when there is none."""
         ...
@@ -23,5 +29,10 @@ class Backend(Protocol):
         ...
 
     def check_writable(self) -> None:
-        """Raise ``StorageError`` with the reason when objects cannot be written now."""
+        """Raise ``StorageError`` with the reason when objects cannot be written now
+        (``StorageUnreachableError`` when the failure is transient)."""
+        ...
+
+    def check_client(self) -> None:
+        """Raise when this replica's client itself is broken (liveness, no network call)."""
         ...

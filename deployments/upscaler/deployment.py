@@ -42,6 +42,8 @@ from models.engine import Engine, keep_large_allocations, resolve_device, thread
 log = logging.getLogger("ray.serve")
 
 MODELS_PER_REPLICA = 3
+HEALTH_PROBE_SIZE = 32
+HEALTH_TIMEOUT_S = 20.0  # under Serve's 30 s health-check timeout; a CPU batch of one 1024² tile takes ~1 s
 
 
 def tile_pixels(jobs: list[TileJob]) -> int:
@@ -49,7 +51,8 @@ def tile_pixels(jobs: list[TileJob]) -> int:
     return sum(int(tile.shape[1]) * int(tile.shape[2]) for _, tile in jobs)
 
 
-@serve.deployment(ray_actor_options={"num_cpus": 1}, max_ongoing_requests=16)
+# A caller waiting behind 32 queued requests gets BackPressureError at once (the flow answers 503).
+@serve.deployment(ray_actor_options={"num_cpus": 1}, max_ongoing_requests=16, max_queued_requests=32)
 class Upscaler:
     def __init__(self, settings: Settings, registry: list[ModelEntry]) -> None:
         self.settings = settings
@@ -188,6 +191,14 @@ class Upscaler:
     def unavailable_reason(self) -> str | None:
         return None if self.default_engine is not None else "model not loaded"
 
-    def check_health(self) -> None:
-        if self.default_engine is None:
-            raise UpscaleError("model not loaded")
+    async def check_health(self) -> None:
+        """The forward thread is alive and answers: a 32×32 pass of the default model on it, waiting at
+        most behind the batch in flight. A dead or wedged thread fails the replica, and Serve replaces it."""
+        probe = torch.zeros(1, 3, HEALTH_PROBE_SIZE, HEALTH_PROBE_SIZE, dtype=torch.uint8)
+        try:
+            future = self._forward_thread.submit(self.default_engine.run, probe)
+            await asyncio.wait_for(asyncio.wrap_future(future), HEALTH_TIMEOUT_S)
+        except TimeoutError:
+            raise UpscaleError(f"the forward thread did not answer within {HEALTH_TIMEOUT_S:g} s") from None
+        except RuntimeError as exc:  # the executor was shut down, or the pass itself failed
+            raise UpscaleError(f"the forward thread cannot run the model: {exc}") from exc

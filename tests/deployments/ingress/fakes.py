@@ -66,9 +66,12 @@ class FakeJobs:
         self.submitted: list[NewJob] = []
         self.up = up
         self.submit = Method(self._submit)
-        self.get = Method(lambda job_id, owner="": self.jobs.get(job_id))
-        self.cancel = Method(lambda job_id, owner="": self.jobs.get(job_id))
-        self.list_jobs = Method(lambda limit, cursor, owner="": (list(self.jobs.values())[:limit], None))
+        self.owners: dict[str, str] = {}
+        self.get = Method(self._mine)
+        self.cancel = Method(self._mine)
+        self.list_jobs = Method(
+            lambda limit, cursor, owner="": ([j for i, j in self.jobs.items() if self.owners[i] == owner][:limit], None)
+        )
         self.queue_depth = Method(lambda: 0)
 
     def _submit(self, job: NewJob) -> dict[str, Any]:
@@ -80,4 +83,8 @@ class FakeJobs:
                  for i, f in enumerate(job.files)]  # fmt: skip
         self.jobs[job_id] = {"job_id": job_id, "status": "queued", "total": len(items), "done": 0, "failed": 0,
                              "created_at": "t", "updated_at": "t", "items": items, "webhook": None}  # fmt: skip
+        self.owners[job_id] = job.owner
         return self.jobs[job_id]
+
+    def _mine(self, job_id: str, owner: str = "") -> dict[str, Any] | None:
+        return self.jobs.get(job_id) if self.owners.get(job_id) == owner else None

@@ -185,3 +185,10 @@ def test_torch_threads_reach_the_thread_that_runs_the_forward_passes(upscaler: A
     finally:
         upscaler.configure({"torch_threads": before})
     assert upscaler._forward_thread.submit(torch.get_num_threads).result() == before
+
+
+def test_check_health_runs_the_model_on_the_forward_thread(upscaler: Any) -> None:
+    asyncio.run(upscaler.check_health())
+    upscaler._forward_thread.shutdown()
+    with pytest.raises(deployment.UpscaleError, match="forward thread cannot run the model"):
+        asyncio.run(upscaler.check_health())

@@ -1,0 +1,225 @@
+"""The flow over fake handles: a past-deadline upscale keeps the original, an output no encoder could
+write at the scale is made as PNG before the upscaler runs, and full decodes are bounded per replica."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from ray.exceptions import ActorDiedError
+from ray.serve.exceptions import BackPressureError
+
+import deployments.flow as flow_module
+from configs.settings import load_settings
+from deployments import decode
+from deployments.contracts import (
+    DecodedImage,
+    EncodedImage,
+    Folder,
+    ModelSummary,
+    Status,
+    StoredObject,
+    UpscaledImage,
+)
+from deployments.errors import OverloadedError, StorageError
+from deployments.flow import Flow, Upload, output_format
+from tests import images
+
+MODEL = ModelSummary("vcsr-m-x2", "vcsr", 2, 1, 1, "", True, False, True, {})
+
+
+@dataclass
+class Call:
+    fn: Any
+
+    def remote(self, *args: Any) -> Any:
+        return self.fn(*args)
+
+
+@dataclass
+class FakeUpscaler:
+    delay_s: float = 0.0
+    formats: list[str] = field(default_factory=list)
+    cancelled: int = 0
+
+    def options(self, *, multiplexed_model_id: str) -> FakeUpscaler:
+        return self
+
+    @property
+    def models(self) -> Call:
+        async def models() -> list[ModelSummary]:
+            return [MODEL]
+
+        return Call(models)
+
+    @property
+    def unavailable_reason(self) -> Call:
+        async def reason() -> str | None:
+            return None
+
+        return Call(reason)
+
+    @property
+    def upscale(self) -> Call:
+        async def upscale(image: DecodedImage, fmt: str) -> UpscaledImage:
+            self.formats.append(fmt)
+            try:
+                await asyncio.sleep(self.delay_s)
+            except asyncio.CancelledError:
+                self.cancelled += 1
+                raise
+            data = EncodedImage(b"upscaled", fmt, f"image/{fmt}", image.width * 2, image.height * 2)
+            return UpscaledImage(data, MODEL.name, 2, "float32", 1, self.delay_s, 0.0)
+
+        return Call(upscale)
+
+
+@dataclass
+class FakeStorage:
+    stored: dict[str, bytes] = field(default_factory=dict)
+
+    @property
+    def unavailable_reason(self) -> Call:
+        async def reason() -> str | None:
+            return None
+
+        return Call(reason)
+
+    @property
+    def spool_status(self) -> Call:
+        async def status() -> None:
+            return None
+
+        return Call(status)
+
+    @property
+    def download_url(self) -> Call:
+        async def url(key: str) -> None:
+            return None  # as local storage: the service's object route serves it
+
+        return Call(url)
+
+    @property
+    def put(self) -> Call:
+        async def put(folder: Folder, name: str | None, digest: str, image: EncodedImage, made: str | None) -> Any:
+            key = f"{folder.value}/{name}-{digest[:16]}.{image.extension}"
+            self.stored[key] = image.data
+            return StoredObject(key, key, len(image.data), hashlib.sha256(image.data).hexdigest(), True, "x")
+
+        return Call(put)
+
+
+def run(flow: Flow, data: bytes, fmt: str | None = None) -> Any:
+    return asyncio.run(flow.process(Upload(data, "a.png", "rid", None, fmt)))
+
+
+def test_past_the_deadline_the_original_is_kept_in_couldnt_upscale() -> None:
+    upscaler, storage = FakeUpscaler(delay_s=30), FakeStorage()
+    flow = Flow(upscaler, storage, load_settings(upscale_timeout_s=0.2))
+    source = images.png(32, 32)
+    outcome = run(flow, source)
+    assert (outcome.folder, outcome.status) == (Folder.COULDNT_UPSCALE, Status.ERROR)
+    assert list(storage.stored.values()) == [source] and upscaler.cancelled == 1
+
+
+def test_within_the_deadline_the_output_is_stored() -> None:
+    storage = FakeStorage()
+    outcome = run(Flow(FakeUpscaler(), storage, load_settings()), images.png(32, 32))
+    assert (outcome.folder, outcome.status) == (Folder.UPSCALED, Status.SUCCESS)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "size", "expected"),
+    [
+        ("webp", (8191, 4), "webp"),  # 16382 px: fits
+        ("webp", (8192, 1), "png"),  # 16384 px: over libwebp's 16383
+        ("webp", (1, 9000), "png"),
+        ("jpeg", (32767, 1), "jpeg"),
+        ("jpeg", (32768, 1), "png"),  # 65536 px: over JPEG's 65535
+        ("png", (100000, 1), "png"),
+    ],
+)
+def test_outputs_no_encoder_could_write_are_made_as_png(fmt: str, size: tuple[int, int], expected: str) -> None:
+    assert output_format(fmt, *size, scale=2) == expected
+
+
+def test_the_fallback_is_decided_before_the_upscaler_runs() -> None:
+    upscaler = FakeUpscaler()
+    run(Flow(upscaler, FakeStorage(), load_settings()), images.png(9000, 1), "webp")
+    assert upscaler.formats == ["png"]
+
+
+def test_full_decodes_are_bounded_per_replica(monkeypatch: pytest.MonkeyPatch) -> None:
+    running, peak, lock = 0, 0, threading.Lock()
+    real_decode = decode.decode
+
+    def slow_decode(probe: decode.Probe, max_pixels: int) -> DecodedImage:
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        time.sleep(0.05)
+        with lock:
+            running -= 1
+        return real_decode(probe, max_pixels)
+
+    monkeypatch.setattr(decode, "decode", slow_decode)
+    flow = Flow(FakeUpscaler(), FakeStorage(), load_settings(max_concurrent_decodes=2))
+
+    async def many() -> None:
+        await asyncio.gather(*(flow.process(Upload(images.png(16, 16, seed=i), "a.png", "r")) for i in range(8)))
+
+    asyncio.run(many())
+    assert peak == 2
+
+
+@dataclass
+class FlakyStorage(FakeStorage):
+    """A storage whose replica dies under the first ``failures`` puts (Serve replaces it)."""
+
+    failures: int = 2
+
+    @property
+    def put(self) -> Call:
+        inner = super().put
+
+        async def put(*args: Any) -> Any:
+            if self.failures:
+                self.failures -= 1
+                raise ActorDiedError()
+            return await inner.remote(*args)
+
+        return Call(put)
+
+
+def test_a_put_whose_storage_replica_died_is_sent_again() -> None:
+    storage = FlakyStorage(failures=2)
+    outcome = run(Flow(FakeUpscaler(), storage, load_settings()), images.png(32, 32))
+    assert outcome.folder == Folder.UPSCALED and len(storage.stored) == 1 and storage.failures == 0
+
+
+def test_storage_that_never_comes_back_is_a_503_not_a_500(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(flow_module, "STORE_RETRY_S", 0.5)
+    with pytest.raises(StorageError, match="did not answer") as failed:
+        run(Flow(FakeUpscaler(), FlakyStorage(failures=1000), load_settings()), images.png(32, 32))
+    assert failed.value.retry_after_s
+
+
+def test_a_full_upscaler_queue_is_503_overloaded_and_nothing_is_stored() -> None:
+    class FullUpscaler(FakeUpscaler):
+        @property
+        def upscale(self) -> Call:
+            async def refuse(*args: Any) -> Any:
+                raise BackPressureError(num_queued_requests=32, max_queued_requests=32)
+
+            return Call(refuse)
+
+    storage = FakeStorage()
+    with pytest.raises(OverloadedError) as refused:
+        run(Flow(FullUpscaler(), storage, load_settings()), images.png(32, 32))
+    assert refused.value.retry_after_s and storage.stored == {}
