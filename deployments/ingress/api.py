@@ -132,7 +132,7 @@ def images_router(flow: Flow, metrics: IngressMetrics, settings: Settings, stats
         seconds = time.perf_counter() - started
         metrics.upload(outcome.folder, outcome.status, outcome.quality_score, seconds)
         stats.record(outcome.folder, outcome.status, outcome.quality_score, seconds)
-        return UploadResponse.of(outcome, rid, await download_url(flow.storage, outcome.stored.key))
+        return UploadResponse.of(outcome, rid, await download_url(flow.storage, settings, outcome.stored.key))
 
     @router.get("/api/models", response_model=list[ModelSummary])
     async def list_models() -> list[ModelSummary]:

@@ -81,10 +81,17 @@ def object_path(key: str) -> str:
     return "/api/objects/" + quote(key, safe="/'")
 
 
-async def download_url(storage: StorageHandle, key: str) -> str:
-    """Where a client downloads a result: a presigned, expiring URL when storage can give one (S3),
-    else this service's object route (local storage)."""
-    url = await storage.download_url.remote(key)
+async def download_url(storage: StorageHandle, settings: Settings, key: str) -> str:
+    """Where a client downloads a result: a presigned, expiring URL from S3 storage, else (local storage,
+    or storage that does not answer at once) this service's object route, which serves every backend.
+    A convenience: it never fails the upload it is part of, and local storage is not even asked."""
+    if not settings.s3_bucket:
+        return object_path(key)
+    try:
+        url = await asyncio.wait_for(storage.download_url.remote(key), 5.0)
+    except Exception as exc:  # a replica that died under us, or a slow one: the route still works
+        log.warning("no presigned URL for %s: %s", key, exc)
+        return object_path(key)
     return url or object_path(key)
 
 
