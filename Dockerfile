@@ -37,8 +37,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     STORAGE_DIR=/data/storage \
     PORT=8000
 
-# tini is PID 1: it hands SIGTERM to the launcher (which has become `serve run`) and reaps the processes
-# Ray leaves to it.
+# tini is PID 1: it hands SIGTERM to the launcher, which passes it to `serve run` as SIGINT (its graceful
+# path), and reaps the processes Ray leaves to it.
 RUN apt-get update \
     && apt-get install -y --no-install-recommends tini=0.19.0-1+b3 \
     && rm -rf /var/lib/apt/lists/* \
@@ -72,7 +72,7 @@ VOLUME ["/data"]
 HEALTHCHECK --interval=15s --timeout=5s --start-period=120s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen(f\"http://127.0.0.1:{os.environ.get('PORT', '8000')}/api/health\", timeout=4)"]
 
-# `python -m serve_app serve` checks the settings, then becomes `serve run serve_config.yaml` on a local Ray
+# `python -m serve_app serve` checks the settings, then runs `serve run serve_config.yaml` on a local Ray
 # (KubeRay pods replace this command with `ray start`). Other commands: `docker run IMAGE upload …`.
 ENTRYPOINT ["tini", "--", "python", "-m", "serve_app"]
 CMD ["serve"]

@@ -26,11 +26,11 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from bench.machine import describe, header, table, write_json
-from deployments.upscaler.tunables import DEFAULT_TILE_SIZE
 from models.engine import Engine, keep_large_allocations, resolve_device
 from models.loader import load_model
 from models.precision import DTYPES, candidates, choose, recorded_losses
 from models.registry import resolve
+from models.tiling import DEFAULT_TILE_SIZE
 
 
 def sync(device: torch.device) -> None:

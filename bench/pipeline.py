@@ -48,10 +48,10 @@ from bench.service import (
     upload_of,
 )
 from configs.settings import load_settings
-from deployments.upscaler.tunables import DEFAULT_TILE_SIZE
 from models.engine import keep_large_allocations, resolve_device
 from models.precision import served_engine
 from models.registry import default_model_name
+from models.tiling import DEFAULT_TILE_SIZE
 
 COUNTERS = (
     "ray_upscaler_tiles_total",

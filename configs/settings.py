@@ -50,6 +50,10 @@ class Settings(BaseSettings):
         REPO_ROOT / "configs" / "models.yaml", description="a YAML file listing extra models by name and path"
     )
     model_path: Path | None = Field(None, description="a model file (ours or any spandrel-supported) to serve instead")
+    quality_policy: Path = Field(
+        REPO_ROOT / "configs" / "quality_policy.yaml",
+        description="a YAML file of quality-policy rules (configs/quality_policy.py)",
+    )
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto, cpu or cuda")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
         "auto", description="auto (reduced precision only where measured harmless and fast), fp32, bf16 or fp16"

@@ -126,6 +126,9 @@ class Outcome:
     precision: str | None = None
     tiles: int | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
+    # The no-reference metrics (deployments/quality.py) and the quality-policy rule that routed the image.
+    quality_metrics: dict[str, float | int | None] | None = None
+    route: str | None = None
 
 
 @dataclass(frozen=True)

@@ -67,6 +67,8 @@ class Probe:
     format: str
     width: int
     height: int
+    # A JPEG's quantisation tables (natural order), read with the header: its quality estimate.
+    quantization: dict[int, tuple[int, ...]] | None = None
 
     @property
     def extension(self) -> str:
@@ -151,7 +153,9 @@ def inspect(data: bytes, max_pixels: int) -> Probe:
     _check_scans(data)
     image = _open(data, max_pixels)
     assert image.format is not None  # set by every allow-listed plugin
-    return Probe(data, _FORMAT_OF.get(image.format, image.format), image.width, image.height)
+    tables = getattr(image, "quantization", None) if image.format == "JPEG" else None
+    quantization = {int(k): tuple(int(x) for x in v) for k, v in tables.items()} if tables else None
+    return Probe(data, _FORMAT_OF.get(image.format, image.format), image.width, image.height, quantization)
 
 
 def _load(image: Image.Image) -> None:
@@ -161,12 +165,14 @@ def _load(image: Image.Image) -> None:
         raise CorruptImageError(str(exc)) from exc
 
 
-def verify(probe: Probe, max_pixels: int) -> None:
-    """Decode the whole image once to prove it is intact (for images stored as uploaded)."""
+def verify(probe: Probe, max_pixels: int) -> Image.Image:
+    """Decode the whole image once to prove it is intact (for images stored as uploaded); the decoded
+    image (a JPEG's at 1/8 scale) is returned for the quality metrics."""
     image = _open(probe.data, max_pixels)
     if image.format == "JPEG":
         image.draft(image.mode, (max(1, image.width // 8), max(1, image.height // 8)))
     _load(image)
+    return image
 
 
 def _pixels(image: Image.Image) -> tuple[NDArray[np.uint8], bool]:

@@ -2,8 +2,12 @@
 upscale → store, with its fallbacks. Plain async code over injected handles; it returns an ``Outcome``
 and raises the named errors of ``deployments/errors.py`` — no HTTP in it.
 
-The route is chosen from the header alone. A good image is fully decoded once to prove it is intact
-and stored byte for byte; a small one is decoded to pixels and sent to the upscaler. If upscaling fails
+An image whose resolution score reaches the threshold is fully decoded once to prove it is intact (a
+JPEG as its cheap 1/8 draft); a smaller one is decoded to pixels. Either way the no-reference metrics
+(``deployments/quality.py``) are measured on what was decoded, and the quality policy
+(``configs/quality_policy.yaml``) decides: store as uploaded, or upscale with the fidelity or the
+real-world model (an explicit ``model`` in the request always wins). The default policy routes store
+vs upscale exactly as the seed did, on resolution alone. If upscaling fails
 for any reason (an exception in the model, out of memory, a replica that died) the original is stored
 under ``couldn't_upscale/`` and the outcome says so: an accepted image is never lost.
 """
@@ -23,8 +27,9 @@ from typing import TypeVar
 from ray.exceptions import RayActorError
 from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError, ReplicaUnavailableError
 
+from configs.quality_policy import Decision, QualityPolicy, load_policy
 from configs.settings import Settings
-from deployments import decode
+from deployments import decode, quality
 from deployments.contracts import (
     DecodedImage,
     EncodedImage,
@@ -90,6 +95,16 @@ class Accepted:
         return EncodedImage(p.data, p.extension, p.content_type, p.width, p.height)
 
 
+@dataclass(frozen=True)
+class Routed:
+    """What the policy made of an accepted image: its metrics, the decision, the model to run."""
+
+    metrics: quality.QualityMetrics
+    decision: Decision
+    model: ModelSummary
+    decoded: DecodedImage | None  # the pixels, when they were decoded already
+
+
 @dataclass
 class Stopwatch:
     started: float = field(default_factory=time.perf_counter)
@@ -118,10 +133,13 @@ def output_format(requested: str, width: int, height: int, scale: int) -> str:
 
 
 class Flow:
-    def __init__(self, upscaler: UpscalerHandle, storage: StorageHandle, settings: Settings) -> None:
+    def __init__(
+        self, upscaler: UpscalerHandle, storage: StorageHandle, settings: Settings, policy: QualityPolicy | None = None
+    ) -> None:
         self.upscaler = upscaler
         self.storage = storage
         self.settings = settings
+        self.policy = policy or load_policy(settings.quality_policy)
         self._models: list[ModelSummary] | None = None
         # Full decodes hold a whole image's pixels (a 49-MP PNG: ~150 MB, ~190 MB of RSS while decoding):
         # a few at a time per replica keeps memory flat when many large uploads arrive together.
@@ -164,60 +182,92 @@ class Flow:
         return await self.finish(accepted, clock)
 
     async def finish(self, accepted: Accepted, clock: Stopwatch | None = None) -> Outcome:
-        """Route an accepted image and store what it becomes."""
+        """Measure and route an accepted image, and store what it becomes."""
         clock = clock or Stopwatch()
-        if accepted.score >= self.settings.quality_threshold:
-            outcome = await self._store_as_uploaded(accepted, clock)
+        routed = await self.route(accepted, clock)
+        if routed.decision.route == "store":
+            outcome = await self._store_as_uploaded(accepted, routed, clock)
         else:
-            outcome = await self._upscale(accepted, clock)
+            outcome = await self._upscale(accepted, routed, clock)
         log.info(
-            "request %s: %s %dx%d score %.3f → %s (%.0f ms)",
+            "request %s: %s %dx%d score %.3f %s → %s (%.0f ms)",
             accepted.upload.request_id,
             outcome.original_key,
             outcome.width,
             outcome.height,
             outcome.quality_score,
+            routed.decision.rule,
             outcome.stored.key,
             outcome.timings_ms["total"],
         )
         return outcome
 
-    async def _store_as_uploaded(self, accepted: Accepted, clock: Stopwatch) -> Outcome:
-        await self._full_decode(decode.verify, accepted.probe)
-        clock.lap("verify")
+    async def route(self, accepted: Accepted, clock: Stopwatch) -> Routed:
+        """Decode what the likely route needs, measure the metrics on it and apply the policy. An image the
+        upscaler could not take (over MAX_UPSCALE_PIXELS) only gets the cheap full check: its pixels are
+        never decoded at full size or shipped."""
+        probe = accepted.probe
+        decoded: DecodedImage | None = None
+        upscalable = probe.width * probe.height <= self.settings.max_upscale_pixels
+        if accepted.score >= self.settings.quality_threshold or not upscalable:
+            image = await self._full_decode(decode.verify, probe)
+            clock.lap("verify")
+            metrics = quality.measure_image(image, probe.width, accepted.score, probe.quantization)
+        else:
+            decoded = await self._full_decode(decode.decode, probe)
+            clock.lap("decode")
+            metrics = quality.measure(decoded.pixels, accepted.score, probe.quantization)
+        clock.lap("measure")
+        decision = self.policy.decide(metrics.to_dict(), self.settings.quality_threshold)
+        return Routed(metrics, decision, await self._policy_model(accepted, decision), decoded)
+
+    async def _policy_model(self, accepted: Accepted, decision: Decision) -> ModelSummary:
+        """The request's own model if it named one; else the policy's family at the default's scale."""
+        if accepted.upload.model is not None or decision.model != "real":
+            return accepted.model
+        wanted = f"vcsr-real-x{accepted.model.scale}"
+        for model in await self.models():
+            if model.name == wanted:
+                return model
+        log.warning("quality policy asked for %s, which is not served; using %s", wanted, accepted.model.name)
+        return accepted.model
+
+    async def _store_as_uploaded(self, accepted: Accepted, routed: Routed, clock: Stopwatch) -> Outcome:
         stored = await self._put(Folder.GOOD_QUALITY, accepted, accepted.original)
         clock.lap("store")
         message = "Image quality is good; stored as uploaded."
-        return _outcome(accepted, Folder.GOOD_QUALITY, Status.SUCCESS, message, stored, clock)
+        return _outcome(accepted, routed, Folder.GOOD_QUALITY, Status.SUCCESS, message, stored, clock)
 
-    async def _upscale(self, accepted: Accepted, clock: Stopwatch) -> Outcome:
-        decoded = await self._full_decode(decode.decode, accepted.probe)
-        clock.lap("decode")
+    async def _upscale(self, accepted: Accepted, routed: Routed, clock: Stopwatch) -> Outcome:
+        probe, limit = accepted.probe, self.settings.max_upscale_pixels
+        if probe.width * probe.height > limit:  # decided before its pixels are decoded and shipped
+            reason = f"{probe.width}×{probe.height} is over MAX_UPSCALE_PIXELS={limit:,}"
+            return await self._keep_original(accepted, routed, clock, reason)
+        decoded = routed.decoded
+        if decoded is None:  # a policy rule upscales an image that only had its cheap check
+            decoded = await self._full_decode(decode.decode, probe)
+            clock.lap("decode")
         requested = accepted.upload.format or self.settings.output_format
-        fmt = output_format(requested, accepted.probe.width, accepted.probe.height, accepted.model.scale)
+        fmt = output_format(requested, probe.width, probe.height, routed.model.scale)
         try:
-            upscaled = await self._upscale_within_deadline(accepted, decoded, fmt)
+            upscaled = await self._upscale_within_deadline(accepted, routed.model, decoded, fmt)
         except BackPressureError as exc:  # every upscaler queue is full: a retry later will be upscaled
             raise OverloadedError() from exc
         except Exception as exc:  # whatever broke upscaling (or its deadline), the original must still be kept
-            reason = str(exc) or type(exc).__name__
-            log.warning("request %s: upscaling failed, keeping the original: %s", accepted.upload.request_id, reason)
-            clock.lap("upscale")
-            stored = await self._put(Folder.COULDNT_UPSCALE, accepted, accepted.original)
-            clock.lap("store")
-            message = "Upscaling failed; the original image was stored in couldn't_upscale/."
-            return _outcome(accepted, Folder.COULDNT_UPSCALE, Status.ERROR, message, stored, clock)
+            return await self._keep_original(accepted, routed, clock, str(exc) or type(exc).__name__)
         clock.lap("upscale")
         stored = await self._put(Folder.UPSCALED, accepted, upscaled.image, variant(upscaled))
         clock.lap("store")
         message = f"Image upscaled ×{upscaled.scale} and stored."
-        return _outcome(accepted, Folder.UPSCALED, Status.SUCCESS, message, stored, clock, upscaled)
+        return _outcome(accepted, routed, Folder.UPSCALED, Status.SUCCESS, message, stored, clock, upscaled)
 
-    async def _upscale_within_deadline(self, accepted: Accepted, decoded: DecodedImage, fmt: str) -> UpscaledImage:
+    async def _upscale_within_deadline(
+        self, accepted: Accepted, model: ModelSummary, decoded: DecodedImage, fmt: str
+    ) -> UpscaledImage:
         """The upscaler's answer within UPSCALE_TIMEOUT_S. A call whose replica died is sent again (an
         upscale is pure: Serve routes it to a live or replacement replica) while the deadline allows;
         past the deadline the request is cancelled and ``UpscaleDeadlineError`` raised."""
-        upscaler = self.upscaler.options(multiplexed_model_id=accepted.model.name)
+        upscaler = self.upscaler.options(multiplexed_model_id=model.name)
         deadline = time.monotonic() + self.settings.upscale_timeout_s
         while True:
             try:
@@ -236,6 +286,14 @@ class Flow:
             if callable(cancel):
                 cancel()  # the replica stops its work at its next await
             raise UpscaleDeadlineError(self.settings.upscale_timeout_s) from None
+
+    async def _keep_original(self, accepted: Accepted, routed: Routed, clock: Stopwatch, reason: str) -> Outcome:
+        log.warning("request %s: upscaling failed, keeping the original: %s", accepted.upload.request_id, reason)
+        clock.lap("upscale")
+        stored = await self._put(Folder.COULDNT_UPSCALE, accepted, accepted.original)
+        clock.lap("store")
+        message = "Upscaling failed; the original image was stored in couldn't_upscale/."
+        return _outcome(accepted, routed, Folder.COULDNT_UPSCALE, Status.ERROR, message, stored, clock)
 
     async def _put(
         self, folder: Folder, accepted: Accepted, image: EncodedImage, made_as: str | None = None
@@ -282,6 +340,7 @@ class Flow:
 
 def _outcome(
     accepted: Accepted,
+    routed: Routed,
     folder: Folder,
     status: Status,
     message: str,
@@ -308,9 +367,11 @@ def _outcome(
         output_width=output.width,
         output_height=output.height,
         processed_at=datetime.now(UTC),
-        upscale_scale=accepted.model.scale if tried else None,
-        model=accepted.model.name if tried else None,
+        upscale_scale=routed.model.scale if tried else None,
+        model=routed.model.name if tried else None,
         precision=upscaled.precision if upscaled else None,
         tiles=upscaled.tiles if upscaled else None,
         timings_ms=timings,
+        quality_metrics=routed.metrics.to_dict(),
+        route=routed.decision.rule,
     )

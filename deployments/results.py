@@ -45,6 +45,13 @@ class UploadResult(BaseModel):
         "service's /api/objects/{key} (local storage; send X-API-Key when the service has one). "
         "Filled in when a result is shown, not stored with it.",
     )
+    quality_metrics: dict[str, float | int | None] | None = Field(
+        None,
+        description="No-reference metrics: resolution (= quality_score), sharpness (0-1, higher is sharper), "
+        "jpeg_quality (1-100 from the quantisation tables, null unless JPEG), noise (σ in 8-bit levels), "
+        "measured_at_scale (1, or 0.125 for a stored JPEG measured on its 1/8 draft)",
+    )
+    route: str | None = Field(None, description="The quality-policy rule that decided store vs upscale and the model")
 
     @classmethod
     def of(cls, outcome: Outcome, request_id: str, download_url: str | None = None) -> UploadResult:
@@ -70,4 +77,6 @@ class UploadResult(BaseModel):
             pending=outcome.stored.pending,
             timings_ms=outcome.timings_ms,
             download_url=download_url,
+            quality_metrics=outcome.quality_metrics,
+            route=outcome.route,
         )

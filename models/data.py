@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.utils.data
+from numpy.typing import NDArray
 from PIL import Image
+
+from models.degrade import DegradationSettings, degrade
 
 AUGMENT_FACTORS = (1.0, 0.9, 0.8, 0.7, 0.6)
 _REPO = Path(__file__).resolve().parents[1]
@@ -110,3 +115,91 @@ class PatchSampler:
 
     def restore(self, state: dict[str, object]) -> None:
         self.rng.bit_generator.state = state
+
+
+def load_hr_images(roots: list[Path], scale: int, patch: int) -> list[NDArray[np.uint8]]:
+    """The training images and their 0.9…0.6 downscales as ``H×W×3`` uint8 arrays, sides cropped to
+    multiples of ``scale``; those smaller than one high-resolution patch are left out."""
+    images: list[NDArray[np.uint8]] = []
+    for path in sorted(p for root in roots for p in (*root.glob("*.png"), *root.glob("*.webp"))):
+        with Image.open(path) as original:
+            original.load()
+            for factor in AUGMENT_FACTORS:
+                size = (round(original.width * factor), round(original.height * factor))
+                image = original if factor == 1.0 else original.resize(size, Image.Resampling.BICUBIC)
+                if min(image.size) >= patch * scale:
+                    w, h = (image.width // scale) * scale, (image.height // scale) * scale
+                    images.append(np.asarray(image.convert("RGB").crop((0, 0, w, h))).copy())
+    if not images:
+        raise FileNotFoundError(f"no training images of at least {patch * scale}px under {roots}")
+    return images
+
+
+class DegradedSampler:
+    """Random high-resolution patches (flips, transposes) and their low-resolution versions made by
+    ``models.degrade``: the same interface and checkpointable generator state as ``PatchSampler``."""
+
+    def __init__(
+        self,
+        images: list[NDArray[np.uint8]],
+        scale: int,
+        patch: int,
+        seed: int | np.random.SeedSequence,
+        settings: DegradationSettings | None = None,
+    ) -> None:
+        self.images, self.scale, self.patch, self.settings = images, scale, patch, settings
+        areas = np.array([im.shape[0] * im.shape[1] for im in images], dtype=np.float64)
+        self.weights = areas / areas.sum()
+        self.rng = np.random.default_rng(seed)
+
+    def hr_patch(self) -> NDArray[np.uint8]:
+        side = self.patch * self.scale
+        image = self.images[int(self.rng.choice(len(self.images), p=self.weights))]
+        y = self.scale * int(self.rng.integers(0, (image.shape[0] - side) // self.scale + 1))
+        x = self.scale * int(self.rng.integers(0, (image.shape[1] - side) // self.scale + 1))
+        crop = image[y : y + side, x : x + side]
+        flip_h, flip_v, transpose = (bool(b) for b in self.rng.integers(0, 2, size=3))
+        if flip_h:
+            crop = crop[:, ::-1]
+        if flip_v:
+            crop = crop[::-1]
+        if transpose:
+            crop = crop.transpose(1, 0, 2)
+        return np.ascontiguousarray(crop)
+
+    def batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        hrs = [self.hr_patch() for _ in range(size)]
+        lrs = [degrade(hr, self.scale, self.rng, self.settings) for hr in hrs]
+
+        def stack(arrays: list[NDArray[np.uint8]]) -> torch.Tensor:
+            return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float().div_(255)
+
+        return stack(lrs), stack(hrs)
+
+    def state(self) -> dict[str, object]:
+        return dict(self.rng.bit_generator.state)
+
+    def restore(self, state: dict[str, object]) -> None:
+        self.rng.bit_generator.state = state
+
+
+class DegradedBatches(torch.utils.data.IterableDataset[tuple[torch.Tensor, torch.Tensor]]):
+    """Endless ``DegradedSampler`` batches for a ``DataLoader`` with worker processes (the degradations
+    run on the CPU): worker ``i`` of a run (re)started at ``start_step`` draws from the seed sequence
+    ``(seed, start_step, i)``, so runs are reproducible, though a resumed run draws other batches than
+    an uninterrupted one would (the single-process sampler is the one whose state is checkpointed)."""
+
+    def __init__(self, images: list[NDArray[np.uint8]], scale: int, patch: int, batch: int, seed: int, start_step: int):
+        super().__init__()
+        self.images, self.scale, self.patch, self.batch = images, scale, patch, batch
+        self.seed, self.start_step = seed, start_step
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        info = torch.utils.data.get_worker_info()
+        worker = info.id if info is not None else 0
+        torch.set_num_threads(1)
+        sampler = DegradedSampler(
+            self.images, self.scale, self.patch, np.random.SeedSequence([self.seed, self.start_step, worker])
+        )
+        while True:
+            yield sampler.batch(self.batch)

@@ -1,9 +1,16 @@
 """Evaluate a model on Set5 / Set14 / BSD100 with the literature's protocol, beside bicubic.
 
     python -m models.evaluate --model vcsr-s-x2 [--sets Set5 Set14 BSD100] [--json out.json]
+    python -m models.evaluate --degraded vcsr-m-x2 vcsr-real-x2 [--settings jpeg50 …] [--json out.json]
 
 PSNR/SSIM on BT.601 luma with ``scale`` pixels shaved (``models.metrics``); bicubic is Pillow's,
 which reproduces the published bicubic figures (shared/datasets/README.md).
+
+The degraded benchmark (``--degraded``) stands for real uploads: each set's low-resolution image is
+first degraded at a named setting (``DEGRADED_SETTINGS``: JPEG at quality 30/50/75 saved by Pillow,
+Gaussian noise of σ 5/10 8-bit levels then JPEG 75, Gaussian blur of σ 1.0/1.6 low-resolution pixels),
+with a seed fixed per setting and image, and every model — and bicubic — is scored against the
+*clean* high-resolution image.
 """
 
 from __future__ import annotations
@@ -11,9 +18,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import zlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -21,6 +30,7 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from models.data import shared_root
+from models.degrade import convolve, gaussian_kernel, gaussian_noise, jpeg
 from models.engine import Engine, resolve_device
 from models.loader import load_model
 from models.metrics import psnr_y, ssim_y
@@ -52,25 +62,70 @@ def read_image(path: Path) -> NDArray[np.uint8]:
         return np.asarray(image.convert("L") if image.mode == "L" else image.convert("RGB"))
 
 
-def evaluate_set(upscale: Upscaler, set_dir: Path, scale: int) -> list[ImageScore]:
+def _hr_paths(set_dir: Path, scale: int) -> list[Path]:
     folder = set_dir / f"x{scale}"
-    scores = []
-    for hr_path in sorted(folder.glob("*_HR.png")):
-        hr = read_image(hr_path)
-        lr = read_image(hr_path.with_name(hr_path.name.replace("_HR", "_LR")))
-        out, base = upscale(lr), bicubic(lr, scale)
-        scores.append(
-            ImageScore(
-                hr_path.name.removesuffix("_HR.png"),
-                psnr_y(out, hr, scale),
-                ssim_y(out, hr, scale),
-                psnr_y(base, hr, scale),
-                ssim_y(base, hr, scale),
-            )
-        )
-    if not scores:
+    paths = sorted(folder.glob("*_HR.png"))
+    if not paths:
         raise FileNotFoundError(f"no *_HR.png images in {folder}")
-    return scores
+    return paths
+
+
+def _lr_path(hr_path: Path) -> Path:
+    return hr_path.with_name(hr_path.name.replace("_HR", "_LR"))
+
+
+def _score(hr_path: Path, lr: NDArray[np.uint8], upscale: Upscaler, scale: int) -> ImageScore:
+    hr = read_image(hr_path)
+    out, base = upscale(lr), bicubic(lr, scale)
+    return ImageScore(
+        hr_path.name.removesuffix("_HR.png"),
+        psnr_y(out, hr, scale),
+        ssim_y(out, hr, scale),
+        psnr_y(base, hr, scale),
+        ssim_y(base, hr, scale),
+    )
+
+
+def evaluate_set(upscale: Upscaler, set_dir: Path, scale: int) -> list[ImageScore]:
+    return [_score(p, read_image(_lr_path(p)), upscale, scale) for p in _hr_paths(set_dir, scale)]
+
+
+# Named degradations of the low-resolution input, applied in order: ("jpeg", quality),
+# ("noise", σ in 8-bit levels, per channel), ("blur", σ in low-resolution pixels, isotropic Gaussian).
+DEGRADED_SETTINGS: dict[str, tuple[tuple[str, float], ...]] = {
+    "clean": (),
+    "jpeg30": (("jpeg", 30),),
+    "jpeg50": (("jpeg", 50),),
+    "jpeg75": (("jpeg", 75),),
+    "noise5+jpeg75": (("noise", 5), ("jpeg", 75)),
+    "noise10+jpeg75": (("noise", 10), ("jpeg", 75)),
+    "blur1.0": (("blur", 1.0),),
+    "blur1.6": (("blur", 1.6),),
+}
+
+
+def degrade_named(image: NDArray[np.uint8], setting: str, key: str) -> NDArray[np.uint8]:
+    """``image`` (RGB or greyscale) degraded at ``setting``; noise is seeded by ``setting`` and ``key``
+    (the image's name), so every run and every model sees the very same degraded input."""
+    rng = np.random.default_rng(zlib.crc32(f"{setting}/{key}".encode()))
+    grey = image.ndim == 2
+    out = image[..., None] if grey else image
+    for op, value in DEGRADED_SETTINGS[setting]:
+        if op == "jpeg":
+            out = jpeg(out, int(value))
+        elif op == "noise":
+            out = gaussian_noise(out, float(value), rng)
+        else:
+            out = convolve(out, gaussian_kernel(float(value), float(value), 0.0))
+    return out[..., 0] if grey else out
+
+
+def evaluate_degraded(upscale: Upscaler, set_dir: Path, scale: int, setting: str) -> list[ImageScore]:
+    """``evaluate_set`` on inputs degraded at ``setting``; scores are against the clean HR image."""
+    return [
+        _score(hr_path, degrade_named(read_image(_lr_path(hr_path)), setting, hr_path.name), upscale, scale)
+        for hr_path in _hr_paths(set_dir, scale)
+    ]
 
 
 def summarise(scores: list[ImageScore]) -> dict[str, float]:
@@ -98,6 +153,51 @@ def precision_losses(path: Path, name: str, device: torch.device, set5: Path) ->
     return results
 
 
+def degraded_benchmark(
+    names: list[str], sets: list[str], settings: list[str], root: Path, device: torch.device
+) -> dict[str, Any]:
+    """Every model (and bicubic) on every set at every named degradation: per-image and mean PSNR-Y /
+    SSIM-Y against the clean HR image. The models must share one scale."""
+    engines = {}
+    for name in names:
+        loaded = load_model(resolve(name).path, name)
+        engines[name] = Engine(loaded.module, loaded.info, device)
+    scales = {e.scale for e in engines.values()}
+    if len(scales) != 1:
+        raise SystemExit(f"--degraded models must share one scale, got {sorted(scales)}")
+    scale = scales.pop()
+    report: dict[str, Any] = {"scale": scale, "models": names, "settings": {}}
+    for setting in settings:
+        for set_name in sets:
+            per_model = {
+                n: evaluate_degraded(engine_upscaler(e), root / set_name, scale, setting) for n, e in engines.items()
+            }
+            first = per_model[names[0]]
+            entry: dict[str, Any] = {
+                "bicubic": {"psnr": float(np.mean([s.bicubic_psnr for s in first])),
+                            "ssim": float(np.mean([s.bicubic_ssim for s in first]))},
+                "images": {s.image: {"bicubic": round(s.bicubic_psnr, 4)} for s in first},
+            }  # fmt: skip
+            for name, scores in per_model.items():
+                mean = summarise(scores)
+                better = sum(s.psnr > s.bicubic_psnr for s in scores)
+                entry[name] = {"psnr": mean["psnr"], "ssim": mean["ssim"], "better_than_bicubic": better}
+                for s in scores:
+                    entry["images"][s.image][name] = round(s.psnr, 4)
+            report["settings"].setdefault(setting, {})[set_name] = entry
+            _print_degraded(setting, set_name, names, entry, len(first))
+    return report
+
+
+def _print_degraded(setting: str, set_name: str, names: list[str], entry: dict[str, Any], count: int) -> None:
+    cells = [f"bicubic {entry['bicubic']['psnr']:.2f}/{entry['bicubic']['ssim']:.4f}"]
+    cells += [
+        f"{n} {entry[n]['psnr']:.2f}/{entry[n]['ssim']:.4f} ({entry[n]['better_than_bicubic']}/{count} > bicubic)"
+        for n in names
+    ]
+    print(f"{setting:<15} {set_name:<7} " + "  ".join(cells), flush=True)
+
+
 def _row(dataset: str, image: str, psnr: float, ssim: float, bic_psnr: float, bic_ssim: float) -> str:
     return f"{dataset:<8} {image:<10} {psnr:7.2f} {ssim:7.4f} {bic_psnr:9.2f} {bic_ssim:9.4f}"
 
@@ -107,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--model", help="registered model name, e.g. vcsr-s-x2")
     source.add_argument("--weights", type=Path, help="any model file (ours or spandrel's)")
+    source.add_argument("--degraded", nargs="+", metavar="MODEL", help="the degraded benchmark of these models")
+    parser.add_argument("--settings", nargs="+", default=list(DEGRADED_SETTINGS), choices=list(DEGRADED_SETTINGS))
     parser.add_argument("--sets", nargs="+", default=list(SETS))
     parser.add_argument("--root", type=Path, default=DEFAULT_EVAL_ROOT)
     parser.add_argument("--device", default="auto")
@@ -118,6 +220,12 @@ def main(argv: list[str] | None = None) -> int:
         help="also measure the Set5 PSNR-Y loss of each reduced precision this device supports",
     )
     args = parser.parse_args(argv)
+    if args.degraded:
+        torch.set_grad_enabled(False)
+        degraded = degraded_benchmark(args.degraded, args.sets, args.settings, args.root, resolve_device(args.device))
+        if args.json:
+            args.json.write_text(json.dumps(degraded, indent=1))
+        return 0
 
     path = resolve(args.model).path if args.model else args.weights
     loaded = load_model(path, args.model)

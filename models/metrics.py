@@ -13,7 +13,6 @@ import math
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from numpy.typing import NDArray
 
 _BT601 = np.array([65.481, 128.553, 24.966]) / 255.0
@@ -52,16 +51,24 @@ def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
     return (g[:, None] @ g[None, :])[None, None]
 
 
+def _valid_filter(a: NDArray[np.float64], taps: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``a`` filtered by the separable window ``taps ⊗ taps`` with no padding ('valid', as ``conv2d``)."""
+    k = len(taps)
+    rows = sum(taps[i] * a[i : a.shape[0] - k + 1 + i] for i in range(k))
+    return np.asarray(sum(taps[i] * rows[:, i : a.shape[1] - k + 1 + i] for i in range(k)))
+
+
 def ssim_y(output: NDArray[np.uint8], reference: NDArray[np.uint8], shave: int) -> float:
     """Mean SSIM (Wang et al. 2004: 11×11 Gaussian, σ = 1.5, K1 = 0.01, K2 = 0.03, L = 255) on luma."""
     _check_pair(output, reference)
-    x = torch.from_numpy(_shaved(luma(output), shave))[None, None]
-    y = torch.from_numpy(_shaved(luma(reference), shave))[None, None]
-    window = _gaussian_window()
+    x = _shaved(luma(output), shave)
+    y = _shaved(luma(reference), shave)
+    # The Gaussian window is separable: two 1-D passes equal the 11×11 filter at a fraction of the cost.
+    taps = _gaussian_window()[0, 0].sum(dim=1).numpy()
     c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
 
-    def blur(t: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(t, window)
+    def blur(t: NDArray[np.float64]) -> NDArray[np.float64]:
+        return _valid_filter(t, taps)
 
     mu_x, mu_y = blur(x), blur(y)
     var_x = blur(x * x) - mu_x**2

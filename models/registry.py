@@ -34,6 +34,16 @@ BUILTIN: dict[str, ModelSpec] = {
         _vcsr("vcsr-m-x4", VCSRConfig(scale=4, channels=48, blocks=8), "VCSR medium, 48×8 blocks, ×4 (default)"),
         _vcsr("vcsr-s-x2", VCSRConfig(scale=2, channels=32, blocks=4), "VCSR small, 32×4 blocks, ×2 (4× cheaper)"),
         _vcsr("vcsr-s-x4", VCSRConfig(scale=4, channels=32, blocks=4), "VCSR small, 32×4 blocks, ×4 (4× cheaper)"),
+        _vcsr(
+            "vcsr-real-x2",
+            VCSRConfig(scale=2, channels=48, blocks=8),
+            "VCSR medium ×2 fine-tuned on realistic degradations (JPEG, noise, blur): real-world uploads",
+        ),
+        _vcsr(
+            "vcsr-real-x4",
+            VCSRConfig(scale=4, channels=48, blocks=8),
+            "VCSR medium ×4 fine-tuned on realistic degradations (JPEG, noise, blur): real-world uploads",
+        ),
     )
 }
 

@@ -1,6 +1,6 @@
 """Command line: run the service, or use a running one.
 
-python -m serve_app serve [--config serve_config.yaml]   # validates settings, then becomes `serve run`
+python -m serve_app serve [--config serve_config.yaml]   # validates settings, then runs `serve run`
 python -m serve_app upload PATH… [--recursive] [--out DIR] [--json] [--url http://127.0.0.1:8000]
 python -m serve_app status [--json] [--url http://127.0.0.1:8000]
 """
@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import signal
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -58,11 +60,39 @@ def serve(args: argparse.Namespace) -> int:
     storage = f"s3://{settings.s3_bucket}" if settings.s3_bucket else str(settings.storage_dir)
     print(f"VisionCloud Upscaler on http://127.0.0.1:{settings.port}  (storage: {storage})", flush=True)
     rendered = write_rendered(render_config(args.config, settings.port))
-    command = serve_command(rendered, os.environ.get("RAY_ADDRESS"))
-    # Become `serve run` (same process id): SIGTERM from docker stop, systemd or Kubernetes and Ctrl-C reach
-    # it directly, it tears down the Ray it started, and its exit status is ours.
-    os.chdir(REPO_ROOT)
-    os.execv(command[0], command)
+    return run_forwarding_signals(serve_command(rendered, os.environ.get("RAY_ADDRESS")))
+
+
+def run_forwarding_signals(command: list[str]) -> int:
+    """Run ``command`` (``serve run``) until it ends and exit with its status (128+N if signal N ended it).
+
+    The first SIGTERM or SIGINT we get (``docker stop``, systemd, Kubernetes, Ctrl-C) reaches it as
+    SIGINT: its graceful path, where ``serve.shutdown()`` lets replicas finish what they hold, then the
+    Ray it started stops, and it exits 0. (Its SIGTERM path stops Ray from inside a signal handler and
+    aborts.) Any further signal is passed on as SIGTERM. It runs in its own session, so a Ctrl-C in a
+    terminal reaches it once, through us, and with SIGINT at its default even when we were started in
+    the background, where shells ignore SIGINT."""
+    stop = {signal.SIGTERM, signal.SIGINT}
+
+    def in_child() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, stop)
+
+    # Held until the handlers are in place: a SIGTERM that arrives meanwhile is forwarded, not lost.
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop)
+    child = subprocess.Popen(command, cwd=REPO_ROOT, start_new_session=True, preexec_fn=in_child)
+    received = 0
+
+    def forward(signum: int, frame: object) -> None:
+        nonlocal received
+        received += 1
+        child.send_signal(signal.SIGINT if received == 1 else signal.SIGTERM)
+
+    for signum in stop:
+        signal.signal(signum, forward)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, stop)
+    status = child.wait()
+    return 128 - status if status < 0 else status
 
 
 def main(argv: list[str] | None = None) -> int:

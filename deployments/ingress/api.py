@@ -34,7 +34,7 @@ from deployments.ingress.errors import documented_errors, error_body, status_of
 from deployments.ingress.keys import KeyRing
 from deployments.ingress.limits import ConcurrentUploadLimit, DeclaredLengthLimit
 from deployments.ingress.metrics import IngressMetrics
-from deployments.ingress.multipart import allow_long_part_headers
+from deployments.ingress.multipart import allow_long_part_headers, keep_file_parts_in_memory
 from deployments.ingress.ratelimit import Limiter, storage_url
 from deployments.ingress.schemas import ErrorResponse, HealthResponse, UploadResponse
 from deployments.ingress.stats import Stats
@@ -70,12 +70,6 @@ class Responder:
             ]
         body = error_body(exc.message, exc.code, request_id(), **extra)
         return JSONResponse(body, status_code=status, headers=exc.headers() or None)
-
-
-def check_api_key(request: Request, settings: Settings) -> None:
-    """Kept for routes written before ``AccessControl``: keys are now checked there, before the body is
-    read, for every ``/api/`` route but health, models and stats. Use ``keys.request_key_id(request)``
-    for the id of the key the request came with."""
 
 
 def _install_error_handlers(app: FastAPI, respond: Responder, settings: Settings) -> None:
@@ -131,6 +125,7 @@ def images_router(flow: Flow, metrics: IngressMetrics, settings: Settings, stats
         outcome = await flow.process(Upload(data, image.filename, rid, model or None, output_format or None))
         seconds = time.perf_counter() - started
         metrics.upload(outcome.folder, outcome.status, outcome.quality_score, seconds)
+        metrics.quality(outcome.quality_metrics, outcome.route, outcome.model)
         stats.record(outcome.folder, outcome.status, outcome.quality_score, seconds)
         return UploadResponse.of(outcome, rid, await download_url(flow.storage, settings, outcome.stored.key))
 
@@ -160,22 +155,21 @@ class UploadAPI(FastAPI):
     max_concurrent_uploads: int
 
     def build_middleware_stack(self) -> ASGIApp:
-        # Outermost first: the web page's security headers, CORS (so a browser can read every refusal),
-        # keys and rate limits, uploads at once, the declared-length limit; none of them reads the body.
+        # Outermost first: CORS (so a browser can read every refusal), keys and rate limits, uploads at
+        # once, the declared-length limit; none of them reads the body.
         assert self.max_body_size is not None
         app: ASGIApp = DeclaredLengthLimit(super().build_middleware_stack(), self.max_body_size, self.respond)
         app = ConcurrentUploadLimit(app, self.max_concurrent_uploads, self.respond)
         app = AccessControl(app, self.keys, self.limiter, self.respond)
+        app = PageHeaders(app)
         if not self.cors_origins:
-            return PageHeaders(app)
-        return PageHeaders(
-            CORSMiddleware(
-                app,
-                allow_origins=self.cors_origins,
-                allow_methods=["GET", "POST", "DELETE"],
-                allow_headers=["X-API-Key", "Content-Type", "X-Request-ID"],
-                expose_headers=["Retry-After", "X-Request-ID", *RATE_LIMIT_HEADERS],
-            )
+            return app
+        return CORSMiddleware(
+            app,
+            allow_origins=self.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["X-API-Key", "Content-Type", "X-Request-ID"],
+            expose_headers=["Retry-After", "X-Request-ID", *RATE_LIMIT_HEADERS],
         )
 
 
@@ -195,6 +189,7 @@ def create_api(
     ``jobs`` for queue depth and finished job items) come before any extra ``routers``, and the page
     itself (static files from ``web_dir``) is served at ``/`` after every route."""
     allow_long_part_headers()
+    keep_file_parts_in_memory(settings.max_upload_bytes)
     metrics = IngressMetrics()
     app = UploadAPI(
         title="VisionCloud Upscaler",

@@ -25,19 +25,15 @@ from configs.model_registry import ModelEntry
 from configs.settings import Settings
 from deployments.contracts import DecodedImage, ModelSummary, UpscaledImage
 from deployments.errors import UpscaleError
+from deployments.upscaler.budget import PixelBudget, pixel_bytes
 from deployments.upscaler.catalog import Catalog
 from deployments.upscaler.encode import encode
 from deployments.upscaler.metrics import UpscalerMetrics
 from deployments.upscaler.tiler import TileJob, run_grouped, upscale_pixels
-from deployments.upscaler.tunables import (
-    DEFAULT_BATCH_PIXELS,
-    DEFAULT_BATCH_WAIT_S,
-    DEFAULT_TILE_SIZE,
-    MIN_TILE_SIZE,
-    UpscalerConfig,
-)
+from deployments.upscaler.tunables import DEFAULT_BATCH_PIXELS, DEFAULT_BATCH_WAIT_S, MIN_TILE_SIZE, UpscalerConfig
 from models import precision
 from models.engine import Engine, keep_large_allocations, resolve_device, threads_share_one_heap
+from models.tiling import DEFAULT_TILE_SIZE
 
 log = logging.getLogger("ray.serve")
 
@@ -73,6 +69,7 @@ class Upscaler:
         # replica from the defaults, whatever the process that deployed it did to them. Ray pins OMP threads
         # to the replica's num_cpus; the forward pass is the only heavy work on the node, so it gets every
         # core unless user_config sets torch_threads.
+        self.pixel_budget = PixelBudget()  # bytes of pixels in flight (budget.py); beyond it requests queue
         self.configure(UpscalerConfig())
         self.metrics = UpscalerMetrics()
         log.info("default model %s on %s, %d threads", self.catalog.default, self.device, torch.get_num_threads())
@@ -95,6 +92,7 @@ class Upscaler:
         self._forward_tiles.set_batch_wait_timeout_s(tunables.batch_wait_timeout_s)  # type: ignore[attr-defined]
         self.tile_size = tunables.tile_size
         self.tile_layout = tunables.tile_layout
+        self.pixel_budget.set_limit(tunables.max_pixel_bytes_in_flight)
         threads = tunables.torch_threads or len(os.sched_getaffinity(0))
         torch.set_num_threads(threads)
         # OpenMP keeps a thread count per thread: set it on the thread that runs the forward passes.
@@ -136,17 +134,19 @@ class Upscaler:
         started = time.perf_counter()
         try:
             engine = await self._engine(self.catalog.resolve(serve.get_multiplexed_model_id()))
-
-            output, tiles = await self._upscale_pixels(engine, image)
-            upscaled = time.perf_counter()
-            encoded = await asyncio.to_thread(
-                encode,
-                output,
-                fmt or self.settings.output_format,
-                self.settings.png_compress_level,
-                image.icc_profile,
-                image.exif,
-            )
+            channels = image.pixels.shape[2] if image.pixels.ndim == 3 else 1
+            async with self.pixel_budget.hold(pixel_bytes(image.height, image.width, channels, engine.scale)):
+                output, tiles = await self._upscale_pixels(engine, image)
+                upscaled = time.perf_counter()
+                encoded = await asyncio.to_thread(
+                    encode,
+                    output,
+                    fmt or self.settings.output_format,
+                    self.settings.png_compress_level,
+                    image.icc_profile,
+                    image.exif,
+                )
+                del output  # the budget covers it until here
         except Exception as exc:
             self.metrics.failure()
             log.exception("upscaling a %dx%d image failed", image.width, image.height)

@@ -11,10 +11,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-# CPU: the engine is as fast on 1024² tiles as on 512² ones (1.23–1.24 MP/s, bench.engine --tile), so
-# tiles are large to recompute little overlap: a 1080p frame in 1024-px balanced tiles computes 1.05×
-# its pixels, in 512-px tiles 1.13×.
-DEFAULT_TILE_SIZE = 1024
+from deployments.upscaler.budget import DEFAULT_BYTES
+from models.tiling import DEFAULT_TILE_SIZE
+
+# DEFAULT_TILE_SIZE (1024) lives in models.tiling, with the measurement behind it.
 DEFAULT_BATCH_PIXELS = DEFAULT_TILE_SIZE**2  # CPU: bigger batches gain nothing (bench/engine.py)
 DEFAULT_BATCH_WAIT_S = 0.01
 MIN_TILE_SIZE = 64
@@ -33,6 +33,11 @@ class UpscalerConfig(BaseModel):
     # balanced: fewest, evenly spread tiles (least recomputed overlap; CPUs). fixed: every tile
     # tile_size², so all requests' tiles stack into uniform batches (GPUs). models.tiling.LAYOUTS.
     tile_layout: Literal["balanced", "fixed"] = "balanced"
+    max_pixel_bytes_in_flight: int = Field(
+        default=DEFAULT_BYTES,
+        gt=0,
+        description="bytes of input and output pixels one replica holds at once; requests beyond it wait (budget.py)",
+    )
     torch_threads: int | None = Field(
         default=None, gt=0, description="threads for the forward pass; unset: every core the replica's process may use"
     )

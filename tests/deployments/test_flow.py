@@ -1,5 +1,6 @@
-"""The flow over fake handles: a past-deadline upscale keeps the original, an output no encoder could
-write at the scale is made as PNG before the upscaler runs, and full decodes are bounded per replica."""
+"""The flow over fake handles: what reaches the upscaler and storage; an image over MAX_UPSCALE_PIXELS
+or past its deadline keeps its original; an output no encoder could write at the scale is made as PNG
+before the upscaler runs; full decodes are bounded per replica; dead replicas and full queues."""
 
 from __future__ import annotations
 
@@ -45,6 +46,7 @@ class Call:
 class FakeUpscaler:
     delay_s: float = 0.0
     formats: list[str] = field(default_factory=list)
+    received: list[DecodedImage] = field(default_factory=list)
     cancelled: int = 0
 
     def options(self, *, multiplexed_model_id: str) -> FakeUpscaler:
@@ -68,6 +70,7 @@ class FakeUpscaler:
     def upscale(self) -> Call:
         async def upscale(image: DecodedImage, fmt: str) -> UpscaledImage:
             self.formats.append(fmt)
+            self.received.append(image)
             try:
                 await asyncio.sleep(self.delay_s)
             except asyncio.CancelledError:
@@ -100,7 +103,7 @@ class FakeStorage:
     @property
     def download_url(self) -> Call:
         async def url(key: str) -> None:
-            return None  # as local storage: the service's object route serves it
+            return None  # local storage: the service's own object route serves it
 
         return Call(url)
 
@@ -116,6 +119,22 @@ class FakeStorage:
 
 def run(flow: Flow, data: bytes, fmt: str | None = None) -> Any:
     return asyncio.run(flow.process(Upload(data, "a.png", "rid", None, fmt)))
+
+
+def test_a_small_image_is_decoded_once_and_upscaled() -> None:
+    upscaler, storage = FakeUpscaler(), FakeStorage()
+    outcome = run(Flow(upscaler, storage, load_settings()), images.jpeg(64, 48))
+    assert (outcome.folder, outcome.status) == (Folder.UPSCALED, Status.SUCCESS)
+    assert [image.pixels.shape for image in upscaler.received] == [(48, 64, 3)]
+    assert list(storage.stored.values()) == [b"upscaled"]
+
+
+def test_an_image_over_the_upscale_limit_never_reaches_the_upscaler() -> None:
+    upscaler, storage, data = FakeUpscaler(), FakeStorage(), images.jpeg(64, 48)
+    outcome = run(Flow(upscaler, storage, load_settings(max_upscale_pixels=64 * 48 - 1)), data)
+    assert (outcome.folder, outcome.status) == (Folder.COULDNT_UPSCALE, Status.ERROR)
+    assert "decode" not in outcome.timings_ms  # refused from the header: no pixel decoded or shipped
+    assert upscaler.received == [] and list(storage.stored.values()) == [data]
 
 
 def test_past_the_deadline_the_original_is_kept_in_couldnt_upscale() -> None:

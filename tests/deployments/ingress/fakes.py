@@ -46,6 +46,7 @@ class FakeStorage:
         self.put = Method(self._put)
         self.put_job_input = Method(lambda job_id, index, image: self._store(f"jobs/{job_id}/{index}", image.data))
         self.get = Method(lambda key: self.objects[key])
+        self.download_url = Method(lambda key: None)
         self.download_url = Method(lambda key, expires_s=3600: None)
         self.unavailable_reason = Method(lambda: None)
 

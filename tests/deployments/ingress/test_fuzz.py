@@ -18,12 +18,15 @@ from schemathesis.specs.openapi.checks import (
 from configs.settings import load_settings
 from deployments.flow import Flow
 from deployments.ingress.api import create_api
+from deployments.ingress.jobs_api import jobs_router
 from deployments.ingress.keys import KeyRing
+from tests.deployments.ingress.fakes import FakeJobs
 from tests.deployments.test_flow import FakeStorage, FakeUpscaler
 
 KEY = "fuzz-key-0123456789"
 config = load_settings(rate_limit="10000/minute")
-app = create_api(Flow(FakeUpscaler(), FakeStorage(), config), config, keys=KeyRing.from_keys([KEY]))
+flow = Flow(FakeUpscaler(), FakeStorage(), config)
+app = create_api(flow, config, [jobs_router(flow, FakeJobs(), config)], keys=KeyRing.from_keys([KEY]))
 schema = schemathesis.openapi.from_asgi("/openapi.json", app)
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 

@@ -25,9 +25,10 @@ def storage_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("storage")
 
 
-def app_client(storage_dir: Path, keys: KeyRing | None = None) -> TestClient:
-    settings = load_settings(storage_dir=storage_dir, s3_bucket=None)
+def app_client(storage_dir: Path, **overrides: object) -> TestClient:
+    settings = load_settings(storage_dir=storage_dir, s3_bucket=None, **overrides)
     flow = Flow(FakeUpscaler(2), FakeStorage(storage_dir), settings)  # type: ignore[arg-type]
+    keys = KeyRing.from_keys(settings.api_key_list)  # as the builder makes them
     return TestClient(create_api(flow, settings, keys=keys, web_dir=WEB_DIR))
 
 
@@ -89,7 +90,7 @@ def test_object_keys_outside_the_result_folders_are_not_found(client: TestClient
 
 
 def test_objects_need_the_api_key_when_the_service_has_one(storage_dir: Path) -> None:
-    with app_client(storage_dir, KeyRing.from_keys([KEY])) as c:
+    with app_client(storage_dir, api_key=KEY) as c:
         result = upload_with_key(c, png(40, 30, seed=9))
         key = str(result["key"])
         assert c.get(f"/api/objects/{key}").status_code == 401

@@ -53,7 +53,10 @@ def test_every_replica_starts_from_the_default_batch_limits(monkeypatch: pytest.
 
 
 def test_user_config_is_applied_live(upscaler: Any) -> None:
-    upscaler.configure({"max_batch_pixels": 3 * 128**2, "batch_wait_timeout_s": 0.5, "tile_size": 128})
+    upscaler.configure(
+        {"max_batch_pixels": 3 * 128**2, "batch_wait_timeout_s": 0.5, "tile_size": 128, "max_pixel_bytes_in_flight": 7}
+    )
+    assert upscaler.pixel_budget.limit == 7
     assert upscaler._forward_tiles._get_max_batch_size() == 3 * 128**2
     assert upscaler._forward_tiles._get_batch_wait_timeout_s() == 0.5
     assert upscaler.tile_size == 128
@@ -120,12 +123,20 @@ def test_out_of_memory_with_the_smallest_tiles_fails(upscaler: Any, monkeypatch:
 def test_the_catalogue_lists_bundled_and_registered_models(shared_dir: Path) -> None:
     catalog = Catalog(load_settings(), [anime(shared_dir)])
     summaries = {m.name: m for m in catalog.summaries()}
-    assert set(summaries) == {"vcsr-m-x2", "vcsr-m-x4", "vcsr-s-x2", "vcsr-s-x4", "anime"}
+    assert set(summaries) == {
+        "vcsr-m-x2",
+        "vcsr-m-x4",
+        "vcsr-s-x2",
+        "vcsr-s-x4",
+        "vcsr-real-x2",
+        "vcsr-real-x4",
+        "anime",
+    }
     assert summaries["vcsr-m-x2"].default and summaries["vcsr-m-x2"].psnr["Set5"] > 37
     assert summaries["anime"].scale == 4 and summaries["anime"].architecture == "RealESRGAN Compact"
     assert summaries["anime"].file_bytes == (shared_dir / "weights" / "realesr-animevideov3.pth").stat().st_size
     assert catalog.resolve(None) == "vcsr-m-x2" and catalog.resolve("anime") == "anime"
-    with pytest.raises(UnknownModelError, match="anime, vcsr-m-x2, vcsr-m-x4, vcsr-s-x2, vcsr-s-x4"):
+    with pytest.raises(UnknownModelError, match="anime, vcsr-m-x2, vcsr-m-x4, vcsr-real-x2, vcsr-real-x4, vcsr-s-x2"):
         catalog.resolve("nope")
 
 
