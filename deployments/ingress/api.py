@@ -127,7 +127,7 @@ def images_router(flow: Flow, metrics: IngressMetrics, settings: Settings, stats
         metrics.upload(outcome.folder, outcome.status, outcome.quality_score, seconds)
         metrics.quality(outcome.quality_metrics, outcome.route, outcome.model)
         stats.record(outcome.folder, outcome.status, outcome.quality_score, seconds)
-        return UploadResponse.of(outcome, rid, await download_url(flow.storage, outcome.stored.key))
+        return UploadResponse.of(outcome, rid, await download_url(flow.storage, settings, outcome.stored.key))
 
     @router.get("/api/models", response_model=list[ModelSummary])
     async def list_models() -> list[ModelSummary]:
@@ -184,10 +184,10 @@ def create_api(
     web_dir: Path | None = None,
     jobs: JobsHandle | None = None,
 ) -> FastAPI:
-    """The ingress app: the image routes, the web UI's routes (``/api/stats`` reads ``jobs`` for queue
-    depth and finished job items), any extra ``routers``, then the page itself (static files from
-    ``web_dir``) at ``/``. ``keys`` are the hashed API keys (the builder makes them from the settings,
-    so plain keys never reach a replica); none: the API is open."""
+    """The ingress app. ``keys`` are the hashed API keys (the builder makes them from the settings, so
+    plain keys never reach a replica); none: the API is open. The web UI's routes (``/api/stats`` reads
+    ``jobs`` for queue depth and finished job items) come before any extra ``routers``, and the page
+    itself (static files from ``web_dir``) is served at ``/`` after every route."""
     allow_long_part_headers()
     keep_file_parts_in_memory(settings.max_upload_bytes)
     metrics = IngressMetrics()

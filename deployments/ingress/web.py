@@ -15,12 +15,12 @@ import logging
 import mimetypes
 import re
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 from ray import serve
@@ -51,6 +51,12 @@ NOT_THE_PAGE = ("/api/", "/docs", "/redoc", "/openapi.json")
 OBJECT_KEY = re.compile("^(" + "|".join(re.escape(f.value) for f in Folder) + r")/[A-Za-z0-9_-][A-Za-z0-9._-]{0,200}$")
 
 
+OBJECT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {t: {} for t in ("image/png", "image/jpeg", "image/webp")}, "description": "The object"},
+    **documented_errors(ErrorResponse),
+}
+
+
 class PageHeaders:
     """ASGI middleware: the page's security headers on every response that is not the API's."""
 
@@ -75,10 +81,17 @@ def object_path(key: str) -> str:
     return "/api/objects/" + quote(key, safe="/'")
 
 
-async def download_url(storage: StorageHandle, key: str) -> str:
-    """Where a client downloads a result: a presigned, expiring URL when storage can give one (S3),
-    else this service's object route (local storage)."""
-    url = await storage.download_url.remote(key)
+async def download_url(storage: StorageHandle, settings: Settings, key: str) -> str:
+    """Where a client downloads a result: a presigned, expiring URL from S3 storage, else (local storage,
+    or storage that does not answer at once) this service's object route, which serves every backend.
+    A convenience: it never fails the upload it is part of, and local storage is not even asked."""
+    if not settings.s3_bucket:
+        return object_path(key)
+    try:
+        url = await asyncio.wait_for(storage.download_url.remote(key), 5.0)
+    except Exception as exc:  # a replica that died under us, or a slow one: the route still works
+        log.warning("no presigned URL for %s: %s", key, exc)
+        return object_path(key)
     return url or object_path(key)
 
 
@@ -117,54 +130,52 @@ JOBS_SCANNED = 50  # the newest jobs whose finished items /api/stats counts (eac
 async def count_job_items(jobs: JobsHandle, stats: Stats) -> None:
     """Job items are finished by the jobs consumer, not here: count those of the newest jobs from
     their records (each item once, by job id and index), so every replica sees the same job work."""
-    views, _ = await jobs.list_jobs.remote(JOBS_SCANNED, None, "")
+    views, _ = await jobs.list_jobs.remote(JOBS_SCANNED, None, None)  # owner None: every key's jobs
     for job in views:
         for item in job["items"]:
             if item.get("result") and item["status"] in ("success", "error"):
                 stats.record_result(item["result"], f"{job['job_id']}:{item['index']}")
 
 
-async def _or_none(probe: Awaitable[Any], what: str) -> Any:
+async def _or_none(probe: Callable[[], Awaitable[Any]], what: str) -> Any:
     try:
-        return await asyncio.wait_for(probe, 5.0)
+        return await asyncio.wait_for(probe(), 5.0)
     except Exception as exc:  # monitoring must answer even when a part of the service does not
         log.warning("/api/stats: %s unavailable: %s", what, exc)
         return None
 
 
-def web_router(
-    storage: StorageHandle,
-    settings: Settings,
-    stats: Stats,
-    jobs: JobsHandle | None = None,
-) -> APIRouter:
+def web_router(storage: StorageHandle, settings: Settings, stats: Stats, jobs: JobsHandle | None = None) -> APIRouter:
     router = APIRouter()
     replicas = Replicas()
 
     @router.get("/api/stats")
     async def summary() -> dict[str, Any]:
         """What this ingress replica has processed (images per folder, quality scores, upscale success
-        rate, processing time p50/p95 per minute), the settings that route images, queue depth and
-        replicas. ``null`` marks a figure this service cannot know now."""
+        rate, processing time p50/p95 per minute), the settings that route images, queue depth (jobs
+        waiting in the broker), spool depth (objects waiting for the bucket) and replicas. ``null``
+        marks a figure this service cannot know now."""
         queue_depth = None
+        spool = await _or_none(lambda: storage.spool_status.remote(), "spool status")  # None: no spool (local storage)
         if jobs is not None:
-            await _or_none(count_job_items(jobs, stats), "job records")
-            queue_depth = await _or_none(jobs.queue_depth.remote(), "queue depth")
+            await _or_none(lambda: count_job_items(jobs, stats), "job records")
+            queue_depth = await _or_none(lambda: jobs.queue_depth.remote(), "queue depth")
         return {
             **stats.summary(),
             "quality_threshold": settings.quality_threshold,
             "upscale_scale": settings.upscale_scale,
             "storage": settings.storage_backend,
             "queue_depth": queue_depth,
-            "spool_depth": None,
+            "spool_depth": spool.objects if spool is not None else None,
             "replicas": await replicas.get(),
             "generated_at": time.time(),
         }
 
-    @router.get("/api/objects/{key:path}", response_class=Response, responses=documented_errors(ErrorResponse))
-    async def stored_object(key: str, request: Request) -> Response:
+    @router.get("/api/objects/{key:path}", response_class=Response, responses=OBJECT_RESPONSES)
+    async def stored_object(key: str) -> Response:
         """A stored result (``<folder>/<name>``), for the browser and the CLI; needs the API key when one
-        is set. Keys outside the three result folders are refused."""
+        is set (``AccessControl`` checks it, as for every ``/api/`` route but health, models and stats).
+        Keys outside the three result folders are refused."""
         if not OBJECT_KEY.fullmatch(key) or ".." in key:
             raise ObjectNotFoundError(key)
         data = await storage.get.remote(key)

@@ -142,7 +142,7 @@ class S3Backend:
                 "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires_s
             )
         except (ClientError, BotoCoreError) as exc:
-            raise StorageError(f"cannot sign a download URL for {key!r}: {exc}") from exc
+            raise _failure(f"signing a download URL for {key!r}", exc) from exc
         return url
 
     def check_writable(self) -> None:

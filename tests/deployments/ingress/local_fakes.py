@@ -62,7 +62,7 @@ class FakeStorage:
 
         inner = Storage.func_or_class(load_settings(storage_dir=root, s3_bucket=None))  # type: ignore[attr-defined]
         self.inner = inner
-        for name in ("put", "put_job_input", "get", "download_url", "unavailable_reason"):
+        for name in ("put", "put_job_input", "get", "download_url", "unavailable_reason", "spool_status"):
             setattr(self, name, _Method(getattr(inner, name)))
 
 

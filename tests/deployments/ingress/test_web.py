@@ -117,3 +117,19 @@ def test_stats_count_what_this_replica_processed(storage_dir: Path) -> None:
     assert sum(b["count"] for b in stats["quality_score_histogram"]) == 2
     assert stats["timeline"][-1]["count"] == 2
     assert stats["replicas"] is None  # no Serve controller in-process
+
+
+def test_an_upload_never_fails_for_its_download_url(storage_dir: Path) -> None:
+    """With S3 settings the route asks storage to presign; a replica that dies there (or hangs) leaves
+    the result with the object route instead of failing an upload that was stored."""
+    settings = load_settings(storage_dir=storage_dir, s3_bucket="some-bucket")
+    storage = FakeStorage(storage_dir)
+
+    async def died(key: str) -> str:
+        raise RuntimeError("ActorDiedError")
+
+    storage.download_url = type("M", (), {"remote": staticmethod(died)})()  # type: ignore[attr-defined]
+    flow = Flow(FakeUpscaler(2), storage, settings)  # type: ignore[arg-type]
+    with TestClient(create_api(flow, settings, web_dir=WEB_DIR)) as c:
+        result = upload(c, png(40, 30, seed=5), "s3.png")
+    assert result["download_url"] == f"/api/objects/{result['key']}"
