@@ -115,13 +115,14 @@ def render(spec: ModelSpec, speed: tuple[float, str]) -> str:
 def _recipe(name: str) -> list[str]:
     if name in REAL_RECIPES:
         args = REAL_RECIPES[name]
+        base = args.split("--init ")[1].split()[0]
         return [
             "- **Data**: `../shared/datasets/train` only (T91 + BSD200, 291 images), each also downscaled by 0.9–0.6;",
             "  low-resolution inputs made on the fly by `models/degrade.py`: 30 % clean Pillow-bicubic, the rest",
             "  downscaled with a random filter then one or two rounds (second with p 0.2, milder) of blur",
             "  (isotropic or anisotropic Gaussian, σ ≤ 2), resize jitter, Gaussian or Poisson noise (σ ≤ 12 levels)",
             "  and JPEG (quality 25–95). No evaluation image was seen in training.",
-            f"- **Recipe**: fine-tuned from `{args.split('--init ')[1].split()[0]}`: Adam (lr 2e-4, cosine decay to 0),",
+            f"- **Recipe**: fine-tuned from `{base}`: Adam (lr 2e-4, cosine decay to 0),",
             "  L1 loss, batches of 32 random patches with flips and transposes, seed 0, bf16 autocast, on one",
             "  NVIDIA H200 for 5.5 minutes (the degradations ran in 7 CPU worker processes).",
             f"- **Reproduce**: `python -m models.train --model {name} {args} --seed 0`",
