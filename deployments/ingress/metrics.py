@@ -39,7 +39,7 @@ class IngressMetrics:
         )
         self._noise = metrics.Histogram(
             "upscaler_quality_noise",
-            "Estimated noise σ of accepted uploads, in 8-bit levels",
+            "Estimated noise sigma of accepted uploads, in 8-bit levels",
             boundaries=[0.5, 1, 2, 3, 5, 8, 12, 20],
         )
         self._routes = metrics.Counter(
