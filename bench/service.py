@@ -87,40 +87,70 @@ class Service:
         self.config = config or REPO / "serve_config.yaml"
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
+        self.ray: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> Service:
-        subprocess.run(
-            [str(BIN / "ray"), "start", "--head", "--port", str(self.gcs_port), "--node-ip-address", "127.0.0.1",
-             "--metrics-export-port", str(self.metrics_port), "--include-dashboard", "false",
-             "--disable-usage-stats"],
-            env=self.env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        # ``ray start --block`` in a session of its own: every Ray process it starts shares its process
+        # group, so stopping it stops this cluster only (``ray stop`` would stop every Ray on the machine).
+        # Its own temp dir keeps it from becoming the machine's default cluster (/tmp/ray/ray_current_cluster),
+        # which a ``ray.init()`` elsewhere on the machine would otherwise join.
+        ray_log = open(self.tmp / "ray.log", "wb")
+        self.ray = subprocess.Popen(
+            [str(BIN / "ray"), "start", "--head", "--block", "--port", str(self.gcs_port), "--node-ip-address",
+             "127.0.0.1", "--metrics-export-port", str(self.metrics_port), "--include-dashboard", "false",
+             "--disable-usage-stats", "--temp-dir", str(self.tmp / "ray")],
+            env=self.env, stdout=ray_log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
+        self._wait_for(lambda: b"Ray runtime started" in (self.tmp / "ray.log").read_bytes(), self.ray, "ray.log")
         log = open(self.tmp / "serve.log", "wb")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "serve_app", "serve", "--config", str(self.config)],
             cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
-        deadline = time.monotonic() + 300
+        self._wait_for(self._healthy, self.process, "serve.log")
+        return self
+
+    def _healthy(self) -> bool:
+        try:
+            return httpx.get(self.url + "/api/health", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def _wait_for(self, ready: Any, process: subprocess.Popen[bytes], log: str, seconds: float = 300) -> None:
+        deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the service exited: see {self.tmp / 'serve.log'}")
-            try:
-                if httpx.get(self.url + "/api/health", timeout=2).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
+            if process.poll() is not None:
+                self.__exit__()
+                raise RuntimeError(f"the service exited: see {self.tmp / log}")
+            if ready():
+                return
             time.sleep(0.5)
-        raise TimeoutError(f"the service was not healthy in 300 s: see {self.tmp / 'serve.log'}")
+        self.__exit__()
+        raise TimeoutError(f"the service was not ready in {seconds:g} s: see {self.tmp / log}")
 
     def __exit__(self, *exc: object) -> None:
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGINT)
-            try:
-                self.process.wait(60)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-        subprocess.run([str(BIN / "ray"), "stop", "--force"], env=self.env, capture_output=True)
+        for process, first in ((self.process, signal.SIGINT), (self.ray, signal.SIGTERM)):
+            if process is not None and process.poll() is None:
+                os.killpg(process.pid, first)
+                try:
+                    process.wait(60)
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, signal.SIGKILL)
+                    process.wait()
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def pids(self, pattern: str) -> list[int]:
+        """Processes of this service whose command line matches ``pattern`` (e.g. ``ServeReplica:.*:Upscaler``)."""
+        found = []
+        for entry in Path("/proc").iterdir():
+            try:
+                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                session = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[3])
+            except (OSError, ValueError, IndexError):
+                continue
+            if self.ray is not None and session == self.ray.pid and re.search(pattern, command):
+                found.append(int(entry.name))
+        return found
 
     def metrics(self) -> dict[str, float]:
         """Ray's Prometheus endpoint, summed over label sets: ``{metric_name: value}``."""

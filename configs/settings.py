@@ -8,16 +8,18 @@ message per bad variable that names the variable, the value given and what would
 
 from __future__ import annotations
 
+import difflib
 import warnings
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MIB = 1024 * 1024
+SECRET_FIELDS = ("api_key", "api_keys", "jobs_broker_url", "webhook_secret")  # never echoed in errors
 
 
 class SettingsError(ValueError):
@@ -65,7 +67,7 @@ class Settings(BaseSettings):
     )
     output_format: Literal["png", "webp", "jpeg"] = Field("png", description="png, webp or jpeg")
     png_compress_level: int = Field(1, ge=0, le=9, description="an integer in 0..9")
-    api_key: str | None = Field(None, min_length=16, description="a secret of at least 16 characters, or unset")
+    api_key: SecretStr | None = Field(None, min_length=16, description="a secret of at least 16 characters, or unset")
     upscaler_service_url: str | None = Field(None, description="ignored on Ray Serve (deprecated)")
     # Batch jobs (POST /api/jobs): the broker, the embedded broker's folder, limits and webhooks.
     jobs_broker_url: SecretStr | None = Field(
@@ -88,6 +90,47 @@ class Settings(BaseSettings):
     webhook_allowed_hosts: str = Field(
         "", description="comma-separated host names or IPs webhooks may reach even when private or loopback"
     )
+    # Reliability and access (issue 9).
+    spool_dir: Path = Field(
+        REPO_ROOT / "data" / "spool",
+        description="a local folder where objects wait while the S3 bucket is unreachable (per node, durable)",
+    )
+    spool_max_bytes: int = Field(
+        2 * 1024 * MIB, ge=0, description="a number of bytes; past it uploads get 503 while S3 is unreachable"
+    )
+    upscale_timeout_s: float = Field(
+        180.0, gt=0, description="seconds; a longer upscale stores the original in couldn't_upscale/"
+    )
+    max_concurrent_decodes: int = Field(
+        2, ge=1, description="a positive number of full image decodes at once per ingress replica"
+    )
+    max_concurrent_uploads: int = Field(
+        24,
+        ge=1,
+        description="a positive number of uploads one ingress replica takes at once (more: 503 with Retry-After); "
+        "keep it below the Ingress's max_ongoing_requests so health always answers",
+    )
+    api_keys: SecretStr | None = Field(
+        None, description="comma-separated API keys, each at least 16 characters (X-API-Key), or unset"
+    )
+    api_keys_file: Path | None = Field(
+        None, description="a file with one salted key hash per line (python -m deployments.ingress.keys), or unset"
+    )
+    rate_limit: str | None = Field(
+        None,
+        pattern=r"^\s*\d+\s*(/|per)\s*(\d+\s*)?(second|minute|hour|day)s?\s*([;,]\s*\d+\s*(/|per)\s*(\d+\s*)?"
+        r"(second|minute|hour|day)s?\s*)*$",
+        description="requests per key (per client address without keys), e.g. 60/minute or 10/second;1000/hour",
+    )
+    rate_limit_storage_url: str | None = Field(
+        None,
+        pattern=r"^(memory|redis|rediss|redis\+sentinel|redis\+cluster)://",
+        description="where rate-limit counters live: redis://… to share them across ingress replicas "
+        "(default: the jobs broker when it is redis://, else memory:// per replica)",
+    )
+    cors_allow_origins: str | None = Field(
+        None, description="comma-separated origins allowed to call the API from a browser (default: none)"
+    )
 
     @field_validator(
         "s3_bucket",
@@ -97,6 +140,11 @@ class Settings(BaseSettings):
         "api_key",
         "jobs_broker_url",
         "webhook_secret",
+        "api_keys",
+        "api_keys_file",
+        "rate_limit",
+        "rate_limit_storage_url",
+        "cors_allow_origins",
         mode="before",
     )
     @classmethod
@@ -108,6 +156,32 @@ class Settings(BaseSettings):
     def _scale_from_text(cls, value: Any) -> Any:
         # .env values arrive as text, and a Literal of ints does not coerce "4".
         return int(value) if isinstance(value, str) and value.strip().isdigit() else value
+
+    @field_validator("api_keys")
+    @classmethod
+    def _keys_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and any(len(k) < 16 for k in value.get_secret_value().split(",")):
+            raise ValueError("every key must be at least 16 characters")  # never echo the keys
+        return value
+
+    @field_validator("api_keys_file")
+    @classmethod
+    def _keys_file_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError("the file does not exist")
+        return value
+
+    @property
+    def api_key_list(self) -> list[str]:
+        """Every plain-text key (API_KEY and API_KEYS); the builder turns them into salted hashes."""
+        keys = [self.api_key.get_secret_value()] if self.api_key else []
+        if self.api_keys:
+            keys += [k.strip() for k in self.api_keys.get_secret_value().split(",") if k.strip()]
+        return keys
+
+    @property
+    def cors_origins(self) -> list[str]:
+        return [o.strip() for o in (self.cors_allow_origins or "").split(",") if o.strip()]
 
     @model_validator(mode="after")
     def _warn_deprecated(self) -> Settings:
@@ -151,21 +225,50 @@ class Settings(BaseSettings):
         return frozenset(h.strip().lower() for h in self.webhook_allowed_hosts.split(",") if h.strip())
 
 
-SECRET_FIELDS = frozenset({"api_key", "jobs_broker_url", "webhook_secret"})  # never echoed in errors
-
-
 def _describe(error: ErrorDetails) -> str:
     field = str(error["loc"][0]) if error["loc"] else "?"
     info = Settings.model_fields.get(field)
     allowed = info.description if info and info.description else error["msg"]
     value = error.get("input")
-    secret = field in SECRET_FIELDS
-    shown = "" if value is None or isinstance(value, dict) or secret else f"={value}"
+    shown = "" if value is None or isinstance(value, dict) else f"={value}"
+    if field in SECRET_FIELDS:
+        shown = "=<hidden>" if value else ""  # a secret is never echoed, even a wrong one
     return f"{field.upper()}{shown}: invalid, expected {allowed} ({error['msg']})"
 
 
+def unknown_settings(names: Any) -> list[str]:
+    """One line per name that is no setting, with the closest setting when there is one."""
+    lines = []
+    for name in sorted(set(names) - set(Settings.model_fields)):
+        close = difflib.get_close_matches(str(name), Settings.model_fields, n=1)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        lines.append(f"{name}: not a setting{hint}")
+    return lines
+
+
+class SettingsOverrides(BaseModel):
+    """Settings given in code or a Serve config's ``args.settings``: any subset of ``Settings``' fields by
+    their field names, nothing else. The environment cannot be checked this way (it holds every process's
+    variables), but a key written here that is no setting fails (``quality_treshold: 0.9`` is an error,
+    not a silently ignored line). Values are validated by ``Settings`` itself."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _only_settings(cls, data: Any) -> Any:
+        if isinstance(data, dict) and (unknown := unknown_settings(data)):
+            raise ValueError("unknown settings: " + ", ".join(unknown))
+        return data
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
 def load_settings(**overrides: Any) -> Settings:
-    """Settings from the environment and ``.env``; keyword arguments win over both."""
+    """Settings from the environment and ``.env``; keyword arguments win over both and must name settings."""
+    if unknown := unknown_settings(overrides):
+        raise SettingsError("invalid configuration:\n  " + "\n  ".join(unknown))
     try:
         return Settings(**overrides)
     except ValidationError as exc:

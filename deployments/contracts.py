@@ -91,6 +91,18 @@ class StoredObject:
     sha256: str
     created: bool  # False when an identical object was already there (an idempotent retry)
     stem: str = ""  # the client's file name as storage sanitised it into the key
+    pending: bool = False  # True when it waits in the local spool for the bucket (key and url are final)
+
+
+@dataclass(frozen=True)
+class SpoolStatus:
+    """The storage spool as ``/api/health`` and the metrics show it."""
+
+    objects: int
+    bytes: int
+    oldest_age_s: float | None  # None when empty
+    max_bytes: int
+    bucket_reachable: bool
 
 
 @dataclass(frozen=True)
@@ -155,7 +167,11 @@ class StorageHandle(Protocol):
     @property
     def get(self) -> Remote[bytes]: ...
     @property
+    def download_url(self) -> Remote[str | None]: ...
+    @property
     def unavailable_reason(self) -> Remote[str | None]: ...
+    @property
+    def spool_status(self) -> Remote[SpoolStatus | None]: ...
 
 
 class UpscalerHandle(Protocol):

@@ -1,7 +1,7 @@
 """Validating and decoding uploads: allow-listed formats, bomb checks before pixels, full decodes.
 
-``inspect`` reads only the header (format, size) so the route is chosen and decompression bombs are
-rejected before a single pixel is decoded. ``verify`` fully decodes an image that is stored as
+``inspect`` reads only the header (format, size, a JPEG's scan count) so the route is chosen and
+decompression bombs are rejected before a single pixel is decoded. ``verify`` fully decodes an image that is stored as
 uploaded (a JPEG at 1/8 scale: Pillow's ``draft`` decodes every entropy-coded block, so truncation
 is still caught, in a third of the time). ``decode`` produces the orientation-corrected pixels the
 upscaler needs.
@@ -10,6 +10,7 @@ upscaler needs.
 from __future__ import annotations
 
 import io
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,10 +24,15 @@ from deployments.errors import (
     EmptyUploadError,
     NotAnImageError,
     TooManyPixelsError,
+    TooManyScansError,
     UnsupportedFormatError,
 )
 
 ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP")
+_FORMAT_OF = {"MPO": "JPEG"}  # Pillow's JPEG plugin opens multi-picture JPEGs as MPO
+# libjpeg's progressive scripts write 10 scans for colour (6·components + 4 for others: 28 for CMYK);
+# mozjpeg's scan optimisation chooses among at most 64. Nothing real writes more.
+MAX_JPEG_SCANS = 100
 EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
 CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 
@@ -91,20 +97,65 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
         raise CorruptImageError(str(exc)) from exc
     if image.width * image.height > max_pixels:
         raise TooManyPixelsError((image.width, image.height), max_pixels)
-    if getattr(image, "n_frames", 1) > 1:
+    if getattr(image, "n_frames", 1) > 1 and image.format != "MPO":  # an MPO decodes its first picture
         raise AnimatedImageError(image.format or "image")
     return image
 
 
+# Markers that stand alone (no length field): TEM, RSTn, SOI, EOI.
+_STANDALONE = {0x01, *range(0xD0, 0xD8), 0xD8, 0xD9}
+# The next marker after entropy-coded data: 0xFF followed by anything but stuffing (00), RSTn or fill.
+_NEXT_MARKER = re.compile(rb"\xff[\x01-\xcf\xd8-\xfe]")
+
+
+def jpeg_scans(data: bytes, stop_after: int) -> int:
+    """How many scans (SOS segments) the first image of a JPEG holds, counted up to ``stop_after``.
+
+    libjpeg decodes every scan before the EOI, however many there are (``draft`` does not help for
+    progressive files): 20,000 tiny repeated scans cost 0.8 s at 1080p, and a 50 MB body holds millions.
+    Segments with a length (APPn: EXIF thumbnails, MPF) are skipped whole, so only scans the decoder
+    would run are counted; data after the first EOI (an MPO's other pictures) is never decoded."""
+    pos, scans, size = 2, 0, len(data)
+    while pos + 4 <= size and scans <= stop_after:
+        marker = data[pos + 1] if data[pos] == 0xFF else 0x00
+        if marker == 0x00:  # entropy-coded data (or stuffing within it): on to the next real marker
+            found = _NEXT_MARKER.search(data, pos + 1)
+            if found is None:
+                break
+            pos = found.start()
+            continue
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker == 0xD9:
+            break
+        if marker in _STANDALONE:
+            pos += 2
+            continue
+        scans += marker == 0xDA
+        pos += 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
+    return scans
+
+
+def _check_scans(data: bytes) -> None:
+    if data[:2] == b"\xff\xd8":
+        scans = jpeg_scans(data, MAX_JPEG_SCANS)
+        if scans > MAX_JPEG_SCANS:
+            raise TooManyScansError(MAX_JPEG_SCANS)
+
+
 def inspect(data: bytes, max_pixels: int) -> Probe:
-    """Format and size from the header alone; rejects empty, unknown, animated and oversized images."""
+    """Format and size from the header alone; rejects empty, unknown, animated and oversized images,
+    and JPEGs with more scans than any encoder writes. A multi-picture JPEG (MPO: stereo pairs, phone
+    gain maps) is a JPEG whose first picture is the image."""
     if not data:
         raise EmptyUploadError()
+    _check_scans(data)
     image = _open(data, max_pixels)
     assert image.format is not None  # set by every allow-listed plugin
     tables = getattr(image, "quantization", None) if image.format == "JPEG" else None
     quantization = {int(k): tuple(int(x) for x in v) for k, v in tables.items()} if tables else None
-    return Probe(data, image.format, image.width, image.height, quantization)
+    return Probe(data, _FORMAT_OF.get(image.format, image.format), image.width, image.height, quantization)
 
 
 def _load(image: Image.Image) -> None:

@@ -14,10 +14,15 @@ class ServiceError(Exception):
     """Base of every named error: ``code`` is stable (clients match on it), ``message`` is for people."""
 
     code = "error"
+    retry_after_s: int | None = None  # when set, the client is told to retry after this many seconds
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+    def headers(self) -> dict[str, str]:
+        """HTTP headers the refusal carries (``Retry-After`` when the client should come back)."""
+        return {"Retry-After": str(self.retry_after_s)} if self.retry_after_s else {}
 
 
 class UploadRejectedError(ServiceError):
@@ -82,6 +87,16 @@ class TooManyPixelsError(UploadRejectedError):
         self.size, self.limit = size, limit
 
 
+class TooManyScansError(UploadRejectedError):
+    code = "too_many_scans"
+
+    def __init__(self, limit: int | str) -> None:
+        super().__init__(
+            f"The JPEG holds more than {limit} scans, more than any encoder writes (a decoding bomb); "
+            "re-encode it as a baseline or standard progressive JPEG."
+        )
+
+
 class UploadTooLargeError(UploadRejectedError):
     code = "upload_too_large"
 
@@ -95,6 +110,18 @@ class UnauthorizedError(UploadRejectedError):
 
     def __init__(self) -> None:
         super().__init__("A valid API key is required in the X-API-Key header.")
+
+
+class RateLimitedError(UploadRejectedError):
+    code = "rate_limited"
+
+    def __init__(self, limit: str, retry_after_s: int = 1, rate_headers: dict[str, str] | None = None) -> None:
+        super().__init__(f"Too many requests for this key (RATE_LIMIT {limit}); retry in {retry_after_s} s.")
+        self.retry_after_s = retry_after_s
+        self.rate_headers = rate_headers or {}
+
+    def headers(self) -> dict[str, str]:
+        return {**super().headers(), **self.rate_headers}
 
 
 class UnknownModelError(UploadRejectedError):
@@ -152,10 +179,37 @@ class JobsUnavailableError(ServiceError):
         super().__init__(f"The jobs queue is unavailable, no job was created; retry later ({reason}).")
 
 
+class OverloadedError(ServiceError):
+    """Every queue that could take the work is full; nothing was stored. A retry later succeeds."""
+
+    code = "overloaded"
+    retry_after_s = 5
+
+    def __init__(self, message: str = "The service is at capacity; nothing was stored, retry later.") -> None:
+        super().__init__(message)
+
+
 class StorageError(ServiceError, RuntimeError):
     """The object could not be stored; nothing partial was left behind."""
 
     code = "storage_unavailable"
+    retry_after_s = 30
+
+
+class StorageUnreachableError(StorageError):
+    """The bucket did not answer (connection refused, timeout, 5xx, throttling): a transient failure
+    that the spool absorbs. The message never names the endpoint or the bucket."""
+
+
+class SpoolFullError(StorageError):
+    retry_after_s = 60
+
+    def __init__(self, limit: int | str) -> None:  # (a str when Ray unpickles it from its message)
+        super().__init__(
+            f"The storage bucket is unreachable and the local spool is full ({limit} bytes, SPOOL_MAX_BYTES); "
+            "nothing was stored, retry later."
+        )
+        self.limit = limit
 
 
 class StorageConflictError(StorageError):
@@ -164,7 +218,26 @@ class StorageConflictError(StorageError):
         self.key = key
 
 
+class ObjectNotFoundError(StorageError):
+    """No stored result under this key (or a key that names no result: job inputs, paths that escape)."""
+
+    code = "object_not_found"
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"No stored object {key[:200]!r}; keys come from an upload's result.")
+        self.key = key
+
+
 class UpscaleError(ServiceError, RuntimeError):
     """Upscaling this image failed; the original goes to ``couldn't_upscale/``."""
 
     code = "upscale_failed"
+
+
+class UpscaleDeadlineError(UpscaleError):
+    """Upscaling took longer than UPSCALE_TIMEOUT_S; the original goes to ``couldn't_upscale/``."""
+
+    code = "upscale_timeout"
+
+    def __init__(self, timeout_s: float | str) -> None:
+        super().__init__(f"upscaling took longer than UPSCALE_TIMEOUT_S={timeout_s} s")

@@ -18,8 +18,14 @@ import asyncio
 import hashlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TypeVar
+
+from ray.exceptions import RayActorError
+from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError, ReplicaUnavailableError
 
 from configs.quality_policy import Decision, QualityPolicy, load_policy
 from configs.settings import Settings
@@ -30,17 +36,33 @@ from deployments.contracts import (
     Folder,
     ModelSummary,
     Outcome,
+    SpoolStatus,
     Status,
     StorageHandle,
     StoredObject,
     UpscaledImage,
     UpscalerHandle,
 )
-from deployments.errors import UnknownModelError, UnknownOutputFormatError
+from deployments.errors import (
+    OverloadedError,
+    ServiceError,
+    StorageError,
+    UnknownModelError,
+    UnknownOutputFormatError,
+    UpscaleDeadlineError,
+)
 
 log = logging.getLogger("ray.serve")
+T = TypeVar("T")
+
+# A call that failed because of the replica, not the request: safe to send again when it is idempotent.
+REPLICA_FAILURES = (RayActorError, ReplicaUnavailableError, DeploymentUnavailableError, BackPressureError)
+STORE_RETRY_S = 20.0  # a killed storage replica was replaced in ~8-9 s here
 
 OUTPUT_FORMATS = ("png", "webp", "jpeg")
+# The largest side each encoder can write (libwebp: 16383; JPEG: 65535). An output past it is made as
+# PNG instead, decided before the upscaler runs, rather than failing after the work.
+MAX_OUTPUT_SIDE = {"webp": 16383, "jpeg": 65535}
 
 
 @dataclass(frozen=True)
@@ -103,6 +125,13 @@ def variant(upscaled: UpscaledImage) -> str:
     return f"{upscaled.model}:x{upscaled.scale}:{upscaled.image.extension}"
 
 
+def output_format(requested: str, width: int, height: int, scale: int) -> str:
+    """The format to encode an upscaled ``width×height`` image in: ``requested`` unless its encoder
+    cannot write an image that large, then PNG."""
+    limit = MAX_OUTPUT_SIDE.get(requested)
+    return "png" if limit is not None and max(width, height) * scale > limit else requested
+
+
 class Flow:
     def __init__(
         self, upscaler: UpscalerHandle, storage: StorageHandle, settings: Settings, policy: QualityPolicy | None = None
@@ -112,6 +141,13 @@ class Flow:
         self.settings = settings
         self.policy = policy or load_policy(settings.quality_policy)
         self._models: list[ModelSummary] | None = None
+        # Full decodes hold a whole image's pixels (a 49-MP PNG: ~150 MB, ~190 MB of RSS while decoding):
+        # a few at a time per replica keeps memory flat when many large uploads arrive together.
+        self._decoder = ThreadPoolExecutor(settings.max_concurrent_decodes, thread_name_prefix="decode")
+
+    async def _full_decode(self, fn: Callable[[decode.Probe, int], T], probe: decode.Probe) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._decoder, fn, probe, self.settings.max_image_pixels)
 
     async def models(self) -> list[ModelSummary]:
         """The upscaler's catalogue (the same on every replica), fetched once."""
@@ -167,15 +203,18 @@ class Flow:
         return outcome
 
     async def route(self, accepted: Accepted, clock: Stopwatch) -> Routed:
-        """Decode what the likely route needs, measure the metrics on it and apply the policy."""
-        probe, limit = accepted.probe, self.settings.max_image_pixels
+        """Decode what the likely route needs, measure the metrics on it and apply the policy. An image the
+        upscaler could not take (over MAX_UPSCALE_PIXELS) only gets the cheap full check: its pixels are
+        never decoded at full size or shipped."""
+        probe = accepted.probe
         decoded: DecodedImage | None = None
-        if accepted.score >= self.settings.quality_threshold:
-            image = await asyncio.to_thread(decode.verify, probe, limit)
+        upscalable = probe.width * probe.height <= self.settings.max_upscale_pixels
+        if accepted.score >= self.settings.quality_threshold or not upscalable:
+            image = await self._full_decode(decode.verify, probe)
             clock.lap("verify")
             metrics = quality.measure_image(image, probe.width, accepted.score, probe.quantization)
         else:
-            decoded = await asyncio.to_thread(decode.decode, probe, limit)
+            decoded = await self._full_decode(decode.decode, probe)
             clock.lap("decode")
             metrics = quality.measure(decoded.pixels, accepted.score, probe.quantization)
         clock.lap("measure")
@@ -200,30 +239,87 @@ class Flow:
         return _outcome(accepted, routed, Folder.GOOD_QUALITY, Status.SUCCESS, message, stored, clock)
 
     async def _upscale(self, accepted: Accepted, routed: Routed, clock: Stopwatch) -> Outcome:
+        probe, limit = accepted.probe, self.settings.max_upscale_pixels
+        if probe.width * probe.height > limit:  # decided before its pixels are decoded and shipped
+            reason = f"{probe.width}×{probe.height} is over MAX_UPSCALE_PIXELS={limit:,}"
+            return await self._keep_original(accepted, routed, clock, reason)
         decoded = routed.decoded
         if decoded is None:  # a policy rule upscales an image that only had its cheap check
-            decoded = await asyncio.to_thread(decode.decode, accepted.probe, self.settings.max_image_pixels)
+            decoded = await self._full_decode(decode.decode, probe)
             clock.lap("decode")
+        requested = accepted.upload.format or self.settings.output_format
+        fmt = output_format(requested, probe.width, probe.height, routed.model.scale)
         try:
-            upscaler = self.upscaler.options(multiplexed_model_id=routed.model.name)
-            upscaled = await upscaler.upscale.remote(decoded, accepted.upload.format)
-        except Exception as exc:  # whatever broke upscaling, the original must still be kept
-            log.warning("request %s: upscaling failed, keeping the original: %s", accepted.upload.request_id, exc)
-            clock.lap("upscale")
-            stored = await self._put(Folder.COULDNT_UPSCALE, accepted, accepted.original)
-            clock.lap("store")
-            message = "Upscaling failed; the original image was stored in couldn't_upscale/."
-            return _outcome(accepted, routed, Folder.COULDNT_UPSCALE, Status.ERROR, message, stored, clock)
+            upscaled = await self._upscale_within_deadline(accepted, routed.model, decoded, fmt)
+        except BackPressureError as exc:  # every upscaler queue is full: a retry later will be upscaled
+            raise OverloadedError() from exc
+        except Exception as exc:  # whatever broke upscaling (or its deadline), the original must still be kept
+            return await self._keep_original(accepted, routed, clock, str(exc) or type(exc).__name__)
         clock.lap("upscale")
         stored = await self._put(Folder.UPSCALED, accepted, upscaled.image, variant(upscaled))
         clock.lap("store")
         message = f"Image upscaled ×{upscaled.scale} and stored."
         return _outcome(accepted, routed, Folder.UPSCALED, Status.SUCCESS, message, stored, clock, upscaled)
 
+    async def _upscale_within_deadline(
+        self, accepted: Accepted, model: ModelSummary, decoded: DecodedImage, fmt: str
+    ) -> UpscaledImage:
+        """The upscaler's answer within UPSCALE_TIMEOUT_S. A call whose replica died is sent again (an
+        upscale is pure: Serve routes it to a live or replacement replica) while the deadline allows;
+        past the deadline the request is cancelled and ``UpscaleDeadlineError`` raised."""
+        upscaler = self.upscaler.options(multiplexed_model_id=model.name)
+        deadline = time.monotonic() + self.settings.upscale_timeout_s
+        while True:
+            try:
+                return await self._within(upscaler.upscale.remote(decoded, fmt), deadline - time.monotonic())
+            except (RayActorError, ReplicaUnavailableError) as exc:
+                if time.monotonic() + 1.0 >= deadline:
+                    raise
+                log.warning("request %s: upscaler replica failed (%s); sending again", accepted.upload.request_id, exc)
+                await asyncio.sleep(1.0)
+
+    async def _within(self, response: Awaitable[UpscaledImage], timeout: float) -> UpscaledImage:
+        try:
+            return await asyncio.wait_for(response, max(timeout, 0.0))
+        except TimeoutError:
+            cancel = getattr(response, "cancel", None)
+            if callable(cancel):
+                cancel()  # the replica stops its work at its next await
+            raise UpscaleDeadlineError(self.settings.upscale_timeout_s) from None
+
+    async def _keep_original(self, accepted: Accepted, routed: Routed, clock: Stopwatch, reason: str) -> Outcome:
+        log.warning("request %s: upscaling failed, keeping the original: %s", accepted.upload.request_id, reason)
+        clock.lap("upscale")
+        stored = await self._put(Folder.COULDNT_UPSCALE, accepted, accepted.original)
+        clock.lap("store")
+        message = "Upscaling failed; the original image was stored in couldn't_upscale/."
+        return _outcome(accepted, routed, Folder.COULDNT_UPSCALE, Status.ERROR, message, stored, clock)
+
     async def _put(
         self, folder: Folder, accepted: Accepted, image: EncodedImage, made_as: str | None = None
     ) -> StoredObject:
-        return await self.storage.put.remote(folder, accepted.upload.filename, accepted.digest, image, made_as)
+        """Store through the storage deployment. Puts are create-only and idempotent, so one that failed
+        because its replica died (Serve replaces it in ~10 s) is simply sent again, for up to
+        ``STORE_RETRY_S``; then 503 with Retry-After, never a 500."""
+        delay, deadline = 0.25, time.monotonic() + STORE_RETRY_S
+        while True:
+            try:
+                return await self.storage.put.remote(folder, accepted.upload.filename, accepted.digest, image, made_as)
+            except ServiceError:
+                raise
+            except REPLICA_FAILURES as exc:
+                if time.monotonic() + delay > deadline:
+                    raise StorageError("The storage service did not answer; nothing was stored, retry later.") from exc
+                log.warning("request %s: storage replica failed (%s); retrying", accepted.upload.request_id, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    async def spool_status(self, timeout_s: float = 5.0) -> SpoolStatus | None:
+        """The storage spool's depth and age (``None`` without a spool or when storage does not answer)."""
+        try:
+            return await asyncio.wait_for(self.storage.spool_status.remote(), timeout_s)
+        except Exception:
+            return None
 
     async def unavailable_reasons(self, timeout_s: float = 5.0) -> list[str]:
         checks = {"upscaler": self.upscaler.unavailable_reason, "storage": self.storage.unavailable_reason}
@@ -233,8 +329,9 @@ class Flow:
                 reason = await asyncio.wait_for(method.remote(), timeout_s)  # type: ignore[attr-defined]
             except TimeoutError:
                 return f"{name}: no replica answered within {timeout_s:g} s"
-            except Exception as exc:
-                return f"{name}: {type(exc).__name__}: {exc}"
+            except Exception as exc:  # the details (hosts, paths) go to the log, not to the public reason
+                log.warning("health: %s did not answer: %s", name, exc)
+                return f"{name}: {type(exc).__name__}"
             return f"{name}: {reason}" if reason else None
 
         results = await asyncio.gather(*(ask(n, m) for n, m in checks.items()))
@@ -256,6 +353,8 @@ def _outcome(
     if upscaled:
         timings.update(model=round(upscaled.upscale_seconds * 1000, 2), encode=round(upscaled.encode_seconds * 1000, 2))
     tried = folder is not Folder.GOOD_QUALITY
+    if stored.pending:
+        message += " The bucket is unreachable: it waits in a durable spool and reaches the bucket when it answers."
     return Outcome(
         folder=folder,
         status=status,

@@ -33,7 +33,18 @@ class UploadResult(BaseModel):
     precision: str | None = Field(None, description="The dtype the model ran in, when it ran")
     tiles: int | None = Field(None, description="Tiles the image was cut into for the model")
     duplicate: bool = Field(description="True when an identical upload was already stored under this key")
+    pending: bool = Field(
+        False,
+        description="True when the bucket was unreachable: the object is kept in a durable local spool and "
+        "reaches the bucket (at this key and URL) as soon as it answers",
+    )
     timings_ms: dict[str, float]
+    download_url: str | None = Field(
+        None,
+        description="Where to download the stored object: a presigned URL that expires (S3), or this "
+        "service's /api/objects/{key} (local storage; send X-API-Key when the service has one). "
+        "Filled in when a result is shown, not stored with it.",
+    )
     quality_metrics: dict[str, float | int | None] | None = Field(
         None,
         description="No-reference metrics: resolution (= quality_score), sharpness (0-1, higher is sharper), "
@@ -43,7 +54,7 @@ class UploadResult(BaseModel):
     route: str | None = Field(None, description="The quality-policy rule that decided store vs upscale and the model")
 
     @classmethod
-    def of(cls, outcome: Outcome, request_id: str) -> UploadResult:
+    def of(cls, outcome: Outcome, request_id: str, download_url: str | None = None) -> UploadResult:
         return cls(
             original_key=outcome.original_key,
             status=outcome.status.value,
@@ -63,7 +74,9 @@ class UploadResult(BaseModel):
             precision=outcome.precision,
             tiles=outcome.tiles,
             duplicate=not outcome.stored.created,
+            pending=outcome.stored.pending,
             timings_ms=outcome.timings_ms,
+            download_url=download_url,
             quality_metrics=outcome.quality_metrics,
             route=outcome.route,
         )

@@ -5,14 +5,19 @@ uint8 tiles on the CPU: conversion to the model's device and dtype, scaling to [
 pass under ``inference_mode``, clamping and rounding back to 8 bits all happen here and nowhere else.
 Images are ``H×W``, ``H×W×3`` or ``H×W×4`` uint8 arrays; ``split_planes`` turns one into the RGB
 planes the network understands (greyscale is replicated, alpha is upscaled as a separate grey plane)
-and ``merge_planes`` restores the original layout.
+and ``upscaled_like`` preallocates the upscaled image in the original layout, with one ``PlaneSink``
+per plane that pastes each tile's output straight into it (greyscale averaged back to one channel):
+the full-size output exists once, as uint8, never as a float or channel-first copy.
 """
 
 from __future__ import annotations
 
 import ctypes
+import math
+import mmap
 import os
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,7 +25,7 @@ import torch
 from numpy.typing import NDArray
 from torch import nn
 
-from models.tiling import cut, plan_tiles, stitch
+from models.tiling import Tile, cut, owned, paste, plan_tiles
 
 
 @dataclass(frozen=True)
@@ -100,25 +105,27 @@ class Engine:
             out: torch.Tensor = y.float().clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8).cpu()
             return out
 
-    def upscale_plane(
+    def upscale_tiles(
         self, plane: torch.Tensor, tile: int, max_batch: int = 8, layout: str = "balanced"
-    ) -> torch.Tensor:
-        """Tile, run and stitch one ``3×H×W`` uint8 plane synchronously (evaluation, tests, CLI)."""
+    ) -> Iterator[tuple[Tile, torch.Tensor]]:
+        """Tile one ``3×H×W`` uint8 plane and run it synchronously, up to ``max_batch`` equal tiles per
+        pass: each tile with its upscaled output (evaluation, tests, CLI)."""
         _, height, width = plane.shape
         tiles = plan_tiles(height, width, tile, self.info.tile_margin, layout)
         crops = cut(plane, tiles)
-        outputs: list[torch.Tensor] = []
         for i in range(0, len(crops), max_batch):
             chunk = crops[i : i + max_batch]
             if all(c.shape == chunk[0].shape for c in chunk):
-                outputs.extend(self.run(torch.stack(chunk)).unbind(0))
+                yield from zip(tiles[i : i + max_batch], self.run(torch.stack(chunk)).unbind(0), strict=True)
             else:
-                outputs.extend(self.run(c[None])[0] for c in chunk)
-        return stitch(outputs, tiles, self.scale, height, width)
+                yield from ((t, self.run(c[None])[0]) for t, c in zip(tiles[i : i + max_batch], chunk, strict=True))
 
     def upscale_image(self, image: NDArray[np.uint8], tile: int = 512, layout: str = "balanced") -> NDArray[np.uint8]:
-        planes = split_planes(image)
-        return merge_planes([self.upscale_plane(p, tile, layout=layout) for p in planes], image)
+        out, sinks = upscaled_like(image, self.scale)
+        for plane, sink in zip(split_planes(image), sinks, strict=True):
+            for placed, output in self.upscale_tiles(plane, tile, layout=layout):
+                sink.put(output, placed, self.scale)
+        return out
 
 
 def split_planes(image: NDArray[np.uint8]) -> list[torch.Tensor]:
@@ -140,15 +147,44 @@ def split_planes(image: NDArray[np.uint8]) -> list[torch.Tensor]:
     raise ValueError(f"expected 1, 3 or 4 channels, got {channels}")
 
 
-def merge_planes(planes: list[torch.Tensor], like: NDArray[np.uint8]) -> NDArray[np.uint8]:
-    """Inverse of ``split_planes`` on the upscaled planes, for an original laid out like ``like``."""
-    colour = planes[0]
-    if like.ndim == 2:
+@dataclass(frozen=True)
+class PlaneSink:
+    """Where one plane of ``split_planes`` lands in the upscaled image: a ``C×(s·H)×(s·W)`` view of it,
+    and whether the network's three channels are averaged back to one (greyscale, alpha)."""
+
+    canvas: torch.Tensor
+    grey: bool
+
+    def put(self, output: torch.Tensor, tile: Tile, scale: int) -> None:
+        """Paste the part of one upscaled tile (``3×(s·h)×(s·w)`` uint8) that the tile owns."""
+        if not self.grey:
+            paste(self.canvas, output, tile, scale)
+            return
         # The network saw R = G = B; its channels agree to rounding, so average them back to grey.
-        grey = colour.float().mean(dim=0).round_().to(torch.uint8)
-        return grey.numpy()
-    rgb = colour.permute(1, 2, 0)
-    if like.shape[2] == 4:
-        alpha = planes[1].float().mean(dim=0).round_().to(torch.uint8)
-        rgb = torch.cat([rgb, alpha[..., None]], dim=2)
-    return np.ascontiguousarray(rgb.numpy())
+        (rows, cols), (tile_rows, tile_cols) = owned(tile, scale)
+        self.canvas[:, rows, cols] = output[:, tile_rows, tile_cols].float().mean(dim=0).round_().to(torch.uint8)
+
+
+def own_pages(shape: tuple[int, ...]) -> NDArray[np.uint8]:
+    """An uninitialised uint8 array on pages of its own (an anonymous ``mmap``), given back to the system
+    when the array is freed. From ``malloc`` a large output would be carved out of the heap that
+    ``keep_large_allocations`` keeps for the feature maps, and the next forward pass would grow the heap
+    past it: the process's peak would be the feature maps plus every output ever alive at once."""
+    nbytes = math.prod(shape)
+    if nbytes < 1 << 20:
+        return np.empty(shape, np.uint8)
+    return np.frombuffer(mmap.mmap(-1, nbytes), np.uint8).reshape(shape)
+
+
+def upscaled_like(image: NDArray[np.uint8], scale: int) -> tuple[NDArray[np.uint8], list[PlaneSink]]:
+    """The upscaled image, allocated once in the layout of ``image`` (uint8, ``s·H×s·W[×C]``), and a
+    sink for each plane ``split_planes(image)`` returns, in the same order."""
+    out = own_pages((scale * image.shape[0], scale * image.shape[1], *image.shape[2:]))
+    pixels = torch.from_numpy(out)
+    if out.ndim == 2:
+        return out, [PlaneSink(pixels[None], grey=True)]
+    channels_first = pixels.permute(2, 0, 1)
+    sinks = [PlaneSink(channels_first[:3], grey=False)]
+    if out.shape[2] == 4:
+        sinks.append(PlaneSink(channels_first[3:], grey=True))
+    return out, sinks

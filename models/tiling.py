@@ -84,6 +84,26 @@ def cut(image: torch.Tensor, tiles: list[Tile]) -> list[torch.Tensor]:
     return [image[:, t.rows.start : t.rows.stop, t.cols.start : t.cols.stop] for t in tiles]
 
 
+def owned(tile: Tile, scale: int) -> tuple[tuple[slice, slice], tuple[slice, slice]]:
+    """Where the output pixels a tile owns lie: ``(rows, cols)`` in the whole upscaled image, and
+    ``(rows, cols)`` in the tile's own upscaled output."""
+    r, c = tile.rows, tile.cols
+    return (
+        (slice(scale * r.keep_start, scale * r.keep_stop), slice(scale * c.keep_start, scale * c.keep_stop)),
+        (
+            slice(scale * (r.keep_start - r.start), scale * (r.keep_stop - r.start)),
+            slice(scale * (c.keep_start - c.start), scale * (c.keep_stop - c.start)),
+        ),
+    )
+
+
+def paste(canvas: torch.Tensor, output: torch.Tensor, tile: Tile, scale: int) -> None:
+    """Copy the part of one upscaled tile (``C×(s·h)×(s·w)``) it owns into ``canvas`` (``C×(s·H)×(s·W)``,
+    any strides: a view of a preallocated ``H×W×C`` image works, so no second full-size copy is made)."""
+    (rows, cols), (tile_rows, tile_cols) = owned(tile, scale)
+    canvas[:, rows, cols] = output[:, tile_rows, tile_cols]
+
+
 def stitch(outputs: list[torch.Tensor], tiles: list[Tile], scale: int, height: int, width: int) -> torch.Tensor:
     """Assemble upscaled tiles (``C×(s·h)×(s·w)`` each) into the ``C×(s·H)×(s·W)`` image."""
     if len(outputs) != len(tiles) or not outputs:
@@ -91,10 +111,5 @@ def stitch(outputs: list[torch.Tensor], tiles: list[Tile], scale: int, height: i
     first = outputs[0]
     canvas = first.new_empty((first.shape[0], scale * height, scale * width))
     for out, t in zip(outputs, tiles, strict=True):
-        r, c = t.rows, t.cols
-        canvas[:, scale * r.keep_start : scale * r.keep_stop, scale * c.keep_start : scale * c.keep_stop] = out[
-            :,
-            scale * (r.keep_start - r.start) : scale * (r.keep_stop - r.start),
-            scale * (c.keep_start - c.start) : scale * (c.keep_stop - c.start),
-        ]
+        paste(canvas, out, t, scale)
     return canvas

@@ -1,23 +1,25 @@
-"""Command line: run the service, or upload images to a running one.
+"""Command line: run the service, or use a running one.
 
-python -m serve_app serve [--config serve_config.yaml]   # validates settings, then `serve run`
-python -m serve_app upload photo.jpg [more.png …] [--url http://127.0.0.1:8000]
+python -m serve_app serve [--config serve_config.yaml]   # validates settings, then runs `serve run`
+python -m serve_app upload PATH… [--recursive] [--out DIR] [--json] [--url http://127.0.0.1:8000]
+python -m serve_app status [--json] [--url http://127.0.0.1:8000]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import hashlib
 import os
+import signal
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-import httpx
 import yaml
 
 from configs.settings import REPO_ROOT, SettingsError, load_settings
+from serve_app.commands import add_status, add_upload
 
 
 def render_config(config: Path, port: int) -> str:
@@ -25,6 +27,28 @@ def render_config(config: Path, port: int) -> str:
     document = yaml.safe_load(config.read_text())
     document.setdefault("http_options", {})["port"] = port
     return str(yaml.safe_dump(document, sort_keys=False))
+
+
+def write_rendered(text: str) -> Path:
+    """The rendered config in the temp folder, named by its content (atomic; reruns reuse the same file)."""
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    path = Path(tempfile.gettempdir()) / f"visioncloud-serve-{os.getuid()}-{digest}.yaml"
+    if not path.is_file() or path.read_text() != text:
+        partial = path.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(text)
+        partial.replace(path)
+    return path
+
+
+# Ray's `serve` console script, run by this interpreter (found wherever Ray is installed, scripts or not).
+SERVE_CLI = "import sys; from ray.serve.scripts import cli; sys.argv[0] = 'serve'; sys.exit(cli())"
+
+
+def serve_command(config: Path, address: str | None) -> list[str]:
+    """``serve run`` on a new local Ray unless RAY_ADDRESS names a cluster: with no address Ray joins the
+    last cluster any ``ray start`` on the machine recorded in /tmp/ray, which is rarely what was meant."""
+    run = ["run", str(config), "--app-dir", str(REPO_ROOT), "--address", address or "local"]
+    return [sys.executable, "-c", SERVE_CLI, *run]
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -35,25 +59,40 @@ def serve(args: argparse.Namespace) -> int:
         return 2
     storage = f"s3://{settings.s3_bucket}" if settings.s3_bucket else str(settings.storage_dir)
     print(f"VisionCloud Upscaler on http://127.0.0.1:{settings.port}  (storage: {storage})", flush=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        rendered = Path(tmp) / args.config.name
-        rendered.write_text(render_config(args.config, settings.port))
-        command = [str(Path(sys.executable).with_name("serve")), "run", str(rendered), "--app-dir", str(REPO_ROOT)]
-        try:
-            return subprocess.call(command, cwd=REPO_ROOT, env=os.environ.copy())
-        except KeyboardInterrupt:
-            return 130
+    rendered = write_rendered(render_config(args.config, settings.port))
+    return run_forwarding_signals(serve_command(rendered, os.environ.get("RAY_ADDRESS")))
 
 
-def upload(args: argparse.Namespace) -> int:
-    failed = 0
-    with httpx.Client(base_url=args.url, timeout=600) as client:
-        for path in args.files:
-            with open(path, "rb") as f:
-                response = client.post("/api/images/upload", files={"image": (path.name, f)})
-            print(json.dumps({"file": str(path), "status": response.status_code, **response.json()}, indent=2))
-            failed += response.status_code != 200
-    return 1 if failed else 0
+def run_forwarding_signals(command: list[str]) -> int:
+    """Run ``command`` (``serve run``) until it ends and exit with its status (128+N if signal N ended it).
+
+    The first SIGTERM or SIGINT we get (``docker stop``, systemd, Kubernetes, Ctrl-C) reaches it as
+    SIGINT: its graceful path, where ``serve.shutdown()`` lets replicas finish what they hold, then the
+    Ray it started stops, and it exits 0. (Its SIGTERM path stops Ray from inside a signal handler and
+    aborts.) Any further signal is passed on as SIGTERM. It runs in its own session, so a Ctrl-C in a
+    terminal reaches it once, through us, and with SIGINT at its default even when we were started in
+    the background, where shells ignore SIGINT."""
+    stop = {signal.SIGTERM, signal.SIGINT}
+
+    def in_child() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, stop)
+
+    # Held until the handlers are in place: a SIGTERM that arrives meanwhile is forwarded, not lost.
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop)
+    child = subprocess.Popen(command, cwd=REPO_ROOT, start_new_session=True, preexec_fn=in_child)
+    received = 0
+
+    def forward(signum: int, frame: object) -> None:
+        nonlocal received
+        received += 1
+        child.send_signal(signal.SIGINT if received == 1 else signal.SIGTERM)
+
+    for signum in stop:
+        signal.signal(signum, forward)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, stop)
+    status = child.wait()
+    return 128 - status if status < 0 else status
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,10 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     run = commands.add_parser("serve", help="run the service with `serve run`")
     run.add_argument("--config", type=Path, default=REPO_ROOT / "serve_config.yaml")
     run.set_defaults(func=serve)
-    send = commands.add_parser("upload", help="upload images to a running service")
-    send.add_argument("files", type=Path, nargs="+")
-    send.add_argument("--url", default="http://127.0.0.1:8000")
-    send.set_defaults(func=upload)
+    add_upload(commands)
+    add_status(commands)
     args = parser.parse_args(argv)
     return int(args.func(args))
 

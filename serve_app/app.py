@@ -6,25 +6,35 @@ postponed annotations). Settings come from the environment and ``.env``; ``args.
 """
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import ray
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from ray.serve import Application
 
 from configs.model_registry import load_registry
-from configs.settings import Settings, load_settings
+from configs.settings import Settings, SettingsOverrides, load_settings
 from deployments.broker.deployment import EmbeddedBroker
 from deployments.ingress.deployment import Ingress
+from deployments.ingress.keys import KeyRing
 from deployments.jobs.deployment import consumer_deployment
 from deployments.storage.deployment import Storage
 from deployments.upscaler.deployment import Upscaler
 
 log = logging.getLogger("ray.serve")
 
+WEB_DIR = Path(__file__).resolve().parent / "web"  # the web UI, served by the ingress at /
+
 
 class AppArgs(BaseModel):
-    settings: dict[str, Any] = Field(default_factory=dict, description="overrides of environment settings")
+    """A Serve config's ``args:``. Unknown keys fail the deploy, here and inside ``settings``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    settings: SettingsOverrides = Field(
+        default_factory=SettingsOverrides, description="overrides of environment settings"
+    )
 
 
 def wants_gpu(settings: Settings) -> bool:
@@ -38,7 +48,7 @@ def wants_gpu(settings: Settings) -> bool:
 
 
 def build_app(args: AppArgs) -> Application:
-    settings = load_settings(**args.settings)
+    settings = load_settings(**args.settings.as_dict())
     # @serve.deployment turns the classes into Deployments; Ray's annotations keep them as classes.
     upscaler_deployment: Any = Upscaler
     if wants_gpu(settings):
@@ -53,9 +63,16 @@ def build_app(args: AppArgs) -> Application:
     ingress: Any = Ingress
     storage_deployment: Any = Storage
     broker_deployment: Any = EmbeddedBroker
+    # API keys reach the ingress only as salted hashes; no deployment gets them in its init args.
+    keys = KeyRing.from_keys(settings.api_key_list, settings.api_keys_file)
+    settings = without_secrets(settings)
     upscaler = upscaler_deployment.bind(settings, load_registry(settings.model_registry))
     storage = storage_deployment.bind(settings)
     broker = broker_deployment.bind(settings) if settings.embedded_broker else None
     jobs = consumer_deployment(settings).bind(upscaler, storage, settings, broker)
-    app: Application = ingress.bind(upscaler, storage, settings, jobs)
+    app: Application = ingress.bind(upscaler, storage, settings, jobs, keys, str(WEB_DIR))
     return app
+
+
+def without_secrets(settings: Settings) -> Settings:
+    return settings.model_copy(update={"api_key": None, "api_keys": None})

@@ -92,3 +92,20 @@ def bmp(width: int = 32, height: int = 32) -> bytes:
 def animated_png(frames: int = 3) -> bytes:
     images = [noise(32, 32, seed=i) for i in range(frames)]
     return encode(images[0], "PNG", save_all=True, append_images=images[1:])
+
+
+def progressive_jpeg_with_extra_scans(extra: int, width: int = 64, height: int = 48) -> bytes:
+    """A progressive JPEG with its smallest scan repeated ``extra`` times before the EOI: valid to
+    libjpeg, which decodes every one (the scan bomb)."""
+    data = encode(noise(width, height), "JPEG", quality=90, progressive=True)
+    starts = [i for i in range(len(data) - 1) if data[i : i + 2] == b"\xff\xda"]
+    ends = [*starts[1:], len(data) - 2]  # each scan runs to the next SOS (or to the EOI)
+    chunks = [data[s:e] for s, e in zip(starts, ends, strict=True)]
+    smallest = min(chunks, key=len)
+    return data[:-2] + smallest * extra + b"\xff\xd9"
+
+
+def mpo(width: int = 64, height: int = 48) -> bytes:
+    """A multi-picture JPEG (stereo pair / phone gain map style): two pictures in one file."""
+    first, second = noise(width, height, seed=1), noise(width, height, seed=2)
+    return encode(first, "MPO", save_all=True, append_images=[second], quality=90)

@@ -99,8 +99,10 @@ def weed_binary() -> str:
 
 
 @contextmanager
-def seaweedfs_server(data_dir: Path, bucket: str = "vcs-test") -> Iterator[S3Server]:
-    s3, master, volume, filer, admin = free_ports(5, grpc_offset=10000)
+def seaweedfs_server(data_dir: Path, bucket: str = "vcs-test", ports: list[int] | None = None) -> Iterator[S3Server]:
+    """SeaweedFS on ``ports`` (s3, master, volume, filer, admin; free ones by default). Started again with
+    the same ``data_dir`` and ``ports`` it is the same server, its objects kept (fault tests)."""
+    s3, master, volume, filer, admin = ports or free_ports(5, grpc_offset=10000)
     process = subprocess.Popen(
         [
             weed_binary(),

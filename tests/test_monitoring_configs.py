@@ -205,7 +205,7 @@ def test_rayservice_is_a_kuberay_v1_rayservice_with_a_valid_serve_config() -> No
     (local,) = serve_config(SERVE_CONFIG.read_text()).applications
     assert app.import_path == local.import_path
     assert [d.name for d in app.deployments] == [d.name for d in local.deployments]
-    assert {d.name for d in app.deployments} == {"Ingress", "Upscaler", "Storage"}
+    assert {d.name for d in app.deployments} == {"Ingress", "Upscaler", "Storage", "JobsConsumer"}
 
 
 def test_rayservice_runs_the_cluster_config_with_a_gpu_per_upscaler() -> None:
@@ -242,3 +242,10 @@ def test_every_ray_pod_gets_storage_settings_from_the_secret_and_exports_metrics
         assert {"containerPort": 8080, "name": "metrics"} in container["ports"]
     for group in [cluster["headGroupSpec"], *cluster["workerGroupSpecs"]]:
         assert group["rayStartParams"]["metrics-export-port"] == "8080"
+
+
+def test_metric_descriptions_are_ascii() -> None:
+    """Ray's Cython metrics refuse non-ASCII text: one σ in a description fails the replica at start."""
+    for path in sorted((ROOT / "deployments").glob("**/metrics.py")):
+        offending = [line for line in path.read_text().splitlines() if not line.isascii()]
+        assert not offending, f"{path.relative_to(ROOT)}: {offending}"

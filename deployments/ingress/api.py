@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import hmac
+import asyncio
+import dataclasses
 import logging
 import time
 import uuid
 from http import HTTPStatus
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, File, Form, Request, UploadFile
@@ -14,24 +16,29 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from ray import serve
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp
 
 from configs.settings import Settings
-from deployments.contracts import ModelSummary
+from deployments.contracts import JobsHandle, ModelSummary
 from deployments.errors import (
     EmptyUploadError,
     InvalidImagesError,
     MissingFieldError,
     ServiceError,
-    UnauthorizedError,
     UploadTooLargeError,
 )
 from deployments.flow import Flow, Upload
+from deployments.ingress.access import AccessControl
 from deployments.ingress.errors import documented_errors, error_body, status_of
-from deployments.ingress.limits import DeclaredLengthLimit
+from deployments.ingress.keys import KeyRing
+from deployments.ingress.limits import ConcurrentUploadLimit, DeclaredLengthLimit
 from deployments.ingress.metrics import IngressMetrics
-from deployments.ingress.multipart import allow_long_part_headers
+from deployments.ingress.multipart import allow_long_part_headers, keep_file_parts_in_memory
+from deployments.ingress.ratelimit import Limiter, storage_url
 from deployments.ingress.schemas import ErrorResponse, HealthResponse, UploadResponse
+from deployments.ingress.stats import Stats
+from deployments.ingress.web import PageHeaders, download_url, mount_web, web_router
 
 log = logging.getLogger("ray.serve")
 
@@ -61,14 +68,8 @@ class Responder:
             extra["files"] = [
                 {"index": i, "filename": name, "error": e.code, "message": e.message} for i, name, e in exc.failures
             ]
-        return JSONResponse(error_body(exc.message, exc.code, request_id(), **extra), status_code=status)
-
-
-def check_api_key(request: Request, settings: Settings) -> None:
-    if settings.api_key and not hmac.compare_digest(
-        request.headers.get("x-api-key", "").encode(), settings.api_key.encode()
-    ):
-        raise UnauthorizedError()
+        body = error_body(exc.message, exc.code, request_id(), **extra)
+        return JSONResponse(body, status_code=status, headers=exc.headers() or None)
 
 
 def _install_error_handlers(app: FastAPI, respond: Responder, settings: Settings) -> None:
@@ -101,7 +102,7 @@ def _install_error_handlers(app: FastAPI, respond: Responder, settings: Settings
         return respond(error, HTTPStatus.INTERNAL_SERVER_ERROR)
 
 
-def images_router(flow: Flow, metrics: IngressMetrics, settings: Settings) -> APIRouter:
+def images_router(flow: Flow, metrics: IngressMetrics, settings: Settings, stats: Stats) -> APIRouter:
     router = APIRouter()
 
     @router.post("/api/images/upload", response_model=UploadResponse, responses=ERRORS)
@@ -115,7 +116,6 @@ def images_router(flow: Flow, metrics: IngressMetrics, settings: Settings) -> AP
     ) -> UploadResponse:
         """Score the image; store it as is (good quality) or upscaled (or the original, if that fails)."""
         started = time.perf_counter()
-        check_api_key(request, settings)
         if image is None:
             raise MissingFieldError()
         data = await image.read()
@@ -123,9 +123,11 @@ def images_router(flow: Flow, metrics: IngressMetrics, settings: Settings) -> AP
             raise EmptyUploadError()
         rid = request_id()
         outcome = await flow.process(Upload(data, image.filename, rid, model or None, output_format or None))
-        metrics.upload(outcome.folder, outcome.status, outcome.quality_score, time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        metrics.upload(outcome.folder, outcome.status, outcome.quality_score, seconds)
         metrics.quality(outcome.quality_metrics, outcome.route, outcome.model)
-        return UploadResponse.of(outcome, rid)
+        stats.record(outcome.folder, outcome.status, outcome.quality_score, seconds)
+        return UploadResponse.of(outcome, rid, await download_url(flow.storage, outcome.stored.key))
 
     @router.get("/api/models", response_model=list[ModelSummary])
     async def list_models() -> list[ModelSummary]:
@@ -134,25 +136,60 @@ def images_router(flow: Flow, metrics: IngressMetrics, settings: Settings) -> AP
 
     @router.get("/api/health", response_model=HealthResponse, responses={503: {"model": HealthResponse}})
     async def health() -> JSONResponse:
-        """200 when the model is loaded and storage is writable; 503 with the reasons otherwise."""
-        reasons = await flow.unavailable_reasons()
+        """200 when the model is loaded and uploads can be stored (in the bucket, or in the spool while the
+        bucket is unreachable and the spool has room); 503 with the reasons otherwise."""
+        reasons, spool = await asyncio.gather(flow.unavailable_reasons(), flow.spool_status())
+        extra = {"spool": dataclasses.asdict(spool)} if spool else {}
         if reasons:
-            return JSONResponse({"status": "unhealthy", "reasons": reasons}, status_code=503)
-        return JSONResponse({"status": "healthy"})
+            return JSONResponse({"status": "unhealthy", "reasons": reasons, **extra}, status_code=503)
+        return JSONResponse({"status": "healthy", **extra})
 
     return router
 
 
 class UploadAPI(FastAPI):
     respond: Responder
+    keys: KeyRing
+    limiter: Limiter | None
+    cors_origins: list[str]
+    max_concurrent_uploads: int
 
     def build_middleware_stack(self) -> ASGIApp:
+        # Outermost first: CORS (so a browser can read every refusal), keys and rate limits, uploads at
+        # once, the declared-length limit; none of them reads the body.
         assert self.max_body_size is not None
-        return DeclaredLengthLimit(super().build_middleware_stack(), self.max_body_size, self.respond)
+        app: ASGIApp = DeclaredLengthLimit(super().build_middleware_stack(), self.max_body_size, self.respond)
+        app = ConcurrentUploadLimit(app, self.max_concurrent_uploads, self.respond)
+        app = AccessControl(app, self.keys, self.limiter, self.respond)
+        app = PageHeaders(app)
+        if not self.cors_origins:
+            return app
+        return CORSMiddleware(
+            app,
+            allow_origins=self.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["X-API-Key", "Content-Type", "X-Request-ID"],
+            expose_headers=["Retry-After", "X-Request-ID", *RATE_LIMIT_HEADERS],
+        )
 
 
-def create_api(flow: Flow, settings: Settings, routers: list[APIRouter] | None = None) -> FastAPI:
+RATE_LIMIT_HEADERS = ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset", "RateLimit-Policy")
+
+
+def create_api(
+    flow: Flow,
+    settings: Settings,
+    routers: list[APIRouter] | None = None,
+    keys: KeyRing | None = None,
+    web_dir: Path | None = None,
+    jobs: JobsHandle | None = None,
+) -> FastAPI:
+    """The ingress app: the image routes, the web UI's routes (``/api/stats`` reads ``jobs`` for queue
+    depth and finished job items), any extra ``routers``, then the page itself (static files from
+    ``web_dir``) at ``/``. ``keys`` are the hashed API keys (the builder makes them from the settings,
+    so plain keys never reach a replica); none: the API is open."""
     allow_long_part_headers()
+    keep_file_parts_in_memory(settings.max_upload_bytes)
     metrics = IngressMetrics()
     app = UploadAPI(
         title="VisionCloud Upscaler",
@@ -163,8 +200,16 @@ def create_api(flow: Flow, settings: Settings, routers: list[APIRouter] | None =
         max_body_size=settings.max_upload_bytes,
     )
     app.respond = Responder(metrics)
-    app.include_router(images_router(flow, metrics, settings))
+    app.keys = keys or KeyRing([])
+    app.limiter = Limiter(settings.rate_limit, storage_url(settings)) if settings.rate_limit else None
+    app.cors_origins = settings.cors_origins
+    app.max_concurrent_uploads = settings.max_concurrent_uploads
+    stats = Stats()
+    app.include_router(images_router(flow, metrics, settings, stats))
+    app.include_router(web_router(flow.storage, settings, stats, jobs))
     for router in routers or []:
         app.include_router(router)
     _install_error_handlers(app, app.respond, settings)
+    if web_dir is not None:
+        mount_web(app, web_dir)
     return app

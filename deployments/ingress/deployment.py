@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fastapi import FastAPI
 from ray import serve
 
@@ -10,16 +12,36 @@ from deployments.contracts import JobsHandle, StorageHandle, UpscalerHandle
 from deployments.flow import Flow
 from deployments.ingress.api import create_api
 from deployments.ingress.jobs_api import jobs_router
+from deployments.ingress.keys import KeyRing
 
 
-@serve.deployment(ray_actor_options={"num_cpus": 0.25}, max_ongoing_requests=32)
+# Uploads past MAX_CONCURRENT_UPLOADS (24) get our 503 at once, leaving 8 slots for health and the small
+# routes; past 32 ongoing and 64 queued requests, Serve's proxy answers 503 with Retry-After itself
+# (instead of queueing without bound into 408s). The Serve configs may set their own numbers.
+@serve.deployment(
+    ray_actor_options={"num_cpus": 0.25},
+    max_ongoing_requests=32,
+    max_queued_requests=64,
+    backpressure_config={"status_code": 503, "retry_after_s": 5},
+)
 @serve.ingress()
 class Ingress:
-    def __init__(self, upscaler: UpscalerHandle, storage: StorageHandle, settings: Settings, jobs: JobsHandle) -> None:
+    def __init__(
+        self,
+        upscaler: UpscalerHandle,
+        storage: StorageHandle,
+        settings: Settings,
+        jobs: JobsHandle,
+        keys: KeyRing | None = None,
+        web_dir: str | None = None,
+    ) -> None:
         self.settings = settings
+        self.keys = keys
         self.flow = Flow(upscaler, storage, settings)
         self.jobs = jobs
+        self.web_dir = Path(web_dir) if web_dir else None  # the web UI's static files, served at /
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         # Built in the replica, after __init__, so the app is configured from this replica's settings.
-        return create_api(self.flow, self.settings, [jobs_router(self.flow, self.jobs, self.settings)])
+        routers = [jobs_router(self.flow, self.jobs, self.settings)]
+        return create_api(self.flow, self.settings, routers, keys=self.keys, web_dir=self.web_dir, jobs=self.jobs)

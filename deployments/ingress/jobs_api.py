@@ -1,5 +1,6 @@
 """The jobs routes: submit many images at once, poll, list, cancel. The work is the jobs deployment's;
-these routes validate exactly as the upload route does, so a job is refused whole or accepted whole."""
+these routes validate exactly as the upload route does, so a job is refused whole or accepted whole.
+A job belongs to the API key that created it (its id, ``keys.request_key_id``): other keys see a 404."""
 
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ from deployments.errors import (
     UploadRejectedError,
 )
 from deployments.flow import Flow, Upload
-from deployments.ingress.api import ERRORS, check_api_key, request_id
+from deployments.ingress.api import ERRORS, request_id
+from deployments.ingress.keys import request_key_id
 from deployments.ingress.schemas import JobAccepted, JobList, JobResponse
 from deployments.webhook_targets import check_webhook_url
 
@@ -67,14 +69,14 @@ def jobs_router(flow: Flow, jobs: JobsHandle, settings: Settings) -> APIRouter:
         webhook_url: str | None = Form(None, description="POSTed a signed event when the job ends"),
     ) -> JSONResponse:
         """Accept a batch: stored durably and queued; 202 at once, with the job's URL in Location."""
-        check_api_key(request, settings)
         if not images:
             raise MissingFieldError("images")
         if len(images) > settings.max_job_images:
             raise TooManyImagesError(len(images), settings.max_job_images)
         files = await _accept_all(flow, images, model or None, output_format or None)
         url = await _webhook(webhook_url, settings)
-        job = await jobs.submit.remote(NewJob(files, model or None, output_format or None, url, owner=""))
+        owner = request_key_id(request) or ""
+        job = await jobs.submit.remote(NewJob(files, model or None, output_format or None, url, owner))
         body = JobAccepted(job_id=job["job_id"], status=job["status"], total=job["total"])
         return JSONResponse(
             body.model_dump(), status_code=HTTPStatus.ACCEPTED, headers={"Location": f"/api/jobs/{body.job_id}"}
@@ -83,8 +85,7 @@ def jobs_router(flow: Flow, jobs: JobsHandle, settings: Settings) -> APIRouter:
     @router.get("/{job_id}", response_model=JobResponse, responses=ERRORS)
     async def get_job(request: Request, job_id: str) -> dict[str, Any]:
         """The job with every item's status and, once stored, its result."""
-        check_api_key(request, settings)
-        job = await jobs.get.remote(job_id, "")
+        job = await jobs.get.remote(job_id, request_key_id(request) or "")
         if job is None:
             raise JobNotFoundError(job_id)
         return job
@@ -92,8 +93,7 @@ def jobs_router(flow: Flow, jobs: JobsHandle, settings: Settings) -> APIRouter:
     @router.delete("/{job_id}", response_model=JobResponse, responses=ERRORS)
     async def cancel_job(request: Request, job_id: str) -> dict[str, Any]:
         """Cancel the items not yet started; the job is ``cancelled`` once nothing of it runs."""
-        check_api_key(request, settings)
-        job = await jobs.cancel.remote(job_id, "")
+        job = await jobs.cancel.remote(job_id, request_key_id(request) or "")
         if job is None:
             raise JobNotFoundError(job_id)
         return job
@@ -105,9 +105,8 @@ def jobs_router(flow: Flow, jobs: JobsHandle, settings: Settings) -> APIRouter:
         cursor: str | None = Query(None, description="next_cursor of the previous page"),
     ) -> JobList:
         """Jobs, newest first."""
-        check_api_key(request, settings)
         before = float(cursor) if cursor and cursor.replace(".", "", 1).isdigit() else None
-        views, next_cursor = await jobs.list_jobs.remote(limit, before, "")
+        views, next_cursor = await jobs.list_jobs.remote(limit, before, request_key_id(request) or "")
         page = [JobResponse.model_validate(v) for v in views]
         return JobList(jobs=page, next_cursor=None if next_cursor is None else repr(next_cursor))
 

@@ -1,4 +1,5 @@
-"""Let multipart part headers be as long as a hostile-but-valid file name needs.
+"""Let multipart part headers be as long as a hostile-but-valid file name needs, and keep file parts
+in memory.
 
 python-multipart refuses any part-header line over 4,224 bytes, so a ``Content-Disposition`` with a
 5,000-character file name fails as "Invalid multipart data" before our code sees it. Such names must
@@ -28,3 +29,11 @@ def allow_long_part_headers(max_header_size: int = MAX_PART_HEADER_BYTES) -> Non
         python_multipart.MultipartParser, max_header_size=max_header_size
     )
     formparsers.multipart = view  # type: ignore[attr-defined]
+
+
+def keep_file_parts_in_memory(max_bytes: int) -> None:
+    """Starlette spools a file part over 1 MiB to a temporary file on disk, which the route then reads
+    back whole: every 4K upload was written to and read from disk once before anything looked at it.
+    The route holds the whole upload in memory anyway and the body is bounded by MAX_UPLOAD_BYTES, so
+    parts up to that size stay in memory."""
+    formparsers.MultiPartParser.spool_max_size = max(max_bytes, formparsers.MultiPartParser.spool_max_size)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from deployments.contracts import Outcome
+from deployments.contracts import Outcome, SpoolStatus
 from deployments.results import UploadResult
 
 
@@ -14,8 +14,9 @@ class UploadResponse(BaseModel):
     result: UploadResult
 
     @classmethod
-    def of(cls, outcome: Outcome, request_id: str) -> UploadResponse:
-        return cls(success=True, message=outcome.message, result=UploadResult.of(outcome, request_id))
+    def of(cls, outcome: Outcome, request_id: str, download_url: str | None = None) -> UploadResponse:
+        result = UploadResult.of(outcome, request_id, download_url)
+        return cls(success=True, message=outcome.message, result=result)
 
 
 class ErrorResponse(BaseModel):
@@ -28,6 +29,7 @@ class ErrorResponse(BaseModel):
 class HealthResponse(BaseModel):
     status: str
     reasons: list[str] = []
+    spool: SpoolStatus | None = Field(None, description="Objects waiting for the bucket (S3 storage only)")
 
 
 class JobItem(BaseModel):

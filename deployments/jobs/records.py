@@ -120,8 +120,9 @@ def final_status(job: Job) -> str:
 
 class JobStore:
     def __init__(self, client: redis.Redis) -> None:
-        """``client`` must decode responses (``decode_responses=True``): every value here is text."""
-        self.r = client
+        """``client`` must decode responses (``decode_responses=True``): every value here is text.
+        Held as ``Any``: redis-py's annotations change between releases (sync and async in one union)."""
+        self.r: Any = client
         self._transition = client.register_script(_TRANSITION)
 
     def wait_until_ready(self, timeout_s: float = 60.0) -> None:
@@ -152,7 +153,7 @@ class JobStore:
             "owner": job.owner,
         }
         pipe = self.r.pipeline(transaction=True)
-        pipe.hset(self._key(job.job_id), mapping=fields)  # type: ignore[arg-type]
+        pipe.hset(self._key(job.job_id), mapping=fields)
         pipe.hset(self._key(job.job_id, ":items"), mapping={str(i.index): json.dumps(asdict(i)) for i in job.items})
         pipe.zadd(f"{PREFIX}jobs", {job.job_id: time.time()})
         pipe.execute()
@@ -186,7 +187,7 @@ class JobStore:
         top = f"({before}" if before is not None else "+inf"
         jobs: list[Job] = []
         cursor: float | None = None
-        page: list[tuple[str, float]] = self.r.zrevrangebyscore(  # type: ignore[assignment]
+        page: list[tuple[str, float]] = self.r.zrevrangebyscore(
             f"{PREFIX}jobs", top, "-inf", start=0, num=limit * 4 + 8, withscores=True
         )
         for job_id, score in page:

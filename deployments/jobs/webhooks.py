@@ -106,7 +106,7 @@ class Webhooks:
 
     def _deliver(self, job_id: str) -> None:
         key = JobStore._key(job_id)
-        fields: list[str | None] = self.store.r.hmget(key, "webhook_event", "webhook_id", "webhook")  # type: ignore[assignment]
+        fields: list[str | None] = self.store.r.hmget(key, "webhook_event", "webhook_id", "webhook")
         event, webhook_id, state_raw = fields
         if not (event and webhook_id and state_raw):
             self.store.r.zrem(SCHEDULE, job_id)

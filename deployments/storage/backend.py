@@ -14,8 +14,25 @@ class Backend(Protocol):
         """Create ``key`` with ``data`` unless an identical object is there; never overwrite."""
         ...
 
-    def get(self, key: str) -> bytes: ...
+    def existing(self, key: str) -> StoredObject:
+        """The object stored at ``key`` (``created=False``); ``StorageError`` when it cannot be read."""
+        ...
+
+    def url(self, key: str) -> str: ...
+
+    def get(self, key: str) -> bytes:
+        """The object's bytes; ``ObjectNotFoundError`` when there is none."""
+        ...
+
+    def download_url(self, key: str, expires_s: int) -> str | None:
+        """A URL a browser may fetch the object from for ``expires_s`` seconds, or None (local storage)."""
+        ...
 
     def check_writable(self) -> None:
-        """Raise ``StorageError`` with the reason when objects cannot be written now."""
+        """Raise ``StorageError`` with the reason when objects cannot be written now
+        (``StorageUnreachableError`` when the failure is transient)."""
+        ...
+
+    def check_client(self) -> None:
+        """Raise when this replica's client itself is broken (liveness, no network call)."""
         ...

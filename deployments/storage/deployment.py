@@ -1,22 +1,35 @@
-"""The storage deployment: owns the backend client and keeps its blocking calls off the event loop."""
+"""The storage deployment: owns the backend client and the spool, and keeps their blocking calls off
+the event loop.
+
+With S3, a write the bucket cannot take now (unreachable, timeout, 5xx) goes to the durable local spool
+(``deployments/storage/spool.py``) and is answered as stored with ``pending=True``: the key and URL are
+final, and a drainer thread delivers it in order once the bucket answers. A local folder has no spool
+(the spool would sit on the same disk).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import logging
 
 from ray import serve
 
 from configs.settings import Settings
-from deployments.contracts import EncodedImage, Folder, StoredObject
-from deployments.errors import StorageError
+from deployments.contracts import EncodedImage, Folder, SpoolStatus, StoredObject
+from deployments.errors import SpoolFullError, StorageConflictError, StorageError, StorageUnreachableError
 from deployments.storage.backend import Backend
+from deployments.storage.drain import BucketState, Drainer
 from deployments.storage.keys import derived_digest, job_input_key, object_key, sanitise_stem
 from deployments.storage.local import LocalBackend
+from deployments.storage.metrics import StorageMetrics
 from deployments.storage.s3 import S3Backend
+from deployments.storage.spool import Spool
 
 log = logging.getLogger("ray.serve")
+
+DOWNLOAD_URL_EXPIRY_S = 3600  # presigned result URLs: long enough to look at and download a batch
 
 
 def make_backend(settings: Settings) -> Backend:
@@ -31,16 +44,34 @@ def make_backend(settings: Settings) -> Backend:
 class Storage:
     def __init__(self, settings: Settings) -> None:
         self.backend = make_backend(settings)
-        log.info("storage backend: %s", self.backend.name)
+        self.metrics = StorageMetrics()
+        self.state = BucketState()
+        self.spool: Spool | None = None
+        self.drainer: Drainer | None = None
+        if settings.s3_bucket:
+            self.spool = Spool(settings.spool_dir, settings.spool_max_bytes)
+            self.drainer = Drainer(self.spool, self.backend, self.state, self._report)
+            self.drainer.start()
+        log.info("storage backend: %s, spool: %s", self.backend.name, "on" if self.spool else "off")
 
     async def put(
         self, folder: Folder, filename: str | None, source_digest: str, image: EncodedImage, variant: str | None = None
     ) -> StoredObject:
         """Store ``image`` under ``<folder>/<sanitised name>-<digest>.<ext>``; the digest is the source's,
-        or derived from it and ``variant`` (how the image was made from it). Create-only, idempotent."""
+        or derived from it and ``variant`` (how the image was made from it). Create-only, idempotent.
+
+        A made object (``variant`` set) may already be stored with other bytes by an earlier try that ran
+        in another precision or on another device: that is the same logical output, so it is answered as
+        already stored (``created=False``), never as a conflict."""
         stem = sanitise_stem(filename)
         key = object_key(folder, stem, derived_digest(source_digest, variant), image.extension)
-        stored = await self._write(key, image)
+        try:
+            stored = await self._write(key, image)
+        except StorageConflictError:
+            if variant is None:
+                raise
+            log.info("%s: the same output was stored by an earlier try with other bytes; keeping it", key)
+            stored = await asyncio.to_thread(self.backend.existing, key)
         return dataclasses.replace(stored, stem=stem)
 
     async def put_job_input(self, job_id: str, index: int, image: EncodedImage) -> StoredObject:
@@ -48,23 +79,82 @@ class Storage:
         return await self._write(job_input_key(job_id, index, image.extension), image)
 
     async def get(self, key: str) -> bytes:
-        return await asyncio.to_thread(self.backend.get, key)
+        return await asyncio.to_thread(self._read, key)
+
+    def _read(self, key: str) -> bytes:
+        pending = self.spool.read(key) if self.spool else None
+        return pending if pending is not None else self.backend.get(key)
+
+    async def download_url(self, key: str, expires_s: int = DOWNLOAD_URL_EXPIRY_S) -> str | None:
+        """A presigned, expiring URL for a result (S3); None where the service must serve it (local)."""
+        return await asyncio.to_thread(self.backend.download_url, key, expires_s)
 
     async def _write(self, key: str, image: EncodedImage) -> StoredObject:
+        return await asyncio.to_thread(self._write_blocking, key, image)
+
+    def _write_blocking(self, key: str, image: EncodedImage) -> StoredObject:
         metadata = {"width": str(image.width), "height": str(image.height)}
-        return await asyncio.to_thread(self.backend.put, key, image.data, image.content_type, metadata)
+        if self.spool is None:
+            return self.backend.put(key, image.data, image.content_type, metadata)
+        if not self.state.down:
+            try:
+                return self.backend.put(key, image.data, image.content_type, metadata)
+            except StorageUnreachableError:
+                self.state.mark_down()
+        created = self.spool.add(key, image.data, image.content_type, metadata)
+        self.metrics.spooled()
+        digest = hashlib.sha256(image.data).hexdigest()
+        return StoredObject(key, self.backend.url(key), len(image.data), digest, created=created, pending=True)
+
+    async def spool_status(self) -> SpoolStatus | None:
+        return await asyncio.to_thread(self._spool_status)
+
+    def _spool_status(self) -> SpoolStatus | None:
+        if self.spool is None:
+            return None
+        entries = self.spool.entries()
+        return SpoolStatus(
+            objects=len(entries),
+            bytes=self.spool.used_bytes(),
+            oldest_age_s=self.spool.oldest_age_s(),
+            max_bytes=self.spool.max_bytes,
+            bucket_reachable=not self.state.down,
+        )
+
+    def _report(self, delivered: int) -> None:
+        """Called by the drainer after every pass: the spool's gauges stay current."""
+        self.metrics.drained(delivered)
+        status = self._spool_status()
+        if status is not None:
+            self.metrics.status(status)
 
     async def unavailable_reason(self) -> str | None:
-        """``None`` when objects can be written now, else why not (for ``/api/health``)."""
+        """``None`` when uploads can be stored now (in the bucket, or in the spool while it has room),
+        else why not (for ``/api/health``)."""
         try:
-            await asyncio.to_thread(self.backend.check_writable)
+            await asyncio.to_thread(self._check_writable)
         except StorageError as exc:
-            return str(exc)
+            return exc.message
         return None
 
+    def _check_writable(self) -> None:
+        if self.spool is None:
+            self.backend.check_writable()
+            return
+        self.spool.check_writable()
+        try:
+            self.backend.check_writable()
+        except StorageUnreachableError:
+            self.state.mark_down()
+            if self.spool.full():
+                raise SpoolFullError(self.spool.max_bytes) from None
+
     def check_health(self) -> None:
-        """Replica liveness only. An unreachable bucket is the world's fault, not this replica's:
-        failing here would make Serve restart healthy replicas in a loop, so it is reported by
-        ``/api/health`` (503) instead."""
-        if self.backend is None:
-            raise StorageError("storage backend not initialised")
+        """Liveness of this replica: its client can sign requests, the spool folder takes a write and
+        its drainer runs. An unreachable bucket or a full spool is the world's fault, not this
+        replica's (restarting would not help), so ``/api/health`` reports those (503) instead."""
+        self.backend.check_client()
+        if self.spool is not None:
+            self.spool.check_writable()
+        if self.drainer is not None and not self.drainer.alive():
+            raise StorageError("the spool drainer thread has stopped")

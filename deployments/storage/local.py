@@ -2,26 +2,25 @@
 
 A write goes to a temporary file in the target folder, is fsynced, then hard-linked to its final name:
 ``link`` fails when the name exists, so the write is create-only and atomic (a reader never sees a
-partial file), and the folder is fsynced so the new name survives a crash.
+partial file), and the folder is fsynced so the new name survives a crash. A failed write removes its
+temporary file; one left by a crash is swept when the backend starts. Messages never include the
+folder's absolute path (they reach clients and ``/api/health``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import uuid
 from pathlib import Path
 
 from deployments.contracts import StoredObject
-from deployments.errors import StorageConflictError, StorageError
+from deployments.errors import ObjectNotFoundError, StorageConflictError, StorageError
+from deployments.storage.spool import fsync_dir as _fsync_dir
+from deployments.storage.spool import sweep_stale_tmp
 
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+log = logging.getLogger("ray.serve")
 
 
 class LocalBackend:
@@ -29,6 +28,13 @@ class LocalBackend:
 
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
+        if self.root.is_dir():
+            swept = sweep_stale_tmp(self.root, ".*.tmp")
+            if swept:
+                log.warning("local storage: swept %d temporary file(s) left by an interrupted write", swept)
+
+    def url(self, key: str) -> str:
+        return self._path(key).as_uri()
 
     def _path(self, key: str) -> Path:
         path = (self.root / key).resolve()
@@ -36,41 +42,52 @@ class LocalBackend:
             raise StorageError(f"key {key!r} escapes the storage folder")
         return path
 
-    def _stored(self, key: str, path: Path, digest: str, created: bool) -> StoredObject:
-        return StoredObject(key, path.as_uri(), path.stat().st_size, digest, created)
-
     def put(self, key: str, data: bytes, content_type: str, metadata: dict[str, str]) -> StoredObject:
         path = self._path(key)
         digest = hashlib.sha256(data).hexdigest()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-            with open(tmp, "xb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
             try:
-                os.link(tmp, path)
-                created = True
-            except FileExistsError:
-                created = False
+                with open(tmp, "xb") as f:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+                try:
+                    os.link(tmp, path)
+                    created = True
+                except FileExistsError:
+                    created = False
             finally:
-                tmp.unlink()
+                tmp.unlink(missing_ok=True)  # also when the write or fsync failed
             _fsync_dir(path.parent)
-            stored = hashlib.sha256(path.read_bytes()).hexdigest()
+            # A file this call created holds what was written and fsynced (reading it back, as before, cost
+            # a read and a hash of every object); a name that existed is compared with what was sent.
+            if not created and hashlib.sha256(path.read_bytes()).hexdigest() != digest:
+                raise StorageConflictError(key)
         except OSError as exc:
-            raise StorageError(f"cannot write {key!r} under {self.root}: {exc.strerror or exc}") from exc
-        if stored != digest:
-            if created:
-                raise StorageError(f"verification of {key!r} failed: the file on disk differs from what was written")
-            raise StorageConflictError(key)
-        return self._stored(key, path, digest, created)
+            raise StorageError(f"cannot write {key!r} to the storage folder: {exc.strerror or exc}") from exc
+        return StoredObject(key, path.as_uri(), len(data), digest, created)
+
+    def existing(self, key: str) -> StoredObject:
+        path = self._path(key)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise StorageError(f"cannot read {key!r}: {exc.strerror or exc}") from exc
+        return StoredObject(key, path.as_uri(), len(data), hashlib.sha256(data).hexdigest(), created=False)
 
     def get(self, key: str) -> bytes:
         try:
             return self._path(key).read_bytes()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
+            raise ObjectNotFoundError(key) from exc
         except OSError as exc:
             raise StorageError(f"cannot read {key!r}: {exc.strerror or exc}") from exc
+
+    def download_url(self, key: str, expires_s: int) -> str | None:
+        """None: a local file has no URL a browser may fetch; the service's object route serves it."""
+        return None
 
     def check_writable(self) -> None:
         probe = self.root / f".health-{uuid.uuid4().hex}"
@@ -79,4 +96,7 @@ class LocalBackend:
             probe.write_bytes(b"ok")
             probe.unlink()
         except OSError as exc:
-            raise StorageError(f"storage folder {self.root} is not writable: {exc.strerror or exc}") from exc
+            raise StorageError(f"the storage folder is not writable: {exc.strerror or exc}") from exc
+
+    def check_client(self) -> None:
+        """No client to break: a folder that cannot be written is reported by ``check_writable``."""

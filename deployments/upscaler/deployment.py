@@ -25,21 +25,21 @@ from configs.model_registry import ModelEntry
 from configs.settings import Settings
 from deployments.contracts import DecodedImage, ModelSummary, UpscaledImage
 from deployments.errors import UpscaleError
+from deployments.upscaler.budget import PixelBudget, pixel_bytes
 from deployments.upscaler.catalog import Catalog
 from deployments.upscaler.encode import encode
 from deployments.upscaler.metrics import UpscalerMetrics
 from deployments.upscaler.tiler import TileJob, run_grouped, upscale_pixels
+from deployments.upscaler.tunables import DEFAULT_BATCH_PIXELS, DEFAULT_BATCH_WAIT_S, MIN_TILE_SIZE, UpscalerConfig
 from models import precision
 from models.engine import Engine, keep_large_allocations, resolve_device, threads_share_one_heap
-from models.tiling import DEFAULT_TILE_SIZE, LAYOUTS
+from models.tiling import DEFAULT_TILE_SIZE
 
 log = logging.getLogger("ray.serve")
 
-DEFAULT_TILE_LAYOUT = "balanced"
-DEFAULT_BATCH_PIXELS = DEFAULT_TILE_SIZE**2  # CPU: bigger batches gain nothing (bench/engine.py)
-DEFAULT_BATCH_WAIT_S = 0.01
 MODELS_PER_REPLICA = 3
-MIN_TILE_SIZE = 64
+HEALTH_PROBE_SIZE = 32
+HEALTH_TIMEOUT_S = 20.0  # under Serve's 30 s health-check timeout; a CPU batch of one 1024² tile takes ~1 s
 
 
 def tile_pixels(jobs: list[TileJob]) -> int:
@@ -47,7 +47,8 @@ def tile_pixels(jobs: list[TileJob]) -> int:
     return sum(int(tile.shape[1]) * int(tile.shape[2]) for _, tile in jobs)
 
 
-@serve.deployment(ray_actor_options={"num_cpus": 1}, max_ongoing_requests=16)
+# A caller waiting behind 32 queued requests gets BackPressureError at once (the flow answers 503).
+@serve.deployment(ray_actor_options={"num_cpus": 1}, max_ongoing_requests=16, max_queued_requests=32)
 class Upscaler:
     def __init__(self, settings: Settings, registry: list[ModelEntry]) -> None:
         self.settings = settings
@@ -63,14 +64,13 @@ class Upscaler:
         self.catalog = Catalog(settings, registry)
         self.default_engine = self._build_engine(self.catalog.default)
         self.tile_size = DEFAULT_TILE_SIZE
-        self.tile_layout = DEFAULT_TILE_LAYOUT
-        # The batcher's limits live on the decorated method, which Ray pickles with the class: start
-        # every replica from the defaults, whatever the process that deployed it did to them.
-        self._forward_tiles.set_max_batch_size(DEFAULT_BATCH_PIXELS)  # type: ignore[attr-defined]
-        self._forward_tiles.set_batch_wait_timeout_s(DEFAULT_BATCH_WAIT_S)  # type: ignore[attr-defined]
-        # Ray pins OMP threads to the replica's num_cpus (1 here); the forward pass is the only heavy
-        # work on the node, so it gets every core unless user_config sets torch_threads.
-        torch.set_num_threads(len(os.sched_getaffinity(0)))
+        self.tile_layout = "balanced"
+        # The batcher's limits live on the decorated method, which Ray pickles with the class: start every
+        # replica from the defaults, whatever the process that deployed it did to them. Ray pins OMP threads
+        # to the replica's num_cpus; the forward pass is the only heavy work on the node, so it gets every
+        # core unless user_config sets torch_threads.
+        self.pixel_budget = PixelBudget()  # bytes of pixels in flight (budget.py); beyond it requests queue
+        self.configure(UpscalerConfig())
         self.metrics = UpscalerMetrics()
         log.info("default model %s on %s, %d threads", self.catalog.default, self.device, torch.get_num_threads())
 
@@ -81,30 +81,32 @@ class Upscaler:
         log.info("model %s runs in %s on %s", name, dtype, self.device)
         return Engine(loaded.module, loaded.info, self.device, dtype)
 
-    def reconfigure(self, config: dict[str, Any]) -> None:
+    def configure(self, config: dict[str, Any] | UpscalerConfig) -> None:
+        """Apply the tunables (``UpscalerConfig``: unknown keys and bad values raise, nothing is changed)."""
+        tunables = UpscalerConfig.model_validate(config)
+        margin = max(info.tile_margin for info in self.catalog.infos.values())
+        if tunables.tile_size <= 2 * margin:
+            raise ValueError(f"tile_size={tunables.tile_size} must exceed twice the largest model margin {margin}")
         # @serve.batch adds these setters to the method; Ray's annotations do not say so.
-        tile_size = int(config.get("tile_size", self.tile_size))
-        current: int = self._forward_tiles._get_max_batch_size()  # type: ignore[attr-defined]
-        budget = int(config.get("max_batch_pixels", current))
-        if budget < tile_size**2:  # Serve fails any single item over the budget
-            raise ValueError(f"max_batch_pixels={budget} must hold one {tile_size}×{tile_size} tile")
-        self._forward_tiles.set_max_batch_size(budget)  # type: ignore[attr-defined]
-        if "batch_wait_timeout_s" in config:
-            self._forward_tiles.set_batch_wait_timeout_s(float(config["batch_wait_timeout_s"]))  # type: ignore[attr-defined]
-        if "tile_size" in config:
-            margin = max(info.tile_margin for info in self.catalog.infos.values())
-            if tile_size <= 2 * margin:
-                raise ValueError(f"tile_size={tile_size} must exceed twice the largest model margin {margin}")
-            self.tile_size = tile_size
-        if "tile_layout" in config:
-            if config["tile_layout"] not in LAYOUTS:
-                raise ValueError(f"tile_layout={config['tile_layout']!r} must be one of {', '.join(LAYOUTS)}")
-            self.tile_layout = str(config["tile_layout"])
-        if "torch_threads" in config:
-            threads = int(config["torch_threads"])
-            torch.set_num_threads(threads)
-            # OpenMP keeps a thread count per thread: set it on the thread that runs the forward passes.
-            self._forward_thread.submit(torch.set_num_threads, threads).result()
+        self._forward_tiles.set_max_batch_size(tunables.max_batch_pixels)  # type: ignore[attr-defined]
+        self._forward_tiles.set_batch_wait_timeout_s(tunables.batch_wait_timeout_s)  # type: ignore[attr-defined]
+        self.tile_size = tunables.tile_size
+        self.tile_layout = tunables.tile_layout
+        self.pixel_budget.set_limit(tunables.max_pixel_bytes_in_flight)
+        threads = tunables.torch_threads or len(os.sched_getaffinity(0))
+        torch.set_num_threads(threads)
+        # OpenMP keeps a thread count per thread: set it on the thread that runs the forward passes.
+        self._forward_thread.submit(torch.set_num_threads, threads).result()
+
+    async def reconfigure(self, config: dict[str, Any] | None, rank: object = None) -> None:
+        """Serve calls this on every replica at start and on every change of ``user_config``. Because it
+        takes ``rank``, Serve calls it at start even when a config sets no user_config (Ray 2.60,
+        ``UserCallableWrapper.call_reconfigure``), so the default model is always registered below."""
+        self.configure(config or {})
+        # Register the default model with Serve's multiplexing on this replica. Every request names its
+        # model, and Serve's router sends a model's requests to replicas that registered it first: a
+        # replica that only loaded the default in __init__ got no work until the others were full.
+        await self._engine(self.catalog.default)
 
     @serve.multiplexed(max_num_models_per_replica=MODELS_PER_REPLICA)  # type: ignore[untyped-decorator]
     async def _engine(self, name: str) -> Engine:
@@ -132,17 +134,19 @@ class Upscaler:
         started = time.perf_counter()
         try:
             engine = await self._engine(self.catalog.resolve(serve.get_multiplexed_model_id()))
-
-            output, tiles = await self._upscale_pixels(engine, image)
-            upscaled = time.perf_counter()
-            encoded = await asyncio.to_thread(
-                encode,
-                output,
-                fmt or self.settings.output_format,
-                self.settings.png_compress_level,
-                image.icc_profile,
-                image.exif,
-            )
+            channels = image.pixels.shape[2] if image.pixels.ndim == 3 else 1
+            async with self.pixel_budget.hold(pixel_bytes(image.height, image.width, channels, engine.scale)):
+                output, tiles = await self._upscale_pixels(engine, image)
+                upscaled = time.perf_counter()
+                encoded = await asyncio.to_thread(
+                    encode,
+                    output,
+                    fmt or self.settings.output_format,
+                    self.settings.png_compress_level,
+                    image.icc_profile,
+                    image.exif,
+                )
+                del output  # the budget covers it until here
         except Exception as exc:
             self.metrics.failure()
             log.exception("upscaling a %dx%d image failed", image.width, image.height)
@@ -187,6 +191,14 @@ class Upscaler:
     def unavailable_reason(self) -> str | None:
         return None if self.default_engine is not None else "model not loaded"
 
-    def check_health(self) -> None:
-        if self.default_engine is None:
-            raise UpscaleError("model not loaded")
+    async def check_health(self) -> None:
+        """The forward thread is alive and answers: a 32×32 pass of the default model on it, waiting at
+        most behind the batch in flight. A dead or wedged thread fails the replica, and Serve replaces it."""
+        probe = torch.zeros(1, 3, HEALTH_PROBE_SIZE, HEALTH_PROBE_SIZE, dtype=torch.uint8)
+        try:
+            future = self._forward_thread.submit(self.default_engine.run, probe)
+            await asyncio.wait_for(asyncio.wrap_future(future), HEALTH_TIMEOUT_S)
+        except TimeoutError:
+            raise UpscaleError(f"the forward thread did not answer within {HEALTH_TIMEOUT_S:g} s") from None
+        except RuntimeError as exc:  # the executor was shut down, or the pass itself failed
+            raise UpscaleError(f"the forward thread cannot run the model: {exc}") from exc

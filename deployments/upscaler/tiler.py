@@ -2,8 +2,11 @@
 
 ``upscale_pixels`` cuts each plane of the image into tiles, awaits ``forward_tile`` for every tile at
 once (the deployment's ``@serve.batch`` method gathers them into batches with other requests' tiles)
-and stitches the results. ``run_grouped`` is the synchronous other half, run in a worker thread:
-tiles of one model and shape stack into one forward pass; small images bring shapes of their own.
+and pastes each result, as it arrives, into one uint8 output (``upscaled_like``), allocated when the
+first tile is done: a tile's output is freed as soon as it is pasted, and no full-size float,
+channel-first or stitched copy of the image is ever made. ``run_grouped`` is the synchronous other
+half, run in a worker thread: tiles of one model and shape stack into one forward pass; small images
+bring shapes of their own.
 """
 
 from __future__ import annotations
@@ -15,8 +18,8 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
-from models.engine import Engine, merge_planes, split_planes
-from models.tiling import cut, plan_tiles, stitch
+from models.engine import Engine, PlaneSink, split_planes, upscaled_like
+from models.tiling import Tile, cut, plan_tiles
 
 ForwardTile = Callable[[torch.Tensor], Awaitable[torch.Tensor]]
 TileJob = tuple[Engine, torch.Tensor]
@@ -35,13 +38,39 @@ def run_grouped(jobs: list[TileJob]) -> tuple[list[torch.Tensor], int]:
     return [results[i] for i in range(len(jobs))], len(groups)
 
 
+class _Output:
+    """The upscaled image, allocated when the first tile's output arrives: a request whose tiles still
+    wait behind other requests' tiles holds no full-size memory yet."""
+
+    def __init__(self, like: NDArray[np.uint8], scale: int) -> None:
+        self.like, self.scale = like, scale
+        self.pixels: NDArray[np.uint8] | None = None
+        self._sinks: list[PlaneSink] = []
+
+    def sink(self, plane: int) -> PlaneSink:
+        if self.pixels is None:
+            self.pixels, self._sinks = upscaled_like(self.like, self.scale)
+        return self._sinks[plane]
+
+
 async def _upscale_plane(
-    plane: torch.Tensor, forward_tile: ForwardTile, tile_size: int, margin: int, scale: int, layout: str
-) -> tuple[torch.Tensor, int]:
+    plane: torch.Tensor,
+    index: int,
+    output: _Output,
+    forward_tile: ForwardTile,
+    tile_size: int,
+    margin: int,
+    layout: str,
+) -> int:
     _, height, width = plane.shape
     tiles = plan_tiles(height, width, tile_size, margin, layout)
-    outputs = await asyncio.gather(*(forward_tile(crop) for crop in cut(plane, tiles)))
-    return stitch(list(outputs), tiles, scale, height, width), len(tiles)
+
+    async def one(crop: torch.Tensor, tile: Tile) -> None:
+        upscaled = await forward_tile(crop)
+        output.sink(index).put(upscaled, tile, output.scale)
+
+    await asyncio.gather(*(one(crop, tile) for crop, tile in zip(cut(plane, tiles), tiles, strict=True)))
+    return len(tiles)
 
 
 async def upscale_pixels(
@@ -53,7 +82,12 @@ async def upscale_pixels(
     layout: str = "balanced",
 ) -> tuple[NDArray[np.uint8], int]:
     """The upscaled image laid out like ``pixels`` (L, RGB or RGBA), and how many tiles it took."""
-    planes = await asyncio.gather(
-        *(_upscale_plane(p, forward_tile, tile_size, margin, scale, layout) for p in split_planes(pixels))
+    output = _Output(pixels, scale)
+    counts = await asyncio.gather(
+        *(
+            _upscale_plane(plane, i, output, forward_tile, tile_size, margin, layout)
+            for i, plane in enumerate(split_planes(pixels))
+        )
     )
-    return merge_planes([p for p, _ in planes], pixels), sum(n for _, n in planes)
+    assert output.pixels is not None  # every plane has at least one tile
+    return output.pixels, sum(counts)

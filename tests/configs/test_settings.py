@@ -73,3 +73,19 @@ def test_upscaler_service_url_is_accepted_with_a_deprecation_warning(monkeypatch
 def test_overrides_win_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("UPSCALE_SCALE", "4")
     assert load_settings(upscale_scale=2).upscale_scale == 2
+
+
+def test_an_override_that_names_no_setting_fails_with_the_closest_name() -> None:
+    with pytest.raises(SettingsError, match="quality_treshold: not a setting; did you mean quality_threshold"):
+        load_settings(quality_treshold=0.9)
+
+
+def test_overrides_take_any_setting_and_refuse_unknown_keys() -> None:
+    from pydantic import ValidationError
+
+    from configs.settings import SettingsOverrides
+
+    overrides = SettingsOverrides.model_validate({"upscale_scale": 4, "device": "cpu"})
+    assert load_settings(**overrides.as_dict()).upscale_scale == 4
+    with pytest.raises(ValidationError, match="proxy_locaton: not a setting"):
+        SettingsOverrides.model_validate({"proxy_locaton": "EveryNode"})

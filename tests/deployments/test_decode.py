@@ -1,3 +1,5 @@
+import io
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -9,6 +11,7 @@ from deployments.errors import (
     EmptyUploadError,
     NotAnImageError,
     TooManyPixelsError,
+    TooManyScansError,
     UnsupportedFormatError,
 )
 from tests import images
@@ -116,3 +119,38 @@ def test_icc_profile_is_carried() -> None:
 )
 def test_quality_score_is_pixels_over_4k(width: int, height: int, score: float) -> None:
     assert decode.quality_score(width, height) == pytest.approx(score)
+
+
+def test_real_progressive_jpegs_are_accepted_with_their_scans_counted() -> None:
+    progressive = images.encode(images.noise(64, 48), "JPEG", quality=90, progressive=True)
+    assert 2 < decode.jpeg_scans(progressive, 1000) <= 10
+    assert decode.jpeg_scans(images.jpeg(64, 48), 1000) == 1
+    assert decoded(progressive).shape == (48, 64, 3)
+
+
+def test_a_jpeg_with_more_scans_than_any_encoder_writes_is_refused_before_decoding() -> None:
+    bomb = images.progressive_jpeg_with_extra_scans(decode.MAX_JPEG_SCANS)
+    with pytest.raises(TooManyScansError, match="more than 100 scans"):
+        decode.inspect(bomb, LIMIT)
+    assert decoded(images.progressive_jpeg_with_extra_scans(20)).shape == (48, 64, 3)  # a few extra: fine
+
+
+def test_200k_extra_scans_are_counted_only_up_to_the_limit() -> None:
+    bomb = images.progressive_jpeg_with_extra_scans(200_000)  # ~11 MB; libjpeg would take seconds
+    assert decode.jpeg_scans(bomb, decode.MAX_JPEG_SCANS) == decode.MAX_JPEG_SCANS + 1
+
+
+def test_an_exif_thumbnail_holding_scan_markers_is_skipped_whole() -> None:
+    app1 = b"Exif\x00\x00" + b"\xff\xda\x00\x02" * 500  # marker bytes inside a length-delimited segment
+    data = images.jpeg(64, 48)
+    with_app1 = data[:2] + b"\xff\xe1" + (len(app1) + 2).to_bytes(2, "big") + app1 + data[2:]
+    assert decode.jpeg_scans(with_app1, 1000) == 1
+
+
+def test_a_multi_picture_jpeg_is_a_jpeg_decoded_from_its_first_picture() -> None:
+    data = images.mpo()
+    probe = decode.inspect(data, LIMIT)
+    assert (probe.format, probe.extension, probe.width, probe.height) == ("JPEG", "jpg", 64, 48)
+    decode.verify(probe, LIMIT)
+    first = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+    assert np.array_equal(decode.decode(probe, LIMIT).pixels, first)

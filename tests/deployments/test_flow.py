@@ -1,113 +1,244 @@
-"""The flow measures every upload and lets the quality policy route it (fake handles, no Ray)."""
+"""The flow over fake handles: what reaches the upscaler and storage; an image over MAX_UPSCALE_PIXELS
+or past its deadline keeps its original; an output no encoder could write at the scale is made as PNG
+before the upscaler runs; full decodes are bounded per replica; dead replicas and full queues."""
 
 from __future__ import annotations
 
 import asyncio
-import io
+import hashlib
+import threading
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import pytest
-from numpy.typing import NDArray
-from PIL import Image, ImageFilter
+from ray.exceptions import ActorDiedError
+from ray.serve.exceptions import BackPressureError
 
+import deployments.flow as flow_module
 from configs.settings import load_settings
-from deployments.contracts import EncodedImage, ModelSummary, Outcome, UpscaledImage
-from deployments.flow import Flow, Upload
-from tests.deployments.ingress.fakes import FakeStorage, Method
+from deployments import decode
+from deployments.contracts import (
+    DecodedImage,
+    EncodedImage,
+    Folder,
+    ModelSummary,
+    Status,
+    StoredObject,
+    UpscaledImage,
+)
+from deployments.errors import OverloadedError, StorageError
+from deployments.flow import Flow, Upload, output_format
+from tests import images
 
-pytest.importorskip("skimage")
-from skimage import data
-
-FIDELITY = ModelSummary("vcsr-m-x2", "vcsr", 2, 1, 1, "", True, False, True, {})
-REAL = ModelSummary("vcsr-real-x2", "vcsr", 2, 1, 1, "", False, False, True, {})
+MODEL = ModelSummary("vcsr-m-x2", "vcsr", 2, 1, 1, "", True, False, True, {})
 
 
-class RoutingUpscaler:
-    """Serves two models and answers with the one the flow asked for."""
+@dataclass
+class Call:
+    fn: Any
 
-    def __init__(self, catalogue: list[ModelSummary]) -> None:
-        self.models = Method(lambda: catalogue)
-        self.unavailable_reason = Method(lambda: None)
-        self.chosen = "none"
-        self.upscale = Method(self._upscale)
+    def remote(self, *args: Any) -> Any:
+        return self.fn(*args)
 
-    def options(self, *, multiplexed_model_id: str) -> RoutingUpscaler:
-        self.chosen = multiplexed_model_id
+
+@dataclass
+class FakeUpscaler:
+    delay_s: float = 0.0
+    formats: list[str] = field(default_factory=list)
+    received: list[DecodedImage] = field(default_factory=list)
+    cancelled: int = 0
+
+    def options(self, *, multiplexed_model_id: str) -> FakeUpscaler:
         return self
 
-    def _upscale(self, image: Any, fmt: str | None) -> UpscaledImage:
-        encoded = EncodedImage(b"png", "png", "image/png", image.width * 2, image.height * 2)
-        return UpscaledImage(encoded, self.chosen, 2, "float32", 1, 0.01, 0.01)
+    @property
+    def models(self) -> Call:
+        async def models() -> list[ModelSummary]:
+            return [MODEL]
+
+        return Call(models)
+
+    @property
+    def unavailable_reason(self) -> Call:
+        async def reason() -> str | None:
+            return None
+
+        return Call(reason)
+
+    @property
+    def upscale(self) -> Call:
+        async def upscale(image: DecodedImage, fmt: str) -> UpscaledImage:
+            self.formats.append(fmt)
+            self.received.append(image)
+            try:
+                await asyncio.sleep(self.delay_s)
+            except asyncio.CancelledError:
+                self.cancelled += 1
+                raise
+            data = EncodedImage(b"upscaled", fmt, f"image/{fmt}", image.width * 2, image.height * 2)
+            return UpscaledImage(data, MODEL.name, 2, "float32", 1, self.delay_s, 0.0)
+
+        return Call(upscale)
 
 
-def encode(pixels: NDArray[np.uint8], fmt: str, **options: object) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format=fmt, **options)
-    return buffer.getvalue()
+@dataclass
+class FakeStorage:
+    stored: dict[str, bytes] = field(default_factory=dict)
+
+    @property
+    def unavailable_reason(self) -> Call:
+        async def reason() -> str | None:
+            return None
+
+        return Call(reason)
+
+    @property
+    def spool_status(self) -> Call:
+        async def status() -> None:
+            return None
+
+        return Call(status)
+
+    @property
+    def download_url(self) -> Call:
+        async def url(key: str) -> None:
+            return None  # local storage: the service's own object route serves it
+
+        return Call(url)
+
+    @property
+    def put(self) -> Call:
+        async def put(folder: Folder, name: str | None, digest: str, image: EncodedImage, made: str | None) -> Any:
+            key = f"{folder.value}/{name}-{digest[:16]}.{image.extension}"
+            self.stored[key] = image.data
+            return StoredObject(key, key, len(image.data), hashlib.sha256(image.data).hexdigest(), True, "x")
+
+        return Call(put)
 
 
-@pytest.fixture(scope="module")
-def versions() -> dict[str, bytes]:
-    """Five versions of one photo, small enough to be upscaled (score < 0.5)."""
-    photo = np.asarray(Image.fromarray(data.astronaut()).resize((320, 320), Image.Resampling.LANCZOS))
-    rng = np.random.default_rng(0)
-    noisy = np.clip(np.round(photo + rng.normal(0, 8, photo.shape)), 0, 255).astype(np.uint8)
-    soft = np.asarray(Image.fromarray(photo).filter(ImageFilter.GaussianBlur(1.6)))
-    return {
-        "clean": encode(photo, "PNG"),
-        "jpeg30": encode(photo, "JPEG", quality=30),
-        "jpeg90": encode(photo, "JPEG", quality=90),
-        "blurred": encode(soft, "PNG"),
-        "noisy": encode(noisy, "PNG"),
-    }
+def run(flow: Flow, data: bytes, fmt: str | None = None) -> Any:
+    return asyncio.run(flow.process(Upload(data, "a.png", "rid", None, fmt)))
 
 
-def run(data_: bytes, model: str | None = None, catalogue: list[ModelSummary] | None = None, **env: Any) -> Outcome:
-    flow = Flow(RoutingUpscaler(catalogue or [FIDELITY, REAL]), FakeStorage(), load_settings(**env))
-    return asyncio.run(flow.process(Upload(data_, "p.png", "rid", model)))
+def test_a_small_image_is_decoded_once_and_upscaled() -> None:
+    upscaler, storage = FakeUpscaler(), FakeStorage()
+    outcome = run(Flow(upscaler, storage, load_settings()), images.jpeg(64, 48))
+    assert (outcome.folder, outcome.status) == (Folder.UPSCALED, Status.SUCCESS)
+    assert [image.pixels.shape for image in upscaler.received] == [(48, 64, 3)]
+    assert list(storage.stored.values()) == [b"upscaled"]
 
 
-@pytest.fixture(scope="module")
-def outcomes(versions: dict[str, bytes]) -> dict[str, Outcome]:
-    return {name: run(blob) for name, blob in versions.items()}
+def test_an_image_over_the_upscale_limit_never_reaches_the_upscaler() -> None:
+    upscaler, storage, data = FakeUpscaler(), FakeStorage(), images.jpeg(64, 48)
+    outcome = run(Flow(upscaler, storage, load_settings(max_upscale_pixels=64 * 48 - 1)), data)
+    assert (outcome.folder, outcome.status) == (Folder.COULDNT_UPSCALE, Status.ERROR)
+    assert "decode" not in outcome.timings_ms  # refused from the header: no pixel decoded or shipped
+    assert upscaler.received == [] and list(storage.stored.values()) == [data]
 
 
-def test_metrics_rank_and_size_the_five_versions(outcomes: dict[str, Outcome]) -> None:
-    m = {name: o.quality_metrics for name, o in outcomes.items()}
-    assert all(v is not None for v in m.values())
-    assert (m["jpeg30"]["jpeg_quality"], m["jpeg90"]["jpeg_quality"], m["clean"]["jpeg_quality"]) == (30, 90, None)
-    assert m["noisy"]["noise"] > 5 > 2 > m["clean"]["noise"]  # type: ignore[operator]
-    assert m["blurred"]["sharpness"] < m["jpeg30"]["sharpness"] < m["clean"]["sharpness"]  # type: ignore[operator]
-    assert all(v["resolution"] == pytest.approx(320 * 320 / (3840 * 2160), abs=1e-6) for v in m.values())
+def test_past_the_deadline_the_original_is_kept_in_couldnt_upscale() -> None:
+    upscaler, storage = FakeUpscaler(delay_s=30), FakeStorage()
+    flow = Flow(upscaler, storage, load_settings(upscale_timeout_s=0.2))
+    source = images.png(32, 32)
+    outcome = run(flow, source)
+    assert (outcome.folder, outcome.status) == (Folder.COULDNT_UPSCALE, Status.ERROR)
+    assert list(storage.stored.values()) == [source] and upscaler.cancelled == 1
 
 
-def test_degraded_versions_go_to_the_real_world_model_and_the_clean_one_to_the_fidelity_model(
-    outcomes: dict[str, Outcome],
-) -> None:
-    routes = {name: (o.route, o.model) for name, o in outcomes.items()}
-    assert routes == {
-        "clean": ("clean", "vcsr-m-x2"),
-        "jpeg30": ("jpeg-artefacts", "vcsr-real-x2"),
-        "jpeg90": ("clean", "vcsr-m-x2"),
-        "blurred": ("blurred", "vcsr-real-x2"),
-        "noisy": ("noisy", "vcsr-real-x2"),
-    }
+def test_within_the_deadline_the_output_is_stored() -> None:
+    storage = FakeStorage()
+    outcome = run(Flow(FakeUpscaler(), storage, load_settings()), images.png(32, 32))
+    assert (outcome.folder, outcome.status) == (Folder.UPSCALED, Status.SUCCESS)
 
 
-def test_an_explicit_model_always_wins(versions: dict[str, bytes]) -> None:
-    assert run(versions["jpeg30"], model="vcsr-m-x2").model == "vcsr-m-x2"
-    assert run(versions["clean"], model="vcsr-real-x2").model == "vcsr-real-x2"
+@pytest.mark.parametrize(
+    ("fmt", "size", "expected"),
+    [
+        ("webp", (8191, 4), "webp"),  # 16382 px: fits
+        ("webp", (8192, 1), "png"),  # 16384 px: over libwebp's 16383
+        ("webp", (1, 9000), "png"),
+        ("jpeg", (32767, 1), "jpeg"),
+        ("jpeg", (32768, 1), "png"),  # 65536 px: over JPEG's 65535
+        ("png", (100000, 1), "png"),
+    ],
+)
+def test_outputs_no_encoder_could_write_are_made_as_png(fmt: str, size: tuple[int, int], expected: str) -> None:
+    assert output_format(fmt, *size, scale=2) == expected
 
 
-def test_without_a_real_world_model_served_the_default_model_runs(versions: dict[str, bytes]) -> None:
-    outcome = run(versions["jpeg30"], catalogue=[FIDELITY])
-    assert (outcome.route, outcome.model) == ("jpeg-artefacts", "vcsr-m-x2")
+def test_the_fallback_is_decided_before_the_upscaler_runs() -> None:
+    upscaler = FakeUpscaler()
+    run(Flow(upscaler, FakeStorage(), load_settings()), images.png(9000, 1), "webp")
+    assert upscaler.formats == ["png"]
 
 
-def test_a_large_image_is_stored_and_still_measured(versions: dict[str, bytes]) -> None:
-    outcome = run(versions["jpeg30"], quality_threshold=0.001)
-    assert (outcome.folder.value, outcome.route, outcome.model) == ("good_quality", "good-resolution", None)
-    assert outcome.quality_metrics is not None and outcome.quality_metrics["jpeg_quality"] == 30
-    assert outcome.quality_metrics["measured_at_scale"] == 0.125  # the JPEG's 1/8 draft
-    assert "measure" in outcome.timings_ms
+def test_full_decodes_are_bounded_per_replica(monkeypatch: pytest.MonkeyPatch) -> None:
+    running, peak, lock = 0, 0, threading.Lock()
+    real_decode = decode.decode
+
+    def slow_decode(probe: decode.Probe, max_pixels: int) -> DecodedImage:
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        time.sleep(0.05)
+        with lock:
+            running -= 1
+        return real_decode(probe, max_pixels)
+
+    monkeypatch.setattr(decode, "decode", slow_decode)
+    flow = Flow(FakeUpscaler(), FakeStorage(), load_settings(max_concurrent_decodes=2))
+
+    async def many() -> None:
+        await asyncio.gather(*(flow.process(Upload(images.png(16, 16, seed=i), "a.png", "r")) for i in range(8)))
+
+    asyncio.run(many())
+    assert peak == 2
+
+
+@dataclass
+class FlakyStorage(FakeStorage):
+    """A storage whose replica dies under the first ``failures`` puts (Serve replaces it)."""
+
+    failures: int = 2
+
+    @property
+    def put(self) -> Call:
+        inner = super().put
+
+        async def put(*args: Any) -> Any:
+            if self.failures:
+                self.failures -= 1
+                raise ActorDiedError()
+            return await inner.remote(*args)
+
+        return Call(put)
+
+
+def test_a_put_whose_storage_replica_died_is_sent_again() -> None:
+    storage = FlakyStorage(failures=2)
+    outcome = run(Flow(FakeUpscaler(), storage, load_settings()), images.png(32, 32))
+    assert outcome.folder == Folder.UPSCALED and len(storage.stored) == 1 and storage.failures == 0
+
+
+def test_storage_that_never_comes_back_is_a_503_not_a_500(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(flow_module, "STORE_RETRY_S", 0.5)
+    with pytest.raises(StorageError, match="did not answer") as failed:
+        run(Flow(FakeUpscaler(), FlakyStorage(failures=1000), load_settings()), images.png(32, 32))
+    assert failed.value.retry_after_s
+
+
+def test_a_full_upscaler_queue_is_503_overloaded_and_nothing_is_stored() -> None:
+    class FullUpscaler(FakeUpscaler):
+        @property
+        def upscale(self) -> Call:
+            async def refuse(*args: Any) -> Any:
+                raise BackPressureError(num_queued_requests=32, max_queued_requests=32)
+
+            return Call(refuse)
+
+    storage = FakeStorage()
+    with pytest.raises(OverloadedError) as refused:
+        run(Flow(FullUpscaler(), storage, load_settings()), images.png(32, 32))
+    assert refused.value.retry_after_s and storage.stored == {}

@@ -26,7 +26,9 @@ APP = "upscaler"
 def serve_url() -> Iterator[str]:
     (port,) = free_ports(1)
     # Logical CPUs: the replicas' fractional requests must fit; the 2 real cores are shared anyway.
-    ray.init(num_cpus=4, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+    # address="local": a new Ray of our own, even when another cluster on this machine left its address in
+    # /tmp/ray/ray_current_cluster (ray.init() would join it).
+    ray.init(address="local", num_cpus=4, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     try:
         yield f"http://127.0.0.1:{port}"

@@ -48,3 +48,16 @@ def wait_for_job(
         if job["status"] in ended or time.monotonic() > deadline:
             return job
         time.sleep(0.25)
+
+
+def kill_replicas(deployment: str, app: str = "upscaler") -> int:
+    """``ray.kill`` every live replica of ``deployment`` (Serve starts new ones); returns how many.
+    Replicas are named actors ``SERVE_REPLICA::<app>#<deployment>#<id>`` in the ``serve`` namespace
+    (listed from the GCS: no dashboard needed)."""
+    import ray
+
+    prefix = f"SERVE_REPLICA::{app}#{deployment}#"
+    names = [a["name"] for a in ray.util.list_named_actors(all_namespaces=True) if a["name"].startswith(prefix)]
+    for name in names:
+        ray.kill(ray.get_actor(name, namespace="serve"), no_restart=True)
+    return len(names)

@@ -22,8 +22,13 @@ def s3(s3_server: S3Server) -> S3Server:
 
 
 @pytest.fixture(scope="module")
-def client(serve_url: str, s3: S3Server) -> Iterator[httpx.Client]:
-    settings = {"s3_bucket": s3.bucket, "s3_endpoint_url": s3.endpoint, "s3_addressing_style": "path"}
+def client(serve_url: str, s3: S3Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+    settings = {
+        "s3_bucket": s3.bucket,
+        "s3_endpoint_url": s3.endpoint,
+        "s3_addressing_style": "path",
+        "spool_dir": str(tmp_path_factory.mktemp("spool")),
+    }
     with deployed(serve_url, **settings) as c:
         yield c
 
@@ -33,7 +38,8 @@ def get_object(s3: S3Server, key: str) -> bytes:
 
 
 def test_health_checks_the_bucket(client: httpx.Client) -> None:
-    assert client.get("/api/health").json() == {"status": "healthy"}
+    body = client.get("/api/health").json()
+    assert body["status"] == "healthy" and body["spool"]["objects"] == 0 and body["spool"]["bucket_reachable"]
 
 
 def test_a_small_upload_lands_upscaled_in_the_bucket(client: httpx.Client, s3: S3Server) -> None:

@@ -18,7 +18,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def client(serve_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
-    # The upscaler refuses inputs over 2,500 pixels: a real failure inside the upscaler replica.
+    # Inputs over 2,500 pixels are not upscaled (the flow checks before shipping their pixels; the
+    # replica would refuse them too): they are kept in couldn't_upscale/ as a failed upscale is.
     storage = tmp_path_factory.mktemp("storage")
     with deployed(serve_url, storage_dir=str(storage), max_upscale_pixels=2500) as c:
         yield c

@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from models.arch import VCSR, VCSRConfig
-from models.engine import Engine, ModelInfo, merge_planes, resolve_device, split_planes
+from models.engine import Engine, ModelInfo, resolve_device, split_planes, upscaled_like
+from models.tiling import plan_tiles
 
 
 def make_engine(scale: int = 2) -> Engine:
@@ -40,11 +41,14 @@ def test_alpha_is_upscaled_separately_and_kept() -> None:
     assert out[:, :16, 3].max() < 30 and out[:, 24:, 3].min() > 225
 
 
-def test_split_and_merge_round_trip() -> None:
-    image = np.random.default_rng(2).integers(0, 256, (5, 6, 4), dtype=np.uint8)
-    assert np.array_equal(merge_planes(split_planes(image), image), image)
-    grey = image[..., 0]
-    assert np.array_equal(merge_planes(split_planes(grey), grey), grey)
+@pytest.mark.parametrize("shape", [(5, 6), (5, 6, 3), (5, 6, 4)])
+def test_planes_pasted_into_the_preallocated_output_round_trip(shape: tuple[int, ...]) -> None:
+    image = np.random.default_rng(2).integers(0, 256, shape, dtype=np.uint8)
+    out, sinks = upscaled_like(image, 1)
+    whole = plan_tiles(5, 6, 8, 1)[0]
+    for plane, sink in zip(split_planes(image), sinks, strict=True):
+        sink.put(plane, whole, 1)
+    assert out.shape == image.shape and out.dtype == np.uint8 and np.array_equal(out, image)
 
 
 def test_split_planes_rejects_two_channels() -> None:

@@ -46,6 +46,8 @@ class FakeStorage:
         self.put = Method(self._put)
         self.put_job_input = Method(lambda job_id, index, image: self._store(f"jobs/{job_id}/{index}", image.data))
         self.get = Method(lambda key: self.objects[key])
+        self.download_url = Method(lambda key: None)
+        self.download_url = Method(lambda key, expires_s=3600: None)
         self.unavailable_reason = Method(lambda: None)
 
     def _store(self, key: str, data: bytes) -> StoredObject:
@@ -65,9 +67,12 @@ class FakeJobs:
         self.submitted: list[NewJob] = []
         self.up = up
         self.submit = Method(self._submit)
-        self.get = Method(lambda job_id, owner="": self.jobs.get(job_id))
-        self.cancel = Method(lambda job_id, owner="": self.jobs.get(job_id))
-        self.list_jobs = Method(lambda limit, cursor, owner="": (list(self.jobs.values())[:limit], None))
+        self.owners: dict[str, str] = {}
+        self.get = Method(self._mine)
+        self.cancel = Method(self._mine)
+        self.list_jobs = Method(
+            lambda limit, cursor, owner="": ([j for i, j in self.jobs.items() if self.owners[i] == owner][:limit], None)
+        )
         self.queue_depth = Method(lambda: 0)
 
     def _submit(self, job: NewJob) -> dict[str, Any]:
@@ -79,4 +84,8 @@ class FakeJobs:
                  for i, f in enumerate(job.files)]  # fmt: skip
         self.jobs[job_id] = {"job_id": job_id, "status": "queued", "total": len(items), "done": 0, "failed": 0,
                              "created_at": "t", "updated_at": "t", "items": items, "webhook": None}  # fmt: skip
+        self.owners[job_id] = job.owner
         return self.jobs[job_id]
+
+    def _mine(self, job_id: str, owner: str = "") -> dict[str, Any] | None:
+        return self.jobs.get(job_id) if self.owners.get(job_id) == owner else None

@@ -11,6 +11,7 @@ from configs.settings import load_settings
 from deployments.flow import Flow
 from deployments.ingress.api import create_api
 from deployments.ingress.jobs_api import jobs_router
+from deployments.ingress.keys import KeyRing
 from tests import images
 from tests.deployments.ingress.fakes import FakeJobs, FakeStorage, FakeUpscaler
 
@@ -113,3 +114,21 @@ def test_openapi_lists_the_error_codes_per_status(client: TestClient) -> None:
     responses = client.get("/openapi.json").json()["paths"]["/api/jobs"]["post"]["responses"]
     assert {"202", "404", "413", "415", "422", "503"} <= set(responses)
     assert "too_many_images" in responses["413"]["description"]
+
+
+def test_a_key_sees_only_the_jobs_it_created(jobs: FakeJobs, storage: FakeStorage) -> None:
+    settings = load_settings(api_keys="first-key-0123456789,second-key-0123456789")
+    flow = Flow(FakeUpscaler(), storage, settings)
+    keys = KeyRing.from_keys(settings.api_key_list)
+    with TestClient(create_api(flow, settings, [jobs_router(flow, jobs, settings)], keys=keys)) as client:
+        first, second = {"X-API-Key": "first-key-0123456789"}, {"X-API-Key": "second-key-0123456789"}
+        files = [("images", ("a.png", images.png(8, 8), "image/png"))]
+        assert client.post("/api/jobs", files=files).status_code == 401
+        job_id = client.post("/api/jobs", files=files, headers=first).json()["job_id"]
+        assert client.get(f"/api/jobs/{job_id}", headers=first).status_code == 200
+        assert client.get(f"/api/jobs/{job_id}", headers=second).status_code == 404
+        assert client.delete(f"/api/jobs/{job_id}", headers=second).status_code == 404
+        assert client.get("/api/jobs", headers=second).json()["jobs"] == []
+        assert [j["job_id"] for j in client.get("/api/jobs", headers=first).json()["jobs"]] == [job_id]
+    (job,) = jobs.submitted
+    assert job.owner and "first-key" not in job.owner  # an id, never the key

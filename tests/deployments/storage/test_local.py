@@ -1,9 +1,11 @@
 import hashlib
+import os
+import time
 from pathlib import Path
 
 import pytest
 
-from deployments.errors import StorageConflictError, StorageError
+from deployments.errors import ObjectNotFoundError, StorageConflictError, StorageError
 from deployments.storage.local import LocalBackend
 
 
@@ -46,3 +48,43 @@ def test_a_folder_that_is_a_file_is_reported(tmp_path: Path) -> None:
         backend.check_writable()
     with pytest.raises(StorageError, match="cannot write"):
         backend.put("good_quality/a.jpg", b"x", "image/jpeg", {})
+    assert str(blocker) not in backend_message(backend)
+
+
+def backend_message(backend: LocalBackend) -> str:
+    try:
+        backend.check_writable()
+    except StorageError as exc:
+        return exc.message
+    return ""
+
+
+def test_a_failed_write_leaves_no_temporary_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    backend = LocalBackend(tmp_path)
+
+    def failing_fsync(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "fsync", failing_fsync)
+    with pytest.raises(StorageError, match="Input/output error"):
+        backend.put("upscaled/f-1.png", b"data", "image/png", {})
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
+def test_a_stale_temporary_file_is_swept_at_start(tmp_path: Path) -> None:
+    folder = tmp_path / "upscaled"
+    folder.mkdir()
+    stale = folder / ".x-1.png.0123.tmp"
+    stale.write_bytes(b"half a file")
+    old = time.time() - 3600
+    os.utime(stale, (old, old))
+    LocalBackend(tmp_path)
+    assert not stale.exists()
+
+
+def test_a_missing_object_is_not_found_and_has_no_download_url(tmp_path: Path) -> None:
+    backend = LocalBackend(tmp_path)
+    with pytest.raises(ObjectNotFoundError):
+        backend.get("upscaled/none-0123456789abcdef.png")
+    backend.put("upscaled/x-0123456789abcdef.png", b"x", "image/png", {})
+    assert backend.download_url("upscaled/x-0123456789abcdef.png", 60) is None  # the service's route serves it

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from deployments.errors import StorageConflictError, StorageError
+from deployments.errors import ObjectNotFoundError, StorageConflictError, StorageError, StorageUnreachableError
 from deployments.storage.s3 import S3Backend
 from tests.s3servers import S3Server, free_ports, seaweedfs_server
 
@@ -54,16 +54,26 @@ def test_health_check_passes_for_a_reachable_bucket(backend: S3Backend) -> None:
     backend.check_writable()
 
 
-def test_a_missing_bucket_is_reported(server: S3Server) -> None:
-    with pytest.raises(StorageError, match="no-such-bucket"):
+def test_a_missing_bucket_is_reported_without_naming_it(server: S3Server) -> None:
+    with pytest.raises(StorageError, match="refused") as refused:
         S3Backend("no-such-bucket", "us-east-1", server.endpoint, "path").check_writable()
+    assert not isinstance(refused.value, StorageUnreachableError)  # not transient: never spooled
+    assert "no-such-bucket" not in refused.value.message and server.endpoint not in refused.value.message
+
+
+def test_a_retry_of_the_same_logical_output_reads_what_is_there(backend: S3Backend) -> None:
+    key = "upscaled/e-0123456789abcdef.png"
+    first = backend.put(key, b"bf16 bytes", "image/png", {})
+    found = backend.existing(key)
+    assert (found.sha256, found.size, found.created) == (first.sha256, first.size, False)
 
 
 def test_an_unreachable_endpoint_fails_fast_with_a_storage_error() -> None:
     (port,) = free_ports(1)
     backend = S3Backend("b", "us-east-1", f"http://127.0.0.1:{port}", "path", max_attempts=1)
-    with pytest.raises(StorageError, match="unreachable"):
+    with pytest.raises(StorageUnreachableError, match="did not answer") as failed:
         backend.put("k/x-0123456789abcdef.png", b"x", "image/png", {})
+    assert str(port) not in failed.value.message  # no endpoint in what clients may see
 
 
 def test_a_bad_signature_is_refused_by_seaweedfs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -77,3 +87,16 @@ def _put_with_wrong_secret(server: S3Server, monkeypatch: pytest.MonkeyPatch) ->
     backend = S3Backend(server.bucket, "us-east-1", server.endpoint, "path", max_attempts=1)
     with pytest.raises(StorageError, match="SignatureDoesNotMatch|AccessDenied|InvalidAccessKeyId"):
         backend.put("k/x-0123456789abcdef.png", b"x", "image/png", {})
+
+
+def test_download_url_is_presigned_expiring_and_fetches_the_object(backend: S3Backend) -> None:
+    stored = backend.put("upscaled/d-0123456789abcdef.png", b"png bytes", "image/png", {})
+    url = backend.download_url(stored.key, 120)
+    assert url is not None and url.split("?")[0] == stored.url
+    assert "X-Amz-Expires=120" in url and "X-Amz-Signature=" in url
+    assert requests.get(url, timeout=10).content == b"png bytes"
+
+
+def test_a_missing_object_is_not_found(backend: S3Backend) -> None:
+    with pytest.raises(ObjectNotFoundError):
+        backend.get("upscaled/none-0123456789abcdef.png")

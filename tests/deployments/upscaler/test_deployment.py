@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from pydantic import ValidationError
 
 import deployments.upscaler.catalog as catalog_module
 import deployments.upscaler.deployment as deployment
@@ -16,8 +17,10 @@ from configs.settings import load_settings
 from deployments.contracts import DecodedImage
 from deployments.upscaler.catalog import Catalog
 from deployments.upscaler.deployment import Upscaler, tile_pixels
+from deployments.upscaler.tunables import UpscalerConfig
 from models.loader import LoadedModel, ModelLoadError
 from models.registry import UnknownModelError
+from models.tiling import LAYOUTS
 
 
 class NoMetrics:
@@ -43,27 +46,48 @@ def test_the_bundled_model_for_the_scale_is_the_default(upscaler: Any) -> None:
 def test_every_replica_starts_from_the_default_batch_limits(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(deployment, "UpscalerMetrics", NoMetrics)
     first = Upscaler.func_or_class(load_settings(), [])
-    first.reconfigure({"max_batch_pixels": 3 * 1024**2, "batch_wait_timeout_s": 1.0})
+    first.configure({"max_batch_pixels": 3 * 1024**2, "batch_wait_timeout_s": 1.0})
     second = Upscaler.func_or_class(load_settings(), [])
     assert second._forward_tiles._get_max_batch_size() == deployment.DEFAULT_BATCH_PIXELS
     assert second._forward_tiles._get_batch_wait_timeout_s() == deployment.DEFAULT_BATCH_WAIT_S
 
 
 def test_user_config_is_applied_live(upscaler: Any) -> None:
-    upscaler.reconfigure({"max_batch_pixels": 3 * 128**2, "batch_wait_timeout_s": 0.5, "tile_size": 128})
+    upscaler.configure(
+        {"max_batch_pixels": 3 * 128**2, "batch_wait_timeout_s": 0.5, "tile_size": 128, "max_pixel_bytes_in_flight": 7}
+    )
+    assert upscaler.pixel_budget.limit == 7
     assert upscaler._forward_tiles._get_max_batch_size() == 3 * 128**2
     assert upscaler._forward_tiles._get_batch_wait_timeout_s() == 0.5
     assert upscaler.tile_size == 128
 
 
 def test_a_tile_too_small_for_the_models_is_refused(upscaler: Any) -> None:
-    with pytest.raises(ValueError, match="tile_size=16 must exceed twice the largest model margin"):
-        upscaler.reconfigure({"tile_size": 16})
+    with pytest.raises(ValidationError, match="tile_size\n  Input should be greater than or equal to 64"):
+        upscaler.configure({"tile_size": 16})
 
 
 def test_a_pixel_budget_smaller_than_one_tile_is_refused(upscaler: Any) -> None:
     with pytest.raises(ValueError, match="must hold one 1024×1024 tile"):
-        upscaler.reconfigure({"max_batch_pixels": 1000})
+        upscaler.configure({"max_batch_pixels": 1000})
+
+
+@pytest.mark.parametrize("key", ["tile_sise", "max_batch_pixel", "target_num_ongoing_requests_per_replica"])
+def test_an_unknown_user_config_key_fails_and_changes_nothing(upscaler: Any, key: str) -> None:
+    upscaler.configure({"tile_size": 512})
+    with pytest.raises(ValidationError, match=f"{key}\n  Extra inputs are not permitted"):
+        upscaler.configure({"tile_size": 256, key: 1})
+    assert upscaler.tile_size == 512
+
+
+def test_keys_left_out_of_the_user_config_take_their_defaults(upscaler: Any) -> None:
+    upscaler.configure({"tile_size": 256, "tile_layout": "fixed"})
+    upscaler.configure({})
+    assert (upscaler.tile_size, upscaler.tile_layout) == (1024, "balanced")
+
+
+def test_the_layouts_the_config_accepts_are_the_tilers() -> None:
+    assert UpscalerConfig.model_json_schema()["properties"]["tile_layout"]["enum"] == list(LAYOUTS)
 
 
 def test_batches_are_measured_in_input_pixels() -> None:
@@ -99,12 +123,20 @@ def test_out_of_memory_with_the_smallest_tiles_fails(upscaler: Any, monkeypatch:
 def test_the_catalogue_lists_bundled_and_registered_models(shared_dir: Path) -> None:
     catalog = Catalog(load_settings(), [anime(shared_dir)])
     summaries = {m.name: m for m in catalog.summaries()}
-    assert set(summaries) == {"vcsr-m-x2", "vcsr-m-x4", "vcsr-s-x2", "vcsr-s-x4", "anime"}
+    assert set(summaries) == {
+        "vcsr-m-x2",
+        "vcsr-m-x4",
+        "vcsr-s-x2",
+        "vcsr-s-x4",
+        "vcsr-real-x2",
+        "vcsr-real-x4",
+        "anime",
+    }
     assert summaries["vcsr-m-x2"].default and summaries["vcsr-m-x2"].psnr["Set5"] > 37
     assert summaries["anime"].scale == 4 and summaries["anime"].architecture == "RealESRGAN Compact"
     assert summaries["anime"].file_bytes == (shared_dir / "weights" / "realesr-animevideov3.pth").stat().st_size
     assert catalog.resolve(None) == "vcsr-m-x2" and catalog.resolve("anime") == "anime"
-    with pytest.raises(UnknownModelError, match="anime, vcsr-m-x2, vcsr-m-x4, vcsr-s-x2, vcsr-s-x4"):
+    with pytest.raises(UnknownModelError, match="anime, vcsr-m-x2, vcsr-m-x4, vcsr-real-x2, vcsr-real-x4, vcsr-s-x2"):
         catalog.resolve("nope")
 
 
@@ -150,17 +182,24 @@ def test_each_model_file_is_loaded_once_at_start(monkeypatch: pytest.MonkeyPatch
 
 def test_the_tile_layout_is_a_live_tunable(upscaler: Any) -> None:
     assert upscaler.tile_layout == "balanced"
-    upscaler.reconfigure({"tile_layout": "fixed"})
+    upscaler.configure({"tile_layout": "fixed"})
     assert upscaler.tile_layout == "fixed"
-    with pytest.raises(ValueError, match="tile_layout='spiral' must be one of balanced, fixed"):
-        upscaler.reconfigure({"tile_layout": "spiral"})
+    with pytest.raises(ValidationError, match="tile_layout\n  Input should be 'balanced' or 'fixed'"):
+        upscaler.configure({"tile_layout": "spiral"})
 
 
 def test_torch_threads_reach_the_thread_that_runs_the_forward_passes(upscaler: Any) -> None:
     before = torch.get_num_threads()
     try:
-        upscaler.reconfigure({"torch_threads": 1})
+        upscaler.configure({"torch_threads": 1})
         assert upscaler._forward_thread.submit(torch.get_num_threads).result() == 1
     finally:
-        upscaler.reconfigure({"torch_threads": before})
+        upscaler.configure({"torch_threads": before})
     assert upscaler._forward_thread.submit(torch.get_num_threads).result() == before
+
+
+def test_check_health_runs_the_model_on_the_forward_thread(upscaler: Any) -> None:
+    asyncio.run(upscaler.check_health())
+    upscaler._forward_thread.shutdown()
+    with pytest.raises(deployment.UpscaleError, match="forward thread cannot run the model"):
+        asyncio.run(upscaler.check_health())

@@ -6,6 +6,7 @@ import pytest
 from PIL import Image, ImageCms
 
 from deployments.upscaler.encode import encode
+from deployments.upscaler.png import write_png
 
 
 def pixels(channels: int) -> np.ndarray:
@@ -32,8 +33,13 @@ def test_png_is_lossless_at_every_level(level: int) -> None:
     assert np.array_equal(np.asarray(Image.open(io.BytesIO(encode(smooth(), "png", level).data))), smooth())
 
 
-@pytest.mark.parametrize(("level", "strategy"), [(1, zlib.Z_RLE), (3, zlib.Z_RLE), (4, None), (9, None)])
-def test_fast_png_levels_use_the_run_length_strategy(level: int, strategy: int | None) -> None:
+@pytest.mark.parametrize("level", [1, 2])
+def test_the_fast_levels_use_the_fast_writer(level: int) -> None:
+    assert encode(smooth(), "png", level).data == write_png(smooth(), level)
+
+
+@pytest.mark.parametrize(("level", "strategy"), [(3, zlib.Z_RLE), (4, None), (9, None)])
+def test_slower_png_levels_use_pillow(level: int, strategy: int | None) -> None:
     expected = io.BytesIO()
     options = {"compress_level": level} | ({"compress_type": strategy} if strategy is not None else {})
     Image.fromarray(smooth()).save(expected, "PNG", **options)
@@ -50,9 +56,10 @@ def test_jpeg_never_drops_transparency() -> None:
     assert encode(pixels(4), "jpeg").extension == "png"
 
 
-def test_icc_profile_and_exif_are_carried() -> None:
+@pytest.mark.parametrize("level", [1, 3])
+def test_icc_profile_and_exif_are_carried(level: int) -> None:
     profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
     exif = Image.Exif()
     exif[0x010F] = "cam"
-    image = Image.open(io.BytesIO(encode(pixels(3), "png", icc_profile=profile, exif=exif.tobytes()).data))
+    image = Image.open(io.BytesIO(encode(pixels(3), "png", level, icc_profile=profile, exif=exif.tobytes()).data))
     assert image.info["icc_profile"] == profile and image.getexif()[0x010F] == "cam"

@@ -1,0 +1,78 @@
+# syntax=docker/dockerfile:1
+# VisionCloud Upscaler: one image for a single host (compose.yaml) and for every pod of the KubeRay
+# RayService (configs/kuberay/rayservice.yaml), CPU and GPU nodes alike.
+#
+#   docker build -t visioncloud/upscaler:0.1.0-ray2.60.0 .
+#       torch from PyPI: its Linux wheels carry CUDA (the host only needs the NVIDIA driver and container
+#       toolkit), and run on CPUs too. Installed: ~5.6 GB of Python packages (nvidia 3.2, torch 1.2, triton 0.9,
+#       ray 0.24 GB; measured in this project's venv).
+#   docker build --build-arg TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu -t visioncloud/upscaler:0.1.0-ray2.60.0-cpu .
+#       CPU-only torch: its wheel unpacks to 0.7 GB instead of 5.3 GB with CUDA, for CPU nodes and laptops.
+#   docker run --rm -p 8000:8000 visioncloud/upscaler:0.1.0-ray2.60.0
+#
+# Base: python slim, not rayproject/ray. The official image is Ubuntu 24.04 upgraded in place with git,
+# cmake, g++, tmux, sudo (password-less for its user), HAProxy and a Miniforge Python (Ray's
+# docker/base-deps/Dockerfile); its -gpu variants start from NVIDIA's CUDA images, whose CUDA libraries
+# torch's wheels bring again. This image holds only what the service imports, runs as a user without
+# sudo, and the CPU and GPU builds differ in one argument. Ray is the same either way: the version pinned
+# in pyproject.toml, checked below against RAY_VERSION (KubeRay's rayVersion must match it).
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+FROM ${PYTHON_IMAGE}
+
+ARG RAY_VERSION=2.60.0
+# Empty: torch from PyPI (CUDA build). A PyTorch wheel index (e.g. its /whl/cpu) for a CPU-only build.
+ARG TORCH_INDEX_URL=""
+
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    VIRTUAL_ENV=/opt/venv \
+    PATH=/opt/venv/bin:$PATH \
+    # Every thread allocates from the main heap, where the engine keeps its large blocks (serve_config.yaml).
+    MALLOC_ARENA_MAX=1 \
+    RAY_USAGE_STATS_ENABLED=0 \
+    STORAGE_DIR=/data/storage \
+    PORT=8000
+
+# tini is PID 1: it hands SIGTERM to the launcher, which passes it to `serve run` as SIGINT (its graceful
+# path), and reaps the processes Ray leaves to it.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends tini=0.19.0-1+b3 \
+    && rm -rf /var/lib/apt/lists/* \
+    && groupadd --gid 1000 upscaler \
+    && useradd --uid 1000 --gid 1000 --create-home --shell /usr/sbin/nologin upscaler \
+    && mkdir -p /data/storage /data/spool /tmp/ray \
+    && chown -R upscaler:upscaler /data /tmp/ray
+
+WORKDIR /app
+
+# Dependencies first, from pyproject.toml alone: this layer is rebuilt only when they change.
+COPY pyproject.toml ./
+RUN python -m venv "$VIRTUAL_ENV" \
+    && python -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies'], sep='\n')" \
+        > /tmp/requirements.txt \
+    && if [ -n "$TORCH_INDEX_URL" ]; then \
+        grep -E '^(torch|torchvision)==' /tmp/requirements.txt | xargs pip install --index-url "$TORCH_INDEX_URL"; \
+    fi \
+    && pip install -r /tmp/requirements.txt \
+    && rm /tmp/requirements.txt
+
+# The project itself (what .dockerignore lets through: code, bundled weights, Serve configs), installed as
+# the README does (editable, so serve_config.yaml and configs/ are found beside the code in /app).
+COPY . .
+RUN pip install --no-deps -e . \
+    && python -c "import ray, sys; sys.exit(ray.__version__ != '$RAY_VERSION' and f'ray {ray.__version__} != $RAY_VERSION')"
+
+USER 1000:1000
+EXPOSE 8000 8265
+VOLUME ["/data"]
+HEALTHCHECK --interval=15s --timeout=5s --start-period=120s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen(f\"http://127.0.0.1:{os.environ.get('PORT', '8000')}/api/health\", timeout=4)"]
+
+# `python -m serve_app serve` checks the settings, then runs `serve run serve_config.yaml` on a local Ray
+# (KubeRay pods replace this command with `ray start`). Other commands: `docker run IMAGE upload …`.
+ENTRYPOINT ["tini", "--", "python", "-m", "serve_app"]
+CMD ["serve"]

@@ -1,0 +1,119 @@
+"""The web UI's routes in-process (FastAPI TestClient over the real app, fake upscaler, real local
+storage): the page and its headers, stored objects for browsers, download URLs and /api/stats."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from configs.settings import load_settings
+from deployments.flow import Flow
+from deployments.ingress.api import create_api
+from deployments.ingress.keys import KeyRing
+from serve_app.app import WEB_DIR
+from tests.deployments.ingress.local_fakes import FakeStorage, FakeUpscaler
+from tests.images import jpeg, png
+
+KEY = "in-process-key-0123456789"
+
+
+@pytest.fixture(scope="module")
+def storage_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("storage")
+
+
+def app_client(storage_dir: Path, **overrides: object) -> TestClient:
+    settings = load_settings(storage_dir=storage_dir, s3_bucket=None, **overrides)
+    flow = Flow(FakeUpscaler(2), FakeStorage(storage_dir), settings)  # type: ignore[arg-type]
+    keys = KeyRing.from_keys(settings.api_key_list)  # as the builder makes them
+    return TestClient(create_api(flow, settings, keys=keys, web_dir=WEB_DIR))
+
+
+@pytest.fixture(scope="module")
+def client(storage_dir: Path) -> Iterator[TestClient]:
+    with app_client(storage_dir) as c:
+        yield c
+
+
+def upload(client: TestClient, data: bytes, name: str) -> dict[str, object]:
+    response = client.post("/api/images/upload", files={"image": (name, data, "image/png")})
+    assert response.status_code == 200, response.text
+    return dict(response.json()["result"])
+
+
+def test_the_page_is_served_at_the_root_with_a_strict_policy(client: TestClient) -> None:
+    page = client.get("/")
+    assert page.status_code == 200 and "<title>VisionCloud Upscaler</title>" in page.text
+    policy = page.headers["content-security-policy"]
+    assert "default-src 'self'" in policy and "script-src 'self';" in policy and "style-src 'self';" in policy
+    assert "unsafe" not in policy and "frame-ancestors 'none'" in policy
+    assert "<script>" not in page.text and " style=" not in page.text  # nothing inline for the policy to refuse
+    assert client.get("/js/main.js").headers["content-type"].startswith("text/javascript")
+    assert client.get("/vendor/uplot/uPlot.iife.min.js").status_code == 200
+
+
+def test_the_api_and_the_docs_keep_their_own_headers(client: TestClient) -> None:
+    assert "content-security-policy" not in client.get("/api/health").headers
+    assert "content-security-policy" not in client.get("/docs").headers  # Swagger UI loads its own assets
+    missing = client.get("/api/nothing-here")
+    assert missing.status_code == 404 and missing.json()["success"] is False
+
+
+def test_a_result_names_its_download_route_which_serves_the_stored_bytes(client: TestClient, storage_dir: Path) -> None:
+    result = upload(client, png(40, 30), "tiny.png")
+    assert result["folder"] == "upscaled"
+    assert result["download_url"] == f"/api/objects/{result['key']}"
+    response = client.get(str(result["download_url"]))
+    assert response.status_code == 200 and response.headers["content-type"] == "image/png"
+    assert response.content == (storage_dir / str(result["key"])).read_bytes()
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "upscaled/../../etc/passwd",
+        "upscaled/%2e%2e/%2e%2e/etc/passwd",
+        "jobs/0123456789abcdef/0000.png",
+        "elsewhere/x.png",
+        "upscaled/sub/x.png",
+        "upscaled/none-0123456789abcdef.png",
+    ],
+)
+def test_object_keys_outside_the_result_folders_are_not_found(client: TestClient, key: str) -> None:
+    response = client.get(f"/api/objects/{key}")
+    assert response.status_code == 404
+    # A literal ../ is resolved by the client before it is sent (then no route matches at all).
+    assert response.json()["error"] in ("object_not_found", "not_found")
+
+
+def test_objects_need_the_api_key_when_the_service_has_one(storage_dir: Path) -> None:
+    with app_client(storage_dir, api_key=KEY) as c:
+        result = upload_with_key(c, png(40, 30, seed=9))
+        key = str(result["key"])
+        assert c.get(f"/api/objects/{key}").status_code == 401
+        assert c.get(f"/api/objects/{key}", headers={"X-API-Key": KEY}).status_code == 200
+
+
+def upload_with_key(c: TestClient, data: bytes) -> dict[str, object]:
+    response = c.post("/api/images/upload", files={"image": ("k.png", data, "image/png")}, headers={"X-API-Key": KEY})
+    assert response.status_code == 200
+    return dict(response.json()["result"])
+
+
+def test_stats_count_what_this_replica_processed(storage_dir: Path) -> None:
+    with app_client(storage_dir) as c:
+        before = c.get("/api/stats").json()
+        assert before["images_total"] == 0 and before["queue_depth"] is None and before["spool_depth"] is None
+        upload(c, png(64, 48, seed=1), "a.png")
+        upload(c, jpeg(3840, 2160, seed=2), "b.jpg")
+        stats = c.get("/api/stats").json()
+    assert stats["images_per_folder"] == {"good_quality": 1, "upscaled": 1, "couldn't_upscale": 0}
+    assert stats["upscale"]["success_rate"] == 1.0
+    assert stats["quality_threshold"] == 0.5 and stats["storage"] == "local"
+    assert stats["processing_ms"]["samples"] == 2 and stats["processing_ms"]["p95"] >= stats["processing_ms"]["p50"]
+    assert sum(b["count"] for b in stats["quality_score_histogram"]) == 2
+    assert stats["timeline"][-1]["count"] == 2
+    assert stats["replicas"] is None  # no Serve controller in-process

@@ -1,0 +1,42 @@
+"""The multi-node tier: several Ray nodes on this machine, each test module with a cluster of its own.
+
+These tests start Ray clusters with fixed-role nodes and Ray's fake autoscaling provider, which runs
+``ray stop --force`` (it kills every Ray process it can see). They run only under ``scripts/isolated``
+(own PID, network and mount namespaces: nothing outside is visible or reachable, /tmp/ray is private):
+``scripts/isolated .venv/bin/python -m pytest -m multinode tests/multinode`` (scripts/test does it).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ISOLATION_MARK = b"vcs-isolated-ray"
+# The config's own port. The network namespace is private, so a fixed port collides with nothing; a port
+# picked with bind(0) would, in a fresh namespace, be handed out again to the next Ray process that asks.
+SERVE_PORT = 8000
+# Replicas report their load every 0.5 s instead of 10 s, so a load step is seen in seconds. Read by Serve
+# when each Ray process starts: set before any cluster is.
+FAST_AUTOSCALING = {
+    "RAY_SERVE_REPLICA_AUTOSCALING_METRIC_PUSH_INTERVAL_S": "0.5",
+    "RAY_SERVE_HANDLE_AUTOSCALING_METRIC_PUSH_INTERVAL_S": "0.5",
+    "RAY_AUTH_MODE": "disabled",
+    "RAY_USAGE_STATS_ENABLED": "0",
+}
+
+
+def isolated() -> bool:
+    """PID 1 of this PID namespace is scripts/isolated's shell: no process outside it is visible."""
+    return ISOLATION_MARK in Path("/proc/1/cmdline").read_bytes().split(b"\0")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolation() -> None:
+    if not isolated():
+        pytest.fail(
+            "the multinode tier stops every Ray it can see: run it as "
+            "`scripts/isolated .venv/bin/python -m pytest -m multinode tests/multinode`"
+        )
+    os.environ.update(FAST_AUTOSCALING)

@@ -1,0 +1,132 @@
+"""compose.yaml runs the product on one host: valid for the compose spec, the app stores into the
+S3-compatible server's bucket and uses Redis, the S3 server's command really creates that bucket, and
+the monitoring profile mounts files that exist."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import boto3
+import pytest
+import yaml
+
+from configs.settings import Settings
+from tests.s3servers import free_ports, weed_binary
+
+ROOT = Path(__file__).resolve().parents[1]
+COMPOSE = ROOT / "compose.yaml"
+DEFAULT = re.compile(r"\$\{\w+:-([^}]*)\}")
+
+
+def compose() -> dict[str, Any]:
+    """The file with ``${VAR:-default}`` replaced by its default, as compose does with VAR unset."""
+    loaded: dict[str, Any] = yaml.safe_load(DEFAULT.sub(r"\1", COMPOSE.read_text()))
+    return loaded
+
+
+def service(name: str) -> dict[str, Any]:
+    found: dict[str, Any] = compose()["services"][name]
+    return found
+
+
+def environment(name: str) -> dict[str, str]:
+    return {key: str(value) for key, value in service(name).get("environment", {}).items()}
+
+
+def weed_flags() -> dict[str, str]:
+    return dict(arg.lstrip("-").split("=", 1) for arg in service("s3")["command"][1:])
+
+
+def test_compose_file_is_valid_for_the_compose_spec() -> None:
+    checker = Path(sys.executable).with_name("check-jsonschema")
+    result = subprocess.run(
+        [str(checker), "--builtin-schema", "vendor.compose-spec", str(COMPOSE)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_app_stores_into_the_bucket_the_s3_service_creates() -> None:
+    env = environment("upscaler")
+    settings = Settings(**{k.lower(): v for k, v in env.items() if k.lower() in Settings.model_fields})
+    assert settings.storage_backend == "s3" and settings.s3_bucket == weed_flags()["bucket"]
+    endpoint = urlsplit(settings.s3_endpoint_url or "")
+    assert (endpoint.hostname, str(endpoint.port)) == ("s3", weed_flags()["s3.port"])
+    assert env["AWS_ACCESS_KEY_ID"] == environment("s3")["AWS_ACCESS_KEY_ID"]
+    assert env["AWS_SECRET_ACCESS_KEY"] == environment("s3")["AWS_SECRET_ACCESS_KEY"]
+    assert set(service("upscaler")["depends_on"]) == {"s3", "redis"}
+
+
+def test_the_jobs_broker_is_the_redis_service() -> None:
+    broker = urlsplit(environment("upscaler")["JOBS_BROKER_URL"])
+    assert (broker.scheme, broker.hostname, broker.port) == ("redis", "redis", 6379)
+    assert "--appendonly" in service("redis")["command"]
+
+
+def test_the_app_runs_the_image_the_cluster_runs() -> None:
+    rayservice = yaml.safe_load((ROOT / "configs" / "kuberay" / "rayservice.yaml").read_text())
+    head = rayservice["spec"]["rayClusterConfig"]["headGroupSpec"]["template"]["spec"]["containers"][0]
+    assert service("upscaler")["image"] == head["image"]
+    assert service("upscaler")["build"] == "."
+
+
+def test_every_mounted_file_is_in_the_repository() -> None:
+    for name, spec in compose()["services"].items():
+        for volume in spec.get("volumes", []):
+            source = volume.split(":", 1)[0]
+            if source.startswith("./"):
+                assert (ROOT / source).exists(), f"{name} mounts {source}, which does not exist"
+
+
+def test_grafana_reads_the_prometheus_service_and_our_dashboard() -> None:
+    provisioning = ROOT / "configs" / "monitoring" / "grafana" / "provisioning"
+    (source,) = yaml.safe_load((provisioning / "datasources" / "prometheus.yaml").read_text())["datasources"]
+    assert (source["type"], source["url"]) == ("prometheus", "http://prometheus:9090")
+    (provider,) = yaml.safe_load((provisioning / "dashboards" / "upscaler.yaml").read_text())["providers"]
+    mounts = [v.split(":")[1] for v in service("grafana")["volumes"]]
+    assert any(m.startswith(provider["options"]["path"] + "/") for m in mounts)
+    prometheus_mounts = [v.split(":")[1] for v in service("prometheus")["volumes"]]
+    assert "/tmp/ray" in prometheus_mounts  # the discovery file Ray writes on the head node
+
+
+@pytest.mark.integration
+def test_the_s3_service_command_creates_the_bucket(tmp_path: Path) -> None:
+    """The s3 service's own arguments, run by the same SeaweedFS release, with loopback ports."""
+    s3, master, volume, filer, admin = free_ports(5, grpc_offset=10000)
+    local = {"ip": "127.0.0.1", "ip.bind": "127.0.0.1", "dir": str(tmp_path), "s3.port": str(s3)}
+    local |= {"master.port": str(master), "volume.port": str(volume), "filer.port": str(filer)}
+    local |= {"admin.port": str(admin)}
+    flags = weed_flags() | local
+    env = environment("s3")
+    process = subprocess.Popen(
+        [weed_binary(), "mini", *(f"-{k}={v}" for k, v in flags.items())],
+        env={"PATH": "/usr/bin:/bin", **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    client = boto3.client(
+        "s3",
+        endpoint_url=f"http://127.0.0.1:{s3}",
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        region_name="us-east-1",
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                client.put_object(Bucket=weed_flags()["bucket"], Key="probe.txt", Body=b"ok")
+                break
+            except Exception:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise
+                time.sleep(0.3)
+        assert client.get_object(Bucket=weed_flags()["bucket"], Key="probe.txt")["Body"].read() == b"ok"
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
