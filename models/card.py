@@ -162,7 +162,7 @@ def degraded_lines(report: dict[str, Any]) -> list[str]:
             lines.append(
                 f"| {setting} | {set_name} | {bic['psnr']:.2f} / {bic['ssim']:.4f} | "
                 + " | ".join(cells)
-                + f" | {entry[names[-1]]['better_than_bicubic']}/{len(entry['images'])} |"
+                + f" | {entry[names[-1]]['better_than_bicubic']}/{entry['count']} |"
             )
     return lines
 
