@@ -182,6 +182,7 @@ def degraded_benchmark(
                 mean = summarise(scores)
                 better = sum(s.psnr > s.bicubic_psnr for s in scores)
                 entry[name] = {"psnr": mean["psnr"], "ssim": mean["ssim"], "better_than_bicubic": better}
+                entry["count"] = len(scores)
                 for s in scores:
                     entry["images"][s.image][name] = round(s.psnr, 4)
             report["settings"].setdefault(setting, {})[set_name] = entry

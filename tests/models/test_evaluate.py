@@ -4,8 +4,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+from PIL import Image
 
-from models.evaluate import bicubic, read_image
+from models.evaluate import DEGRADED_SETTINGS, bicubic, degrade_named, degraded_benchmark, read_image
 from models.metrics import psnr_y
 
 PUBLISHED = {
@@ -28,3 +30,31 @@ def test_bicubic_reproduces_the_published_psnr_within_0_02_db(shared_dir: Path, 
 def test_bicubic_keeps_greyscale_images_greyscale() -> None:
     grey = np.zeros((4, 5), np.uint8)
     assert bicubic(grey, 2).shape == (8, 10)
+
+
+def test_named_degradations_are_seeded_per_image_and_keep_greyscale_grey() -> None:
+    rgb = np.random.default_rng(0).integers(0, 256, (24, 32, 3), dtype=np.uint8)
+    for setting in DEGRADED_SETTINGS:
+        once, twice = degrade_named(rgb, setting, "a"), degrade_named(rgb, setting, "a")
+        assert once.shape == rgb.shape and (once == twice).all()
+    assert (degrade_named(rgb, "clean", "a") == rgb).all()
+    assert not (degrade_named(rgb, "noise5+jpeg75", "a") == degrade_named(rgb, "noise5+jpeg75", "b")).all()
+    assert degrade_named(rgb[..., 0], "noise10+jpeg75", "a").shape == (24, 32)
+
+
+def test_the_degraded_benchmark_scores_every_model_against_the_clean_image(tmp_path: Path) -> None:
+    folder = tmp_path / "Tiny" / "x2"
+    folder.mkdir(parents=True)
+    y, x = np.mgrid[0:48, 0:64]
+    hr = np.stack([x * 4, y * 5, (x + y) * 2], axis=-1).astype(np.uint8)
+    Image.fromarray(hr).save(folder / "img_001_SRF_2_HR.png")
+    Image.fromarray(bicubic_down(hr)).save(folder / "img_001_SRF_2_LR.png")
+    report = degraded_benchmark(["vcsr-s-x2"], ["Tiny"], ["clean", "jpeg30"], tmp_path, torch.device("cpu"))
+    clean, jpeg = report["settings"]["clean"]["Tiny"], report["settings"]["jpeg30"]["Tiny"]
+    assert clean["vcsr-s-x2"]["psnr"] > jpeg["vcsr-s-x2"]["psnr"] and clean["bicubic"]["psnr"] > jpeg["bicubic"]["psnr"]
+    assert set(clean["images"]["img_001_SRF_2"]) == {"bicubic", "vcsr-s-x2"}
+
+
+def bicubic_down(hr: np.ndarray) -> np.ndarray:
+    image = Image.fromarray(hr)
+    return np.asarray(image.resize((image.width // 2, image.height // 2), Image.Resampling.BICUBIC))

@@ -1,10 +1,12 @@
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 from safetensors.torch import load_file
 
+import models.train
 from models.train import main
 
 
@@ -36,3 +38,23 @@ def test_a_resumed_run_ends_with_the_same_weights_as_an_uninterrupted_one(tmp_pa
     a, b = load_file(str(straight)), load_file(str(resumed))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert any(not torch.equal(a[k], torch.zeros_like(a[k])) for k in a if k.startswith("tail"))
+
+
+def test_a_real_world_fine_tune_starts_from_the_bundled_weights_and_resumes_exactly(tmp_path: Path) -> None:
+    data = dataset(tmp_path / "data")
+    real = ("--degradation", "real", "--init", "vcsr-s-x2")
+    straight = train(tmp_path, data, "real-straight", *real)
+    assert not train(tmp_path, data, "real-resumed", *real, "--stop-after", "3").exists()
+    resumed = train(tmp_path, data, "real-resumed", *real)
+    a, b = load_file(str(straight)), load_file(str(resumed))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    bundled = load_file(str(Path(__file__).parents[2] / "models" / "weights" / "vcsr-s-x2.safetensors"))
+    assert all(a[k].shape == bundled[k].shape for k in a)
+    assert max(float((a[k] - bundled[k]).abs().max()) for k in a) < 0.05  # six small steps from the start
+
+
+def test_a_time_budget_fixes_the_step_count_after_calibration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(models.train, "CALIBRATION_STEPS", 8)
+    data = dataset(tmp_path / "data")
+    out = train(tmp_path, data, "budget", "--degradation", "real", "--time-budget", "0.001", "--steps", "100000")
+    assert out.exists()  # the budget (not 100 000 steps) ended the run
