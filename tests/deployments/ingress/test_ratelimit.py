@@ -1,48 +1,14 @@
 """Rate limits: exact per identity, shared by every ingress replica through Redis (a real
-redis-server on 127.0.0.1), per replica in memory, and never the reason the service fails."""
+redis-server on 127.0.0.1: the shared ``redis_url`` fixture), per replica in memory, and never the
+reason the service fails."""
 
 from __future__ import annotations
 
 import asyncio
-import shutil
-import subprocess
-import time
-from collections.abc import Iterator
-
-import pytest
 
 from configs.settings import load_settings
 from deployments.ingress.ratelimit import Limiter, storage_url
 from tests.s3servers import free_ports
-
-
-@pytest.fixture(scope="module")
-def redis_url() -> Iterator[str]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.fail("redis-server is missing: scripts/test installs Debian's redis-server")
-    (port,) = free_ports(1)
-    process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    try:
-        import redis
-
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                redis.Redis.from_url(url).ping()
-                break
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(10)
 
 
 def allowed(limiter: Limiter, identity: str, times: int) -> list[bool]:
