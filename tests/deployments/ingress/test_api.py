@@ -67,6 +67,11 @@ def test_a_job_is_accepted_with_202_and_its_location(client: TestClient, jobs: F
     (job,) = jobs.submitted
     assert [f.filename for f in job.files] == ["a.png", "b.jpg"] and job.format == "webp"
     assert client.get("/api/jobs/job00000").json()["total"] == 2
+    jobs.jobs["job00000"]["items"][0]["result"] = client.post(
+        "/api/images/upload", files={"image": ("a.png", images.png(16, 16), "image/png")}
+    ).json()["result"]
+    shown = client.get("/api/jobs/job00000").json()["items"][0]["result"]
+    assert shown["download_url"] == f"/api/objects/{shown['key']}"  # local storage: the service's route
 
 
 @pytest.mark.parametrize(
