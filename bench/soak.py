@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -181,10 +182,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         warm = asyncio.run(closed_loop(url, uploads, args.clients, args.saturation_s))
         saturation = sum(1 for s in warm if s.status == 200) / args.saturation_s  # answered uploads per second
         run = asyncio.run(soak(url, uploads, args.load * saturation, args.minutes * 60, args.sample_s, process.pid))
+        results, samples = run["results"], run["samples"]
+        missing = lost(results)
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(120)
-    results, samples = run["results"], run["samples"]
+        shutil.rmtree(tmp, ignore_errors=True)
     statuses = [r[2] for r in results]
     report = {
         "machine": describe(),
@@ -194,7 +197,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "uploads": len(results),
         "statuses": {str(s): statuses.count(s) for s in sorted(set(statuses))},
         "refused_inputs_sent": sum(1 for i in range(len(results)) if uploads[i % len(uploads)].label.startswith("bad")),
-        "lost_uploads": lost(results),
+        "lost_uploads": missing,
         "samples": samples,
     }  # fmt: skip
     if args.out:
