@@ -64,6 +64,14 @@ class Catalog:
             )
         log.info("models: %s (default %s)", ", ".join(sorted(specs)), self.default)
 
+    @property
+    def routed(self) -> list[str]:
+        """The models the quality policy sends most uploads to: the default and its real-world
+        counterpart at the same scale (``vcsr-real-x<scale>``, when served). Every replica registers
+        them with Serve's multiplexing at start, so autoscaled replicas share their load."""
+        scale = self.infos[self.default].scale
+        return [self.default, *(n for n in [f"vcsr-real-x{scale}"] if n in self.specs and n != self.default)]
+
     def resolve(self, name: str | None) -> str:
         name = name or self.default
         if name not in self.specs:

@@ -203,3 +203,8 @@ def test_check_health_runs_the_model_on_the_forward_thread(upscaler: Any) -> Non
     upscaler._forward_thread.shutdown()
     with pytest.raises(deployment.UpscaleError, match="forward thread cannot run the model"):
         asyncio.run(upscaler.check_health())
+
+
+def test_the_routed_models_are_the_default_and_its_real_world_counterpart() -> None:
+    assert Catalog(load_settings(upscale_scale=4), []).routed == ["vcsr-m-x4", "vcsr-real-x4"]
+    assert Catalog(load_settings(model_name="vcsr-real-x2"), []).routed == ["vcsr-real-x2"]
