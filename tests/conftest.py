@@ -10,7 +10,7 @@ import pytest
 
 from models.data import shared_root
 from tests.redis_server import redis_server
-from tests.s3servers import S3Server, moto_server, seaweedfs_server
+from tests.s3servers import S3Server, moto_server, seaweedfs_server, weed_data_dir
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 # Test-only credentials for the S3 servers started on loopback; Ray replicas inherit them.
@@ -22,14 +22,14 @@ SHARED = shared_root()
 
 
 @pytest.fixture(scope="module", params=["moto", "seaweedfs"])
-def s3_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+def s3_server(request: pytest.FixtureRequest) -> Iterator[S3Server]:
     """A real S3-compatible server on 127.0.0.1, once per module and kind: moto (API shape) and
     SeaweedFS (checks signatures and checksums like S3)."""
     if request.param == "moto":
         with moto_server() as server:
             yield server
     else:
-        with seaweedfs_server(tmp_path_factory.mktemp("weed")) as server:
+        with weed_data_dir() as data_dir, seaweedfs_server(data_dir) as server:
             yield server
 
 

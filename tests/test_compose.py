@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from configs.settings import Settings
-from tests.s3servers import free_ports, weed_binary
+from tests.s3servers import free_ports, stop, weed_binary, weed_data_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "compose.yaml"
@@ -95,10 +95,15 @@ def test_grafana_reads_the_prometheus_service_and_our_dashboard() -> None:
 
 
 @pytest.mark.integration
-def test_the_s3_service_command_creates_the_bucket(tmp_path: Path) -> None:
+def test_the_s3_service_command_creates_the_bucket() -> None:
     """The s3 service's own arguments, run by the same SeaweedFS release, with loopback ports."""
+    with weed_data_dir() as data_dir:
+        _run_the_s3_service_command(data_dir)
+
+
+def _run_the_s3_service_command(data_dir: Path) -> None:
     s3, master, volume, filer, admin = free_ports(5, grpc_offset=10000)
-    local = {"ip": "127.0.0.1", "ip.bind": "127.0.0.1", "dir": str(tmp_path), "s3.port": str(s3)}
+    local = {"ip": "127.0.0.1", "ip.bind": "127.0.0.1", "dir": str(data_dir), "s3.port": str(s3)}
     local |= {"master.port": str(master), "volume.port": str(volume), "filer.port": str(filer)}
     local |= {"admin.port": str(admin)}
     flags = weed_flags() | local
@@ -128,5 +133,4 @@ def test_the_s3_service_command_creates_the_bucket(tmp_path: Path) -> None:
                 time.sleep(0.3)
         assert client.get_object(Bucket=weed_flags()["bucket"], Key="probe.txt")["Body"].read() == b"ok"
     finally:
-        process.terminate()
-        process.wait(timeout=20)
+        stop(process)

@@ -17,7 +17,7 @@ import pytest
 from tests import images
 from tests.integration.conftest import deployed
 from tests.integration.helpers import kill_replicas, open_image, upload
-from tests.s3servers import S3Server, free_ports, seaweedfs_server
+from tests.s3servers import S3Server, free_ports, seaweedfs_server, weed_data_dir
 
 pytestmark = pytest.mark.integration
 
@@ -57,10 +57,9 @@ def uploads() -> list[tuple[str, bytes]]:
 
 
 def test_s3_stopped_and_restarted_loses_nothing(serve_url: str, tmp_path: Path) -> None:
-    data_dir, spool_dir = tmp_path / "weed", tmp_path / "spool"
-    data_dir.mkdir()
+    spool_dir = tmp_path / "spool"
     ports = free_ports(5, grpc_offset=10000)
-    with ExitStack() as running_s3:
+    with weed_data_dir() as data_dir, ExitStack() as running_s3:
         s3 = running_s3.enter_context(seaweedfs_server(data_dir, ports=ports))
         settings = {
             "s3_bucket": s3.bucket,
