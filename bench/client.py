@@ -86,31 +86,43 @@ def no_upscale(url: str, data: bytes, threads: int, seconds: float) -> dict[str,
     }
 
 
-def forward_seconds(metrics_url: str) -> float:
+TILES = "ray_upscaler_tiles_total"
+
+
+def counters(metrics_url: str) -> dict[str, float]:
+    """The model's forward seconds and tiles run so far, from one scrape (exported together)."""
     text = requests.get(metrics_url, timeout=10).text
-    return sum(float(m[1]) for m in re.finditer(rf"^{FORWARD}(?:{{[^}}]*}})? ([0-9.eE+-]+)$", text, re.M))
+    return {
+        name: sum(float(m[1]) for m in re.finditer(rf"^{name}(?:{{[^}}]*}})? ([0-9.eE+-]+)$", text, re.M))
+        for name in (FORWARD, TILES)
+    }
 
 
-def settled_forward_seconds(metrics_url: str, wait: float = 2.0, stable: int = 3) -> float:
-    """The counter once it has stopped moving (Ray exports metrics every few seconds)."""
-    readings = [forward_seconds(metrics_url)]
-    while len(readings) < stable or len(set(readings[-stable:])) > 1:
-        time.sleep(wait)
-        readings.append(forward_seconds(metrics_url))
-    return readings[-1]
+def counters_after(metrics_url: str, tiles: float, timeout: float = 90.0) -> dict[str, float]:
+    """The counters once Ray has exported at least ``tiles`` tiles. Ray's agent exports every few
+    seconds, so a counter that has not moved for a while may still miss the last pass: waiting for
+    it to stand still under-counted one of a 1080p ×2 upload's four tiles (3.2 s of 4.4)."""
+    deadline = time.monotonic() + timeout
+    while (reading := counters(metrics_url))[TILES] < tiles:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{TILES} stayed at {reading[TILES]:g} < {tiles:g} for {timeout:g} s")
+        time.sleep(0.5)
+    return reading
 
 
 def outside_the_model(url: str, metrics_url: str, data: bytes, model: str, repeats: int) -> dict[str, Any]:
     """One upload at a time: client seconds, the model's forward seconds, and the rest."""
     rows = []
     with requests.Session() as session:
-        post(session, url, data, model)  # warm-up: the model is loaded and its tile shapes seen
+        exported = counters(metrics_url)[TILES]  # every earlier upload's tiles were waited for
+        warm = post(session, url, data, model)  # warm-up: the model is loaded and its tile shapes seen
+        before = counters_after(metrics_url, exported + warm["tiles"])
         for _ in range(repeats):
-            before = settled_forward_seconds(metrics_url)
             started = time.perf_counter()
             result = post(session, url, data, model)
             client = time.perf_counter() - started
-            model_s = settled_forward_seconds(metrics_url) - before
+            after = counters_after(metrics_url, before[TILES] + result["tiles"])
+            model_s, before = after[FORWARD] - before[FORWARD], after
             timings = result.get("timings_ms", {})
             rows.append({"client_s": client, "model_s": model_s, "encode_s": timings.get("encode", 0) / 1e3})
     client_s = statistics.median(r["client_s"] for r in rows)
