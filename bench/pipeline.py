@@ -111,7 +111,7 @@ def engine_figure(seconds: float) -> dict[str, Any]:
     size, run back to back for ``seconds``; its rate over that window, as the pipeline's is measured.
     The best single call (what ``bench.engine`` reports against the peak) is kept beside it."""
     settings = load_settings()
-    name = settings.model_name or default_model_name(settings.upscale_scale)
+    name = settings.model_name or default_model_name(settings.scales[0])
     device = resolve_device(settings.device)
     engine = served_engine(name, device, settings.precision)
     tile = torch.randint(0, 256, (1, 3, DEFAULT_TILE_SIZE, DEFAULT_TILE_SIZE), dtype=torch.uint8)

@@ -8,6 +8,9 @@ everything. A condition bounds one metric (``min`` ≤ value ≤ ``max``, inclus
 ``None`` (``jpeg_quality`` of a PNG) fails every condition on it. ``min: threshold`` on ``resolution``
 stands for the service's ``QUALITY_THRESHOLD``, so the default policy keeps the seed's routing.
 
+The scale is ``UPSCALE_SCALE``; with ``UPSCALE_SCALE=auto`` it is ``scale_for``'s: the smallest bundled
+scale that lifts the resolution score to the threshold (×4 when even that falls short).
+
 An explicit ``model`` in a request always wins over the policy's family. The result names the rule
 that decided (``result.route``). Errors name the bad rule: ``rule 2 ('noisy'): when.noise.mn: …``.
 """
@@ -96,6 +99,13 @@ class QualityPolicy(BaseModel):
             if rule.matches(metrics, threshold):
                 return Decision(rule.name, rule.route, rule.model)
         raise AssertionError("unreachable: the last rule matches everything")
+
+
+def scale_for(score: float, threshold: float, scales: tuple[int, ...]) -> int:
+    """The smallest of ``scales`` whose output reaches ``threshold`` (a scale ``s`` multiplies the
+    resolution score by ``s²``); the largest when none does."""
+    ordered = sorted(scales)
+    return next((s for s in ordered if score * s * s >= threshold), ordered[-1])
 
 
 def _where(loc: tuple[int | str, ...], raw: Any) -> str:

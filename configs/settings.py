@@ -42,7 +42,8 @@ class Settings(BaseSettings):
     s3_addressing_style: Literal["auto", "path", "virtual"] = Field("auto", description="auto, path or virtual")
     storage_dir: Path = Field(REPO_ROOT / "data" / "storage", description="a folder for local storage")
     quality_threshold: float = Field(0.5, ge=0.0, le=1.0, description="a number in [0, 1]")
-    upscale_scale: Literal[2, 4] = Field(2, description="2 or 4")
+    # auto: per image, the smallest bundled scale that lifts the resolution score to QUALITY_THRESHOLD.
+    upscale_scale: Literal[2, 4, "auto"] = Field(2, description="2, 4 or auto")
     model_name: str | None = Field(
         None, description="a registered model name (default: the bundled model for UPSCALE_SCALE)"
     )
@@ -155,7 +156,9 @@ class Settings(BaseSettings):
     @classmethod
     def _scale_from_text(cls, value: Any) -> Any:
         # .env values arrive as text, and a Literal of ints does not coerce "4".
-        return int(value) if isinstance(value, str) and value.strip().isdigit() else value
+        if isinstance(value, str) and value.strip().isdigit():
+            return int(value)
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("api_keys")
     @classmethod
@@ -182,6 +185,20 @@ class Settings(BaseSettings):
     @property
     def cors_origins(self) -> list[str]:
         return [o.strip() for o in (self.cors_allow_origins or "").split(",") if o.strip()]
+
+    @model_validator(mode="after")
+    def _auto_scale_uses_the_bundled_models(self) -> Settings:
+        if self.upscale_scale == "auto" and (self.model_name or self.model_path):
+            raise ValueError(
+                "UPSCALE_SCALE=auto picks a bundled model per image (vcsr-m-x2/x4, vcsr-real-x2/x4): unset "
+                "MODEL_NAME and MODEL_PATH, or set UPSCALE_SCALE to the chosen model's scale"
+            )
+        return self
+
+    @property
+    def scales(self) -> tuple[int, ...]:
+        """The scales uploads are upscaled at: ``UPSCALE_SCALE``, or with auto every bundled one."""
+        return (2, 4) if self.upscale_scale == "auto" else (self.upscale_scale,)
 
     @model_validator(mode="after")
     def _warn_deprecated(self) -> Settings:
@@ -226,7 +243,9 @@ class Settings(BaseSettings):
 
 
 def _describe(error: ErrorDetails) -> str:
-    field = str(error["loc"][0]) if error["loc"] else "?"
+    if not error["loc"]:  # a rule across settings: its message names them
+        return str(error["msg"]).removeprefix("Value error, ")
+    field = str(error["loc"][0])
     info = Settings.model_fields.get(field)
     allowed = info.description if info and info.description else error["msg"]
     value = error.get("input")

@@ -81,6 +81,8 @@ class ModelSummary:
     supports_half: bool
     supports_bfloat16: bool
     psnr: dict[str, float]  # mean PSNR-Y per evaluation set, where an evaluation file ships beside it
+    # The quality policy's family this model serves at its scale ("fidelity" or "real"), if any.
+    routed_as: str | None = None
 
 
 @dataclass(frozen=True)

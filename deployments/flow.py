@@ -27,7 +27,7 @@ from typing import TypeVar
 from ray.exceptions import RayActorError
 from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError, ReplicaUnavailableError
 
-from configs.quality_policy import Decision, QualityPolicy, load_policy
+from configs.quality_policy import Decision, QualityPolicy, load_policy, scale_for
 from configs.settings import Settings
 from deployments import decode, quality
 from deployments.contracts import (
@@ -222,15 +222,16 @@ class Flow:
         return Routed(metrics, decision, await self._policy_model(accepted, decision), decoded)
 
     async def _policy_model(self, accepted: Accepted, decision: Decision) -> ModelSummary:
-        """The request's own model if it named one; else the policy's family at the default's scale."""
-        if accepted.upload.model is not None or decision.model != "real":
+        """The request's own model if it named one; else the policy's family at the scale (UPSCALE_SCALE,
+        or with auto the smallest that lifts the resolution score to the threshold)."""
+        if accepted.upload.model is not None or decision.model is None:
             return accepted.model
-        wanted = f"vcsr-real-x{accepted.model.scale}"
-        for model in await self.models():
-            if model.name == wanted:
-                return model
-        log.warning("quality policy asked for %s, which is not served; using %s", wanted, accepted.model.name)
-        return accepted.model
+        scale = scale_for(accepted.score, self.settings.quality_threshold, self.settings.scales)
+        served = {(m.routed_as, m.scale): m for m in await self.models() if m.routed_as}
+        chosen = served.get((decision.model, scale)) or served.get(("fidelity", scale))
+        if chosen is None or chosen.routed_as != decision.model:
+            log.warning("quality policy asked for the %s model at ×%d, which is not served", decision.model, scale)
+        return chosen or accepted.model
 
     async def _store_as_uploaded(self, accepted: Accepted, routed: Routed, clock: Stopwatch) -> Outcome:
         stored = await self._put(Folder.GOOD_QUALITY, accepted, accepted.original)

@@ -54,7 +54,7 @@ def build_app(args: AppArgs) -> Application:
     if wants_gpu(settings):
         upscaler_deployment = upscaler_deployment.options(ray_actor_options={"num_cpus": 1, "num_gpus": 1})
     log.info(
-        "building app: storage=%s scale=%d device=%s jobs broker=%s",
+        "building app: storage=%s scale=%s device=%s jobs broker=%s",
         settings.storage_backend,
         settings.upscale_scale,
         settings.device,

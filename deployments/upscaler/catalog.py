@@ -44,7 +44,7 @@ class Catalog:
             specs[name] = ModelSpec(name, settings.model_path, "MODEL_PATH")
             self.default = name
         else:
-            self.default = settings.model_name or default_model_name(settings.upscale_scale)
+            self.default = settings.model_name or default_model_name(settings.scales[0])
         if self.default not in specs:
             raise UnknownModelError(self.default, sorted(specs))
         self.specs = specs
@@ -55,8 +55,9 @@ class Catalog:
             self.infos[name] = loaded.info
             if name == self.default:  # the replica builds its engine from it next: keep it, don't reload
                 self._preloaded[name] = loaded
+        self.scales = settings.scales
         scale = self.infos[self.default].scale
-        if scale != settings.upscale_scale:
+        if settings.upscale_scale != "auto" and scale != settings.upscale_scale:
             raise ValueError(
                 f"model {self.default!r} ({specs[self.default].path}) upscales ×{scale} but "
                 f"UPSCALE_SCALE={settings.upscale_scale}; choose a ×{settings.upscale_scale} model or set "
@@ -65,12 +66,24 @@ class Catalog:
         log.info("models: %s (default %s)", ", ".join(sorted(specs)), self.default)
 
     @property
+    def families(self) -> dict[str, str]:
+        """The models the quality policy routes to, with their family: at each served scale (the
+        default's, or with ``UPSCALE_SCALE=auto`` both) the fidelity model (the default, or the bundled
+        ``vcsr-m-x<scale>``) and its real-world counterpart ``vcsr-real-x<scale>`` when served."""
+        families: dict[str, str] = {}
+        for scale in self.scales:
+            fidelity = self.default if self.infos[self.default].scale == scale else default_model_name(scale)
+            families.setdefault(fidelity, "fidelity")
+            real = f"vcsr-real-x{scale}"
+            if real in self.specs:
+                families.setdefault(real, "real")
+        return families
+
+    @property
     def routed(self) -> list[str]:
-        """The models the quality policy sends most uploads to: the default and its real-world
-        counterpart at the same scale (``vcsr-real-x<scale>``, when served). Every replica registers
-        them with Serve's multiplexing at start, so autoscaled replicas share their load."""
-        scale = self.infos[self.default].scale
-        return [self.default, *(n for n in [f"vcsr-real-x{scale}"] if n in self.specs and n != self.default)]
+        """The routed models, the default first. Every replica registers them with Serve's multiplexing
+        at start, so autoscaled replicas share their load."""
+        return list(self.families)
 
     def resolve(self, name: str | None) -> str:
         name = name or self.default
@@ -99,6 +112,7 @@ class Catalog:
                 supports_half=info.supports_half,
                 supports_bfloat16=info.supports_bfloat16,
                 psnr=_scores(self.specs[name].path),
+                routed_as=self.families.get(name),
             )
             for name, info in sorted(self.infos.items())
         ]

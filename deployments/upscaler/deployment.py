@@ -37,7 +37,9 @@ from models.tiling import DEFAULT_TILE_SIZE
 
 log = logging.getLogger("ray.serve")
 
-MODELS_PER_REPLICA = 3
+# The routed models (with UPSCALE_SCALE=auto: fidelity and real-world at ×2 and ×4) and one more named
+# by a request; a model of this size is ~1.4 MB of weights.
+MODELS_PER_REPLICA = 5
 HEALTH_PROBE_SIZE = 32
 HEALTH_TIMEOUT_S = 20.0  # under Serve's 30 s health-check timeout; a CPU batch of one 1024² tile takes ~1 s
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from configs.quality_policy import QualityPolicyError, load_policy, parse_policy
+from configs.quality_policy import QualityPolicyError, load_policy, parse_policy, scale_for
 
 CLEAN = {"resolution": 0.1, "sharpness": 0.65, "jpeg_quality": None, "noise": 0.8}
 
@@ -75,3 +75,19 @@ def test_an_unreadable_file_is_a_policy_error(tmp_path: Path) -> None:
     bad.write_text("rules: [")
     with pytest.raises(QualityPolicyError, match="cannot read"):
         load_policy(bad)
+
+
+@pytest.mark.parametrize(
+    ("score", "scales", "expected"),
+    [
+        (0.25, (2, 4), 2),  # 1080p: ×2 makes it 4K
+        (0.124, (2, 4), 4),  # ×2 gives 0.496, just short of 0.5
+        (0.125, (4, 2), 2),  # ×2 gives exactly the threshold; the order given does not matter
+        (0.001, (2, 4), 4),  # nothing reaches it: the largest
+        (0.001, (2,), 2),  # a fixed UPSCALE_SCALE is the only choice
+    ],
+)
+def test_auto_scale_is_the_smallest_that_reaches_the_threshold(
+    score: float, scales: tuple[int, ...], expected: int
+) -> None:
+    assert scale_for(score, 0.5, scales) == expected

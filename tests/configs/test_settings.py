@@ -26,12 +26,20 @@ def test_environment_and_dotenv_are_read(monkeypatch: pytest.MonkeyPatch, tmp_pa
     assert settings.s3_bucket == "my-bucket" and settings.storage_backend == "s3"
 
 
+def test_auto_scale_is_read_from_text_and_refuses_a_fixed_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("UPSCALE_SCALE", " Auto ")
+    assert load_settings().upscale_scale == "auto" and load_settings().scales == (2, 4)
+    assert load_settings(upscale_scale=4).scales == (4,)
+    with pytest.raises(SettingsError, match=r"UPSCALE_SCALE=auto picks a bundled model per image.*unset MODEL_NAME"):
+        load_settings(model_name="vcsr-s-x2")
+
+
 @pytest.mark.parametrize(
     ("name", "value", "expected"),
     [
         ("QUALITY_THRESHOLD", "1.5", "QUALITY_THRESHOLD=1.5: invalid, expected a number in [0, 1]"),
         ("QUALITY_THRESHOLD", "-0.1", "QUALITY_THRESHOLD=-0.1: invalid, expected a number in [0, 1]"),
-        ("UPSCALE_SCALE", "3", "UPSCALE_SCALE=3: invalid, expected 2 or 4"),
+        ("UPSCALE_SCALE", "3", "UPSCALE_SCALE=3: invalid, expected 2, 4 or auto"),
         ("DEVICE", "tpu", "DEVICE=tpu: invalid, expected auto, cpu or cuda"),
         ("PORT", "http", "PORT=http: invalid, expected an integer port"),
         ("S3_BUCKET", "Bad_Bucket", "S3_BUCKET=Bad_Bucket: invalid, expected an S3 bucket name"),

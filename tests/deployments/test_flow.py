@@ -31,7 +31,7 @@ from deployments.errors import OverloadedError, StorageError
 from deployments.flow import Flow, Upload, output_format
 from tests import images
 
-MODEL = ModelSummary("vcsr-m-x2", "vcsr", 2, 1, 1, "", True, False, True, {})
+MODEL = ModelSummary("vcsr-m-x2", "vcsr", 2, 1, 1, "", True, False, True, {}, "fidelity")
 
 
 @dataclass

@@ -19,8 +19,10 @@ from tests.deployments.ingress.fakes import FakeStorage, Method
 pytest.importorskip("skimage")
 from skimage import data
 
-FIDELITY = ModelSummary("vcsr-m-x2", "vcsr", 2, 1, 1, "", True, False, True, {})
-REAL = ModelSummary("vcsr-real-x2", "vcsr", 2, 1, 1, "", False, False, True, {})
+FIDELITY = ModelSummary("vcsr-m-x2", "vcsr", 2, 1, 1, "", True, False, True, {}, "fidelity")
+REAL = ModelSummary("vcsr-real-x2", "vcsr", 2, 1, 1, "", False, False, True, {}, "real")
+FIDELITY_X4 = ModelSummary("vcsr-m-x4", "vcsr", 4, 1, 1, "", False, False, True, {}, "fidelity")
+REAL_X4 = ModelSummary("vcsr-real-x4", "vcsr", 4, 1, 1, "", False, False, True, {}, "real")
 
 
 class RoutingUpscaler:
@@ -111,3 +113,23 @@ def test_a_large_image_is_stored_and_still_measured(versions: dict[str, bytes]) 
     assert outcome.quality_metrics is not None and outcome.quality_metrics["jpeg_quality"] == 30
     assert outcome.quality_metrics["measured_at_scale"] == 0.125  # the JPEG's 1/8 draft
     assert "measure" in outcome.timings_ms
+
+
+@pytest.mark.parametrize(
+    ("threshold", "scale"),
+    [(0.04, 2), (0.1, 4), (0.5, 4)],  # 320² is 0.0123 of 4K: ×2 gives 0.049, ×4 gives 0.198
+)
+def test_auto_scale_picks_the_smallest_scale_that_reaches_the_threshold(
+    versions: dict[str, bytes], threshold: float, scale: int
+) -> None:
+    catalogue = [FIDELITY, REAL, FIDELITY_X4, REAL_X4]
+    clean = run(versions["clean"], catalogue=catalogue, upscale_scale="auto", quality_threshold=threshold)
+    noisy = run(versions["noisy"], catalogue=catalogue, upscale_scale="auto", quality_threshold=threshold)
+    assert (clean.model, clean.upscale_scale) == (f"vcsr-m-x{scale}", scale)
+    assert (noisy.route, noisy.model) == ("noisy", f"vcsr-real-x{scale}")
+
+
+def test_auto_scale_never_overrides_an_explicit_model(versions: dict[str, bytes]) -> None:
+    catalogue = [FIDELITY, REAL, FIDELITY_X4, REAL_X4]
+    outcome = run(versions["noisy"], "vcsr-m-x2", catalogue, upscale_scale="auto", quality_threshold=0.5)
+    assert outcome.model == "vcsr-m-x2"

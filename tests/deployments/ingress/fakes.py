@@ -23,7 +23,7 @@ class Method:
         return call()
 
 
-MODEL = ModelSummary("vcsr-m-x2", "vcsr", 2, 1, 1, "", True, False, True, {})
+MODEL = ModelSummary("vcsr-m-x2", "vcsr", 2, 1, 1, "", True, False, True, {}, "fidelity")
 
 
 class FakeUpscaler:

@@ -42,7 +42,17 @@ class FakeUpscaler:
     async def _models(self) -> list[ModelSummary]:
         return [
             ModelSummary(
-                f"fake-x{self.scale}", "bicubic", self.scale, 0, 0, "Pillow bicubic", True, True, True, {"Set5": 33.66}
+                f"fake-x{self.scale}",
+                "bicubic",
+                self.scale,
+                0,
+                0,
+                "Pillow bicubic",
+                True,
+                True,
+                True,
+                {"Set5": 33.66},
+                "fidelity",
             )
         ]
 

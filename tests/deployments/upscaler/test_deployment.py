@@ -208,3 +208,13 @@ def test_check_health_runs_the_model_on_the_forward_thread(upscaler: Any) -> Non
 def test_the_routed_models_are_the_default_and_its_real_world_counterpart() -> None:
     assert Catalog(load_settings(upscale_scale=4), []).routed == ["vcsr-m-x4", "vcsr-real-x4"]
     assert Catalog(load_settings(model_name="vcsr-real-x2"), []).routed == ["vcsr-real-x2"]
+
+
+def test_auto_scale_routes_both_families_at_both_scales() -> None:
+    catalog = Catalog(load_settings(upscale_scale="auto"), [])
+    assert catalog.default == "vcsr-m-x2"
+    assert catalog.routed == ["vcsr-m-x2", "vcsr-real-x2", "vcsr-m-x4", "vcsr-real-x4"]
+    assert len(catalog.routed) < deployment.MODELS_PER_REPLICA  # all stay loaded, with room for one more
+    families = {m.name: (m.routed_as, m.scale) for m in catalog.summaries()}
+    assert families["vcsr-m-x4"] == ("fidelity", 4) and families["vcsr-real-x2"] == ("real", 2)
+    assert families["vcsr-s-x2"] == (None, 2)
