@@ -159,48 +159,33 @@ class JobStore:
         pipe.execute()
 
     def get(self, job_id: str) -> Job | None:
+        return self._get_many([job_id])[0]
+
+    def _get_many(self, job_ids: list[str]) -> list[Job | None]:
+        """Jobs by id in one round trip (two hashes each), ``None`` for ids that no longer exist."""
         pipe = self.r.pipeline(transaction=False)
-        pipe.hgetall(self._key(job_id))
-        pipe.hgetall(self._key(job_id, ":items"))
-        raw, items = pipe.execute()
-        if not raw:
-            return None
-        f: dict[str, str] = raw
-        webhook = json.loads(f["webhook"]) if f.get("webhook") else None
-        return Job(
-            job_id=f["job_id"],
-            total=int(f["total"]),
-            created_at=f["created_at"],
-            updated_at=f["updated_at"],
-            model=f.get("model") or None,
-            format=f.get("format") or None,
-            webhook_url=f.get("webhook_url") or None,
-            owner=f.get("owner", ""),
-            cancel_requested=f.get("cancel_requested") == "1",
-            final_status=f.get("final_status") or None,
-            webhook=webhook,
-            items=sorted((Item(**json.loads(v)) for v in items.values()), key=lambda i: i.index),
-        )
+        for job_id in job_ids:
+            pipe.hgetall(self._key(job_id))
+            pipe.hgetall(self._key(job_id, ":items"))
+        replies = pipe.execute()
+        return [_job(raw, items) for raw, items in zip(replies[::2], replies[1::2], strict=True)]
 
     def list(self, limit: int, before: float | None = None, owner: str | None = None) -> tuple[list[Job], float | None]:
-        """Newest first; ``before`` is the cursor (a creation time) the previous page returned."""
-        top = f"({before}" if before is not None else "+inf"
-        jobs: list[Job] = []
-        cursor: float | None = None
+        """Newest first; ``before`` is the cursor (a creation time) the previous page returned. One round
+        trip for the page of ids and one for their records."""
+        top, scanned = (f"({before}" if before is not None else "+inf"), limit * 4 + 8
         page: list[tuple[str, float]] = self.r.zrevrangebyscore(
-            f"{PREFIX}jobs", top, "-inf", start=0, num=limit * 4 + 8, withscores=True
+            f"{PREFIX}jobs", top, "-inf", start=0, num=scanned, withscores=True
         )
-        for job_id, score in page:
-            job = self.get(job_id)
+        jobs: list[Job] = []
+        for (_, score), job in zip(page, self._get_many([job_id for job_id, _ in page]), strict=True):
             if job is None or (owner is not None and job.owner != owner):
                 continue
             jobs.append(job)
-            cursor = score
             if len(jobs) == limit:
-                break
-        else:
-            cursor = None
-        return jobs, cursor
+                return jobs, score
+        # A full window of other owners' jobs: the next page goes on from where this scan stopped.
+        return jobs, (page[-1][1] if len(page) == scanned else None)
 
     def move(self, job_id: str, item: Item, expected: tuple[str, ...]) -> bool:
         """Store ``item`` if its stored status is one of ``expected``; the compare-and-set of every transition."""
@@ -220,3 +205,24 @@ class JobStore:
 
     def set_webhook(self, job_id: str, state: dict[str, Any]) -> None:
         self.r.hset(self._key(job_id), "webhook", json.dumps(state))
+
+
+def _job(raw: dict[str, str], items: dict[str, str]) -> Job | None:
+    """A job from its two Redis hashes (``None`` when the record is gone)."""
+    if not raw:
+        return None
+    webhook = json.loads(raw["webhook"]) if raw.get("webhook") else None
+    return Job(
+        job_id=raw["job_id"],
+        total=int(raw["total"]),
+        created_at=raw["created_at"],
+        updated_at=raw["updated_at"],
+        model=raw.get("model") or None,
+        format=raw.get("format") or None,
+        webhook_url=raw.get("webhook_url") or None,
+        owner=raw.get("owner", ""),
+        cancel_requested=raw.get("cancel_requested") == "1",
+        final_status=raw.get("final_status") or None,
+        webhook=webhook,
+        items=sorted((Item(**json.loads(v)) for v in items.values()), key=lambda i: i.index),
+    )

@@ -95,3 +95,14 @@ def test_listing_is_newest_first_in_pages_and_per_owner(store: JobStore) -> None
     assert [j.job_id for j in third] == ["job-00000000"] and cursor is None
     mine, _ = store.list(10, owner="k1")
     assert [j.job_id for j in mine] == ["job-00000003", "job-00000001"]
+
+
+def test_an_owner_behind_a_full_window_of_other_jobs_pages_on(store: JobStore) -> None:
+    store.create(new_job("job-mine0000", total=1, owner="k1"))
+    for n in range(20):  # a page of 1 scans 1 × 4 + 8 = 12 ids: all of them someone else's
+        store.create(new_job(f"job-{n:08d}", total=1, owner="k2"))
+    jobs, cursor = store.list(1, owner="k1")
+    assert jobs == [] and cursor is not None
+    while not jobs and cursor is not None:
+        jobs, cursor = store.list(1, cursor, owner="k1")
+    assert [j.job_id for j in jobs] == ["job-mine0000"]
