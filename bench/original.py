@@ -34,7 +34,7 @@ from models.precision import served_engine
 from models.registry import default_model_name
 settings = load_settings()
 keep_large_allocations()
-engine = served_engine(default_model_name(settings.upscale_scale), resolve_device(settings.device), settings.precision)
+engine = served_engine(default_model_name(settings.scales[0]), resolve_device(settings.device), settings.precision)
 image = np.asarray(Image.open(sys.argv[1]).convert("RGB"))
 Image.fromarray(engine.upscale_image(image)).save(sys.argv[2], compress_level=settings.png_compress_level)
 """
