@@ -105,7 +105,7 @@ def ab(reports: list[dict[str, Any]]) -> str:
         settings, sat = report["settings"], report["upscale_saturation"]
         changed = [*settings.get("user_config", []), *settings.get("app_env", [])]
         rows.append({
-            "variant": ", ".join(f"`{c}`" for c in changed) or "as shipped",
+            "variant": report.get("label") or ", ".join(f"`{c}`" for c in changed) or "as shipped",
             "engine": report["engine"]["mp_per_s"],
             "pipeline": sat["upscaled_mp_per_s"],
             "ratio": f"{report['pipeline_over_engine']:.2f}",
