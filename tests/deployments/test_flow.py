@@ -5,10 +5,8 @@ before the upscaler runs; full decodes are bounded per replica; dead replicas an
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -20,101 +18,13 @@ from configs.settings import load_settings
 from deployments import decode
 from deployments.contracts import (
     DecodedImage,
-    EncodedImage,
     Folder,
-    ModelSummary,
     Status,
-    StoredObject,
-    UpscaledImage,
 )
 from deployments.errors import OverloadedError, StorageError
 from deployments.flow import Flow, Upload, output_format
 from tests import images
-
-MODEL = ModelSummary("vcsr-m-x2", "vcsr", 2, 1, 1, "", True, False, True, {}, "fidelity")
-
-
-@dataclass
-class Call:
-    fn: Any
-
-    def remote(self, *args: Any) -> Any:
-        return self.fn(*args)
-
-
-@dataclass
-class FakeUpscaler:
-    delay_s: float = 0.0
-    formats: list[str] = field(default_factory=list)
-    received: list[DecodedImage] = field(default_factory=list)
-    cancelled: int = 0
-
-    def options(self, *, multiplexed_model_id: str) -> FakeUpscaler:
-        return self
-
-    @property
-    def models(self) -> Call:
-        async def models() -> list[ModelSummary]:
-            return [MODEL]
-
-        return Call(models)
-
-    @property
-    def unavailable_reason(self) -> Call:
-        async def reason() -> str | None:
-            return None
-
-        return Call(reason)
-
-    @property
-    def upscale(self) -> Call:
-        async def upscale(image: DecodedImage, fmt: str) -> UpscaledImage:
-            self.formats.append(fmt)
-            self.received.append(image)
-            try:
-                await asyncio.sleep(self.delay_s)
-            except asyncio.CancelledError:
-                self.cancelled += 1
-                raise
-            data = EncodedImage(b"upscaled", fmt, f"image/{fmt}", image.width * 2, image.height * 2)
-            return UpscaledImage(data, MODEL.name, 2, "float32", 1, self.delay_s, 0.0)
-
-        return Call(upscale)
-
-
-@dataclass
-class FakeStorage:
-    stored: dict[str, bytes] = field(default_factory=dict)
-
-    @property
-    def unavailable_reason(self) -> Call:
-        async def reason() -> str | None:
-            return None
-
-        return Call(reason)
-
-    @property
-    def spool_status(self) -> Call:
-        async def status() -> None:
-            return None
-
-        return Call(status)
-
-    @property
-    def download_url(self) -> Call:
-        async def url(key: str) -> None:
-            return None  # local storage: the service's own object route serves it
-
-        return Call(url)
-
-    @property
-    def put(self) -> Call:
-        async def put(folder: Folder, name: str | None, digest: str, image: EncodedImage, made: str | None) -> Any:
-            key = f"{folder.value}/{name}-{digest[:16]}.{image.extension}"
-            self.stored[key] = image.data
-            return StoredObject(key, key, len(image.data), hashlib.sha256(image.data).hexdigest(), True, "x")
-
-        return Call(put)
+from tests.fakes import FakeStorage, FakeUpscaler, Method
 
 
 def run(flow: Flow, data: bytes, fmt: str | None = None) -> Any:
@@ -126,7 +36,7 @@ def test_a_small_image_is_decoded_once_and_upscaled() -> None:
     outcome = run(Flow(upscaler, storage, load_settings()), images.jpeg(64, 48))
     assert (outcome.folder, outcome.status) == (Folder.UPSCALED, Status.SUCCESS)
     assert [image.pixels.shape for image in upscaler.received] == [(48, 64, 3)]
-    assert list(storage.stored.values()) == [b"upscaled"]
+    assert list(storage.objects.values()) == [b"upscaled"]
 
 
 def test_an_image_over_the_upscale_limit_never_reaches_the_upscaler() -> None:
@@ -134,7 +44,7 @@ def test_an_image_over_the_upscale_limit_never_reaches_the_upscaler() -> None:
     outcome = run(Flow(upscaler, storage, load_settings(max_upscale_pixels=64 * 48 - 1)), data)
     assert (outcome.folder, outcome.status) == (Folder.COULDNT_UPSCALE, Status.ERROR)
     assert "decode" not in outcome.timings_ms  # refused from the header: no pixel decoded or shipped
-    assert upscaler.received == [] and list(storage.stored.values()) == [data]
+    assert upscaler.received == [] and list(storage.objects.values()) == [data]
 
 
 def test_past_the_deadline_the_original_is_kept_in_couldnt_upscale() -> None:
@@ -143,7 +53,7 @@ def test_past_the_deadline_the_original_is_kept_in_couldnt_upscale() -> None:
     source = images.png(32, 32)
     outcome = run(flow, source)
     assert (outcome.folder, outcome.status) == (Folder.COULDNT_UPSCALE, Status.ERROR)
-    assert list(storage.stored.values()) == [source] and upscaler.cancelled == 1
+    assert list(storage.objects.values()) == [source] and upscaler.cancelled == 1
 
 
 def test_within_the_deadline_the_output_is_stored() -> None:
@@ -197,29 +107,27 @@ def test_full_decodes_are_bounded_per_replica(monkeypatch: pytest.MonkeyPatch) -
     assert peak == 2
 
 
-@dataclass
 class FlakyStorage(FakeStorage):
     """A storage whose replica dies under the first ``failures`` puts (Serve replaces it)."""
 
-    failures: int = 2
-
-    @property
-    def put(self) -> Call:
-        inner = super().put
+    def __init__(self, failures: int = 2) -> None:
+        super().__init__()
+        self.failures = failures
+        stored = self.put
 
         async def put(*args: Any) -> Any:
             if self.failures:
                 self.failures -= 1
                 raise ActorDiedError()
-            return await inner.remote(*args)
+            return await stored.remote(*args)
 
-        return Call(put)
+        self.put = Method(put)
 
 
 def test_a_put_whose_storage_replica_died_is_sent_again() -> None:
     storage = FlakyStorage(failures=2)
     outcome = run(Flow(FakeUpscaler(), storage, load_settings()), images.png(32, 32))
-    assert outcome.folder == Folder.UPSCALED and len(storage.stored) == 1 and storage.failures == 0
+    assert outcome.folder == Folder.UPSCALED and len(storage.objects) == 1 and storage.failures == 0
 
 
 def test_storage_that_never_comes_back_is_a_503_not_a_500(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -230,15 +138,11 @@ def test_storage_that_never_comes_back_is_a_503_not_a_500(monkeypatch: pytest.Mo
 
 
 def test_a_full_upscaler_queue_is_503_overloaded_and_nothing_is_stored() -> None:
-    class FullUpscaler(FakeUpscaler):
-        @property
-        def upscale(self) -> Call:
-            async def refuse(*args: Any) -> Any:
-                raise BackPressureError(num_queued_requests=32, max_queued_requests=32)
+    def refuse(*args: Any) -> Any:
+        raise BackPressureError(num_queued_requests=32, max_queued_requests=32)
 
-            return Call(refuse)
-
-    storage = FakeStorage()
+    upscaler, storage = FakeUpscaler(), FakeStorage()
+    upscaler.upscale = Method(refuse)
     with pytest.raises(OverloadedError) as refused:
-        run(Flow(FullUpscaler(), storage, load_settings()), images.png(32, 32))
-    assert refused.value.retry_after_s and storage.stored == {}
+        run(Flow(upscaler, storage, load_settings()), images.png(32, 32))
+    assert refused.value.retry_after_s and storage.objects == {}

@@ -14,7 +14,7 @@ from PIL import Image, ImageFilter
 from configs.settings import load_settings
 from deployments.contracts import EncodedImage, ModelSummary, Outcome, UpscaledImage
 from deployments.flow import Flow, Upload
-from tests.deployments.ingress.fakes import FakeStorage, Method
+from tests.fakes import FakeStorage, Method
 
 pytest.importorskip("skimage")
 from skimage import data

@@ -18,7 +18,7 @@ from configs.settings import SettingsError, load_settings
 from deployments.flow import Flow
 from deployments.ingress.keys import KeyHash, KeyRing, read_keys_file, request_key_id
 from tests import images
-from tests.deployments.test_flow import FakeStorage, FakeUpscaler
+from tests.fakes import FakeStorage, FakeUpscaler
 
 K1, K2 = "k1-0123456789abcdef", "k2-0123456789abcdef"
 

@@ -13,7 +13,7 @@ from deployments.ingress.api import create_api
 from deployments.ingress.jobs_api import jobs_router
 from deployments.ingress.keys import KeyRing
 from tests import images
-from tests.deployments.ingress.fakes import FakeJobs, FakeStorage, FakeUpscaler
+from tests.fakes import FakeJobs, FakeStorage, FakeUpscaler
 
 KEY = "in-process-key-0123456789"
 

@@ -20,8 +20,7 @@ from deployments.flow import Flow
 from deployments.ingress.api import create_api
 from deployments.ingress.jobs_api import jobs_router
 from deployments.ingress.keys import KeyRing
-from tests.deployments.ingress.fakes import FakeJobs
-from tests.deployments.test_flow import FakeStorage, FakeUpscaler
+from tests.fakes import FakeJobs, FakeStorage, FakeUpscaler
 
 KEY = "fuzz-key-0123456789"
 config = load_settings(rate_limit="10000/minute")

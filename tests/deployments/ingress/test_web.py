@@ -14,7 +14,7 @@ from deployments.flow import Flow
 from deployments.ingress.api import create_api
 from deployments.ingress.keys import KeyRing
 from serve_app.app import WEB_DIR
-from tests.deployments.ingress.local_fakes import FakeStorage, FakeUpscaler
+from tests.fakes import FakeUpscaler, LocalStorage
 from tests.images import jpeg, png
 
 KEY = "in-process-key-0123456789"
@@ -27,7 +27,7 @@ def storage_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def app_client(storage_dir: Path, **overrides: object) -> TestClient:
     settings = load_settings(storage_dir=storage_dir, s3_bucket=None, **overrides)
-    flow = Flow(FakeUpscaler(2), FakeStorage(storage_dir), settings)  # type: ignore[arg-type]
+    flow = Flow(FakeUpscaler(2, pixels=True), LocalStorage(storage_dir), settings)  # type: ignore[arg-type]
     keys = KeyRing.from_keys(settings.api_key_list)  # as the builder makes them
     return TestClient(create_api(flow, settings, keys=keys, web_dir=WEB_DIR))
 
@@ -123,13 +123,13 @@ def test_an_upload_never_fails_for_its_download_url(storage_dir: Path) -> None:
     """With S3 settings the route asks storage to presign; a replica that dies there (or hangs) leaves
     the result with the object route instead of failing an upload that was stored."""
     settings = load_settings(storage_dir=storage_dir, s3_bucket="some-bucket")
-    storage = FakeStorage(storage_dir)
+    storage = LocalStorage(storage_dir)
 
     async def died(key: str) -> str:
         raise RuntimeError("ActorDiedError")
 
     storage.download_url = type("M", (), {"remote": staticmethod(died)})()  # type: ignore[attr-defined]
-    flow = Flow(FakeUpscaler(2), storage, settings)  # type: ignore[arg-type]
+    flow = Flow(FakeUpscaler(2, pixels=True), storage, settings)  # type: ignore[arg-type]
     with TestClient(create_api(flow, settings, web_dir=WEB_DIR)) as c:
         result = upload(c, png(40, 30, seed=5), "s3.png")
     assert result["download_url"] == f"/api/objects/{result['key']}"
