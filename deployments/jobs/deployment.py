@@ -137,8 +137,9 @@ class JobsConsumer:
             log.warning("job %s item %d: no such item, dropped", job_id, index)
             return "missing"
         item = job.items[index]
-        if item.status in ENDED:
-            return item.status  # a redelivery of finished work: nothing to do
+        if item.status in ENDED:  # a redelivery of finished work: only its input may be left
+            self._forget_input(item)
+            return item.status
         item.status, item.attempts = "running", item.attempts + 1
         if not self.store.move(job_id, item, ("pending", "running")):
             return "skipped"  # cancelled meanwhile
@@ -153,8 +154,21 @@ class JobsConsumer:
             item.status, item.error = "error", {"code": code, "message": f"{type(exc).__name__}: {exc}"[:500]}
         self.store.move(job_id, item, ("running",))
         self.metrics.item(item.status)
+        self._forget_input(item)
         self._maybe_finish(job_id, job.total)
         return item.status
+
+    def _forget_input(self, item: Item) -> None:
+        """Delete an ended item's input: its outcome is stored under its own key (or it was cancelled).
+        A failure leaves the file behind (logged); a redelivery of the item's task tries again."""
+
+        async def delete() -> bool:
+            return await self.storage.delete_job_input.remote(item.input_key)
+
+        try:
+            self._run(delete())
+        except Exception as exc:
+            log.warning("job input %s was not deleted: %s", item.input_key, exc)
 
     async def _process(self, job: Job, item: Item) -> tuple[str, dict[str, Any]]:
         data = await self.storage.get.remote(item.input_key)
@@ -187,7 +201,8 @@ class JobsConsumer:
             for item in job.items:
                 if item.status == "pending":
                     item.status = "cancelled"
-                    self.store.move(job_id, item, ("pending",))
+                    if self.store.move(job_id, item, ("pending",)):
+                        self._forget_input(item)
             self._maybe_finish(job_id, job.total)
         job = self.store.get(job_id)
         return job.view() if job else None

@@ -24,6 +24,10 @@ class Backend(Protocol):
         """The object's bytes; ``ObjectNotFoundError`` when there is none."""
         ...
 
+    def delete(self, key: str) -> None:
+        """Remove ``key``; a key that is not there is no error (deleting is idempotent)."""
+        ...
+
     def download_url(self, key: str, expires_s: int) -> str | None:
         """A URL a browser may fetch the object from for ``expires_s`` seconds, or None (local storage)."""
         ...

@@ -21,7 +21,7 @@ from deployments.contracts import EncodedImage, Folder, SpoolStatus, StoredObjec
 from deployments.errors import SpoolFullError, StorageConflictError, StorageError, StorageUnreachableError
 from deployments.storage.backend import Backend
 from deployments.storage.drain import BucketState, Drainer
-from deployments.storage.keys import derived_digest, job_input_key, object_key, sanitise_stem
+from deployments.storage.keys import derived_digest, is_job_input_key, job_input_key, object_key, sanitise_stem
 from deployments.storage.local import LocalBackend
 from deployments.storage.metrics import StorageMetrics
 from deployments.storage.s3 import S3Backend
@@ -77,6 +77,17 @@ class Storage:
     async def put_job_input(self, job_id: str, index: int, image: EncodedImage) -> StoredObject:
         """Keep a job's accepted input durably until the consumer has processed it."""
         return await self._write(job_input_key(job_id, index, image.extension), image)
+
+    async def delete_job_input(self, key: str) -> bool:
+        """Remove a job's input once its item has ended (its result, or its original in
+        couldn't_upscale/, is stored under its own key). Only ``jobs/`` keys are ever deleted. An input
+        still waiting in the spool is left to reach the bucket (the drain holds it): ``False``."""
+        if not is_job_input_key(key):
+            raise ValueError(f"{key!r} is not a job input")
+        if self.spool is not None and self.spool.find(key) is not None:
+            return False
+        await asyncio.to_thread(self.backend.delete, key)
+        return True
 
     async def get(self, key: str) -> bytes:
         return await asyncio.to_thread(self._read, key)

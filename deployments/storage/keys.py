@@ -42,6 +42,14 @@ def job_input_key(job_id: str, index: int, extension: str) -> str:
     return f"jobs/{job_id}/{index:04d}.{extension}"
 
 
+_JOB_INPUT = re.compile(r"jobs/[A-Za-z0-9_-]{8,64}/[0-9]{4,}\.[a-z0-9]{1,5}")
+
+
+def is_job_input_key(key: str) -> bool:
+    """Whether ``key`` is one ``job_input_key`` makes (the only keys storage ever deletes)."""
+    return _JOB_INPUT.fullmatch(key) is not None
+
+
 def object_key(folder: Folder, stem: str, digest: str, extension: str) -> str:
     if not re.fullmatch(rf"[0-9a-f]{{{DIGEST_CHARS},}}", digest):
         raise ValueError(f"digest must be lowercase hex of at least {DIGEST_CHARS} characters, got {digest!r}")

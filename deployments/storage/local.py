@@ -85,6 +85,19 @@ class LocalBackend:
         except OSError as exc:
             raise StorageError(f"cannot read {key!r}: {exc.strerror or exc}") from exc
 
+    def delete(self, key: str) -> None:
+        path = self._path(key)
+        try:
+            path.unlink(missing_ok=True)
+            for folder in path.parents:  # folders the object leaves empty (a job's input folder)
+                if folder == self.root or any(folder.iterdir()):
+                    break
+                folder.rmdir()
+        except FileNotFoundError:
+            pass  # another delete emptied the folder first
+        except OSError as exc:
+            raise StorageError(f"cannot delete {key!r}: {exc.strerror or exc}") from exc
+
     def download_url(self, key: str, expires_s: int) -> str | None:
         """None: a local file has no URL a browser may fetch; the service's object route serves it."""
         return None

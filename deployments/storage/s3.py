@@ -134,6 +134,12 @@ class S3Backend:
         except BotoCoreError as exc:
             raise _failure(f"reading {key!r}", exc) from exc
 
+    def delete(self, key: str) -> None:
+        try:  # S3 answers a missing key with 204 too
+            self.client.delete_object(Bucket=self.bucket, Key=key)
+        except (ClientError, BotoCoreError) as exc:
+            raise _failure(f"deleting {key!r}", exc) from exc
+
     def download_url(self, key: str, expires_s: int) -> str | None:
         """A presigned GET that works for ``expires_s`` seconds without credentials. Signing is local
         computation (no request is sent), so it is cheap enough to do whenever a result is shown."""

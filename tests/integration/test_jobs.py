@@ -19,6 +19,16 @@ from tests.webhook_receiver import webhook_receiver
 
 pytestmark = pytest.mark.integration
 
+
+def inputs_left(storage: Path, job_id: str, timeout_s: float = 10.0) -> list[str]:
+    """The job's inputs still stored, once they stop disappearing (an item deletes its input just
+    after it ends, so the last one may trail the job's final status by a moment)."""
+    folder, deadline = storage / "jobs" / job_id, time.monotonic() + timeout_s
+    while folder.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
 SECRET = "whsec_" + base64.b64encode(b"jobs-test-secret-0123456789abcdef").decode()
 MAX_IMAGES = 12
 
@@ -63,6 +73,7 @@ def test_a_job_stores_what_the_upload_route_stores(client: httpx.Client, storage
         assert item["status"] == "success" and item["error"] is None
         assert (storage / item["result"]["key"]).is_file()
     assert (storage / job["items"][2]["result"]["key"]).read_bytes() == files[2][1]  # stored as uploaded
+    assert inputs_left(storage, body["job_id"]) == []  # each input went once its item ended
     again = upload(client, files[1][1], "hd.jpg").json()["result"]
     assert again["key"] == job["items"][1]["result"]["key"] and again["duplicate"] is True
 
@@ -115,6 +126,7 @@ def test_delete_cancels_what_has_not_started(client: httpx.Client, storage: Path
     for item in job["items"]:
         stored = item["result"] is not None and (storage / item["result"]["key"]).is_file()
         assert stored == (item["status"] == "success")
+    assert inputs_left(storage, job_id) == []  # cancelled items' inputs too
 
 
 def test_a_webhook_failing_twice_gets_one_signed_event(client: httpx.Client) -> None:

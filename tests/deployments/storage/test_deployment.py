@@ -58,6 +58,10 @@ class SwitchableBucket:
         self._check()
         return self.objects[key]
 
+    def delete(self, key: str) -> None:
+        self._check()
+        self.objects.pop(key, None)
+
     def check_writable(self) -> None:
         self._check()
 
@@ -179,3 +183,33 @@ def test_check_health_fails_when_the_spool_folder_cannot_be_written(storage: Any
     storage.spool.folder = tmp_path / "gone"
     with pytest.raises(StorageError, match="spool folder is not writable"):
         storage.check_health()
+
+
+def put_input(storage: Any, data: bytes, index: int = 0) -> StoredObject:
+    result: StoredObject = asyncio.run(storage.put_job_input("job-0123456789", index, image(data)))
+    return result
+
+
+def test_a_job_input_is_deleted_once_its_item_ended(storage: Any, bucket: SwitchableBucket) -> None:
+    kept = put(storage, b"a result")
+    stored = put_input(storage, b"an input")
+    assert asyncio.run(storage.delete_job_input(stored.key)) is True
+    assert bucket.objects == {kept.key: b"a result"}
+    assert asyncio.run(storage.delete_job_input(stored.key)) is True  # idempotent
+
+
+def test_only_job_inputs_can_be_deleted(storage: Any, bucket: SwitchableBucket) -> None:
+    kept = put(storage, b"a result")
+    for key in (kept.key, "jobs/../good_quality/x.png", "jobs/job-0123456789/0000.png/../../x"):
+        with pytest.raises(ValueError, match="not a job input"):
+            asyncio.run(storage.delete_job_input(key))
+    assert kept.key in bucket.objects
+
+
+def test_a_spooled_job_input_is_left_to_reach_the_bucket(storage: Any, bucket: SwitchableBucket) -> None:
+    bucket.up = False
+    stored = put_input(storage, b"waits in the spool")
+    assert stored.pending and asyncio.run(storage.delete_job_input(stored.key)) is False
+    bucket.up = True
+    storage.drainer.pass_once(0.1)
+    assert bucket.objects == {stored.key: b"waits in the spool"}

@@ -88,3 +88,17 @@ def test_a_missing_object_is_not_found_and_has_no_download_url(tmp_path: Path) -
         backend.get("upscaled/none-0123456789abcdef.png")
     backend.put("upscaled/x-0123456789abcdef.png", b"x", "image/png", {})
     assert backend.download_url("upscaled/x-0123456789abcdef.png", 60) is None  # the service's route serves it
+
+
+def test_delete_removes_the_file_and_the_folders_it_leaves_empty(tmp_path: Path) -> None:
+    backend = LocalBackend(tmp_path)
+    backend.put("jobs/j1/0000.png", b"a", "image/png", {})
+    backend.put("jobs/j1/0001.png", b"b", "image/png", {})
+    backend.put("upscaled/x.png", b"c", "image/png", {})
+    backend.delete("jobs/j1/0000.png")
+    assert sorted(p.name for p in (tmp_path / "jobs" / "j1").iterdir()) == ["0001.png"]
+    backend.delete("jobs/j1/0001.png")
+    assert not (tmp_path / "jobs").exists() and (tmp_path / "upscaled" / "x.png").is_file()
+    backend.delete("jobs/j1/0001.png")  # already gone: no error
+    with pytest.raises(StorageError, match="escapes"):
+        backend.delete("../outside.png")

@@ -100,3 +100,11 @@ def test_download_url_is_presigned_expiring_and_fetches_the_object(backend: S3Ba
 def test_a_missing_object_is_not_found(backend: S3Backend) -> None:
     with pytest.raises(ObjectNotFoundError):
         backend.get("upscaled/none-0123456789abcdef.png")
+
+
+def test_delete_removes_the_object_and_a_missing_key_is_no_error(backend: S3Backend) -> None:
+    backend.put("jobs/job-0123456789/0000.png", b"input", "image/png", {})
+    backend.delete("jobs/job-0123456789/0000.png")
+    with pytest.raises(ObjectNotFoundError):
+        backend.get("jobs/job-0123456789/0000.png")
+    backend.delete("jobs/job-0123456789/0000.png")
