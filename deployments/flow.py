@@ -24,8 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from ray.exceptions import RayActorError
-from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError, ReplicaUnavailableError
+from ray.serve.exceptions import BackPressureError
 
 from configs.quality_policy import Decision, QualityPolicy, load_policy, scale_for
 from configs.settings import Settings
@@ -45,18 +44,16 @@ from deployments.contracts import (
 )
 from deployments.errors import (
     OverloadedError,
-    ServiceError,
     StorageError,
     UnknownModelError,
     UnknownOutputFormatError,
     UpscaleDeadlineError,
 )
+from deployments.resend import REPLICA_FAILURES, store_attempts, upscale_attempts
 
 log = logging.getLogger("ray.serve")
 T = TypeVar("T")
 
-# A call that failed because of the replica, not the request: safe to send again when it is idempotent.
-REPLICA_FAILURES = (RayActorError, ReplicaUnavailableError, DeploymentUnavailableError, BackPressureError)
 STORE_RETRY_S = 20.0  # a killed storage replica was replaced in ~8-9 s here
 
 OUTPUT_FORMATS = ("png", "webp", "jpeg")
@@ -265,19 +262,15 @@ class Flow:
     async def _upscale_within_deadline(
         self, accepted: Accepted, model: ModelSummary, decoded: DecodedImage, fmt: str
     ) -> UpscaledImage:
-        """The upscaler's answer within UPSCALE_TIMEOUT_S. A call whose replica died is sent again (an
-        upscale is pure: Serve routes it to a live or replacement replica) while the deadline allows;
-        past the deadline the request is cancelled and ``UpscaleDeadlineError`` raised."""
+        """The upscaler's answer within UPSCALE_TIMEOUT_S. A call whose replica died is sent again every
+        second (an upscale is pure: Serve routes it to a live or replacement replica) while the deadline
+        allows; past the deadline the request is cancelled and ``UpscaleDeadlineError`` raised."""
         upscaler = self.upscaler.options(multiplexed_model_id=model.name)
         deadline = time.monotonic() + self.settings.upscale_timeout_s
-        while True:
-            try:
+        async for attempt in upscale_attempts(accepted.upload.request_id, self.settings.upscale_timeout_s):
+            with attempt:
                 return await self._within(upscaler.upscale.remote(decoded, fmt), deadline - time.monotonic())
-            except (RayActorError, ReplicaUnavailableError) as exc:
-                if time.monotonic() + 1.0 >= deadline:
-                    raise
-                log.warning("request %s: upscaler replica failed (%s); sending again", accepted.upload.request_id, exc)
-                await asyncio.sleep(1.0)
+        raise AssertionError("unreachable: tenacity re-raises the last failure")
 
     async def _within(self, response: Awaitable[UpscaledImage], timeout: float) -> UpscaledImage:
         try:
@@ -300,20 +293,17 @@ class Flow:
         self, folder: Folder, accepted: Accepted, image: EncodedImage, made_as: str | None = None
     ) -> StoredObject:
         """Store through the storage deployment. Puts are create-only and idempotent, so one that failed
-        because its replica died (Serve replaces it in ~10 s) is simply sent again, for up to
-        ``STORE_RETRY_S``; then 503 with Retry-After, never a 500."""
-        delay, deadline = 0.25, time.monotonic() + STORE_RETRY_S
-        while True:
-            try:
-                return await self.storage.put.remote(folder, accepted.upload.filename, accepted.digest, image, made_as)
-            except ServiceError:
-                raise
-            except REPLICA_FAILURES as exc:
-                if time.monotonic() + delay > deadline:
-                    raise StorageError("The storage service did not answer; nothing was stored, retry later.") from exc
-                log.warning("request %s: storage replica failed (%s); retrying", accepted.upload.request_id, exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
+        because its replica died (Serve replaces it in ~10 s) is simply sent again, backing off 0.25 s to
+        2 s, for up to ``STORE_RETRY_S``; then 503 with Retry-After, never a 500."""
+        try:
+            async for attempt in store_attempts(accepted.upload.request_id, STORE_RETRY_S):
+                with attempt:
+                    return await self.storage.put.remote(
+                        folder, accepted.upload.filename, accepted.digest, image, made_as
+                    )
+        except REPLICA_FAILURES as exc:
+            raise StorageError("The storage service did not answer; nothing was stored, retry later.") from exc
+        raise AssertionError("unreachable: tenacity re-raises the last failure")
 
     async def spool_status(self, timeout_s: float = 5.0) -> SpoolStatus | None:
         """The storage spool's depth and age (``None`` without a spool or when storage does not answer)."""
