@@ -83,6 +83,11 @@ class Settings(BaseSettings):
         description="seconds (≥ 5) after which an item taken by a consumer that died is handed out again; "
         "longer than any item takes",
     )
+    jobs_retention_s: int = Field(
+        7 * 24 * 3600,
+        ge=3600,
+        description="seconds (≥ 3600) a finished job's record stays readable; it outlives the webhook's retries",
+    )
     webhook_secret: SecretStr | None = Field(
         None, min_length=16, description="a signing secret of at least 16 characters (whsec_<base64> or text)"
     )

@@ -73,7 +73,7 @@ class JobsConsumer:
         self.storage = storage
         self.settings = settings
         self.flow = Flow(upscaler, storage, settings)
-        self.store = JobStore(redis_client(settings.jobs_broker()))
+        self.store = JobStore(redis_client(settings.jobs_broker()), settings.jobs_retention_s)
         self.store.wait_until_ready()  # before Celery's worker starts (right after this constructor)
         self.metrics = JobsMetrics()
         self.webhooks = Webhooks(

@@ -119,10 +119,12 @@ def final_status(job: Job) -> str:
 
 
 class JobStore:
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, retention_s: int | None = None) -> None:
         """``client`` must decode responses (``decode_responses=True``): every value here is text.
-        Held as ``Any``: redis-py's annotations change between releases (sync and async in one union)."""
+        Held as ``Any``: redis-py's annotations change between releases (sync and async in one union).
+        A finished job's record is deleted by Redis ``retention_s`` after it ended (never, with None)."""
         self.r: Any = client
+        self.retention_s = retention_s
         self._transition = client.register_script(_TRANSITION)
 
     def wait_until_ready(self, timeout_s: float = 60.0) -> None:
@@ -177,8 +179,11 @@ class JobStore:
         page: list[tuple[str, float]] = self.r.zrevrangebyscore(
             f"{PREFIX}jobs", top, "-inf", start=0, num=scanned, withscores=True
         )
+        records = self._get_many([job_id for job_id, _ in page])
+        if gone := [job_id for (job_id, _), job in zip(page, records, strict=True) if job is None]:
+            self.r.zrem(f"{PREFIX}jobs", *gone)  # expired records leave the index as they are met
         jobs: list[Job] = []
-        for (_, score), job in zip(page, self._get_many([job_id for job_id, _ in page]), strict=True):
+        for (_, score), job in zip(page, records, strict=True):
             if job is None or (owner is not None and job.owner != owner):
                 continue
             jobs.append(job)
@@ -200,8 +205,15 @@ class JobStore:
         return int(self.r.scard(self._key(job_id, ":ended"))) >= total
 
     def finalize(self, job_id: str, status: str) -> bool:
-        """Record the final status once; True only for the caller that recorded it."""
-        return bool(self.r.hsetnx(self._key(job_id), "final_status", status))
+        """Record the final status once; True only for the caller that recorded it, which also starts
+        the record's retention (its keys expire; a webhook delivery's later writes keep the expiry)."""
+        recorded = bool(self.r.hsetnx(self._key(job_id), "final_status", status))
+        if recorded and self.retention_s is not None:
+            pipe = self.r.pipeline(transaction=False)
+            for suffix in ("", ":items", ":ended"):
+                pipe.expire(self._key(job_id, suffix), self.retention_s)
+            pipe.execute()
+        return recorded
 
     def set_webhook(self, job_id: str, state: dict[str, Any]) -> None:
         self.r.hset(self._key(job_id), "webhook", json.dumps(state))

@@ -106,3 +106,18 @@ def test_an_owner_behind_a_full_window_of_other_jobs_pages_on(store: JobStore) -
     while not jobs and cursor is not None:
         jobs, cursor = store.list(1, cursor, owner="k1")
     assert [j.job_id for j in jobs] == ["job-mine0000"]
+
+
+def test_a_finished_job_expires_after_the_retention_and_leaves_the_listing(store: JobStore) -> None:
+    store.retention_s = 3600
+    store.create(new_job("job-kept0000", total=1))
+    store.create(new_job(total=1))
+    store.move("job-aaaaaaaa", Item(0, "f0.png", "k", status="success"), ("pending",))
+    assert store.finalize("job-aaaaaaaa", "completed")
+    keys = [JobStore._key("job-aaaaaaaa", suffix) for suffix in ("", ":items", ":ended")]
+    assert all(3500 < store.r.ttl(key) <= 3600 for key in keys)
+    assert store.r.ttl(JobStore._key("job-kept0000")) == -1  # unfinished: kept
+    store.r.delete(*keys)  # what Redis does when the retention has passed
+    jobs, _ = store.list(10)
+    assert [j.job_id for j in jobs] == ["job-kept0000"] and store.get("job-aaaaaaaa") is None
+    assert store.r.zrange("vcs:jobs", 0, -1) == ["job-kept0000"]  # the expired id left the index
