@@ -16,6 +16,8 @@ from deployments.contracts import Folder
 MAX_STEM = 64
 DIGEST_CHARS = 16  # 64 bits of SHA-256: collisions need ~4·10⁹ distinct images under one stem
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_JOB_ID = r"[A-Za-z0-9_-]{8,64}"
+_EXTENSION = r"[a-z0-9]{1,5}"
 
 
 def sanitise_stem(filename: str | None) -> str:
@@ -37,12 +39,12 @@ def derived_digest(source_digest: str, variant: str | None) -> str:
 
 def job_input_key(job_id: str, index: int, extension: str) -> str:
     """Where a job's accepted input waits for the consumer: outside the three result folders."""
-    if not re.fullmatch(r"[A-Za-z0-9_-]{8,64}", job_id):
+    if not re.fullmatch(_JOB_ID, job_id):
         raise ValueError(f"bad job id {job_id!r}")
     return f"jobs/{job_id}/{index:04d}.{extension}"
 
 
-_JOB_INPUT = re.compile(r"jobs/[A-Za-z0-9_-]{8,64}/[0-9]{4,}\.[a-z0-9]{1,5}")
+_JOB_INPUT = re.compile(rf"jobs/{_JOB_ID}/[0-9]{{4,}}\.{_EXTENSION}")
 
 
 def is_job_input_key(key: str) -> bool:
@@ -53,6 +55,6 @@ def is_job_input_key(key: str) -> bool:
 def object_key(folder: Folder, stem: str, digest: str, extension: str) -> str:
     if not re.fullmatch(rf"[0-9a-f]{{{DIGEST_CHARS},}}", digest):
         raise ValueError(f"digest must be lowercase hex of at least {DIGEST_CHARS} characters, got {digest!r}")
-    if not re.fullmatch(r"[a-z0-9]{1,5}", extension):
+    if not re.fullmatch(_EXTENSION, extension):
         raise ValueError(f"bad extension {extension!r}")
     return f"{folder.value}/{sanitise_stem(stem)}-{digest[:DIGEST_CHARS]}.{extension}"

@@ -55,7 +55,6 @@ class Catalog:
             self.infos[name] = loaded.info
             if name == self.default:  # the replica builds its engine from it next: keep it, don't reload
                 self._preloaded[name] = loaded
-        self.scales = settings.scales
         scale = self.infos[self.default].scale
         if settings.upscale_scale != "auto" and scale != settings.upscale_scale:
             raise ValueError(
@@ -63,15 +62,15 @@ class Catalog:
                 f"UPSCALE_SCALE={settings.upscale_scale}; choose a ×{settings.upscale_scale} model or set "
                 f"UPSCALE_SCALE={scale}"
             )
+        self.families = self._families(settings.scales)
         log.info("models: %s (default %s)", ", ".join(sorted(specs)), self.default)
 
-    @property
-    def families(self) -> dict[str, str]:
+    def _families(self, scales: tuple[int, ...]) -> dict[str, str]:
         """The models the quality policy routes to, with their family: at each served scale (the
         default's, or with ``UPSCALE_SCALE=auto`` both) the fidelity model (the default, or the bundled
         ``vcsr-m-x<scale>``) and its real-world counterpart ``vcsr-real-x<scale>`` when served."""
         families: dict[str, str] = {}
-        for scale in self.scales:
+        for scale in scales:
             fidelity = self.default if self.infos[self.default].scale == scale else default_model_name(scale)
             families.setdefault(fidelity, "fidelity")
             real = f"vcsr-real-x{scale}"
