@@ -138,7 +138,7 @@ class JobsConsumer:
             return "missing"
         item = job.items[index]
         if item.status in ENDED:  # a redelivery of finished work: only its input may be left
-            self._forget_input(item)
+            self._forget_inputs([item])
             return item.status
         item.status, item.attempts = "running", item.attempts + 1
         if not self.store.move(job_id, item, ("pending", "running")):
@@ -154,21 +154,25 @@ class JobsConsumer:
             item.status, item.error = "error", {"code": code, "message": f"{type(exc).__name__}: {exc}"[:500]}
         self.store.move(job_id, item, ("running",))
         self.metrics.item(item.status)
-        self._forget_input(item)
+        self._forget_inputs([item])
         self._maybe_finish(job_id, job.total)
         return item.status
 
-    def _forget_input(self, item: Item) -> None:
-        """Delete an ended item's input: its outcome is stored under its own key (or it was cancelled).
-        A failure leaves the file behind (logged); a redelivery of the item's task tries again."""
+    def _forget_inputs(self, items: list[Item]) -> None:
+        """Delete ended items' inputs, all at once: each outcome is stored under its own key (or the item
+        was cancelled). A failure leaves that file behind (logged); a redelivery of its task tries again."""
 
-        async def delete() -> bool:
-            return await self.storage.delete_job_input.remote(item.input_key)
+        async def delete() -> list[bool | BaseException]:
+            calls = (self.storage.delete_job_input.remote(item.input_key) for item in items)
+            return await asyncio.gather(*calls, return_exceptions=True)
 
         try:
-            self._run(delete())
+            results = self._run(delete())
         except Exception as exc:
-            log.warning("job input %s was not deleted: %s", item.input_key, exc)
+            results = [exc] * len(items)
+        for item, result in zip(items, results, strict=True):
+            if isinstance(result, BaseException):
+                log.warning("job input %s was not deleted: %s", item.input_key, result)
 
     async def _process(self, job: Job, item: Item) -> tuple[str, dict[str, Any]]:
         data = await self.storage.get.remote(item.input_key)
@@ -198,11 +202,13 @@ class JobsConsumer:
             return None
         if job.final_status is None:
             self.store.request_cancel(job_id)
+            cancelled = []
             for item in job.items:
                 if item.status == "pending":
                     item.status = "cancelled"
                     if self.store.move(job_id, item, ("pending",)):
-                        self._forget_input(item)
+                        cancelled.append(item)
+            self._forget_inputs(cancelled)
             self._maybe_finish(job_id, job.total)
         job = self.store.get(job_id)
         return job.view() if job else None

@@ -9,6 +9,7 @@ folder's absolute path (they reach clients and ``/api/health``).
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
@@ -96,7 +97,8 @@ class LocalBackend:
         except FileNotFoundError:
             pass  # another delete emptied the folder first
         except OSError as exc:
-            raise StorageError(f"cannot delete {key!r}: {exc.strerror or exc}") from exc
+            if exc.errno != errno.ENOTEMPTY:  # a writer filled the folder meanwhile: it stays, as it should
+                raise StorageError(f"cannot delete {key!r}: {exc.strerror or exc}") from exc
 
     def download_url(self, key: str, expires_s: int) -> str | None:
         """None: a local file has no URL a browser may fetch; the service's object route serves it."""

@@ -1,3 +1,4 @@
+import errno
 import hashlib
 import os
 import time
@@ -102,3 +103,15 @@ def test_delete_removes_the_file_and_the_folders_it_leaves_empty(tmp_path: Path)
     backend.delete("jobs/j1/0001.png")  # already gone: no error
     with pytest.raises(StorageError, match="escapes"):
         backend.delete("../outside.png")
+
+
+def test_a_folder_another_writer_fills_meanwhile_is_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    backend = LocalBackend(tmp_path)
+    backend.put("jobs/j1/0000.png", b"a", "image/png", {})
+
+    def filled_meanwhile(self: Path) -> None:
+        raise OSError(errno.ENOTEMPTY, "Directory not empty", str(self))
+
+    monkeypatch.setattr(Path, "rmdir", filled_meanwhile)
+    backend.delete("jobs/j1/0000.png")  # no error: the object is gone, the folder is someone's again
+    assert not (tmp_path / "jobs" / "j1" / "0000.png").exists() and (tmp_path / "jobs" / "j1").is_dir()
