@@ -26,7 +26,9 @@ from ray.util.state import list_actors
 ROOT = Path(__file__).resolve().parents[2]
 CLUSTER_CONFIG = ROOT / "configs" / "serve_config.cluster.yaml"
 APP = "upscaler"
-SERVED = re.compile(r" -- CALL upscale OK ")
+CALL = re.compile(r" -- CALL upscale (\S+) ")
+# What the Ingress's router says when it could not reach a replica (Ray 2.60, request_router.py).
+ROUTER_TROUBLE = re.compile(r"Failed to (?:get|fetch) queue length")
 
 
 def cluster_config(port: int, settings: dict[str, Any], autoscaling: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -67,13 +69,27 @@ def replica_nodes(deployment: str) -> dict[str, str]:
     return {str(a.name).rsplit("#", 1)[-1]: str(a.node_id) for a in actors}
 
 
-def served_per_replica(logs: Path) -> Counter[str]:
-    """Upscale calls each Upscaler replica answered, from Serve's per-replica access logs."""
-    counts: Counter[str] = Counter()
+def calls_per_replica(logs: Path) -> dict[str, Counter[str]]:
+    """Upscale calls each Upscaler replica answered, by outcome (OK, ERROR, ...), from Serve's
+    per-replica access logs."""
+    calls: dict[str, Counter[str]] = {}
     for log in logs.glob("**/logs/serve/replica_upscaler_Upscaler_*.log"):
-        replica = log.stem.rsplit("_", 1)[-1]
-        counts[replica] += sum(1 for line in log.read_text(errors="replace").splitlines() if SERVED.search(line))
-    return counts
+        outcomes = calls.setdefault(log.stem.rsplit("_", 1)[-1], Counter())
+        outcomes.update(m.group(1) for m in map(CALL.search, log.read_text(errors="replace").splitlines()) if m)
+    return calls
+
+
+def served_per_replica(logs: Path) -> Counter[str]:
+    """Upscale calls each Upscaler replica answered successfully."""
+    return Counter({replica: outcomes["OK"] for replica, outcomes in calls_per_replica(logs).items()})
+
+
+def router_troubles(logs: Path) -> int:
+    """Times the Ingress's router could not learn an Upscaler replica's queue length in time."""
+    return sum(
+        len(ROUTER_TROUBLE.findall(log.read_text(errors="replace")))
+        for log in logs.glob("**/logs/serve/replica_upscaler_Ingress_*.log")
+    )
 
 
 def wait_for(condition: Callable[[], bool], timeout_s: float, what: str, every_s: float = 0.5) -> None:

@@ -23,9 +23,11 @@ from ray.cluster_utils import Cluster
 from tests.multinode.cluster import (
     APP,
     LoadStep,
+    calls_per_replica,
     cluster_config,
     deploy,
     replica_nodes,
+    router_troubles,
     running_replicas,
     served_per_replica,
     wait_for,
@@ -51,7 +53,10 @@ AUTOSCALING = {
     "Ingress": {"min_replicas": 1, "max_replicas": 1},
     "Storage": {"min_replicas": 1, "max_replicas": 1},
 }
-SERVE_AFTER_SCALE_S = 20  # load kept on once every replica runs, for the new ones to get work
+# Once every replica runs, the load stays on until each has served an upload, for at most this long. A
+# new replica gets work once the Ingress's router has its queue length; on a busy CI host that took
+# longer than the 20 s this test once waited (0 and 0 uploads on the new replicas, 658 on the first).
+SERVE_AFTER_SCALE_S = 90
 
 
 @pytest.fixture(scope="module")
@@ -82,16 +87,29 @@ def cluster(s3: S3Server) -> Iterator[tuple[Cluster, str]]:
         nodes.shutdown()
 
 
+def serve_logs(cluster: tuple[Cluster, str]) -> Path:
+    """Where every node of this one-machine cluster writes its Serve logs (under each session's folder)."""
+    return Path(cluster[0].head_node.get_session_dir_path()).parent
+
+
+def every_replica_served(logs: Path) -> bool:
+    served = served_per_replica(logs)
+    return all(served[replica] > 0 for replica in replica_nodes("Upscaler"))
+
+
 @pytest.fixture(scope="module")
 def load_step(cluster: tuple[Cluster, str]) -> dict[str, Any]:
-    """A load step until the upscaler runs at its maximum, then on for SERVE_AFTER_SCALE_S; what was seen."""
+    """A load step until the upscaler runs at its maximum, then on until every replica served (at most
+    SERVE_AFTER_SCALE_S); what was seen."""
     _, url = cluster
     load = LoadStep(url)
     load.start()
     try:
         wait_for(lambda: running_replicas("Upscaler") == UPSCALER_MAX, 240, f"{UPSCALER_MAX} upscaler replicas")
         at_peak = replica_nodes("Upscaler")
-        time.sleep(SERVE_AFTER_SCALE_S)
+        deadline = time.monotonic() + SERVE_AFTER_SCALE_S
+        while not every_replica_served(serve_logs(cluster)) and time.monotonic() < deadline:
+            time.sleep(1)
         at_end = replica_nodes("Upscaler")
     finally:
         load.stop()
@@ -109,11 +127,14 @@ def test_the_upscaler_spreads_over_both_gpu_nodes(cluster: tuple[Cluster, str], 
 
 
 def test_every_running_upscaler_replica_serves(cluster: tuple[Cluster, str], load_step: dict[str, Any]) -> None:
-    session = Path(cluster[0].head_node.get_session_dir_path())
-    counts = served_per_replica(session.parent)
+    logs = serve_logs(cluster)
+    counts = served_per_replica(logs)
     running = set(load_step["at_end"])
     log.info("uploads served per upscaler replica: %s (running at the end: %s)", dict(counts), sorted(running))
-    assert running and all(counts[replica] > 0 for replica in running), f"uploads per replica: {dict(counts)}"
+    assert running and all(counts[replica] > 0 for replica in running), (
+        f"upscale calls per replica by outcome: {calls_per_replica(logs)}; "
+        f"the router missed a replica's queue length {router_troubles(logs)} times"
+    )
 
 
 def test_every_upload_under_load_is_answered_correctly(load_step: dict[str, Any]) -> None:
