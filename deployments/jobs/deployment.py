@@ -29,7 +29,7 @@ from deployments.contracts import NewJob, StorageHandle, UpscalerHandle
 from deployments.errors import JobsUnavailableError, ServiceError, UploadRejectedError
 from deployments.flow import Flow, Upload
 from deployments.jobs.metrics import JobsMetrics
-from deployments.jobs.records import ENDED, Item, Job, JobStore, final_status, now_iso
+from deployments.jobs.records import ENDED, UNSENT, UNSENT_GRACE_S, Item, Job, JobStore, final_status, now_iso
 from deployments.jobs.webhooks import Webhooks, redis_client
 from deployments.results import UploadResult
 
@@ -92,7 +92,9 @@ class JobsConsumer:
     # --- the ingress's calls (through a handle) ---------------------------------------------------
 
     async def submit(self, new: NewJob) -> dict[str, Any]:
-        """Store the inputs, record the job, enqueue its items; the job as the API shows it."""
+        """Store the inputs, record the job, enqueue its items; the job as the API shows it. A job that
+        could not be recorded leaves no input behind; one recorded is accepted, even if enqueueing its
+        items failed: the outbox sweeper (``_send_unsent``) sends them."""
         job_id = secrets.token_urlsafe(18)
         stored = await asyncio.gather(
             *(self.storage.put_job_input.remote(job_id, i, f.image) for i, f in enumerate(new.files))
@@ -101,16 +103,35 @@ class JobsConsumer:
         items = [Item(i, f.filename or "", s.key) for i, (f, s) in enumerate(zip(new.files, stored, strict=True))]
         job = Job(job_id, len(items), now, now, new.model, new.format, new.webhook_url, new.owner, items=items)
         try:
-            await asyncio.to_thread(self._record_and_enqueue, job)
+            await asyncio.to_thread(self.store.create, job)
         except Exception as exc:
+            await asyncio.gather(
+                *(self.storage.delete_job_input.remote(i.input_key) for i in items), return_exceptions=True
+            )
             raise JobsUnavailableError(type(exc).__name__) from exc
         self.metrics.submitted(len(items))
+        await asyncio.to_thread(self._send, job_id, [i.index for i in items])
         return job.view()
 
-    def _record_and_enqueue(self, job: Job) -> None:
-        self.store.create(job)
-        for item in job.items:
-            self._adapter.enqueue_task_sync(TASK, args=[job.job_id, item.index])  # type: ignore[attr-defined]
+    def _send(self, job_id: str, indices: list[int]) -> None:
+        """Enqueue these items and take the job off the outbox; on failure it stays there (logged)."""
+        try:
+            for index in indices:
+                self._adapter.enqueue_task_sync(TASK, args=[job_id, index])  # type: ignore[attr-defined]
+            self.store.sent(job_id)
+        except Exception:
+            log.exception("job %s: enqueueing its items failed; the outbox sweeper sends them later", job_id)
+
+    def _send_unsent(self) -> None:
+        """Send the pending items of jobs left on the outbox past its grace (their submitter died or
+        failed to enqueue): a pending item's extra task finds it no longer pending and does nothing."""
+        if getattr(self, "_adapter", None) is None:
+            return  # Serve gives the consumer its broker adapter only after this constructor returned
+        for job_id in self.store.claim(UNSENT, lease_s=UNSENT_GRACE_S):
+            job = self.store.get(job_id)
+            pending = [i.index for i in job.items if i.status == "pending"] if job else []
+            log.warning("job %s was left on the outbox: sending its %d pending items", job_id, len(pending))
+            self._send(job_id, pending)
 
     async def get(self, job_id: str, owner: str = "") -> dict[str, Any] | None:
         job = await asyncio.to_thread(self.store.get, job_id)
@@ -219,6 +240,7 @@ class JobsConsumer:
     def _dispatch_webhooks(self) -> None:
         while not self._stopping.wait(0.5):
             try:
+                self._send_unsent()
                 self.webhooks.run_due()
                 self.metrics.queue(self._queue_depth(), self.webhooks.pending())
             except Exception:

@@ -3,7 +3,13 @@
 Layout, all under ``vcs:``: ``job:<id>`` a hash of the job's fields; ``job:<id>:items`` a hash of item
 index → item JSON; ``job:<id>:ended`` a set of ended indices (``done`` is its size, so a redelivered
 item can never count twice); ``jobs`` a sorted set of ids by creation time (listing, newest first);
-``webhooks`` a sorted set of job ids by the time their next delivery is due.
+``webhooks`` a sorted set of job ids by the time their next delivery is due; ``unsent`` (the outbox) a
+sorted set of the jobs whose items may not all be on the queue yet, by the time a sweeper sends them.
+
+A job is recorded and put on the outbox in one transaction, before its items are enqueued; the
+submitter takes it off once every item is on the queue. A submitter that died in between (or whose
+enqueue failed) leaves it there, and any consumer replica sends the pending items after the grace
+period (``claim``). Sending an item twice is harmless: the second task finds it no longer pending.
 
 Item transitions are compare-and-set in Lua scripts: ``pending → running → success|error`` and
 ``pending → cancelled``; an item that ended never changes again, whatever the queue redelivers.
@@ -21,6 +27,17 @@ import redis
 
 PREFIX = "vcs:"
 ENDED = ("success", "error", "cancelled")
+UNSENT = f"{PREFIX}unsent"
+UNSENT_GRACE_S = 60.0  # a submitter enqueues a job's items in milliseconds; after this, a sweeper does
+
+# KEYS: a sorted set of ids by due time. ARGV: now, the lease's end, how many. The due ids, each pushed
+# a lease ahead in the same step: two replicas never take the same one, and a taker that dies mid-way
+# leaves it due again when the lease ends.
+_CLAIM = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+for _, id in ipairs(due) do redis.call('ZADD', KEYS[1], ARGV[2], id) end
+return due
+"""
 
 # KEYS: items hash, ended set, job hash. ARGV: index, expected statuses (comma list), new item JSON,
 # new status, now. Returns 1 when the transition happened.
@@ -126,6 +143,7 @@ class JobStore:
         self.r: Any = client
         self.retention_s = retention_s
         self._transition = client.register_script(_TRANSITION)
+        self._claim = client.register_script(_CLAIM)
 
     def wait_until_ready(self, timeout_s: float = 60.0) -> None:
         """Block until the broker answers (the embedded one may still be starting beside us)."""
@@ -143,7 +161,8 @@ class JobStore:
     def _key(job_id: str, suffix: str = "") -> str:
         return f"{PREFIX}job:{job_id}{suffix}"
 
-    def create(self, job: Job) -> None:
+    def create(self, job: Job, send_after_s: float = UNSENT_GRACE_S) -> None:
+        """Record ``job`` and put it on the outbox, due for a sweeper ``send_after_s`` from now."""
         fields: dict[str, str | int] = {
             "job_id": job.job_id,
             "total": job.total,
@@ -158,7 +177,17 @@ class JobStore:
         pipe.hset(self._key(job.job_id), mapping=fields)
         pipe.hset(self._key(job.job_id, ":items"), mapping={str(i.index): json.dumps(asdict(i)) for i in job.items})
         pipe.zadd(f"{PREFIX}jobs", {job.job_id: time.time()})
+        pipe.zadd(UNSENT, {job.job_id: time.time() + send_after_s})
         pipe.execute()
+
+    def sent(self, job_id: str) -> None:
+        """Every item of ``job_id`` is on the queue: off the outbox."""
+        self.r.zrem(UNSENT, job_id)
+
+    def claim(self, schedule: str, lease_s: float, limit: int = 8) -> list[str]:
+        """Ids due on ``schedule`` (a sorted set by due time), each leased to the caller for ``lease_s``."""
+        now = time.time()
+        return list(self._claim(keys=[schedule], args=[now, now + lease_s, limit]))
 
     def get(self, job_id: str) -> Job | None:
         return self._get_many([job_id])[0]

@@ -3,7 +3,7 @@
 When a job ends, its event (``{"type": "job.completed"|"job.failed"|"job.cancelled", "data": <job>}``)
 is frozen into the job record with a ``webhook-id`` and the job is put on the ``vcs:webhooks`` schedule
 (a sorted set by due time, in the broker's Redis). Any consumer replica claims due deliveries by
-pushing their due time a lease ahead (one Lua script, so two replicas never take the same one), POSTs
+pushing their due time a lease ahead (``JobStore.claim``, so two replicas never take the same one), POSTs
 them, and either records the delivery or schedules the next attempt. Signing is the
 ``standardwebhooks`` library's; the backoff is tenacity's exponential wait with jitter: 5, 10, 20 …
 seconds (+ up to 1 s), so eight attempts span about eleven minutes.
@@ -36,12 +36,6 @@ log = logging.getLogger("ray.serve")
 SCHEDULE = f"{PREFIX}webhooks"
 LEASE_S = 120.0  # a claimed delivery comes back to the schedule if its replica dies mid-attempt
 BACKOFF = wait_exponential_jitter(multiplier=5, exp_base=2, jitter=1, max=3600)
-
-_CLAIM = """
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
-for _, id in ipairs(due) do redis.call('ZADD', KEYS[1], ARGV[2], id) end
-return due
-"""
 
 
 def signer(secret: SecretStr) -> Webhook:
@@ -80,7 +74,6 @@ class Webhooks:
         self.store, self.max_attempts, self.hosts, self.on_attempt = store, max_attempts, hosts, on_attempt
         self.signer = signer(secret) if secret else None
         self.http = httpx.Client(timeout=timeout_s, follow_redirects=False)
-        self._claim = store.r.register_script(_CLAIM)
 
     def schedule(self, job_id: str, url: str, event_type: str, data: dict[str, Any]) -> None:
         """Freeze the event and put it on the schedule, due now (called once, when the job ends)."""
@@ -98,8 +91,7 @@ class Webhooks:
 
     def run_due(self, limit: int = 8) -> int:
         """Deliver what is due now; returns how many attempts were made."""
-        now = time.time()
-        claimed = self._claim(keys=[SCHEDULE], args=[now, now + LEASE_S, limit])
+        claimed = self.store.claim(SCHEDULE, LEASE_S, limit)
         for raw in claimed:
             self._deliver(raw)
         return len(claimed)

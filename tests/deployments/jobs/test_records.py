@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
-from deployments.jobs.records import Item, Job, JobStore, final_status, now_iso
+from deployments.jobs.records import UNSENT, Item, Job, JobStore, final_status, now_iso
 from deployments.jobs.webhooks import redis_client
 
 
@@ -121,3 +123,23 @@ def test_a_finished_job_expires_after_the_retention_and_leaves_the_listing(store
     jobs, _ = store.list(10)
     assert [j.job_id for j in jobs] == ["job-kept0000"] and store.get("job-aaaaaaaa") is None
     assert store.r.zrange("vcs:jobs", 0, -1) == ["job-kept0000"]  # the expired id left the index
+
+
+def test_a_recorded_job_waits_on_the_outbox_until_its_items_are_sent(store: JobStore) -> None:
+    store.create(new_job("job-sent0000"))
+    store.create(new_job("job-lost0000"), send_after_s=0)  # its submitter died before enqueueing
+    store.create(new_job("job-late0000"))  # still within the grace: its submitter is enqueueing
+    store.sent("job-sent0000")
+    assert set(store.r.zrange(UNSENT, 0, -1)) == {"job-late0000", "job-lost0000"}
+    assert store.claim(UNSENT, lease_s=60) == ["job-lost0000"]
+    assert store.claim(UNSENT, lease_s=60) == []  # leased: a second replica does not take it too
+    assert store.r.zscore(UNSENT, "job-lost0000") > time.time() + 50  # due again if the taker dies
+
+
+def test_an_outbox_lease_ends_and_the_job_is_due_again(store: JobStore) -> None:
+    store.create(new_job("job-lost0000"), send_after_s=0)
+    assert store.claim(UNSENT, lease_s=0.05) == ["job-lost0000"]
+    time.sleep(0.1)
+    assert store.claim(UNSENT, lease_s=60) == ["job-lost0000"]
+    store.sent("job-lost0000")
+    assert store.r.zcard(UNSENT) == 0
