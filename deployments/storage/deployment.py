@@ -81,11 +81,12 @@ class Storage:
     async def delete_job_input(self, key: str) -> bool:
         """Remove a job's input once its item has ended (its result, or its original in
         couldn't_upscale/, is stored under its own key). Only ``jobs/`` keys are ever deleted. An input
-        still waiting in the spool is left to reach the bucket (the drain holds it): ``False``."""
+        still waiting in this node's spool is removed from it (after a delivery in progress, which the
+        bucket delete then undoes); deleting what is already gone is not an error."""
         if not is_job_input_key(key):
             raise ValueError(f"{key!r} is not a job input")
-        if self.spool is not None and self.spool.find(key) is not None:
-            return False
+        if self.spool is not None and await asyncio.to_thread(self.spool.discard, key):
+            return True
         await asyncio.to_thread(self.backend.delete, key)
         return True
 

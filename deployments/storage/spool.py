@@ -174,6 +174,26 @@ class Spool:
         except (FileNotFoundError, CorruptEntryError):
             return None
 
+    def discard(self, key: str) -> bool:
+        """Remove the entry waiting for ``key`` before it reaches the bucket: ``True`` when one was
+        removed; ``False`` when none waits, including one a drainer delivered while this waited for its
+        lock (the object is in the bucket then)."""
+        path = self.find(key)
+        if path is None:
+            return False
+        try:
+            f = open(path, "rb")  # noqa: SIM115  # held open for the lock's lifetime
+        except FileNotFoundError:
+            return False
+        with f:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX)  # waits while a drainer delivers it
+            if os.fstat(f.fileno()).st_nlink == 0:
+                return False
+            path.unlink()
+            fsync_dir(self.folder)
+        self._refused = False
+        return True
+
     def oldest_age_s(self) -> float | None:
         entries = self.entries()
         if not entries:

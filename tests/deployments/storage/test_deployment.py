@@ -206,10 +206,12 @@ def test_only_job_inputs_can_be_deleted(storage: Any, bucket: SwitchableBucket) 
     assert kept.key in bucket.objects
 
 
-def test_a_spooled_job_input_is_left_to_reach_the_bucket(storage: Any, bucket: SwitchableBucket) -> None:
+def test_a_spooled_job_input_is_deleted_before_it_reaches_the_bucket(storage: Any, bucket: SwitchableBucket) -> None:
     bucket.up = False
     stored = put_input(storage, b"waits in the spool")
-    assert stored.pending and asyncio.run(storage.delete_job_input(stored.key)) is False
+    kept = put_input(storage, b"another item's input, still needed", index=1)
+    assert stored.pending and asyncio.run(storage.delete_job_input(stored.key)) is True
     bucket.up = True
     storage.drainer.pass_once(0.1)
-    assert bucket.objects == {stored.key: b"waits in the spool"}
+    assert bucket.objects == {kept.key: b"another item's input, still needed"}
+    assert not storage.spool.entries()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -112,3 +113,36 @@ def test_an_entry_another_replica_holds_stops_the_pass(tmp_path: Path) -> None:
         fcntl.flock(held.fileno(), fcntl.LOCK_EX)
         assert spool.drain(lambda e: None) == 0  # "b" waits: order is kept
     assert len(spool.entries()) == 2
+
+
+def test_a_discarded_entry_never_reaches_the_bucket(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, 1 << 20)
+    spool.add("jobs/a/0000.png", b"a", "image/png", {})
+    spool.add("jobs/a/0001.png", b"b", "image/png", {})
+    assert spool.discard("jobs/a/0000.png") and not spool.discard("jobs/a/0000.png")
+    delivered: list[str] = []
+    spool.drain(lambda entry: delivered.append(entry.key))
+    assert delivered == ["jobs/a/0001.png"]
+
+
+def test_discarding_an_entry_being_delivered_waits_and_reports_it_delivered(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, 1 << 20)
+    spool.add("jobs/a/0000.png", b"a", "image/png", {})
+    delivering, release = threading.Event(), threading.Event()
+
+    def slow_delivery(entry: SpoolEntry) -> None:
+        delivering.set()
+        release.wait(5)
+
+    drainer = threading.Thread(target=spool.drain, args=(slow_delivery,))
+    drainer.start()
+    assert delivering.wait(5)
+    outcome: list[bool] = []
+    discarder = threading.Thread(target=lambda: outcome.append(spool.discard("jobs/a/0000.png")))
+    discarder.start()
+    time.sleep(0.2)
+    assert not outcome  # waits for the delivery's lock
+    release.set()
+    drainer.join(5)
+    discarder.join(5)
+    assert outcome == [False] and not spool.entries()  # delivered: the caller deletes it from the bucket
