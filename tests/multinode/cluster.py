@@ -84,12 +84,12 @@ def served_per_replica(logs: Path) -> Counter[str]:
     return Counter({replica: outcomes["OK"] for replica, outcomes in calls_per_replica(logs).items()})
 
 
-def router_troubles(logs: Path) -> int:
-    """Times the Ingress's router could not learn an Upscaler replica's queue length in time."""
-    return sum(
-        len(ROUTER_TROUBLE.findall(log.read_text(errors="replace")))
-        for log in logs.glob("**/logs/serve/replica_upscaler_Ingress_*.log")
-    )
+def router_view(logs: Path) -> str:
+    """What the Ingress's router logged about the Upscaler: how often it could not learn a replica's
+    queue length in time, and the last replica set it was given."""
+    text = "".join(log.read_text(errors="replace") for log in logs.glob("**/logs/serve/replica_upscaler_Ingress_*.log"))
+    updates = re.findall(r"Got updated replicas for Deployment\(name='Upscaler'.*", text)
+    return f"{len(ROUTER_TROUBLE.findall(text))} queue-length misses; last update: {updates[-1] if updates else None}"
 
 
 def wait_for(condition: Callable[[], bool], timeout_s: float, what: str, every_s: float = 0.5) -> None:
