@@ -87,7 +87,7 @@ class JobsConsumer:
         self._loop = asyncio.new_event_loop()
         self._stopping = threading.Event()
         threading.Thread(target=self._loop.run_forever, name="jobs-flow", daemon=True).start()
-        threading.Thread(target=self._dispatch_webhooks, name="jobs-webhooks", daemon=True).start()
+        threading.Thread(target=self._dispatch, name="jobs-dispatch", daemon=True).start()
 
     # --- the ingress's calls (through a handle) ---------------------------------------------------
 
@@ -237,14 +237,15 @@ class JobsConsumer:
     def _queue_depth(self) -> int:
         return int(self.store.r.llen(QUEUE))
 
-    def _dispatch_webhooks(self) -> None:
+    def _dispatch(self) -> None:
+        """Every half second: send the jobs left on the outbox, deliver due webhooks, report the queues."""
         while not self._stopping.wait(0.5):
             try:
                 self._send_unsent()
                 self.webhooks.run_due()
                 self.metrics.queue(self._queue_depth(), self.webhooks.pending())
             except Exception:
-                log.exception("webhook dispatcher")
+                log.exception("jobs dispatcher (outbox, webhooks, queue metrics)")
                 time.sleep(2)
 
     def check_health(self) -> None:
