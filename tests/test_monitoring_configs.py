@@ -79,7 +79,7 @@ def metrics_defined_in(path: Path) -> list[Metric]:
 
 @cache
 def own_metrics() -> tuple[Metric, ...]:
-    return tuple(m for path in sorted((ROOT / "deployments").glob("**/metrics.py")) for m in metrics_defined_in(path))
+    return tuple(m for path in sorted((ROOT / "deployments").glob("**/*metrics.py")) for m in metrics_defined_in(path))
 
 
 @cache
@@ -246,6 +246,6 @@ def test_every_ray_pod_gets_storage_settings_from_the_secret_and_exports_metrics
 
 def test_metric_descriptions_are_ascii() -> None:
     """Ray's Cython metrics refuse non-ASCII text: one σ in a description fails the replica at start."""
-    for path in sorted((ROOT / "deployments").glob("**/metrics.py")):
+    for path in sorted((ROOT / "deployments").glob("**/*metrics.py")):
         offending = [line for line in path.read_text().splitlines() if not line.isascii()]
         assert not offending, f"{path.relative_to(ROOT)}: {offending}"

@@ -199,6 +199,7 @@ class JobsConsumer:
         data = await self.storage.get.remote(item.input_key)
         upload = Upload(data, item.filename, f"{job.job_id}/{item.index}", job.model, job.format)
         outcome = await self.flow.process(upload)
+        self.metrics.quality(outcome.quality_metrics, outcome.route, outcome.model)
         return outcome.status.value, UploadResult.of(outcome, upload.request_id).model_dump(mode="json")
 
     def _run(self, coroutine: Coroutine[Any, Any, R]) -> R:

@@ -6,6 +6,8 @@ from datetime import UTC, datetime
 
 from ray.serve import metrics
 
+from deployments.quality_metrics import QualityMetrics
+
 
 class JobsMetrics:
     def __init__(self) -> None:
@@ -24,6 +26,7 @@ class JobsMetrics:
         self._attempts = metrics.Counter(
             "upscaler_webhook_attempts_total", "Webhook delivery attempts, by outcome", tag_keys=("outcome",)
         )
+        self._quality = QualityMetrics()  # the same histograms as the upload route's
 
     def submitted(self, items: int) -> None:
         self._submitted.inc(items)
@@ -39,6 +42,9 @@ class JobsMetrics:
     def queue(self, depth: int, webhooks_pending: int) -> None:
         self._queue.set(depth)
         self._webhooks_pending.set(webhooks_pending)
+
+    def quality(self, values: dict[str, float | int | None] | None, rule: str | None, model: str | None) -> None:
+        self._quality.record(values, rule, model)
 
     def webhook_attempt(self, outcome: str) -> None:
         self._attempts.inc(tags={"outcome": outcome})
