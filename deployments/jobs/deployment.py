@@ -25,7 +25,7 @@ from ray.serve.schema import CeleryAdapterConfig, TaskProcessorConfig
 from ray.serve.task_consumer import task_consumer, task_handler
 
 from configs.settings import Settings
-from deployments.contracts import NewJob, StorageHandle, UpscalerHandle
+from deployments.contracts import NewJob, StorageHandle, StoredObject, UpscalerHandle
 from deployments.errors import JobsUnavailableError, ServiceError, UploadRejectedError
 from deployments.flow import Flow, Upload
 from deployments.jobs.metrics import JobsMetrics
@@ -96,22 +96,37 @@ class JobsConsumer:
         could not be recorded leaves no input behind; one recorded is accepted, even if enqueueing its
         items failed: the outbox sweeper (``_send_unsent``) sends them."""
         job_id = secrets.token_urlsafe(18)
-        stored = await asyncio.gather(
-            *(self.storage.put_job_input.remote(job_id, i, f.image) for i, f in enumerate(new.files))
-        )
+        stored = await self._store_inputs(job_id, new)
         now = now_iso()
         items = [Item(i, f.filename or "", s.key) for i, (f, s) in enumerate(zip(new.files, stored, strict=True))]
         job = Job(job_id, len(items), now, now, new.model, new.format, new.webhook_url, new.owner, items=items)
         try:
             await asyncio.to_thread(self.store.create, job)
         except Exception as exc:
-            await asyncio.gather(
-                *(self.storage.delete_job_input.remote(i.input_key) for i in items), return_exceptions=True
-            )
+            await self._delete_inputs([i.input_key for i in items])
             raise JobsUnavailableError(type(exc).__name__) from exc
         self.metrics.submitted(len(items))
         await asyncio.to_thread(self._send, job_id, [i.index for i in items])
         return job.view()
+
+    async def _store_inputs(self, job_id: str, new: NewJob) -> list[StoredObject]:
+        """Every input stored, or none: when one fails, those already stored are deleted."""
+        results = await asyncio.gather(
+            *(self.storage.put_job_input.remote(job_id, i, f.image) for i, f in enumerate(new.files)),
+            return_exceptions=True,
+        )
+        stored = [r for r in results if not isinstance(r, BaseException)]
+        if len(stored) < len(results):
+            await self._delete_inputs([s.key for s in stored])
+            raise next(r for r in results if isinstance(r, BaseException))
+        return stored
+
+    async def _delete_inputs(self, keys: list[str]) -> None:
+        """Job inputs, deleted at once (a failure is logged and that file stays)."""
+        results = await asyncio.gather(*(self.storage.delete_job_input.remote(k) for k in keys), return_exceptions=True)
+        for key, result in zip(keys, results, strict=True):
+            if isinstance(result, BaseException):
+                log.warning("job input %s was not deleted: %s", key, result)
 
     def _send(self, job_id: str, indices: list[int]) -> None:
         """Enqueue these items and take the job off the outbox; on failure it stays there (logged)."""
@@ -182,18 +197,7 @@ class JobsConsumer:
     def _forget_inputs(self, items: list[Item]) -> None:
         """Delete ended items' inputs, all at once: each outcome is stored under its own key (or the item
         was cancelled). A failure leaves that file behind (logged); a redelivery of its task tries again."""
-
-        async def delete() -> list[bool | BaseException]:
-            calls = (self.storage.delete_job_input.remote(item.input_key) for item in items)
-            return await asyncio.gather(*calls, return_exceptions=True)
-
-        try:
-            results = self._run(delete())
-        except Exception as exc:
-            results = [exc] * len(items)
-        for item, result in zip(items, results, strict=True):
-            if isinstance(result, BaseException):
-                log.warning("job input %s was not deleted: %s", item.input_key, result)
+        self._run(self._delete_inputs([item.input_key for item in items]))
 
     async def _process(self, job: Job, item: Item) -> tuple[str, dict[str, Any]]:
         data = await self.storage.get.remote(item.input_key)
