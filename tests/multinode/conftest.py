@@ -22,12 +22,14 @@ SERVE_PORT = 8000
 # A router sends nothing to a replica until one of its queue-length probes is answered within the
 # deadline (0.1 s by default; verified: at 0.5 ms the proxy routed nothing, 2947 probes missed). On a
 # busy 2-core CI host an idle new replica may answer later than 0.1 s, and then it gets no work: allow
-# what a loaded machine needs.
+# what a loaded machine needs. The same for a proxy's readiness check (5 s by default; three misses and
+# the controller kills the proxy, which failed serve.start here with five busy loops on the two cores).
 FAST_AUTOSCALING = {
     "RAY_SERVE_REPLICA_AUTOSCALING_METRIC_PUSH_INTERVAL_S": "0.5",
     "RAY_SERVE_HANDLE_AUTOSCALING_METRIC_PUSH_INTERVAL_S": "0.5",
     "RAY_SERVE_QUEUE_LENGTH_RESPONSE_DEADLINE_S": "0.5",
     "RAY_SERVE_MAX_QUEUE_LENGTH_RESPONSE_DEADLINE_S": "2.0",
+    "RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "30",
     "RAY_AUTH_MODE": "disabled",
     "RAY_USAGE_STATS_ENABLED": "0",
 }
