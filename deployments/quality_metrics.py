@@ -10,22 +10,22 @@ class QualityMetrics:
     def __init__(self) -> None:
         self._sharpness = metrics.Histogram(
             "upscaler_quality_sharpness",
-            "Sharpness of accepted uploads (0-1, higher is sharper; deployments/quality.py)",
+            "Sharpness of accepted images (0-1, higher is sharper; deployments/quality.py)",
             boundaries=[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9],
         )
         self._jpeg_quality = metrics.Histogram(
             "upscaler_quality_jpeg_quality",
-            "Estimated JPEG quality of accepted JPEG uploads (1-100, from the quantisation tables)",
+            "Estimated JPEG quality of accepted JPEG images (1-100, from the quantisation tables)",
             boundaries=[10, 20, 30, 40, 50, 60, 70, 80, 90, 95],
         )
         self._noise = metrics.Histogram(
             "upscaler_quality_noise",
-            "Estimated noise sigma of accepted uploads, in 8-bit levels",
+            "Estimated noise sigma of accepted images, in 8-bit levels",
             boundaries=[0.5, 1, 2, 3, 5, 8, 12, 20],
         )
         self._routes = metrics.Counter(
             "upscaler_quality_routes_total",
-            "Uploads by the quality-policy rule that routed them and the model chosen",
+            "Images (uploads and job items) by the quality-policy rule that routed them and the model chosen",
             tag_keys=("rule", "model"),  # type: ignore[arg-type]  # Ray annotates Tuple[str]
         )
 
