@@ -24,6 +24,7 @@ import re
 import statistics
 import threading
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,14 @@ def post(session: requests.Session, url: str, data: bytes, model: str | None = N
 
 def no_upscale(url: str, data: bytes, threads: int, seconds: float) -> dict[str, Any]:
     """``threads`` clients posting ``data`` back to back for ``seconds``: rate, latencies, CPU per upload."""
+    return hammer(url, data, threads, seconds, lambda r: r.ok and r.json()["result"]["folder"] == "good_quality")
+
+
+def hammer(
+    url: str, data: bytes, threads: int, seconds: float, expected: Callable[[requests.Response], bool]
+) -> dict[str, Any]:
+    """``threads`` clients posting ``data`` as an upload back to back for ``seconds``; an answer that is
+    not ``expected`` (or none) counts as an error. Rate, latencies, and CPU per upload of each process."""
     latencies: list[float] = []
     errors = [0]
     deadline = time.perf_counter() + seconds
@@ -60,8 +69,10 @@ def no_upscale(url: str, data: bytes, threads: int, seconds: float) -> dict[str,
             while time.perf_counter() < deadline:
                 started = time.perf_counter()
                 try:
-                    if post(session, url, data)["folder"] != "good_quality":
-                        errors[0] += 1
+                    response = session.post(
+                        url + "/api/images/upload", files={"image": ("upload.jpg", data, "image/jpeg")}, timeout=900
+                    )
+                    errors[0] += not expected(response)
                 except requests.RequestException:
                     errors[0] += 1
                 latencies.append(time.perf_counter() - started)

@@ -71,3 +71,14 @@ def test_an_ab_variant_overrides_only_what_it_names_and_stays_a_valid_serve_conf
     assert upscaler.user_config["tile_size"] == 512 and upscaler.user_config["max_batch_pixels"] == 262144
     assert upscaler.user_config["tile_layout"] == "balanced"  # untouched
     assert app.runtime_env["env_vars"] == {"MALLOC_ARENA_MAX": "0"}
+
+
+def test_a_floor_variant_names_its_environment_and_refuses_an_empty_one() -> None:
+    import argparse
+
+    from bench.floor import parse_variant
+
+    assert parse_variant("inline:RAY_a=1,RAY_b=x=y") == ("inline", {"RAY_a": "1", "RAY_b": "x=y"})
+    for bad in ("inline", "inline:", ":RAY_a=1"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            parse_variant(bad)
