@@ -34,6 +34,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     # Every thread allocates from the main heap, where the engine keeps its large blocks (serve_config.yaml).
     MALLOC_ARENA_MAX=1 \
     RAY_USAGE_STATS_ENABLED=0 \
+    # Ray's settings for every Ray process in the container (configs/ray_env.py, checked by a test).
+    RAY_max_direct_call_object_size=4194304 \
     STORAGE_DIR=/data/storage \
     PORT=8000
 

@@ -27,6 +27,7 @@ import httpx
 import numpy as np
 from PIL import Image
 
+from configs.ray_env import RAY_ENV
 from tests.images import photo_dir
 from tests.s3servers import free_ports
 
@@ -77,6 +78,7 @@ class Service:
         self.port, self.metrics_port, self.gcs_port = free_ports(3)
         self.tmp = Path(tempfile.mkdtemp(prefix="vcs-bench-"))
         self.env = {
+            **RAY_ENV,  # as the launcher and the image start Ray
             **os.environ,
             "RAY_AUTH_MODE": "disabled",
             "PORT": str(self.port),

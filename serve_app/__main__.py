@@ -18,6 +18,7 @@ from pathlib import Path
 
 import yaml
 
+from configs.ray_env import RAY_ENV
 from configs.settings import REPO_ROOT, SettingsError, load_settings
 from serve_app.commands import add_status, add_upload
 
@@ -51,6 +52,12 @@ def serve_command(config: Path, address: str | None) -> list[str]:
     return [sys.executable, "-c", SERVE_CLI, *run]
 
 
+def serve_env(address: str | None, environ: dict[str, str]) -> dict[str, str]:
+    """``serve run``'s environment: the Ray settings of ``configs/ray_env.py`` (under any value already
+    set) when it starts a local Ray; a cluster was started with its own."""
+    return environ if address else {**RAY_ENV, **environ}
+
+
 def serve(args: argparse.Namespace) -> int:
     try:
         settings = load_settings()  # fail here, with every bad variable named, not inside a replica
@@ -60,10 +67,11 @@ def serve(args: argparse.Namespace) -> int:
     storage = f"s3://{settings.s3_bucket}" if settings.s3_bucket else str(settings.storage_dir)
     print(f"VisionCloud Upscaler on http://127.0.0.1:{settings.port}  (storage: {storage})", flush=True)
     rendered = write_rendered(render_config(args.config, settings.port))
-    return run_forwarding_signals(serve_command(rendered, os.environ.get("RAY_ADDRESS")))
+    address = os.environ.get("RAY_ADDRESS")
+    return run_forwarding_signals(serve_command(rendered, address), serve_env(address, dict(os.environ)))
 
 
-def run_forwarding_signals(command: list[str]) -> int:
+def run_forwarding_signals(command: list[str], env: dict[str, str] | None = None) -> int:
     """Run ``command`` (``serve run``) until it ends and exit with its status (128+N if signal N ended it).
 
     The first SIGTERM or SIGINT we get (``docker stop``, systemd, Kubernetes, Ctrl-C) reaches it as
@@ -80,7 +88,7 @@ def run_forwarding_signals(command: list[str]) -> int:
 
     # Held until the handlers are in place: a SIGTERM that arrives meanwhile is forwarded, not lost.
     signal.pthread_sigmask(signal.SIG_BLOCK, stop)
-    child = subprocess.Popen(command, cwd=REPO_ROOT, start_new_session=True, preexec_fn=in_child)
+    child = subprocess.Popen(command, cwd=REPO_ROOT, env=env, start_new_session=True, preexec_fn=in_child)
     received = 0
 
     def forward(signum: int, frame: object) -> None:

@@ -107,6 +107,13 @@ def test_the_image_runs_the_launcher_as_a_user_with_a_health_check() -> None:
     assert "MALLOC_ARENA_MAX=1" in steps["ENV"]
 
 
+def test_every_ray_process_in_the_image_starts_with_the_services_ray_settings() -> None:
+    from configs.ray_env import RAY_ENV
+
+    env = dict(instructions())["ENV"].split()
+    assert RAY_ENV and all(f"{name}={value}" in env for name, value in RAY_ENV.items())
+
+
 def test_the_build_context_is_the_code_weights_and_configs_only() -> None:
     context = build_context()
     assert {"serve_config.yaml", "pyproject.toml", "serve_app/app.py", "configs/kuberay/rayservice.yaml"} <= set(

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from serve_app.__main__ import serve_command, write_rendered
+from serve_app.__main__ import serve_command, serve_env, write_rendered
 
 # Stands in for `serve run`: says it is up, then exits 0 on SIGINT (its graceful path) and 143 on SIGTERM.
 CHILD = textwrap.dedent(
@@ -45,6 +45,13 @@ def test_serve_run_starts_a_local_ray_unless_an_address_is_given() -> None:
     assert serve_command(Path("c.yaml"), None)[-2:] == ["--address", "local"]
     assert serve_command(Path("c.yaml"), "ray://head:10001")[-2:] == ["--address", "ray://head:10001"]
     assert "ray.serve.scripts" in serve_command(Path("c.yaml"), None)[2]
+
+
+def test_a_local_ray_starts_with_the_ray_settings_unless_the_environment_sets_them() -> None:
+    local = serve_env(None, {"PATH": "/bin"})
+    assert local["RAY_max_direct_call_object_size"] == str(4 * 1024 * 1024) and local["PATH"] == "/bin"
+    assert serve_env(None, {"RAY_max_direct_call_object_size": "1"})["RAY_max_direct_call_object_size"] == "1"
+    assert serve_env("ray://head:10001", {"PATH": "/bin"}) == {"PATH": "/bin"}  # the cluster has its own
 
 
 def test_the_rendered_config_is_named_by_its_content() -> None:
