@@ -155,11 +155,20 @@ def client(report: dict[str, Any]) -> str:
     return "\n\n".join(parts)
 
 
+def floor(report: dict[str, Any]) -> str:
+    columns = {"round": "round", "variant": "variant", "workload": "workload", "per_s": "requests/s",
+               "proxy": "proxy", "ingress": "ingress", "storage": "storage", "ray": "Ray's processes",
+               "total": "all processes"}  # fmt: skip
+    rows = [{"round": n, **row} for n, rows in enumerate(report["rounds"], 1) for row in rows]
+    return f"Machine: {machine(report)}. CPU ms per request:\n\n" + md(rows, columns)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dir", type=Path, default=Path("docs/bench"))
     args = parser.parse_args(argv)
-    renderers = {"engine": engine, "pipeline": pipeline, "original": original, "encode": encode, "client": client}
+    renderers = {"engine": engine, "pipeline": pipeline, "original": original, "encode": encode, "client": client,
+                 "floor": floor}  # fmt: skip
     for name, render in renderers.items():
         path = args.dir / f"{name}.json"
         if path.is_file():
