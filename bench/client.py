@@ -50,9 +50,13 @@ def post(session: requests.Session, url: str, data: bytes, model: str | None = N
     return result
 
 
+def stored_as_uploaded(response: requests.Response) -> bool:
+    return response.ok and response.json()["result"]["folder"] == "good_quality"
+
+
 def no_upscale(url: str, data: bytes, threads: int, seconds: float) -> dict[str, Any]:
     """``threads`` clients posting ``data`` back to back for ``seconds``: rate, latencies, CPU per upload."""
-    return hammer(url, data, threads, seconds, lambda r: r.ok and r.json()["result"]["folder"] == "good_quality")
+    return hammer(url, data, threads, seconds, stored_as_uploaded)
 
 
 def hammer(

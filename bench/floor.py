@@ -26,7 +26,7 @@ from typing import Any
 
 import requests
 
-from bench.client import hammer
+from bench.client import hammer, stored_as_uploaded
 from bench.machine import describe, header, table, write_json
 from bench.service import Service, jpeg_of
 
@@ -42,16 +42,12 @@ def refused(response: requests.Response) -> bool:
     return response.status_code == 415
 
 
-def stored(response: requests.Response) -> bool:
-    return response.ok and response.json()["result"]["folder"] == "good_quality"
-
-
 def workloads() -> dict[str, tuple[bytes, Any]]:
     junk = os.urandom(1_000_000)
     return {
         "refused 1 kB": (b"\0" + junk[:999], refused),
         "refused 1 MB": (b"\0" + junk[1:], refused),
-        "4K stored": (jpeg_of(3840, 2160, "motorcycle_left.png"), stored),
+        "4K stored": (jpeg_of(3840, 2160, "motorcycle_left.png"), stored_as_uploaded),
     }
 
 
