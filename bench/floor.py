@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,7 @@ def refused(response: requests.Response) -> bool:
     return response.status_code == 415
 
 
-def workloads() -> dict[str, tuple[bytes, Any]]:
+def workloads() -> dict[str, tuple[bytes, Callable[[requests.Response], bool]]]:
     junk = os.urandom(1_000_000)
     return {
         "refused 1 kB": (b"\0" + junk[:999], refused),
