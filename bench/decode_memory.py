@@ -33,7 +33,7 @@ class _Call:
 
 class _Upscaler:
     def __init__(self) -> None:
-        from deployments.contracts import ModelSummary
+        from deployments.contracts.values import ModelSummary
 
         summary = ModelSummary("m", "a", 2, 1, 1, "", True, False, False, {})
 
@@ -45,7 +45,7 @@ class _Upscaler:
 
 class _Storage:
     def __init__(self) -> None:
-        from deployments.contracts import StoredObject
+        from deployments.contracts.values import StoredObject
 
         async def put(folder: Any, name: Any, digest: str, image: Any, made: Any) -> Any:
             return StoredObject(f"k/{digest[:16]}", "u", len(image.data), hashlib.sha256(image.data).hexdigest(), True)
@@ -66,7 +66,7 @@ def _png(side: int) -> bytes:
 
 def _run(data: bytes, uploads: int, bound: int, queue: mp.Queue) -> None:  # type: ignore[type-arg]
     from configs.settings import load_settings
-    from deployments.flow import Flow, Upload
+    from deployments.flow.flow import Flow, Upload
 
     flow = Flow(_Upscaler(), _Storage(), load_settings(max_concurrent_decodes=bound))  # type: ignore[arg-type]
     before = _peak_mib()

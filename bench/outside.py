@@ -31,7 +31,7 @@ from PIL import Image
 
 from bench.machine import table
 from bench.service import jpeg_of
-from deployments import decode
+from deployments.flow import inspection
 from deployments.upscaler.encode import encode
 from models.engine import Engine, keep_large_allocations, split_planes, upscaled_like
 from models.precision import served_engine
@@ -62,8 +62,8 @@ def after(tiles: list[tuple[Tile, torch.Tensor]], image: np.ndarray, scale: int)
 
 
 def one_run(engine: Engine, data: bytes) -> dict[str, float]:
-    probe = decode.inspect(data, MAX_PIXELS)
-    decode_s, decoded = cpu(lambda: decode.decode(probe, MAX_PIXELS))
+    probe = inspection.inspect(data, MAX_PIXELS)
+    decode_s, decoded = cpu(lambda: inspection.decode(probe, MAX_PIXELS))
     (plane,) = split_planes(decoded.pixels)
     forward_s, tiles = cpu(lambda: list(engine.upscale_tiles(plane, DEFAULT_TILE_SIZE, max_batch=1)))
     height, width = decoded.pixels.shape[:2]

@@ -257,7 +257,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             service, "4k local", closed_loop(service.url, work["4k"], 16, args.seconds), counters=False
         )
     if args.s3:
-        from tests.s3servers import moto_server
+        from bench.s3servers import moto_server
 
         credentials = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_REGION": "us-east-1"}
         os.environ.update(credentials)  # moto accepts any; the bucket is made from this process

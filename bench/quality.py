@@ -1,4 +1,4 @@
-"""Cost of the no-reference quality metrics (deployments/quality.py) per image, by image size.
+"""Cost of the no-reference quality metrics (deployments/flow/quality.py) per image, by image size.
 
     python -m bench.quality [--sizes 640x480 1920x1080 3840x2160] [--repeat 30] [--json F]
 
@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from bench.machine import describe, header, table, write_json
-from deployments import quality
+from deployments.flow import quality
 from models.data import shared_root
 
 

@@ -21,7 +21,7 @@ from numpy.typing import NDArray
 from PIL import Image, ImageDraw
 
 from configs.quality_policy import load_policy
-from deployments import quality
+from deployments.flow import quality
 from models.data import shared_root
 from models.evaluate import bicubic
 from models.precision import served_engine

@@ -27,9 +27,9 @@ import httpx
 import numpy as np
 from PIL import Image
 
+from bench.images import photo_dir
+from bench.s3servers import free_ports
 from configs.ray_env import RAY_ENV
-from tests.images import photo_dir
-from tests.s3servers import free_ports
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent

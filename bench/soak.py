@@ -32,10 +32,10 @@ import numpy as np
 import psutil
 import yaml
 
+from bench import images
 from bench.machine import describe
+from bench.s3servers import free_ports
 from bench.service import REPO, ROLES, Upload, closed_loop, upload_of
-from tests import images
-from tests.s3servers import free_ports
 
 BAD = [  # refused inputs (4xx), a tenth of the traffic
     Upload("bad-truncated", images.truncated(images.jpeg(320, 240)), 320, 240),

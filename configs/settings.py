@@ -120,7 +120,7 @@ class Settings(BaseSettings):
         None, description="comma-separated API keys, each at least 16 characters (X-API-Key), or unset"
     )
     api_keys_file: Path | None = Field(
-        None, description="a file with one salted key hash per line (python -m deployments.ingress.keys), or unset"
+        None, description="a file with one salted key hash per line (python -m deployments.ingress.api_keys), or unset"
     )
     rate_limit: str | None = Field(
         None,

@@ -53,7 +53,7 @@ def default_model_name(scale: int) -> str:
     return f"vcsr-m-x{scale}"
 
 
-class UnknownModelError(KeyError):
+class UnregisteredModelError(KeyError):
     def __init__(self, name: str, known: list[str]) -> None:
         super().__init__(name)
         self.name = name
@@ -66,5 +66,5 @@ class UnknownModelError(KeyError):
 def resolve(name: str, extra: dict[str, ModelSpec] | None = None) -> ModelSpec:
     specs = {**BUILTIN, **(extra or {})}
     if name not in specs:
-        raise UnknownModelError(name, sorted(specs))
+        raise UnregisteredModelError(name, sorted(specs))
     return specs[name]

@@ -16,8 +16,8 @@ from ray.serve import Application
 from configs.model_registry import load_registry
 from configs.settings import Settings, SettingsOverrides, load_settings
 from deployments.broker.deployment import EmbeddedBroker
+from deployments.ingress.api_keys import KeyRing
 from deployments.ingress.deployment import Ingress
-from deployments.ingress.keys import KeyRing
 from deployments.jobs.deployment import consumer_deployment
 from deployments.storage.deployment import Storage
 from deployments.upscaler.deployment import Upscaler

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from bench.s3servers import S3Server, moto_server, seaweedfs_server, weed_data_dir
 from models.data import shared_root
 from tests.redis_server import redis_server
-from tests.s3servers import S3Server, moto_server, seaweedfs_server, weed_data_dir
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 # Test-only credentials for the S3 servers started on loopback; Ray replicas inherit them.

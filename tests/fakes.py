@@ -24,8 +24,8 @@ import numpy as np
 from PIL import Image
 
 from configs.settings import load_settings
-from deployments.contracts import DecodedImage, EncodedImage, ModelSummary, NewJob, StoredObject, UpscaledImage
-from deployments.errors import JobsUnavailableError
+from deployments.contracts.errors import JobsUnavailableError
+from deployments.contracts.values import DecodedImage, EncodedImage, ModelSummary, NewJob, StoredObject, UpscaledImage
 from deployments.storage.deployment import Storage
 from deployments.upscaler.encode import encode
 

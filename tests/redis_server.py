@@ -11,7 +11,7 @@ from pathlib import Path
 
 import redis
 
-from tests.s3servers import free_ports
+from bench.s3servers import free_ports
 
 
 @contextmanager

@@ -16,8 +16,8 @@ import boto3
 import pytest
 import yaml
 
+from bench.s3servers import free_ports, stop, weed_binary, weed_data_dir
 from configs.settings import Settings
-from tests.s3servers import free_ports, stop, weed_binary, weed_data_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "compose.yaml"

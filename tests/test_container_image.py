@@ -26,7 +26,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from tests.s3servers import free_ports
+from bench.s3servers import free_ports
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = ROOT / "Dockerfile"

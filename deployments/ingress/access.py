@@ -17,8 +17,8 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from deployments.errors import RateLimitedError, ServiceError, UnauthorizedError
-from deployments.ingress.keys import KeyRing
+from deployments.contracts.errors import RateLimitedError, ServiceError, UnauthorizedError
+from deployments.ingress.api_keys import KeyRing
 from deployments.ingress.ratelimit import Limiter
 
 OPEN_PATHS = frozenset({"/api/health", "/api/models", "/api/stats"})

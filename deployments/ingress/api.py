@@ -20,18 +20,19 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp
 
 from configs.settings import Settings
-from deployments.contracts import JobsHandle, ModelSummary
-from deployments.errors import (
+from deployments.contracts.errors import (
     EmptyUploadError,
     InvalidImagesError,
     MissingFieldError,
     ServiceError,
     UploadTooLargeError,
 )
-from deployments.flow import Flow, Upload
+from deployments.contracts.handles import JobsHandle
+from deployments.contracts.values import ModelSummary
+from deployments.flow.flow import Flow, Upload
 from deployments.ingress.access import AccessControl
+from deployments.ingress.api_keys import KeyRing
 from deployments.ingress.errors import documented_errors, error_body, status_of
-from deployments.ingress.keys import KeyRing
 from deployments.ingress.limits import ConcurrentUploadLimit, DeclaredLengthLimit
 from deployments.ingress.metrics import IngressMetrics
 from deployments.ingress.multipart import allow_long_part_headers, keep_file_parts_in_memory

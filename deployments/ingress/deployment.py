@@ -8,11 +8,11 @@ from fastapi import FastAPI
 from ray import serve
 
 from configs.settings import Settings
-from deployments.contracts import JobsHandle, StorageHandle, UpscalerHandle
-from deployments.flow import Flow
+from deployments.contracts.handles import JobsHandle, StorageHandle, UpscalerHandle
+from deployments.flow.flow import Flow
 from deployments.ingress.api import create_api
+from deployments.ingress.api_keys import KeyRing
 from deployments.ingress.jobs_api import jobs_router
-from deployments.ingress.keys import KeyRing
 
 
 # Uploads past MAX_CONCURRENT_UPLOADS (24) get our 503 at once, leaving 8 slots for health and the small

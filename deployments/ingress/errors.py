@@ -9,7 +9,7 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Any
 
-from deployments.errors import (
+from deployments.contracts.errors import (
     AnimatedImageError,
     CorruptImageError,
     EmptyUploadError,

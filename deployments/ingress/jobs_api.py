@@ -12,8 +12,7 @@ from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse
 
 from configs.settings import Settings
-from deployments.contracts import JobsHandle, NewFile, NewJob
-from deployments.errors import (
+from deployments.contracts.errors import (
     EmptyUploadError,
     InvalidImagesError,
     InvalidWebhookError,
@@ -22,12 +21,14 @@ from deployments.errors import (
     TooManyImagesError,
     UploadRejectedError,
 )
-from deployments.flow import Flow, Upload
+from deployments.contracts.handles import JobsHandle
+from deployments.contracts.values import NewFile, NewJob
+from deployments.contracts.webhook_targets import check_webhook_url
+from deployments.flow.flow import Flow, Upload
 from deployments.ingress.api import ERRORS, request_id
-from deployments.ingress.keys import request_key_id
+from deployments.ingress.api_keys import request_key_id
 from deployments.ingress.schemas import JobAccepted, JobList, JobResponse
 from deployments.ingress.web import download_url
-from deployments.webhook_targets import check_webhook_url
 
 
 async def _accept_all(flow: Flow, images: list[UploadFile], model: str | None, fmt: str | None) -> list[NewFile]:

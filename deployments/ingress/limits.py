@@ -15,7 +15,7 @@ from starlette.datastructures import Headers
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from deployments.errors import OverloadedError, ServiceError, UploadTooLargeError
+from deployments.contracts.errors import OverloadedError, ServiceError, UploadTooLargeError
 
 
 class DeclaredLengthLimit:

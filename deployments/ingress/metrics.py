@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from ray.serve import metrics
 
-from deployments.contracts import Folder, Status
-from deployments.quality_metrics import QualityMetrics
+from deployments.contracts.values import Folder, Status
+from deployments.flow.metrics import QualityHistograms
 
 
 class IngressMetrics:
@@ -27,7 +27,7 @@ class IngressMetrics:
             boundaries=[0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32],
             tag_keys=("folder",),
         )
-        self._quality = QualityMetrics()  # the same histograms as the jobs consumer's
+        self._quality = QualityHistograms()  # the same histograms as the jobs consumer's
 
     def quality(self, values: dict[str, float | int | None] | None, rule: str | None, model: str | None) -> None:
         self._quality.record(values, rule, model)

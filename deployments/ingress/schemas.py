@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from deployments.contracts import Outcome, SpoolStatus
-from deployments.results import UploadResult
+from deployments.contracts.results import UploadResult
+from deployments.contracts.values import Outcome, SpoolStatus
 
 
 class UploadResponse(BaseModel):

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from deployments.contracts import Folder, Status
+from deployments.contracts.values import Folder, Status
 
 # Quality-score bins: finer where routing decisions happen (the default threshold is 0.5).
 SCORE_EDGES = (0.0, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)

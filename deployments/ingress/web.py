@@ -27,8 +27,9 @@ from ray import serve
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from configs.settings import Settings
-from deployments.contracts import Folder, JobsHandle, StorageHandle
-from deployments.errors import ObjectNotFoundError
+from deployments.contracts.errors import ObjectNotFoundError
+from deployments.contracts.handles import JobsHandle, StorageHandle
+from deployments.contracts.values import Folder
 from deployments.ingress.errors import documented_errors
 from deployments.ingress.schemas import ErrorResponse
 from deployments.ingress.stats import Stats

@@ -25,13 +25,14 @@ from ray.serve.schema import CeleryAdapterConfig, TaskProcessorConfig
 from ray.serve.task_consumer import task_consumer, task_handler
 
 from configs.settings import Settings
-from deployments.contracts import NewJob, StorageHandle, StoredObject, UpscalerHandle
-from deployments.errors import JobsUnavailableError, ServiceError, UploadRejectedError
-from deployments.flow import Flow, Upload
+from deployments.contracts.errors import JobsUnavailableError, ServiceError, UploadRejectedError
+from deployments.contracts.handles import StorageHandle, UpscalerHandle
+from deployments.contracts.results import UploadResult
+from deployments.contracts.values import NewJob, StoredObject
+from deployments.flow.flow import Flow, Upload
 from deployments.jobs.metrics import JobsMetrics
 from deployments.jobs.records import ENDED, UNSENT, UNSENT_GRACE_S, Item, Job, JobStore, final_status, now_iso
 from deployments.jobs.webhooks import Webhooks, redis_client
-from deployments.results import UploadResult
 
 log = logging.getLogger("ray.serve")
 

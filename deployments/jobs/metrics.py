@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from ray.serve import metrics
 
-from deployments.quality_metrics import QualityMetrics
+from deployments.flow.metrics import QualityHistograms
 
 
 class JobsMetrics:
@@ -26,7 +26,7 @@ class JobsMetrics:
         self._attempts = metrics.Counter(
             "upscaler_webhook_attempts_total", "Webhook delivery attempts, by outcome", tag_keys=("outcome",)
         )
-        self._quality = QualityMetrics()  # the same histograms as the upload route's
+        self._quality = QualityHistograms()  # the same histograms as the upload route's
 
     def submitted(self, items: int) -> None:
         self._submitted.inc(items)

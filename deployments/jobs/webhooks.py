@@ -27,9 +27,9 @@ from pydantic import SecretStr
 from standardwebhooks.webhooks import Webhook
 from tenacity import wait_exponential_jitter
 
-from deployments.errors import InvalidWebhookError
+from deployments.contracts.errors import InvalidWebhookError
+from deployments.contracts.webhook_targets import check_webhook_url
 from deployments.jobs.records import PREFIX, JobStore, now_iso
-from deployments.webhook_targets import check_webhook_url
 
 log = logging.getLogger("ray.serve")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from deployments.contracts import StoredObject
+from deployments.contracts.values import StoredObject
 
 
 class Backend(Protocol):

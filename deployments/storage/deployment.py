@@ -17,8 +17,8 @@ import logging
 from ray import serve
 
 from configs.settings import Settings
-from deployments.contracts import EncodedImage, Folder, SpoolStatus, StoredObject
-from deployments.errors import SpoolFullError, StorageConflictError, StorageError, StorageUnreachableError
+from deployments.contracts.errors import SpoolFullError, StorageConflictError, StorageError, StorageUnreachableError
+from deployments.contracts.values import EncodedImage, Folder, SpoolStatus, StoredObject
 from deployments.storage.backend import Backend
 from deployments.storage.drain import BucketState, Drainer
 from deployments.storage.keys import derived_digest, is_job_input_key, job_input_key, object_key, sanitise_stem

@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from deployments.errors import StorageConflictError, StorageUnreachableError
+from deployments.contracts.errors import StorageConflictError, StorageUnreachableError
 from deployments.storage.backend import Backend
 from deployments.storage.spool import Spool, SpoolEntry
 

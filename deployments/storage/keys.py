@@ -11,7 +11,7 @@ import hashlib
 import re
 import unicodedata
 
-from deployments.contracts import Folder
+from deployments.contracts.values import Folder
 
 MAX_STEM = 64
 DIGEST_CHARS = 16  # 64 bits of SHA-256: collisions need ~4·10⁹ distinct images under one stem

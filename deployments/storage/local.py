@@ -16,8 +16,8 @@ import os
 import uuid
 from pathlib import Path
 
-from deployments.contracts import StoredObject
-from deployments.errors import ObjectNotFoundError, StorageConflictError, StorageError
+from deployments.contracts.errors import ObjectNotFoundError, StorageConflictError, StorageError
+from deployments.contracts.values import StoredObject
 from deployments.storage.spool import fsync_dir as _fsync_dir
 from deployments.storage.spool import sweep_stale_tmp
 

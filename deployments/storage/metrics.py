@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ray.serve import metrics
 
-from deployments.contracts import SpoolStatus
+from deployments.contracts.values import SpoolStatus
 
 
 class StorageMetrics:

@@ -23,8 +23,13 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from deployments.contracts import StoredObject
-from deployments.errors import ObjectNotFoundError, StorageConflictError, StorageError, StorageUnreachableError
+from deployments.contracts.errors import (
+    ObjectNotFoundError,
+    StorageConflictError,
+    StorageError,
+    StorageUnreachableError,
+)
+from deployments.contracts.values import StoredObject
 
 log = logging.getLogger("ray.serve")
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from deployments.errors import SpoolFullError, StorageError
+from deployments.contracts.errors import SpoolFullError, StorageError
 
 log = logging.getLogger("ray.serve")
 

@@ -14,11 +14,11 @@ from typing import Any
 
 from configs.model_registry import ModelEntry
 from configs.settings import Settings
-from deployments.contracts import ModelSummary
+from deployments.contracts.values import ModelSummary
 from models.engine import ModelInfo
 from models.loader import LoadedModel, load_model
 from models.precision import recorded_losses
-from models.registry import BUILTIN, ModelSpec, UnknownModelError, default_model_name
+from models.registry import BUILTIN, ModelSpec, UnregisteredModelError, default_model_name
 
 log = logging.getLogger("ray.serve")
 
@@ -46,7 +46,7 @@ class Catalog:
         else:
             self.default = settings.model_name or default_model_name(settings.scales[0])
         if self.default not in specs:
-            raise UnknownModelError(self.default, sorted(specs))
+            raise UnregisteredModelError(self.default, sorted(specs))
         self.specs = specs
         self.infos: dict[str, ModelInfo] = {}
         self._preloaded: dict[str, LoadedModel] = {}
@@ -87,7 +87,7 @@ class Catalog:
     def resolve(self, name: str | None) -> str:
         name = name or self.default
         if name not in self.specs:
-            raise UnknownModelError(name, sorted(self.specs))
+            raise UnregisteredModelError(name, sorted(self.specs))
         return name
 
     def load(self, name: str) -> LoadedModel:

@@ -23,8 +23,8 @@ from ray import serve
 
 from configs.model_registry import ModelEntry
 from configs.settings import Settings
-from deployments.contracts import DecodedImage, ModelSummary, UpscaledImage
-from deployments.errors import UpscaleError
+from deployments.contracts.errors import UpscaleError
+from deployments.contracts.values import DecodedImage, ModelSummary, UpscaledImage
 from deployments.upscaler.budget import PixelBudget, pixel_bytes
 from deployments.upscaler.catalog import Catalog
 from deployments.upscaler.encode import encode

@@ -17,7 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
-from deployments.contracts import EncodedImage
+from deployments.contracts.values import EncodedImage
 from deployments.upscaler.png import LEVELS, write_png
 
 CONTENT_TYPES = {"png": "image/png", "webp": "image/webp", "jpeg": "image/jpeg"}

@@ -16,8 +16,8 @@ import pytest
 import ray
 from ray import serve
 
+from bench.s3servers import free_ports
 from serve_app.app import AppArgs, build_app
-from tests.s3servers import free_ports
 
 APP = "upscaler"
 

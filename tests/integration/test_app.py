@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import torch
 
+from bench import images
 from models.engine import Engine
 from models.loader import load_model
 from models.registry import default_model_name, resolve
-from tests import images
 from tests.integration.conftest import deployed
 from tests.integration.helpers import open_image, pixels, stored_files, upload
 

@@ -8,10 +8,10 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests import images
+from bench import images
+from bench.s3servers import S3Server
 from tests.integration.conftest import deployed
 from tests.integration.helpers import open_image, upload
-from tests.s3servers import S3Server
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests import images
+from bench import images
 from tests.integration.conftest import deployed
 from tests.integration.helpers import upload
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests import images
+from bench import images
 from tests.integration.conftest import deployed
 from tests.integration.helpers import stored_files, upload
 

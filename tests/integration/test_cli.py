@@ -15,9 +15,9 @@ from typing import Any
 import httpx
 import pytest
 
+from bench.images import jpeg, png
 from configs.settings import REPO_ROOT
 from serve_app.__main__ import main
-from tests.images import jpeg, png
 from tests.integration.conftest import deployed
 from tests.integration.helpers import open_image, stored_files
 

@@ -18,8 +18,8 @@ import httpx
 import psutil
 import pytest
 
+from bench import images
 from deployments.storage.spool import sweep_stale_tmp
-from tests import images
 from tests.integration.conftest import deployed
 from tests.integration.helpers import kill_replicas, stored_files
 

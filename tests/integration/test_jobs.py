@@ -12,7 +12,7 @@ import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from tests import images
+from bench import images
 from tests.integration.conftest import deployed
 from tests.integration.helpers import stored_files, submit_job, upload, wait_for_job
 from tests.webhook_receiver import webhook_receiver

@@ -12,10 +12,10 @@ import httpx
 import pytest
 import ray
 
+from bench import images
 from deployments.jobs.records import Item, Job, JobStore, now_iso
 from deployments.jobs.webhooks import redis_client
 from deployments.storage.keys import job_input_key
-from tests import images
 from tests.integration.conftest import deployed
 from tests.integration.helpers import submit_job, wait_for_job
 

@@ -9,7 +9,7 @@ from urllib.parse import unquote, urlparse
 import httpx
 import pytest
 
-from tests import images
+from bench import images
 from tests.integration.conftest import deployed
 from tests.integration.helpers import open_image, upload
 

@@ -14,10 +14,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests import images
+from bench import images
+from bench.s3servers import S3Server, free_ports, seaweedfs_server, weed_data_dir
 from tests.integration.conftest import deployed
 from tests.integration.helpers import kill_replicas, open_image, upload
-from tests.s3servers import S3Server, free_ports, seaweedfs_server, weed_data_dir
 
 pytestmark = pytest.mark.integration
 

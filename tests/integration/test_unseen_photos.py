@@ -18,10 +18,10 @@ import pytest
 from numpy.typing import NDArray
 from PIL import Image
 
+from bench import images
 from models.evaluate import bicubic
 from models.metrics import psnr_y
 from models.registry import default_model_name
-from tests import images
 from tests.integration.conftest import deployed
 from tests.integration.helpers import open_image
 

@@ -5,7 +5,7 @@ import torch
 
 from models.arch import VCSR, VCSRConfig
 from models.loader import ModelLoadError, load_model, read_metadata, save_vcsr
-from models.registry import BUILTIN, UnknownModelError, default_model_name, resolve
+from models.registry import BUILTIN, UnregisteredModelError, default_model_name, resolve
 
 
 def test_vcsr_round_trips_through_safetensors(tmp_path: Path) -> None:
@@ -36,7 +36,7 @@ def test_default_model_exists_for_each_scale() -> None:
 
 
 def test_unknown_model_lists_the_valid_names() -> None:
-    with pytest.raises(UnknownModelError, match="registered models: .*vcsr-s-x2"):
+    with pytest.raises(UnregisteredModelError, match="registered models: .*vcsr-s-x2"):
         resolve("nope")
 
 

@@ -20,6 +20,7 @@ import ray
 from ray import serve
 from ray.cluster_utils import Cluster
 
+from bench.s3servers import S3Server, moto_server
 from tests.multinode.cluster import (
     APP,
     LoadStep,
@@ -33,7 +34,6 @@ from tests.multinode.cluster import (
     wait_for,
 )
 from tests.multinode.conftest import SERVE_PORT
-from tests.s3servers import S3Server, moto_server
 
 pytestmark = pytest.mark.multinode
 log = logging.getLogger(__name__)

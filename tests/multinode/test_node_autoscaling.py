@@ -22,9 +22,9 @@ import ray
 from ray import serve
 from ray.cluster_utils import AutoscalingCluster
 
+from bench.s3servers import S3Server, moto_server
 from tests.multinode.cluster import APP, cluster_config, deploy, small_png, wait_for
 from tests.multinode.conftest import SERVE_PORT
-from tests.s3servers import S3Server, moto_server
 
 pytestmark = pytest.mark.multinode
 

@@ -14,10 +14,10 @@ from fastapi import APIRouter, Request
 from fastapi.testclient import TestClient
 
 import deployments.ingress.api as api
+from bench import images
 from configs.settings import SettingsError, load_settings
-from deployments.flow import Flow
-from deployments.ingress.keys import KeyHash, KeyRing, read_keys_file, request_key_id
-from tests import images
+from deployments.flow.flow import Flow
+from deployments.ingress.api_keys import KeyHash, KeyRing, read_keys_file, request_key_id
 from tests.fakes import FakeStorage, FakeUpscaler
 
 K1, K2 = "k1-0123456789abcdef", "k2-0123456789abcdef"
@@ -128,7 +128,7 @@ def test_without_keys_the_limit_is_per_client_address(monkeypatch: pytest.Monkey
 
 def test_the_legacy_api_key_and_a_keys_file_work(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     made = subprocess.run(
-        [sys.executable, "-m", "deployments.ingress.keys"], input=K2, capture_output=True, text=True, check=True
+        [sys.executable, "-m", "deployments.ingress.api_keys"], input=K2, capture_output=True, text=True, check=True
     )
     keys_file = tmp_path / "keys"
     keys_file.write_text(f"# clients\n{made.stdout.strip()}  # k2\n")
@@ -140,7 +140,7 @@ def test_the_legacy_api_key_and_a_keys_file_work(monkeypatch: pytest.MonkeyPatch
 
 def test_a_new_key_is_generated_with_its_line() -> None:
     made = subprocess.run(
-        [sys.executable, "-m", "deployments.ingress.keys"], capture_output=True, text=True, check=True
+        [sys.executable, "-m", "deployments.ingress.api_keys"], capture_output=True, text=True, check=True
     )
     first, line = made.stdout.strip().splitlines()
     key = first.rsplit(" ", 1)[1]

@@ -7,12 +7,12 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
+from bench import images
 from configs.settings import load_settings
-from deployments.flow import Flow
+from deployments.flow.flow import Flow
 from deployments.ingress.api import create_api
+from deployments.ingress.api_keys import KeyRing
 from deployments.ingress.jobs_api import jobs_router
-from deployments.ingress.keys import KeyRing
-from tests import images
 from tests.fakes import FakeJobs, FakeStorage, FakeUpscaler
 
 KEY = "in-process-key-0123456789"

@@ -16,10 +16,10 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from configs.settings import load_settings
-from deployments.flow import Flow
+from deployments.flow.flow import Flow
 from deployments.ingress.api import create_api
+from deployments.ingress.api_keys import KeyRing
 from deployments.ingress.jobs_api import jobs_router
-from deployments.ingress.keys import KeyRing
 from tests.fakes import FakeJobs, FakeStorage, FakeUpscaler
 
 KEY = "fuzz-key-0123456789"

@@ -9,7 +9,7 @@ from typing import Any
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
-from deployments.errors import ServiceError
+from deployments.contracts.errors import ServiceError
 from deployments.ingress.limits import ConcurrentUploadLimit
 
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import asyncio
 
+from bench.s3servers import free_ports
 from configs.settings import load_settings
 from deployments.ingress.ratelimit import Limiter, storage_url
-from tests.s3servers import free_ports
 
 
 def allowed(limiter: Limiter, identity: str, times: int) -> list[bool]:

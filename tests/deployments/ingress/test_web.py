@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from bench.images import jpeg, png
 from configs.settings import load_settings
-from deployments.flow import Flow
+from deployments.flow.flow import Flow
 from deployments.ingress.api import create_api
-from deployments.ingress.keys import KeyRing
+from deployments.ingress.api_keys import KeyRing
 from serve_app.app import WEB_DIR
 from tests.fakes import FakeUpscaler, LocalStorage
-from tests.images import jpeg, png
 
 KEY = "in-process-key-0123456789"
 

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from configs.settings import load_settings
-from deployments.contracts import EncodedImage, NewFile, NewJob
-from deployments.errors import JobsUnavailableError, StorageUnreachableError
+from deployments.contracts.errors import JobsUnavailableError, StorageUnreachableError
+from deployments.contracts.values import EncodedImage, NewFile, NewJob
 from deployments.jobs.deployment import TASK, JobsConsumer
 from deployments.jobs.records import UNSENT
 from tests.fakes import FakeStorage, FakeUpscaler, Method

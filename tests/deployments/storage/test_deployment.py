@@ -13,8 +13,8 @@ import pytest
 
 import deployments.storage.deployment as deployment
 from configs.settings import load_settings
-from deployments.contracts import EncodedImage, Folder, StoredObject
-from deployments.errors import SpoolFullError, StorageConflictError, StorageError, StorageUnreachableError
+from deployments.contracts.errors import SpoolFullError, StorageConflictError, StorageError, StorageUnreachableError
+from deployments.contracts.values import EncodedImage, Folder, StoredObject
 from deployments.storage.deployment import Storage
 
 

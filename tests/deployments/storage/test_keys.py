@@ -2,7 +2,7 @@ import hashlib
 
 import pytest
 
-from deployments.contracts import Folder
+from deployments.contracts.values import Folder
 from deployments.storage.keys import MAX_STEM, object_key, sanitise_stem
 
 DIGEST = hashlib.sha256(b"x").hexdigest()

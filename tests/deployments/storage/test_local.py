@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from deployments.errors import ObjectNotFoundError, StorageConflictError, StorageError
+from deployments.contracts.errors import ObjectNotFoundError, StorageConflictError, StorageError
 from deployments.storage.local import LocalBackend
 
 

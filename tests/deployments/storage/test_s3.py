@@ -7,9 +7,14 @@ from pathlib import Path
 import pytest
 import requests
 
-from deployments.errors import ObjectNotFoundError, StorageConflictError, StorageError, StorageUnreachableError
+from bench.s3servers import S3Server, free_ports, seaweedfs_server
+from deployments.contracts.errors import (
+    ObjectNotFoundError,
+    StorageConflictError,
+    StorageError,
+    StorageUnreachableError,
+)
 from deployments.storage.s3 import S3Backend
-from tests.s3servers import S3Server, free_ports, seaweedfs_server
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from deployments.errors import SpoolFullError, StorageUnreachableError
+from deployments.contracts.errors import SpoolFullError, StorageUnreachableError
 from deployments.storage.spool import Spool, SpoolEntry
 
 

@@ -14,12 +14,12 @@ import deployments.upscaler.catalog as catalog_module
 import deployments.upscaler.deployment as deployment
 from configs.model_registry import ModelEntry
 from configs.settings import load_settings
-from deployments.contracts import DecodedImage
+from deployments.contracts.values import DecodedImage
 from deployments.upscaler.catalog import Catalog
 from deployments.upscaler.deployment import Upscaler, tile_pixels
 from deployments.upscaler.tunables import UpscalerConfig
 from models.loader import LoadedModel, ModelLoadError
-from models.registry import UnknownModelError
+from models.registry import UnregisteredModelError
 from models.tiling import LAYOUTS
 
 
@@ -136,7 +136,9 @@ def test_the_catalogue_lists_bundled_and_registered_models(shared_dir: Path) -> 
     assert summaries["anime"].scale == 4 and summaries["anime"].architecture == "RealESRGAN Compact"
     assert summaries["anime"].file_bytes == (shared_dir / "weights" / "realesr-animevideov3.pth").stat().st_size
     assert catalog.resolve(None) == "vcsr-m-x2" and catalog.resolve("anime") == "anime"
-    with pytest.raises(UnknownModelError, match="anime, vcsr-m-x2, vcsr-m-x4, vcsr-real-x2, vcsr-real-x4, vcsr-s-x2"):
+    with pytest.raises(
+        UnregisteredModelError, match="anime, vcsr-m-x2, vcsr-m-x4, vcsr-real-x2, vcsr-real-x4, vcsr-s-x2"
+    ):
         catalog.resolve("nope")
 
 
@@ -153,7 +155,7 @@ def test_a_default_model_of_another_scale_fails_start_up_naming_both(shared_dir:
 
 
 def test_an_unknown_default_model_lists_the_valid_names() -> None:
-    with pytest.raises(UnknownModelError, match="vcsr-s-x2"):
+    with pytest.raises(UnregisteredModelError, match="vcsr-s-x2"):
         Catalog(load_settings(model_name="missing"), [])
 
 

@@ -1,10 +1,10 @@
 """One image's path, shared by the upload route and the jobs consumer: inspect → score → route →
 upscale → store, with its fallbacks. Plain async code over injected handles; it returns an ``Outcome``
-and raises the named errors of ``deployments/errors.py`` — no HTTP in it.
+and raises the named errors of ``deployments/contracts/errors.py`` — no HTTP in it.
 
 An image whose resolution score reaches the threshold is fully decoded once to prove it is intact (a
 JPEG as its cheap 1/8 draft); a smaller one is decoded to pixels. Either way the no-reference metrics
-(``deployments/quality.py``) are measured on what was decoded, and the quality policy
+(``deployments/flow/quality.py``) are measured on what was decoded, and the quality policy
 (``configs/quality_policy.yaml``) decides: store as uploaded, or upscale with the fidelity or the
 real-world model (an explicit ``model`` in the request always wins). The default policy routes store
 vs upscale exactly as the seed did, on resolution alone. If upscaling fails
@@ -28,8 +28,15 @@ from ray.serve.exceptions import BackPressureError
 
 from configs.quality_policy import Decision, QualityPolicy, load_policy, scale_for
 from configs.settings import Settings
-from deployments import decode, quality
-from deployments.contracts import (
+from deployments.contracts.errors import (
+    OverloadedError,
+    StorageError,
+    UnknownModelError,
+    UnknownOutputFormatError,
+    UpscaleDeadlineError,
+)
+from deployments.contracts.handles import StorageHandle, UpscalerHandle
+from deployments.contracts.values import (
     DecodedImage,
     EncodedImage,
     Folder,
@@ -37,19 +44,11 @@ from deployments.contracts import (
     Outcome,
     SpoolStatus,
     Status,
-    StorageHandle,
     StoredObject,
     UpscaledImage,
-    UpscalerHandle,
 )
-from deployments.errors import (
-    OverloadedError,
-    StorageError,
-    UnknownModelError,
-    UnknownOutputFormatError,
-    UpscaleDeadlineError,
-)
-from deployments.resend import REPLICA_FAILURES, store_attempts, upscale_attempts
+from deployments.flow import inspection, quality
+from deployments.flow.resend import REPLICA_FAILURES, store_attempts, upscale_attempts
 
 log = logging.getLogger("ray.serve")
 T = TypeVar("T")
@@ -78,13 +77,13 @@ class Accepted:
     """An upload that passed every check a request can fail: what ``process`` needs to finish it."""
 
     upload: Upload
-    probe: decode.Probe
+    probe: inspection.Probe
     model: ModelSummary
     digest: str
 
     @property
     def score(self) -> float:
-        return decode.quality_score(self.probe.width, self.probe.height)
+        return inspection.quality_score(self.probe.width, self.probe.height)
 
     @property
     def original(self) -> EncodedImage:
@@ -96,7 +95,7 @@ class Accepted:
 class Routed:
     """What the policy made of an accepted image: its metrics, the decision, the model to run."""
 
-    metrics: quality.QualityMetrics
+    metrics: quality.ImageQuality
     decision: Decision
     model: ModelSummary
     decoded: DecodedImage | None  # the pixels, when they were decoded already
@@ -142,7 +141,7 @@ class Flow:
         # a few at a time per replica keeps memory flat when many large uploads arrive together.
         self._decoder = ThreadPoolExecutor(settings.max_concurrent_decodes, thread_name_prefix="decode")
 
-    async def _full_decode(self, fn: Callable[[decode.Probe, int], T], probe: decode.Probe) -> T:
+    async def _full_decode(self, fn: Callable[[inspection.Probe, int], T], probe: inspection.Probe) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._decoder, fn, probe, self.settings.max_image_pixels)
 
@@ -169,7 +168,7 @@ class Flow:
     async def accept(self, upload: Upload) -> Accepted:
         """Every check a request can fail, from the header alone (no pixel decoded)."""
         model = await self.check_options(upload.model, upload.format)
-        probe = await asyncio.to_thread(decode.inspect, upload.data, self.settings.max_image_pixels)
+        probe = await asyncio.to_thread(inspection.inspect, upload.data, self.settings.max_image_pixels)
         return Accepted(upload, probe, model, hashlib.sha256(upload.data).hexdigest())
 
     async def process(self, upload: Upload) -> Outcome:
@@ -207,11 +206,11 @@ class Flow:
         decoded: DecodedImage | None = None
         upscalable = probe.width * probe.height <= self.settings.max_upscale_pixels
         if accepted.score >= self.settings.quality_threshold or not upscalable:
-            image = await self._full_decode(decode.verify, probe)
+            image = await self._full_decode(inspection.verify, probe)
             clock.lap("verify")
             metrics = quality.measure_image(image, probe.width, accepted.score, probe.quantization)
         else:
-            decoded = await self._full_decode(decode.decode, probe)
+            decoded = await self._full_decode(inspection.decode, probe)
             clock.lap("decode")
             metrics = quality.measure(decoded.pixels, accepted.score, probe.quantization)
         clock.lap("measure")
@@ -243,7 +242,7 @@ class Flow:
             return await self._keep_original(accepted, routed, clock, reason)
         decoded = routed.decoded
         if decoded is None:  # a policy rule upscales an image that only had its cheap check
-            decoded = await self._full_decode(decode.decode, probe)
+            decoded = await self._full_decode(inspection.decode, probe)
             clock.lap("decode")
         requested = accepted.upload.format or self.settings.output_format
         fmt = output_format(requested, probe.width, probe.height, routed.model.scale)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from deployments.errors import InvalidWebhookError
-from deployments.webhook_targets import check_webhook_url
+from deployments.contracts.errors import InvalidWebhookError
+from deployments.contracts.webhook_targets import check_webhook_url
 
 
 @pytest.mark.parametrize(

@@ -6,11 +6,11 @@ from __future__ import annotations
 from ray.serve import metrics
 
 
-class QualityMetrics:
+class QualityHistograms:
     def __init__(self) -> None:
         self._sharpness = metrics.Histogram(
             "upscaler_quality_sharpness",
-            "Sharpness of accepted images (0-1, higher is sharper; deployments/quality.py)",
+            "Sharpness of accepted images (0-1, higher is sharper; deployments/flow/quality.py)",
             boundaries=[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9],
         )
         self._jpeg_quality = metrics.Histogram(

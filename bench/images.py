@@ -1,4 +1,5 @@
-"""Test images made in the test: every awkward-but-valid and every hostile kind the API must handle."""
+"""Images made on the spot, for the tests and the benchmarks: every awkward-but-valid and every hostile kind
+the API must handle (kept in bench/ so benchmarks need nothing from tests/)."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ import pytest
 from numpy.typing import NDArray
 from PIL import Image, ImageFilter
 
-from deployments import quality
+from deployments.flow import quality
 
 pytest.importorskip("skimage")
 from skimage import data

@@ -17,8 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-from deployments.contracts import DecodedImage
-from deployments.errors import (
+from deployments.contracts.errors import (
     AnimatedImageError,
     CorruptImageError,
     EmptyUploadError,
@@ -27,6 +26,7 @@ from deployments.errors import (
     TooManyScansError,
     UnsupportedFormatError,
 )
+from deployments.contracts.values import DecodedImage
 
 ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP")
 _FORMAT_OF = {"MPO": "JPEG"}  # Pillow's JPEG plugin opens multi-picture JPEGs as MPO

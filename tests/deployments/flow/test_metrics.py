@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from deployments.quality_metrics import QualityMetrics
+from deployments.flow.metrics import QualityHistograms
 
 
 class Recorder:
@@ -18,8 +18,8 @@ class Recorder:
         self.calls.append((tags,))
 
 
-def recorded() -> tuple[QualityMetrics, dict[str, Recorder]]:
-    metrics = QualityMetrics()
+def recorded() -> tuple[QualityHistograms, dict[str, Recorder]]:
+    metrics = QualityHistograms()
     recorders = {name: Recorder() for name in ("_sharpness", "_jpeg_quality", "_noise", "_routes")}
     for name, recorder in recorders.items():
         setattr(metrics, name, recorder)

@@ -11,7 +11,7 @@ import ipaddress
 import socket
 from urllib.parse import urlsplit
 
-from deployments.errors import InvalidWebhookError
+from deployments.contracts.errors import InvalidWebhookError
 
 MAX_URL = 2048
 

@@ -13,17 +13,13 @@ import pytest
 from ray.exceptions import ActorDiedError
 from ray.serve.exceptions import BackPressureError
 
-import deployments.flow as flow_module
+import deployments.flow.flow as flow_module
+from bench import images
 from configs.settings import load_settings
-from deployments import decode
-from deployments.contracts import (
-    DecodedImage,
-    Folder,
-    Status,
-)
-from deployments.errors import OverloadedError, StorageError
-from deployments.flow import Flow, Upload, output_format
-from tests import images
+from deployments.contracts.errors import OverloadedError, StorageError
+from deployments.contracts.values import DecodedImage, Folder, Status
+from deployments.flow import inspection
+from deployments.flow.flow import Flow, Upload, output_format
 from tests.fakes import FakeStorage, FakeUpscaler, Method
 
 
@@ -85,9 +81,9 @@ def test_the_fallback_is_decided_before_the_upscaler_runs() -> None:
 
 def test_full_decodes_are_bounded_per_replica(monkeypatch: pytest.MonkeyPatch) -> None:
     running, peak, lock = 0, 0, threading.Lock()
-    real_decode = decode.decode
+    real_decode = inspection.decode
 
-    def slow_decode(probe: decode.Probe, max_pixels: int) -> DecodedImage:
+    def slow_decode(probe: inspection.Probe, max_pixels: int) -> DecodedImage:
         nonlocal running, peak
         with lock:
             running += 1
@@ -97,7 +93,7 @@ def test_full_decodes_are_bounded_per_replica(monkeypatch: pytest.MonkeyPatch) -
             running -= 1
         return real_decode(probe, max_pixels)
 
-    monkeypatch.setattr(decode, "decode", slow_decode)
+    monkeypatch.setattr(inspection, "decode", slow_decode)
     flow = Flow(FakeUpscaler(), FakeStorage(), load_settings(max_concurrent_decodes=2))
 
     async def many() -> None:

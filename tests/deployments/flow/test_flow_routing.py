@@ -12,8 +12,8 @@ from numpy.typing import NDArray
 from PIL import Image, ImageFilter
 
 from configs.settings import load_settings
-from deployments.contracts import EncodedImage, ModelSummary, Outcome, UpscaledImage
-from deployments.flow import Flow, Upload
+from deployments.contracts.values import EncodedImage, ModelSummary, Outcome, UpscaledImage
+from deployments.flow.flow import Flow, Upload
 from tests.fakes import FakeStorage, Method
 
 pytest.importorskip("skimage")

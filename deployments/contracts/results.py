@@ -10,7 +10,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from deployments.contracts import Outcome
+from deployments.contracts.values import Outcome
 
 
 class UploadResult(BaseModel):

@@ -1,4 +1,5 @@
-"""Real S3-compatible servers on 127.0.0.1 for tests: moto's standalone server and SeaweedFS."""
+"""Real S3-compatible servers on 127.0.0.1 for the tests and the benchmarks: moto's standalone server and
+SeaweedFS."""
 
 from __future__ import annotations
 

@@ -1,18 +1,15 @@
-"""The small vocabulary the deployments share: folders, statuses, payloads, outcomes and handles.
+"""The values the deployments exchange: folders, statuses, payloads and outcomes.
 
 Payloads are frozen dataclasses that travel between replicas through Ray's object store; numpy
-arrays inside them arrive read-only, which is all the receivers need. Handles are typed by the
-``Protocol``s at the end, so a misspelt ``.remote`` method fails ``mypy --strict``. Errors live in
-``deployments/errors.py``.
+arrays inside them arrive read-only, which is all the receivers need. The handles that carry them are
+typed in ``handles.py``; errors live in ``errors.py``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Protocol, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -128,7 +125,7 @@ class Outcome:
     precision: str | None = None
     tiles: int | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
-    # The no-reference metrics (deployments/quality.py) and the quality-policy rule that routed the image.
+    # The no-reference metrics (deployments/flow/quality.py) and the quality-policy rule that routed the image.
     quality_metrics: dict[str, float | int | None] | None = None
     route: str | None = None
 
@@ -150,54 +147,3 @@ class NewJob:
     format: str | None
     webhook_url: str | None
     owner: str
-
-
-T = TypeVar("T", covariant=True)
-
-
-class Remote(Protocol[T]):
-    """A deployment method seen through a handle."""
-
-    def remote(self, *args: Any, **kwargs: Any) -> Awaitable[T]: ...
-
-
-class StorageHandle(Protocol):
-    @property
-    def put(self) -> Remote[StoredObject]: ...
-    @property
-    def put_job_input(self) -> Remote[StoredObject]: ...
-    @property
-    def get(self) -> Remote[bytes]: ...
-    @property
-    def delete_job_input(self) -> Remote[bool]: ...
-    @property
-    def download_url(self) -> Remote[str | None]: ...
-    @property
-    def unavailable_reason(self) -> Remote[str | None]: ...
-    @property
-    def spool_status(self) -> Remote[SpoolStatus | None]: ...
-
-
-class UpscalerHandle(Protocol):
-    @property
-    def upscale(self) -> Remote[UpscaledImage]: ...
-    @property
-    def models(self) -> Remote[list[ModelSummary]]: ...
-    @property
-    def unavailable_reason(self) -> Remote[str | None]: ...
-    def options(self, *, multiplexed_model_id: str) -> UpscalerHandle: ...
-
-
-class JobsHandle(Protocol):
-    """Jobs travel as the JSON-ready dicts the API shows (``deployments/jobs/records.py``)."""
-
-    @property
-    def submit(self) -> Remote[dict[str, Any]]: ...
-    @property
-    def get(self) -> Remote[dict[str, Any] | None]: ...
-    @property
-    def list_jobs(self) -> Remote[tuple[list[dict[str, Any]], float | None]]: ...
-    @property
-    def cancel(self) -> Remote[dict[str, Any] | None]: ...
-    @property
-    def queue_depth(self) -> Remote[int]: ...

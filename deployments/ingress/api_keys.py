@@ -8,8 +8,8 @@ jobs a key created (``request_key_id``) without helping anyone guess the key.
 
 Make a line for ``API_KEYS_FILE``::
 
-    python -m deployments.ingress.keys            # generates a new key, prints it and its line
-    python -m deployments.ingress.keys < key.txt  # prints the line for an existing key (stdin)
+    python -m deployments.ingress.api_keys            # generates a new key, prints it and its line
+    python -m deployments.ingress.api_keys < key.txt  # prints the line for an existing key (stdin)
 
 Verifying costs one scrypt (~40 ms, 16 MiB) per stored hash, so a replica remembers the keys it has
 verified (and the last wrong ones); the ingress runs the check off its event loop.

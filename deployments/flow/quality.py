@@ -1,6 +1,6 @@
 """No-reference quality metrics of an upload, cheap enough to compute on every request.
 
-``measure`` returns ``QualityMetrics``:
+``measure`` returns ``ImageQuality``:
 
 - ``resolution``: the seed's score, pixels relative to 4K UHD (``decode.quality_score``), unchanged.
 - ``sharpness`` in [0, 1], higher is sharper: one minus the perceptual blur of Crete et al. (2007,
@@ -61,7 +61,7 @@ STANDARD_CHROMA = np.array([
 
 
 @dataclass(frozen=True)
-class QualityMetrics:
+class ImageQuality:
     resolution: float
     sharpness: float
     jpeg_quality: int | None
@@ -189,22 +189,22 @@ def noise_sigma(stack: NDArray[np.float32]) -> float:
 
 def measure(
     pixels: NDArray[np.uint8], resolution: float, quantization: Mapping[int, Sequence[int]] | None = None
-) -> QualityMetrics:
+) -> ImageQuality:
     """All metrics of one decoded image; ``quantization`` is the JPEG's tables (``None`` otherwise)."""
     return _metrics(crops(pixels), resolution, quantization, 1.0)
 
 
 def measure_image(
     image: Image.Image, full_width: int, resolution: float, quantization: Mapping[int, Sequence[int]] | None = None
-) -> QualityMetrics:
+) -> ImageQuality:
     """``measure`` of a decoded Pillow image, possibly a draft smaller than the upload (``full_width``)."""
     return _metrics(image_crops(image), resolution, quantization, round(image.width / max(full_width, 1), 4))
 
 
 def _metrics(
     stack: NDArray[np.float32], resolution: float, quantization: Mapping[int, Sequence[int]] | None, scale: float
-) -> QualityMetrics:
-    return QualityMetrics(
+) -> ImageQuality:
+    return ImageQuality(
         resolution=resolution,
         sharpness=sharpness(stack),
         jpeg_quality=jpeg_quality(quantization),
