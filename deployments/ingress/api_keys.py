@@ -11,19 +11,23 @@ Keys come from ``API_KEY`` / ``API_KEYS`` (plain text in the environment, digest
 so no deployment receives them) or ``API_KEYS_FILE`` (one line per key: ``sha256$<digest>``, made by
 this module; the older ``scrypt$…`` lines still work, see ``legacy_keys``). A key's **id** is 12 hex
 characters that never reveal the key: an environment key keeps the id it had before (``env_key_id``),
-a file line's id is a SHA-256 over the line. Jobs record the id of the key that made them.
+a file line's id is a SHA-256 over the line, or the id written after it (``sha256$<digest>$<id>``: a
+``scrypt$`` line converted with ``--replace`` keeps its id). Jobs record the id of the key that made them.
 
 Make a line for ``API_KEYS_FILE``::
 
     python -m deployments.ingress.api_keys            # generates a new key, prints it and its line
     python -m deployments.ingress.api_keys < key.txt  # prints the line for an existing key (stdin)
+    python -m deployments.ingress.api_keys --replace 'scrypt$…' < key.txt  # the same key's new line, same id
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import hmac
 import logging
+import re
 import secrets
 import sys
 import threading
@@ -55,17 +59,26 @@ class StoredKey:
 
     @classmethod
     def parse(cls, line: str) -> StoredKey:
-        kind, _, text = line.partition("$")
+        kind, text, *kept = line.split("$")
         raw = unb64(text) if kind == "sha256" else b""
-        if len(raw) != 32:
-            raise ValueError("expected sha256$<43 base64url characters> (or an older scrypt$n$r$p$salt$hash)")
-        return cls(raw, hashlib.sha256(line.encode()).hexdigest()[:12])
+        if len(raw) != 32 or len(kept) > 1 or (kept and not re.fullmatch("[0-9a-f]{12}", kept[0])):
+            raise ValueError(
+                "expected sha256$<43 base64url characters>[$<12 hex id>] (or an older scrypt$n$r$p$salt$hash)"
+            )
+        return cls(raw, kept[0] if kept else hashlib.sha256(line.encode()).hexdigest()[:12])
 
     @staticmethod
-    def line_for(key: str) -> str:
+    def line_for(key: str, replaces: str | None = None) -> str:
+        """The file line for ``key``; ``replaces``: the key's ``scrypt$`` line, whose id the new line keeps
+        (checked: the key must match it)."""
         if len(key) < MIN_KEY_CHARS:
             raise ValueError(f"an API key must be at least {MIN_KEY_CHARS} characters")
-        return f"sha256${b64(digest(key))}"
+        if replaces is None:
+            return f"sha256${b64(digest(key))}"
+        old = ScryptLine.parse(replaces)
+        if not old.matches(key):
+            raise ValueError("the key does not match the scrypt line it should replace")
+        return f"sha256${b64(digest(key))}${old.key_id}"
 
 
 def read_keys_file(path: Path) -> tuple[list[StoredKey], list[ScryptLine]]:
@@ -152,11 +165,19 @@ def request_key_id(scope_or_request: Any) -> str | None:
 
 def main() -> None:
     """Print an API_KEYS_FILE line for the key on stdin, or for a new key (printed first)."""
+    parser = argparse.ArgumentParser(prog="python -m deployments.ingress.api_keys", description=main.__doc__)
+    parser.add_argument("--replace", metavar="SCRYPT_LINE", help="the key's old scrypt$ line: keep its key id")
+    args = parser.parse_args()
     given = "" if sys.stdin.isatty() else sys.stdin.read().strip()
+    if args.replace and not given:
+        parser.error("--replace needs the key on stdin")
     key = given or secrets.token_urlsafe(32)
     if not given:
         sys.stdout.write(f"new key (give it to the client, keep it nowhere else): {key}\n")
-    sys.stdout.write(StoredKey.line_for(key) + "\n")
+    try:
+        sys.stdout.write(StoredKey.line_for(key, args.replace) + "\n")
+    except ValueError as exc:
+        parser.error(str(exc))
 
 
 if __name__ == "__main__":

@@ -18,9 +18,13 @@ from deployments.ingress.legacy_keys import ScryptLine
 K1, K2, K3 = "k1-0123456789abcdef", "k2-0123456789abcdef", "k3-0123456789abcdef"
 
 
-def line_for(key: str) -> str:
+def line_for(key: str, *args: str) -> str:
     made = subprocess.run(
-        [sys.executable, "-m", "deployments.ingress.api_keys"], input=key, capture_output=True, text=True, check=True
+        [sys.executable, "-m", "deployments.ingress.api_keys", *args],
+        input=key,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return made.stdout.strip()
 
@@ -73,3 +77,14 @@ def test_a_bad_line_is_named_by_its_number(tmp_path: Path) -> None:
     keys_file.write_text(f"{line_for(K1)}\nsha256$tooshort\n")
     with pytest.raises(ValueError, match="line 2: expected sha256"):
         read_keys_file(keys_file)
+
+
+def test_a_converted_scrypt_line_keeps_its_key_id(tmp_path: Path) -> None:
+    old_line = ScryptLine.of(K3, b"0123456789abcdef").line()
+    new_line = line_for(K3, "--replace", old_line)
+    assert new_line.startswith("sha256$") and StoredKey.parse(new_line).key_id == ScryptLine.parse(old_line).key_id
+    keys_file = tmp_path / "keys"
+    keys_file.write_text(new_line + "\n")
+    assert KeyRing.from_keys([], keys_file).lookup(K3) == ScryptLine.parse(old_line).key_id
+    with pytest.raises(subprocess.CalledProcessError):
+        line_for(K1, "--replace", old_line)  # another key: refused, nothing printed
