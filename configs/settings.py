@@ -144,7 +144,7 @@ class Settings(BaseSettings):
         description="wrong API keys one client address may send, e.g. 10/minute; past it 429 before any hashing",
     )
     max_uploads_per_client: int = Field(
-        4, ge=1, description="a positive number of uploads one client address may have in flight per ingress replica"
+        8, ge=1, description="a positive number of uploads one client address may have in flight per ingress replica"
     )
     body_timeout_s: float = Field(
         60.0, gt=0, description="seconds (> 0) an upload's whole body may take to arrive; past it 408"

@@ -109,7 +109,7 @@ async def stalled_upload(c: httpx.AsyncClient, trickle: Trickle) -> httpx.Respon
 
 
 def test_thirty_stalled_bodies_from_one_address_leave_another_address_served(monkeypatch: pytest.MonkeyPatch) -> None:
-    app = ingress(monkeypatch)  # defaults: 24 uploads per replica, 4 per client address
+    app = ingress(monkeypatch)  # defaults: 24 uploads per replica, 8 per client address
 
     async def scenario() -> tuple[list[int], httpx.Response, int]:
         trickle = Trickle()
@@ -126,7 +126,7 @@ def test_thirty_stalled_bodies_from_one_address_leave_another_address_served(mon
 
     statuses, answered, early = asyncio.run(scenario())
     assert answered.status_code == 200, answered.text
-    assert early == 26 and sorted(statuses) == [200] * 4 + [429] * 26
+    assert early == 22 and sorted(statuses) == [200] * 8 + [429] * 22
 
 
 def test_a_body_not_received_in_time_is_answered_408_and_frees_its_slot(monkeypatch: pytest.MonkeyPatch) -> None:
