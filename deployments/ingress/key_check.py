@@ -34,9 +34,8 @@ class KeyCheck:
         if not presented:
             raise UnauthorizedError()
         identity = f"authfail:{address}"
-        budget = await self.failures.peek(identity)
-        if budget is not None and not budget.allowed:
-            raise self._refusal(budget)
+        if (spent := await self.failures.refusal(identity)) is not None:
+            raise self._refusal(spent)
         found = self.keys.lookup(presented)
         if found is None and self.keys.legacy:
             found = await asyncio.to_thread(self.keys.verify_legacy, presented)

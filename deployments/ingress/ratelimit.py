@@ -77,9 +77,10 @@ class Limiter:
         """Count one request for ``identity`` and decide on it; ``None`` when the store failed (let it in)."""
         return await self._run(self.hit_now, identity)
 
-    async def peek(self, identity: str) -> Decision | None:
-        """Whether ``identity`` has room left, counting nothing; ``None`` when the store failed."""
-        return await self._run(self.peek_now, identity)
+    async def refusal(self, identity: str) -> Decision | None:
+        """The refusal ``identity`` would get now (counting nothing); ``None`` when it has room left (or
+        the store failed). Reads the window's figures only when refused: the allowed path is one test."""
+        return await self._run(self.refusal_now, identity)
 
     async def _run(self, call: Callable[[str], Decision | None], identity: str) -> Decision | None:
         if self._in_memory:
@@ -95,10 +96,11 @@ class Limiter:
             log.warning("rate limit store failed, letting the request in: %s", type(exc).__name__)
             return None
 
-    def peek_now(self, identity: str) -> Decision | None:
+    def refusal_now(self, identity: str) -> Decision | None:
         try:
-            allowed = all(self.strategy.test(item, NAMESPACE, identity) for item in self.items)
-            return self._decision(allowed, identity)
+            if all(self.strategy.test(item, NAMESPACE, identity) for item in self.items):
+                return None
+            return self._decision(False, identity)
         except Exception as exc:
             log.warning("rate limit store failed, letting the request in: %s", type(exc).__name__)
             return None

@@ -72,11 +72,12 @@ def test_the_tightest_limit_is_reported() -> None:
     assert decision is not None and (decision.limit, decision.remaining, decision.window_s) == (2, 1, 60)
 
 
-def test_peek_counts_nothing() -> None:
+def test_asking_for_the_refusal_counts_nothing() -> None:
     limiter = Limiter("1/minute")
-    assert all((d := asyncio.run(limiter.peek("key:p"))) is not None and d.allowed for _ in range(3))
+    assert [asyncio.run(limiter.refusal("key:p")) for _ in range(3)] == [None, None, None]
     assert allowed(limiter, "key:p", 2) == [True, False]
-    assert (d := asyncio.run(limiter.peek("key:p"))) is not None and not d.allowed
+    refused = asyncio.run(limiter.refusal("key:p"))
+    assert refused is not None and not refused.allowed and 1 <= refused.reset_s <= 60
 
 
 def test_an_unreachable_store_lets_requests_in() -> None:
