@@ -91,10 +91,11 @@ class Trickle:
         yield images.png(8, 8) + f"\r\n--{boundary}--\r\n".encode()
 
 
-def ingress(monkeypatch: pytest.MonkeyPatch, **settings: Any) -> Any:
+def ingress(monkeypatch: pytest.MonkeyPatch, upscale_s: float = 0.0, **settings: Any) -> Any:
     monkeypatch.setattr(api, "IngressMetrics", lambda: type("M", (), {"__getattr__": lambda s, n: lambda *a: None})())
     config = load_settings(**settings)
-    return api.create_api(Flow(FakeUpscaler(), FakeStorage(), config), config, keys=KeyRing.from_keys([KEY]))
+    flow = Flow(FakeUpscaler(delay_s=upscale_s), FakeStorage(), config)
+    return api.create_api(flow, config, keys=KeyRing.from_keys([KEY]))
 
 
 def client(app: Any, address: str) -> httpx.AsyncClient:
@@ -143,6 +144,17 @@ def test_a_body_not_received_in_time_is_answered_408_and_frees_its_slot(monkeypa
     body = late.json()
     assert late.status_code == 408 and body["error"] == "request_timeout" and "BODY_TIMEOUT_S" in body["message"]
     assert body["request_id"] and next_upload.status_code == 200
+
+
+def test_only_the_body_is_timed_not_the_work_after_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    app = ingress(monkeypatch, upscale_s=0.6, body_timeout_s=0.2)
+
+    async def scenario() -> httpx.Response:
+        async with client(app, "203.0.113.9") as c:
+            return await c.post("/api/images/upload", files={"image": ("b.png", images.png(8, 8), "image/png")})
+
+    answer = asyncio.run(scenario())
+    assert answer.status_code == 200 and answer.json()["result"]["folder"] == "upscaled"
 
 
 def test_a_slow_but_steady_body_within_the_deadline_is_served(monkeypatch: pytest.MonkeyPatch) -> None:
