@@ -194,8 +194,8 @@ def create_api(
     plain keys never reach a replica); none: the API is open. The web UI's routes (``/api/stats`` reads
     ``jobs`` for queue depth and finished job items) come before any extra ``routers``, and the page
     itself (static files from ``web_dir``) is served at ``/`` after every route. ``limits_url`` is where the
-    rate-limit and key-failure counters live (the builder's ``ratelimit.storage_url``; default: the
-    settings' explicit store or broker, else this process's memory)."""
+    rate-limit and key-failure counters live (the Ingress passes ``ratelimit.storage_url``, the embedded
+    broker's socket included; default: the settings' explicit store or broker, else this process's memory)."""
     allow_long_part_headers()
     keep_file_parts_in_memory(settings.max_upload_bytes)
     metrics = IngressMetrics()
