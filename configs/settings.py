@@ -9,6 +9,7 @@ message per bad variable that names the variable, the value given and what would
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import warnings
 from pathlib import Path
 from typing import Any, Literal
@@ -19,6 +20,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MIB = 1024 * 1024
+LIMIT_PATTERN = (
+    r"^\s*\d+\s*(/|per)\s*(\d+\s*)?(second|minute|hour|day)s?\s*([;,]\s*\d+\s*(/|per)\s*(\d+\s*)?"
+    r"(second|minute|hour|day)s?\s*)*$"
+)
 SECRET_FIELDS = ("api_key", "api_keys", "jobs_broker_url", "webhook_secret")  # never echoed in errors
 
 
@@ -124,15 +129,30 @@ class Settings(BaseSettings):
     )
     rate_limit: str | None = Field(
         None,
-        pattern=r"^\s*\d+\s*(/|per)\s*(\d+\s*)?(second|minute|hour|day)s?\s*([;,]\s*\d+\s*(/|per)\s*(\d+\s*)?"
-        r"(second|minute|hour|day)s?\s*)*$",
+        pattern=LIMIT_PATTERN,
         description="requests per key (per client address without keys), e.g. 60/minute or 10/second;1000/hour",
     )
     rate_limit_storage_url: str | None = Field(
         None,
-        pattern=r"^(memory|redis|rediss|redis\+sentinel|redis\+cluster)://",
-        description="where rate-limit counters live: redis://… to share them across ingress replicas "
-        "(default: the jobs broker when it is redis://, else memory:// per replica)",
+        pattern=r"^(memory|redis|rediss|redis\+unix|redis\+sentinel|redis\+cluster)://",
+        description="where rate-limit and key-failure counters live: redis://… shared by every ingress replica "
+        "(default: the jobs broker's Redis, the embedded one's socket included; memory:// is per replica)",
+    )
+    auth_failure_limit: str = Field(
+        "10/minute",
+        pattern=LIMIT_PATTERN,
+        description="wrong API keys one client address may send, e.g. 10/minute; past it 429 before any hashing",
+    )
+    max_uploads_per_client: int = Field(
+        8, ge=1, description="a positive number of uploads one client address may have in flight per ingress replica"
+    )
+    body_timeout_s: float = Field(
+        60.0, gt=0, description="seconds (> 0) an upload's whole body may take to arrive; past it 408"
+    )
+    trusted_proxies: str = Field(
+        "",
+        description="comma-separated IPs or CIDRs of reverse proxies whose X-Forwarded-For names the client "
+        "(default: none, the peer is the client)",
     )
     cors_allow_origins: str | None = Field(
         None, description="comma-separated origins allowed to call the API from a browser (default: none)"
@@ -186,6 +206,19 @@ class Settings(BaseSettings):
         if self.api_keys:
             keys += [k.strip() for k in self.api_keys.get_secret_value().split(",") if k.strip()]
         return keys
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        for entry in (e.strip() for e in value.split(",")):
+            if entry:
+                ipaddress.ip_network(entry, strict=False)  # ValueError names the entry
+        return value
+
+    @property
+    def trusted_proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        entries = (e.strip() for e in self.trusted_proxies.split(","))
+        return tuple(ipaddress.ip_network(e, strict=False) for e in entries if e)
 
     @property
     def cors_origins(self) -> list[str]:

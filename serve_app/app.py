@@ -63,14 +63,15 @@ def build_app(args: AppArgs) -> Application:
     ingress: Any = Ingress
     storage_deployment: Any = Storage
     broker_deployment: Any = EmbeddedBroker
-    # API keys reach the ingress only as salted hashes; no deployment gets them in its init args.
+    # API keys reach the ingress only as SHA-256 digests; no deployment gets them in its init args.
     keys = KeyRing.from_keys(settings.api_key_list, settings.api_keys_file)
     settings = without_secrets(settings)
     upscaler = upscaler_deployment.bind(settings, load_registry(settings.model_registry))
     storage = storage_deployment.bind(settings)
     broker = broker_deployment.bind(settings) if settings.embedded_broker else None
     jobs = consumer_deployment(settings).bind(upscaler, storage, settings, broker)
-    app: Application = ingress.bind(upscaler, storage, settings, jobs, keys, str(WEB_DIR))
+    # embedded_broker: the ingress keeps its rate-limit counters in that broker's Redis (one count per service).
+    app: Application = ingress.bind(upscaler, storage, settings, jobs, keys, str(WEB_DIR), broker is not None)
     return app
 
 

@@ -124,6 +124,46 @@ class RateLimitedError(UploadRejectedError):
         return {**super().headers(), **self.rate_headers}
 
 
+class KeyFailuresError(RateLimitedError):
+    """Too many wrong API keys from one client address: refused before the key is even hashed."""
+
+    def __init__(self, limit: str, retry_after_s: int = 1) -> None:
+        UploadRejectedError.__init__(
+            self,
+            f"Too many wrong API keys from this address (AUTH_FAILURE_LIMIT {limit}); "
+            f"retry in {retry_after_s} s with a valid key.",
+        )
+        self.retry_after_s = retry_after_s
+        self.rate_headers = {}
+
+
+class TooManyUploadsError(UploadRejectedError):
+    """This client address already has its share of uploads in flight; nothing was read or stored."""
+
+    code = "too_many_uploads"
+    retry_after_s = 5
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"This client already has {limit} uploads in flight (MAX_UPLOADS_PER_CLIENT); "
+            "wait for one to finish and retry."
+        )
+        self.limit = limit
+
+
+class BodyTimeoutError(UploadRejectedError):
+    """The request body did not arrive within BODY_TIMEOUT_S; nothing was stored."""
+
+    code = "request_timeout"
+
+    def __init__(self, timeout_s: float | str) -> None:
+        super().__init__(
+            f"The request body was not received within {timeout_s} s (BODY_TIMEOUT_S); nothing was stored, "
+            "send it again on a faster connection."
+        )
+        self.timeout_s = timeout_s
+
+
 class UnknownModelError(UploadRejectedError):
     code = "unknown_model"
 

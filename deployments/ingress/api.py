@@ -30,13 +30,13 @@ from deployments.contracts.errors import (
 from deployments.contracts.handles import JobsHandle
 from deployments.contracts.values import ModelSummary
 from deployments.flow.flow import Flow, Upload
-from deployments.ingress.access import AccessControl
+from deployments.ingress.access import AccessControl, AccessControlConfig, access_config
 from deployments.ingress.api_keys import KeyRing
 from deployments.ingress.errors import documented_errors, error_body, status_of
-from deployments.ingress.limits import ConcurrentUploadLimit, DeclaredLengthLimit
+from deployments.ingress.limits import BodyDeadline, ConcurrentUploadLimit, DeclaredLengthLimit
 from deployments.ingress.metrics import IngressMetrics
 from deployments.ingress.multipart import allow_long_part_headers, keep_file_parts_in_memory
-from deployments.ingress.ratelimit import Limiter, storage_url
+from deployments.ingress.ratelimit import storage_url
 from deployments.ingress.schemas import ErrorResponse, HealthResponse, UploadResponse
 from deployments.ingress.stats import Stats
 from deployments.ingress.web import PageHeaders, download_url, mount_web, web_router
@@ -44,6 +44,8 @@ from deployments.ingress.web import PageHeaders, download_url, mount_web, web_ro
 log = logging.getLogger("ray.serve")
 
 ERRORS = documented_errors(ErrorResponse)
+# What any route may answer at the door (``AccessControl``): no or a wrong key, a rate limit.
+DOOR_ERRORS: dict[int | str, dict[str, Any]] = {status: ERRORS[status] for status in (401, 429)}
 
 
 def request_id() -> str:
@@ -150,24 +152,26 @@ def images_router(flow: Flow, metrics: IngressMetrics, settings: Settings, stats
 
 class UploadAPI(FastAPI):
     respond: Responder
-    keys: KeyRing
-    limiter: Limiter | None
-    cors_origins: list[str]
-    max_concurrent_uploads: int
+    access: AccessControlConfig
 
     def build_middleware_stack(self) -> ASGIApp:
-        # Outermost first: CORS (so a browser can read every refusal), keys and rate limits, uploads at
-        # once, the declared-length limit; none of them reads the body.
+        # Outermost first: CORS (so a browser can read every refusal), the page's headers, keys and rate
+        # limits, uploads at once (per replica and per client), the body's deadline, the declared-length
+        # limit; none of them reads the body before deciding.
         assert self.max_body_size is not None
+        access = self.access
         app: ASGIApp = DeclaredLengthLimit(super().build_middleware_stack(), self.max_body_size, self.respond)
-        app = ConcurrentUploadLimit(app, self.max_concurrent_uploads, self.respond)
-        app = AccessControl(app, self.keys, self.limiter, self.respond)
+        app = BodyDeadline(app, access.body_timeout_s, self.respond)
+        app = ConcurrentUploadLimit(
+            app, access.max_concurrent_uploads, self.respond, access.max_uploads_per_client, access.clients
+        )
+        app = AccessControl(app, access.key_check, access.limiter, self.respond, access.open_paths, access.clients)
         app = PageHeaders(app)
-        if not self.cors_origins:
+        if not access.cors_origins:
             return app
         return CORSMiddleware(
             app,
-            allow_origins=self.cors_origins,
+            allow_origins=access.cors_origins,
             allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["X-API-Key", "Content-Type", "X-Request-ID"],
             expose_headers=["Retry-After", "X-Request-ID", *RATE_LIMIT_HEADERS],
@@ -184,11 +188,14 @@ def create_api(
     keys: KeyRing | None = None,
     web_dir: Path | None = None,
     jobs: JobsHandle | None = None,
+    limits_url: str | None = None,
 ) -> FastAPI:
     """The ingress app. ``keys`` are the hashed API keys (the builder makes them from the settings, so
     plain keys never reach a replica); none: the API is open. The web UI's routes (``/api/stats`` reads
     ``jobs`` for queue depth and finished job items) come before any extra ``routers``, and the page
-    itself (static files from ``web_dir``) is served at ``/`` after every route."""
+    itself (static files from ``web_dir``) is served at ``/`` after every route. ``limits_url`` is where the
+    rate-limit and key-failure counters live (the Ingress passes ``ratelimit.storage_url``, the embedded
+    broker's socket included; default: the settings' explicit store or broker, else this process's memory)."""
     allow_long_part_headers()
     keep_file_parts_in_memory(settings.max_upload_bytes)
     metrics = IngressMetrics()
@@ -199,12 +206,10 @@ def create_api(
         # Serve has no body limit: FastAPI answers 413 on a Content-Length over it without reading the
         # body, and stops reading a chunked body at the limit.
         max_body_size=settings.max_upload_bytes,
+        responses=DOOR_ERRORS,
     )
     app.respond = Responder(metrics)
-    app.keys = keys or KeyRing([])
-    app.limiter = Limiter(settings.rate_limit, storage_url(settings)) if settings.rate_limit else None
-    app.cors_origins = settings.cors_origins
-    app.max_concurrent_uploads = settings.max_concurrent_uploads
+    app.access = access_config(settings, keys, web_dir, limits_url or storage_url(settings))
     stats = Stats()
     app.include_router(images_router(flow, metrics, settings, stats))
     app.include_router(web_router(flow.storage, settings, stats, jobs))

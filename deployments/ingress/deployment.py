@@ -13,6 +13,7 @@ from deployments.flow.flow import Flow
 from deployments.ingress.api import create_api
 from deployments.ingress.api_keys import KeyRing
 from deployments.ingress.jobs_api import jobs_router
+from deployments.ingress.ratelimit import storage_url
 
 
 # Uploads past MAX_CONCURRENT_UPLOADS (24) get our 503 at once, leaving 8 slots for health and the small
@@ -34,14 +35,20 @@ class Ingress:
         jobs: JobsHandle,
         keys: KeyRing | None = None,
         web_dir: str | None = None,
+        embedded_broker: bool = False,
     ) -> None:
         self.settings = settings
         self.keys = keys
         self.flow = Flow(upscaler, storage, settings)
         self.jobs = jobs
         self.web_dir = Path(web_dir) if web_dir else None  # the web UI's static files, served at /
+        # Rate-limit and key-failure counters live in the broker's Redis (the embedded broker's socket when
+        # the builder deployed one) unless RATE_LIMIT_STORAGE_URL says otherwise: one count per service.
+        self.limits_url = storage_url(settings, embedded_broker)
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         # Built in the replica, after __init__, so the app is configured from this replica's settings.
         routers = [jobs_router(self.flow, self.jobs, self.settings)]
-        return create_api(self.flow, self.settings, routers, keys=self.keys, web_dir=self.web_dir, jobs=self.jobs)
+        return create_api(
+            self.flow, self.settings, routers, self.keys, self.web_dir, self.jobs, limits_url=self.limits_url
+        )

@@ -38,12 +38,15 @@ def serve_url() -> Iterator[str]:
 
 
 @contextmanager
-def deployed(serve_url: str, wait_healthy: bool = True, **settings: Any) -> Iterator[httpx.Client]:
-    """The app built from ``settings`` (over the environment's), as an HTTP client on its URL.
-    ``serve.run`` returns once every replica is up; health may take a moment longer."""
-    serve.run(build_app(AppArgs(settings=settings)), name=APP, route_prefix="/")
+def deployed(
+    serve_url: str, wait_healthy: bool = True, route_prefix: str = "/", **settings: Any
+) -> Iterator[httpx.Client]:
+    """The app built from ``settings`` (over the environment's), mounted at ``route_prefix``, as an HTTP
+    client on its URL (the prefix included). ``serve.run`` returns once every replica is up; health may
+    take a moment longer."""
+    serve.run(build_app(AppArgs(settings=settings)), name=APP, route_prefix=route_prefix)
     try:
-        with httpx.Client(base_url=serve_url, timeout=300) as client:
+        with httpx.Client(base_url=serve_url + route_prefix.rstrip("/"), timeout=300) as client:
             deadline = time.monotonic() + (60 if wait_healthy else 0)
             while client.get("/api/health").status_code != 200 and time.monotonic() < deadline:
                 time.sleep(0.2)

@@ -134,7 +134,7 @@ def test_status_prints_health_models_and_statistics(service: tuple[str, Path]) -
     assert done.returncode == 0, done.stderr
     assert "healthy" in done.stdout and "vcsr-m-x2" in done.stdout and "default" in done.stdout
     assert "upscaled/" in done.stdout and "upscale success rate" in done.stdout
-    stats = httpx.get(f"{service[0]}/api/stats").json()
+    stats = httpx.get(f"{service[0]}/api/stats", headers={"X-API-Key": API_KEY}).json()
     document = json.loads(
         subprocess.run(
             [sys.executable, "-m", "serve_app", "status", "--url", service[0], "--json"],

@@ -69,7 +69,8 @@ async function checkHealth() {
   }
 }
 
-function keyDialog() {
+// onSaved: what to load again once a key is saved (with keys configured, every route but health needs one).
+function keyDialog(onSaved) {
   const dialog = document.getElementById("key-dialog");
   const input = document.getElementById("key-input");
   const label = document.getElementById("key-state");
@@ -78,8 +79,10 @@ function keyDialog() {
   const refresh = () => { label.textContent = apiKey.get() ? "API key ✓" : "API key"; };
   const open = (why) => {
     reason.textContent = why || defaultReason;
-    input.value = "";
-    if (!dialog.open) dialog.showModal();
+    if (!dialog.open) {  // a second refusal while it is open must not wipe what is being typed
+      input.value = "";
+      dialog.showModal();
+    }
     input.focus();
   };
   document.getElementById("key-button").addEventListener("click", () => open());
@@ -88,7 +91,10 @@ function keyDialog() {
     if (dialog.returnValue === "forget") apiKey.set("");
     input.value = "";
     refresh();
-    if (dialog.returnValue === "save") showMessage("API key saved for this tab. Press Upscale to try again.", "info");
+    if (dialog.returnValue === "save") {
+      showMessage("API key saved for this tab. Press Upscale to try again.", "info");
+      onSaved();
+    }
   });
   window.addEventListener("needkey", (e) => {
     const message = (e.detail && e.detail.message) || "This service needs an API key.";
@@ -140,7 +146,7 @@ function init() {
     showMessage,
   });
   document.getElementById("model").addEventListener("change", () => { describeModel(); queue.render(); });
-  keyDialog();
+  keyDialog(() => { loadModels(queue); loadSettings(queue); });
   dropzone(queue);
   router(new Monitor({ showMessage }));
   queue.render();
