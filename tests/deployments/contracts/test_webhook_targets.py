@@ -11,7 +11,7 @@ from deployments.contracts.webhook_targets import check_webhook_url
 @pytest.mark.parametrize(
     ("url", "words"),
     [
-        ("http://127.0.0.1:8080/hook", "private, loopback"),
+        ("http://127.0.0.1/hook", "private, loopback"),
         ("http://localhost/hook", "private, loopback"),
         ("http://[::1]/hook", "private, loopback"),
         ("http://10.1.2.3/hook", "private, loopback"),

@@ -38,6 +38,7 @@ def consumer(redis_url: str) -> Iterator[JobsConsumer]:
     jobs._adapter = Queue()  # type: ignore[attr-defined]  # what Serve's @task_consumer sets after __init__
     yield jobs
     jobs._stopping.set()
+    jobs.webhooks.close()
 
 
 def new_job(count: int = 3) -> NewJob:

@@ -1,5 +1,6 @@
 """Webhook delivery against a real receiver and a real Redis: signed the Standard Webhooks way, retried
-on 5xx/408/429 and connection errors with one webhook-id, never on other 4xx, refused for private hosts."""
+on 5xx/408/429 and connection errors with one webhook-id, never on other 4xx, refused for private hosts;
+a record that expires during a delivery is not brought back."""
 
 from __future__ import annotations
 
@@ -7,15 +8,16 @@ import base64
 import itertools
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from pydantic import SecretStr
 from standardwebhooks.webhooks import Webhook
 
 from deployments.jobs import webhooks
-from deployments.jobs.records import JobStore
-from deployments.jobs.webhooks import SCHEDULE, Webhooks, redis_client, retry_delay, retryable, signer
+from deployments.jobs.delivery import retryable
+from deployments.jobs.records import Item, Job, JobStore, now_iso
+from deployments.jobs.webhooks import SCHEDULE, Webhooks, redis_client, retry_delay, signer
 from tests.webhook_receiver import Receiver, webhook_receiver
 
 SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
@@ -39,13 +41,31 @@ def receiver(request: pytest.FixtureRequest) -> Iterator[Receiver]:
         yield r
 
 
-def hooks(store: JobStore, max_attempts: int = 8, hosts: frozenset[str] = frozenset({"127.0.0.1"})) -> Webhooks:
-    return Webhooks(store, SecretStr(SECRET), max_attempts, 5.0, hosts)
+@pytest.fixture
+def hooks(store: JobStore) -> Iterator[Callable[..., Webhooks]]:
+    """Webhooks on ``store`` (closed after the test); ``max_attempts`` and ``hosts`` as a test needs."""
+    made: list[Webhooks] = []
+
+    def make(max_attempts: int = 8, hosts: frozenset[str] = frozenset({"127.0.0.1"})) -> Webhooks:
+        made.append(Webhooks(store, SecretStr(SECRET), max_attempts, 5.0, hosts))
+        return made[-1]
+
+    yield make
+    for w in made:
+        w.close()
+
+
+def schedule(store: JobStore, w: Webhooks, job_id: str, url: str, event_type: str = "job.completed") -> None:
+    """A recorded job that ended, its webhook due now."""
+    items = [Item(0, "a.png", f"jobs/{job_id}/0000.png", status="success")]
+    store.create(Job(job_id, 1, now_iso(), now_iso(), webhook_url=url, items=items), send_after_s=3600)
+    w.schedule(job_id, url, event_type, {"job_id": job_id, "status": event_type.removeprefix("job.")})
 
 
 def deliver_all(w: Webhooks, rounds: int = 10) -> None:
     for _ in range(rounds):
-        w.run_due()
+        for delivery in w.run_due():
+            delivery.result(timeout=30)
         if not w.pending():
             return
         time.sleep(0.05)
@@ -56,9 +76,11 @@ def state(store: JobStore, job_id: str) -> dict[str, object]:
 
 
 @pytest.mark.parametrize("receiver", [[500, 503]], indirect=True)
-def test_a_failing_receiver_gets_one_signed_event_retried_with_one_id(store: JobStore, receiver: Receiver) -> None:
-    w = hooks(store)
-    w.schedule("job-1", receiver.url, "job.completed", {"job_id": "job-1", "status": "completed"})
+def test_a_failing_receiver_gets_one_signed_event_retried_with_one_id(
+    store: JobStore, receiver: Receiver, hooks: Callable[..., Webhooks]
+) -> None:
+    w = hooks()
+    schedule(store, w, "job-1", receiver.url)
     deliver_all(w)
     assert len(receiver.calls) == 3
     ids = {headers["webhook-id"] for headers, _ in receiver.calls}
@@ -71,39 +93,45 @@ def test_a_failing_receiver_gets_one_signed_event_retried_with_one_id(store: Job
 
 
 @pytest.mark.parametrize("receiver", [[404]], indirect=True)
-def test_other_client_errors_are_not_retried(store: JobStore, receiver: Receiver) -> None:
-    w = hooks(store)
-    w.schedule("job-2", receiver.url, "job.failed", {"job_id": "job-2"})
+def test_other_client_errors_are_not_retried(
+    store: JobStore, receiver: Receiver, hooks: Callable[..., Webhooks]
+) -> None:
+    w = hooks()
+    schedule(store, w, "job-2", receiver.url, "job.failed")
     deliver_all(w)
     assert len(receiver.calls) == 1
     assert state(store, "job-2") == {"url": receiver.url, "attempts": 1, "delivered_at": None, "last_error": "HTTP 404"}
 
 
 @pytest.mark.parametrize("receiver", [[500] * 10], indirect=True)
-def test_attempts_stop_at_the_limit(store: JobStore, receiver: Receiver) -> None:
-    w = hooks(store, max_attempts=3)
-    w.schedule("job-3", receiver.url, "job.completed", {"job_id": "job-3"})
+def test_attempts_stop_at_the_limit(store: JobStore, receiver: Receiver, hooks: Callable[..., Webhooks]) -> None:
+    w = hooks(max_attempts=3)
+    schedule(store, w, "job-3", receiver.url)
     deliver_all(w)
     assert len(receiver.calls) == 3 and state(store, "job-3")["last_error"] == "HTTP 500" and w.pending() == 0
 
 
-def test_connection_errors_are_retried(store: JobStore) -> None:
-    w = hooks(store, max_attempts=2)
-    w.schedule("job-4", "http://127.0.0.1:9/nothing-listens", "job.completed", {"job_id": "job-4"})
+def test_connection_errors_are_retried(store: JobStore, hooks: Callable[..., Webhooks]) -> None:
+    w = hooks(max_attempts=2)
+    schedule(store, w, "job-4", "http://127.0.0.1:9/nothing-listens")
     deliver_all(w)
     assert state(store, "job-4")["attempts"] == 2 and "ConnectError" in str(state(store, "job-4")["last_error"])
 
 
-def test_a_private_target_is_refused_at_delivery(store: JobStore, receiver: Receiver) -> None:
-    w = hooks(store, hosts=frozenset())
-    w.schedule("job-5", receiver.url, "job.completed", {"job_id": "job-5"})
+def test_a_private_target_is_refused_at_delivery(
+    store: JobStore, receiver: Receiver, hooks: Callable[..., Webhooks]
+) -> None:
+    w = hooks(hosts=frozenset())
+    schedule(store, w, "job-5", receiver.url)
     deliver_all(w)
     assert receiver.calls == [] and "WEBHOOK_ALLOWED_HOSTS" in str(state(store, "job-5")["last_error"])
 
 
-def test_a_pending_delivery_survives_a_new_dispatcher(store: JobStore, receiver: Receiver) -> None:
-    hooks(store).schedule("job-6", receiver.url, "job.completed", {"job_id": "job-6"})
-    deliver_all(hooks(store))  # another replica, after a restart: the schedule lives in Redis
+def test_a_pending_delivery_survives_a_new_dispatcher(
+    store: JobStore, receiver: Receiver, hooks: Callable[..., Webhooks]
+) -> None:
+    schedule(store, hooks(), "job-6", receiver.url)
+    deliver_all(hooks())  # another replica, after a restart: the schedule lives in Redis
     assert len(receiver.calls) == 1
 
 
