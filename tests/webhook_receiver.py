@@ -1,8 +1,8 @@
 """A webhook receiver on 127.0.0.1 for tests: answers a scripted list of statuses, records every call.
 
-Hostile modes for the delivery's bounds: ``trickle`` sends its answer one byte every ``trickle_s`` for
-as long as the client listens (``"head"``: the status line itself; ``"body"``: a 200 whose body never
-ends); ``answer_bytes`` answers 200 with a body that large, counting what it managed to send
+Hostile modes for the delivery's bounds: ``trickle`` sends a complete answer one byte every ``trickle_s`` (``"head"``:
+from the status line on; ``"body"``: the headers at once, then a 30-byte body), so a client bounded
+only per read waits 15-19 s; ``answer_bytes`` answers 200 with a body that large, counting what it managed to send
 (``sent``). ``on_call`` runs on each request before the answer (e.g. to expire a record meanwhile).
 """
 
@@ -19,6 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Literal
 
 CHUNK = b"\0" * (64 * 1024)
+TRICKLED_BODY = 30  # bytes: 15 s at 0.5 s a byte
 
 
 @dataclass
@@ -53,12 +54,12 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
                 self._answer()
 
         def _answer(self) -> None:
-            if receiver.trickle == "head":
-                self._trickle(b"HTTP/1.1 200 OK\r\n" + b"x-pad: " + b"a" * 10_000)
+            if receiver.trickle == "head":  # a complete answer, slowly: 38 bytes, 19 s at 0.5 s a byte
+                self._trickle(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
                 return
             status = receiver.statuses.pop(0) if receiver.statuses else 200
             self.send_response(status)
-            length = receiver.answer_bytes if receiver.trickle is None else 10_000
+            length = TRICKLED_BODY if receiver.trickle == "body" else receiver.answer_bytes
             self.send_header("content-length", str(length))
             self.end_headers()
             self.wfile.flush()

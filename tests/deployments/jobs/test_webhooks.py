@@ -4,75 +4,30 @@ a record that expires during a delivery is not brought back."""
 
 from __future__ import annotations
 
-import base64
 import itertools
-import json
-import time
 from collections.abc import Callable, Iterator
 
 import pytest
 from pydantic import SecretStr
 from standardwebhooks.webhooks import Webhook
 
-from deployments.jobs import webhooks
+from configs.settings import webhook_last_attempt_s
 from deployments.jobs.delivery import retryable
-from deployments.jobs.records import Item, Job, JobStore, now_iso
-from deployments.jobs.webhooks import SCHEDULE, Webhooks, redis_client, retry_delay, signer
+from deployments.jobs.records import JobStore
+from deployments.jobs.webhooks import SCHEDULE, Webhooks, retry_delay, signer
+from tests.deployments.jobs.support import SECRET, deliver_all, schedule, state
 from tests.webhook_receiver import Receiver, webhook_receiver
-
-SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
-
-
-@pytest.fixture
-def store(redis_url: str) -> JobStore:
-    s = JobStore(redis_client(redis_url))
-    s.r.flushdb()
-    return s
 
 
 @pytest.fixture(autouse=True)
-def no_backoff_wait(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(webhooks, "retry_delay", lambda attempts: 0.0)
+def _no_backoff_wait(no_backoff_wait: None) -> None:
+    pass
 
 
 @pytest.fixture
 def receiver(request: pytest.FixtureRequest) -> Iterator[Receiver]:
     with webhook_receiver(getattr(request, "param", [])) as r:
         yield r
-
-
-@pytest.fixture
-def hooks(store: JobStore) -> Iterator[Callable[..., Webhooks]]:
-    """Webhooks on ``store`` (closed after the test); ``max_attempts`` and ``hosts`` as a test needs."""
-    made: list[Webhooks] = []
-
-    def make(max_attempts: int = 8, hosts: frozenset[str] = frozenset({"127.0.0.1"})) -> Webhooks:
-        made.append(Webhooks(store, SecretStr(SECRET), max_attempts, 5.0, hosts))
-        return made[-1]
-
-    yield make
-    for w in made:
-        w.close()
-
-
-def schedule(store: JobStore, w: Webhooks, job_id: str, url: str, event_type: str = "job.completed") -> None:
-    """A recorded job that ended, its webhook due now."""
-    items = [Item(0, "a.png", f"jobs/{job_id}/0000.png", status="success")]
-    store.create(Job(job_id, 1, now_iso(), now_iso(), webhook_url=url, items=items), send_after_s=3600)
-    w.schedule(job_id, url, event_type, {"job_id": job_id, "status": event_type.removeprefix("job.")})
-
-
-def deliver_all(w: Webhooks, rounds: int = 10) -> None:
-    for _ in range(rounds):
-        for delivery in w.run_due():
-            delivery.result(timeout=30)
-        if not w.pending():
-            return
-        time.sleep(0.05)
-
-
-def state(store: JobStore, job_id: str) -> dict[str, object]:
-    return dict(json.loads(store.r.hget(JobStore._key(job_id), "webhook")))
 
 
 @pytest.mark.parametrize("receiver", [[500, 503]], indirect=True)
@@ -160,3 +115,20 @@ def test_a_text_secret_signs_with_its_bytes() -> None:
 
 def test_the_schedule_key_is_namespaced() -> None:
     assert SCHEDULE.startswith("vcs:")
+
+
+def test_a_record_that_expires_during_its_delivery_is_not_brought_back(
+    store: JobStore, hooks: Callable[..., Webhooks]
+) -> None:
+    keys = [JobStore._key("job-7", suffix) for suffix in ("", ":items", ":ended")]
+    with webhook_receiver([500], on_call=lambda: store.r.delete(*keys)) as receiver:  # Redis's expiry, mid-attempt
+        w = hooks()
+        schedule(store, w, "job-7", receiver.url)
+        deliver_all(w)
+    assert len(receiver.calls) == 1  # not retried: there is no job left to tell about
+    assert store.r.exists(*keys) == 0 and store.get("job-7") is None and w.pending() == 0
+
+
+def test_the_schedule_fits_the_retention_that_settings_require() -> None:
+    waits = [retry_delay(n) for n in range(1, 11)]  # before attempts 2..11
+    assert 5115 <= sum(waits) <= webhook_last_attempt_s(11, 0) == 5125
