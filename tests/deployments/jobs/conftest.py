@@ -60,7 +60,7 @@ def consumer(redis_url: str) -> Iterator[JobsConsumer]:
         webhook_allowed_hosts="127.0.0.1",
         webhook_timeout_s=5,
     )
-    jobs = JobsConsumer(FakeUpscaler(), FakeStorage(), settings)  # type: ignore[arg-type]
+    jobs = JobsConsumer(FakeUpscaler(), FakeStorage(), settings)
     jobs.store.r.flushdb()
     jobs._adapter = Queue()  # type: ignore[attr-defined]  # what Serve's @task_consumer sets after __init__
     yield jobs

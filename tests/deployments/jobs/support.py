@@ -40,7 +40,7 @@ class Queue:
     """The broker adapter's enqueue, recording what was sent (or refusing while ``up`` is false)."""
 
     def __init__(self) -> None:
-        self.up, self.sent = True, []
+        self.up, self.sent = True, list[tuple[Any, ...]]()
 
     def enqueue_task_sync(self, name: str, args: list[Any]) -> None:
         if not self.up:
