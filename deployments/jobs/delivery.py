@@ -52,20 +52,20 @@ def http_client(timeout_s: float, verify: ssl.SSLContext | bool = True) -> httpx
     )
 
 
+def _host_header(target: WebhookTarget) -> str:
+    name = f"[{target.host}]" if ":" in target.host else target.host  # an IPv6 literal keeps its brackets
+    return name if target.port == (443 if target.scheme == "https" else 80) else f"{name}:{target.port}"
+
+
 def pinned_request(
     client: httpx.AsyncClient, target: WebhookTarget, headers: dict[str, str], body: bytes
 ) -> httpx.Request:
     """A POST of ``body`` to ``target``'s checked address that still names its host (Host header, SNI)."""
-    url = httpx.URL(target.url)
-    default_port = 443 if target.scheme == "https" else 80
-    host_header = target.host if target.port == default_port else f"{target.host}:{target.port}"
-    if ":" in target.host:  # an IPv6 literal keeps its brackets in a Host header
-        host_header = f"[{target.host}]" if target.port == default_port else f"[{target.host}]:{target.port}"
     return client.build_request(
         "POST",
-        url.copy_with(host=target.address, port=target.port),
+        httpx.URL(target.url).copy_with(host=target.address, port=target.port),
         content=body,
-        headers={**headers, "host": host_header},
+        headers={**headers, "host": _host_header(target)},
         extensions={"sni_hostname": target.host},
     )
 

@@ -26,7 +26,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
@@ -84,6 +84,10 @@ class Webhooks:
         self._in_flight, self._closed = 0, False
         self._poller: Future[None] | None = None
         self._loop = asyncio.new_event_loop()
+        # Its own threads for name resolution and Redis calls (``asyncio.to_thread``): a delivery uses one
+        # at a time, and a resolution that outlives its deadline may hold one more for a while.
+        self._threads = ThreadPoolExecutor(2 * workers + 1, thread_name_prefix="webhook")
+        self._loop.set_default_executor(self._threads)
         threading.Thread(target=self._loop.run_forever, name="webhook-deliveries", daemon=True).start()
 
     def schedule(self, job_id: str, url: str, event_type: str, data: dict[str, Any]) -> None:
@@ -115,6 +119,7 @@ class Webhooks:
             asyncio.run_coroutine_threadsafe(self.http.aclose(), self._loop).result(timeout=5)
         finally:
             self._loop.call_soon_threadsafe(self._loop.stop)
+            self._threads.shutdown(wait=False, cancel_futures=True)
 
     def run_due(self) -> list[Future[None]]:
         """Claim what is due (no more than the free delivery slots) and start delivering it; returns at
