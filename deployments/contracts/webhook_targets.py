@@ -7,8 +7,8 @@ carries any such IPv4 address inside it (IPv4-mapped ``::ffff:a.b.c.d``, NAT64 `
 ``::a.b.c.d``, local-use NAT64 ``64:ff9b:1::/48``). A host listed in ``WEBHOOK_ALLOWED_HOSTS`` may be
 private and use any port.
 
-The name is resolved once per check, and ``resolve_webhook_target`` returns the checked address: the
-delivery connects to that address (``deployments/jobs/delivery.py``), so a name that answers a public
+The name is resolved once per check, and ``resolve_webhook_target`` returns the checked addresses: the
+delivery connects to one of them (``deployments/jobs/delivery.py``), so a name that answers a public
 address to the check and 127.0.0.1 to the connection (DNS rebinding) cannot reach 127.0.0.1.
 """
 
@@ -32,13 +32,14 @@ _COMPATIBLE = ipaddress.IPv6Network("::/96")  # RFC 4291's deprecated IPv4-compa
 
 @dataclass(frozen=True)
 class WebhookTarget:
-    """A checked URL and the address its host resolved to, which the delivery connects to."""
+    """A checked URL and the addresses its host resolved to (in the resolver's order, every one checked):
+    the delivery connects to these, and to nothing else."""
 
     url: str
     scheme: str
     host: str
     port: int
-    address: str
+    addresses: tuple[str, ...]
 
 
 def _addresses(url: str, host: str, port: int) -> list[IPAddress]:
@@ -104,7 +105,7 @@ def resolve_webhook_target(url: str, allowed_hosts: frozenset[str]) -> WebhookTa
             url,
             f"{host} is a private, loopback or link-local address (list it in WEBHOOK_ALLOWED_HOSTS to allow it)",
         )
-    return WebhookTarget(url, parts.scheme, host, port, str(addresses[0]))
+    return WebhookTarget(url, parts.scheme, host, port, tuple(dict.fromkeys(str(a) for a in addresses)))
 
 
 def check_webhook_url(url: str, allowed_hosts: frozenset[str]) -> str:

@@ -1,6 +1,7 @@
-"""One webhook attempt over HTTP: to the checked address, within one deadline, reading little.
+"""One webhook attempt over HTTP: to a checked address, within one deadline, reading little.
 
-A receiver is someone else's server and may be hostile. Three bounds keep it from holding the consumer:
+A receiver is someone else's server and may be hostile. Two bounds keep it from holding the consumer, and
+one rule keeps a name from steering the POST elsewhere:
 - **One deadline per attempt** (``WEBHOOK_TIMEOUT_S``), around everything: the name's resolution, the
   connection, TLS, sending, the status line, headers and body. httpx's own timeout bounds each read, so
   a receiver that sends a byte every half second would hold an attempt for as long as it likes;
@@ -8,12 +9,13 @@ A receiver is someone else's server and may be hostile. Three bounds keep it fro
 - **At most 64 KiB of the answer is read** (streamed raw, so a compressed answer is never inflated),
   then the response is closed: a 150 MiB answer costs 64 KiB (plus one socket read of at most 64 KiB,
   httpcore's read size). httpcore itself refuses status and header lines past 100 KiB.
-- **The checked address is the one connected to** (``resolve_webhook_target`` resolves once): the URL is
-  rewritten to that address, the ``Host`` header keeps the name (and port), and TLS is started with
-  the name as its server name (httpcore's ``sni_hostname`` request extension, which it passes to
-  ``start_tls`` as ``server_hostname``), so the certificate is still verified against the name. The
-  client keeps no idle connections (a pooled TLS connection to an address must not serve another name)
-  and ignores proxy variables (a proxy would resolve the name again).
+- **A checked address is the one connected to** (``resolve_webhook_target`` resolves once; the next
+  checked address is tried only when a connection fails): the URL is rewritten to that address, the
+  ``Host`` header keeps the name (and port), and TLS is started with the name as its server name
+  (httpcore's ``sni_hostname`` request extension, which it passes to ``start_tls`` as
+  ``server_hostname``), so the certificate is still verified against the name. The client keeps no
+  idle connections (a pooled TLS connection to an address must not serve another name) and ignores
+  proxy variables (a proxy would resolve the name again).
 """
 
 from __future__ import annotations
@@ -58,12 +60,13 @@ def _host_header(target: WebhookTarget) -> str:
 
 
 def pinned_request(
-    client: httpx.AsyncClient, target: WebhookTarget, headers: dict[str, str], body: bytes
+    client: httpx.AsyncClient, target: WebhookTarget, address: str, headers: dict[str, str], body: bytes
 ) -> httpx.Request:
-    """A POST of ``body`` to ``target``'s checked address that still names its host (Host header, SNI)."""
+    """A POST of ``body`` to ``address`` (one of ``target``'s checked ones) that still names the host
+    (Host header, SNI)."""
     return client.build_request(
         "POST",
-        httpx.URL(target.url).copy_with(host=target.address, port=target.port),
+        httpx.URL(target.url).copy_with(host=address, port=target.port),
         content=body,
         headers={**headers, "host": _host_header(target)},
         extensions={"sni_hostname": target.host},
@@ -84,6 +87,20 @@ async def _exchange(client: httpx.AsyncClient, request: httpx.Request) -> int:
     return response.status_code
 
 
+async def _first_to_connect(
+    client: httpx.AsyncClient, target: WebhookTarget, headers: dict[str, str], body: bytes
+) -> int:
+    """The exchange with the first checked address that takes the connection (a name with an IPv6 and
+    an IPv4 address still works from a host without IPv6). A connection error sent nothing, so trying
+    the next address cannot deliver twice."""
+    for address in target.addresses[:-1]:
+        try:
+            return await _exchange(client, pinned_request(client, target, address, headers, body))
+        except httpx.ConnectError:
+            continue
+    return await _exchange(client, pinned_request(client, target, target.addresses[-1], headers, body))
+
+
 async def post(
     client: httpx.AsyncClient, url: str, hosts: frozenset[str], headers: dict[str, str], body: bytes, deadline_s: float
 ) -> Attempt:
@@ -93,7 +110,7 @@ async def post(
             # Checked again at every attempt: the name may resolve elsewhere now. Resolution runs in a
             # thread; past the deadline the attempt stops waiting for it.
             target = await asyncio.to_thread(resolve_webhook_target, url, hosts)
-            status = await _exchange(client, pinned_request(client, target, headers, body))
+            status = await _first_to_connect(client, target, headers, body)
     except InvalidWebhookError as exc:
         return Attempt(False, False, exc.message)
     except TimeoutError:

@@ -68,7 +68,7 @@ def test_an_ipv6_address_carrying_a_private_ipv4_is_refused(address: str) -> Non
 @pytest.mark.parametrize("address", ["64:ff9b::808:808", "::ffff:8.8.8.8", "2002:808:808::1", "2606:4700::1111"])
 def test_an_ipv6_address_carrying_a_public_ipv4_is_accepted(address: str) -> None:
     target = resolve_webhook_target(f"https://[{address}]/hook", frozenset())
-    assert ipaddress.ip_address(target.address) == ipaddress.ip_address(address)
+    assert [ipaddress.ip_address(a) for a in target.addresses] == [ipaddress.ip_address(address)]
 
 
 @pytest.mark.parametrize("url", ["http://8.8.8.8:8080/hook", "https://8.8.8.8:22/hook", "http://8.8.8.8:443/hook"])
@@ -84,7 +84,7 @@ def test_an_allowed_host_may_use_any_port() -> None:
     assert check_webhook_url("http://127.0.0.1:8080/h", frozenset({"127.0.0.1"})) == "http://127.0.0.1:8080/h"
 
 
-def test_a_name_is_resolved_once_and_its_checked_address_returned(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_name_is_resolved_once_and_its_checked_addresses_returned(monkeypatch: pytest.MonkeyPatch) -> None:
     asked: list[str] = []
 
     def resolve(host: str, port: int, *args: object, **kwargs: object) -> list[tuple[object, ...]]:
@@ -96,7 +96,9 @@ def test_a_name_is_resolved_once_and_its_checked_address_returned(monkeypatch: p
 
     monkeypatch.setattr(socket, "getaddrinfo", resolve)
     target = resolve_webhook_target("https://hooks.example.com/in?x=1", frozenset())
-    assert target == WebhookTarget("https://hooks.example.com/in?x=1", "https", "hooks.example.com", 443, "8.8.4.4")
+    assert target == WebhookTarget(
+        "https://hooks.example.com/in?x=1", "https", "hooks.example.com", 443, ("8.8.4.4", "8.8.8.8")
+    )
     assert asked == ["hooks.example.com"]
 
 

@@ -30,12 +30,15 @@ MIB = 1024 * 1024
 PUBLIC = "93.184.215.14"  # a global address; no test ever connects to it (see ``network``)
 
 
+Answer = list[tuple[str, int | None]]  # addresses, each with the port it gives (None: the port asked for)
+
+
 class Resolver:
     """``socket.getaddrinfo`` with scripted answers for some names: each lookup takes the next answer
-    (the last one repeats); an answer's port, when given, replaces the port asked for."""
+    (the last one repeats)."""
 
     def __init__(self, real: Callable[..., Any]) -> None:
-        self.real, self.answers, self.asked = real, dict[str, list[tuple[str, int | None]]](), list[str]()
+        self.real, self.answers, self.asked = real, dict[str, list[Answer]](), list[str]()
 
     def __call__(self, host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
         name = host.decode() if isinstance(host, bytes) else host
@@ -43,8 +46,8 @@ class Resolver:
             return self.real(host, port, *args, **kwargs)
         self.asked.append(name)
         queue = self.answers[name]
-        address, answer_port = queue.pop(0) if len(queue) > 1 else queue[0]
-        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, answer_port or int(port or 0)))]
+        answer = queue.pop(0) if len(queue) > 1 else queue[0]
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, p or int(port or 0))) for a, p in answer]
 
 
 @pytest.fixture
@@ -107,7 +110,7 @@ def test_a_name_that_rebinds_to_loopback_is_still_connected_at_the_address_that_
 ) -> None:
     with webhook_receiver() as receiver:
         # First a public address (the check passes), then loopback where the receiver listens.
-        resolver.answers["rebind.test"] = [(PUBLIC, None), ("127.0.0.1", receiver.port)]
+        resolver.answers["rebind.test"] = [[(PUBLIC, None)], [("127.0.0.1", receiver.port)]]
         w = hooks(max_attempts=1, hosts=frozenset(), timeout_s=1.0)
         schedule(store, w, "job-rebind", "http://rebind.test/hooks/upscaler")
         deliver_all(w)
@@ -120,7 +123,7 @@ def test_the_pinned_address_still_gets_the_host_name(
     store: JobStore, hooks: Callable[..., Webhooks], resolver: Resolver, network: list[tuple[str, int]]
 ) -> None:
     with webhook_receiver() as receiver:
-        resolver.answers["hooks.test"] = [("127.0.0.1", None)]
+        resolver.answers["hooks.test"] = [[("127.0.0.1", None)]]
         url = f"http://hooks.test:{receiver.port}/hooks/upscaler?job=1"
         w = hooks(hosts=frozenset({"hooks.test"}))
         schedule(store, w, "job-host", url)
@@ -128,6 +131,18 @@ def test_the_pinned_address_still_gets_the_host_name(
     assert state(store, "job-host")["delivered_at"] and network == [("127.0.0.1", receiver.port)]
     headers, _ = receiver.calls[0]
     assert headers["host"] == f"hooks.test:{receiver.port}"
+
+
+def test_a_refused_connection_moves_on_to_the_next_checked_address(
+    store: JobStore, hooks: Callable[..., Webhooks], resolver: Resolver, network: list[tuple[str, int]]
+) -> None:
+    with webhook_receiver() as receiver:  # it listens on 127.0.0.1 only: 127.0.0.9 refuses
+        resolver.answers["hooks.test"] = [[("127.0.0.9", None), ("127.0.0.1", None)]]
+        w = hooks(max_attempts=1, hosts=frozenset({"hooks.test"}))
+        schedule(store, w, "job-next", f"http://hooks.test:{receiver.port}/hooks/upscaler")
+        deliver_all(w)
+    assert state(store, "job-next")["delivered_at"] and len(receiver.calls) == 1
+    assert network == [("127.0.0.9", receiver.port), ("127.0.0.1", receiver.port)] and resolver.asked == ["hooks.test"]
 
 
 def _self_signed(name: str, folder: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
@@ -172,7 +187,7 @@ def test_tls_to_the_pinned_address_names_the_host_and_checks_its_certificate(
 ) -> None:
     server, trust = tls
     with webhook_receiver(tls=server) as receiver:
-        resolver.answers["hooks.test"] = [("127.0.0.1", None)]
+        resolver.answers["hooks.test"] = [[("127.0.0.1", None)]]
         w = hooks(hosts=frozenset({"hooks.test"}), verify=trust)
         schedule(store, w, "job-tls", f"https://hooks.test:{receiver.port}/hooks/upscaler")
         deliver_all(w)
