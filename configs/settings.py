@@ -25,6 +25,26 @@ LIMIT_PATTERN = (
     r"(second|minute|hour|day)s?\s*)*$"
 )
 SECRET_FIELDS = ("api_key", "api_keys", "jobs_broker_url", "webhook_secret")  # never echoed in errors
+# The webhooks' retry schedule (deployments/jobs/webhooks.py builds its backoff from these): attempt n + 1
+# comes min(5 · 2^(n-1) + up to 1, 3600) seconds after attempt n.
+WEBHOOK_BACKOFF_FIRST_S = 5.0
+WEBHOOK_BACKOFF_JITTER_S = 1.0
+WEBHOOK_BACKOFF_MAX_S = 3600.0
+# Room for a replica that died holding a delivery (its 120-s lease) and the poller's period.
+WEBHOOK_RETENTION_MARGIN_S = 600.0
+# Files one multipart request may carry: Starlette's Request.form default, which FastAPI's File() routes
+# use (POST /api/jobs sets no other limit). More files fail as a 400 before the route sees them.
+MULTIPART_MAX_FILES = 1000
+
+
+def webhook_last_attempt_s(max_attempts: int, timeout_s: float) -> float:
+    """The latest a job's last webhook attempt can start after the job ended: every wait at its longest
+    (full jitter) plus every earlier attempt using its whole deadline."""
+    waits = (
+        min(WEBHOOK_BACKOFF_FIRST_S * 2 ** (n - 1) + WEBHOOK_BACKOFF_JITTER_S, WEBHOOK_BACKOFF_MAX_S)
+        for n in range(1, max_attempts)
+    )
+    return float(sum(waits)) + (max_attempts - 1) * timeout_s
 
 
 class SettingsError(ValueError):
@@ -81,7 +101,9 @@ class Settings(BaseSettings):
         description="a redis:// or rediss:// URL of the jobs broker, or unset for the embedded one under JOBS_DIR",
     )
     jobs_dir: Path = Field(REPO_ROOT / "data" / "jobs", description="a folder for the embedded broker's files")
-    max_job_images: int = Field(100, ge=1, le=10_000, description="an integer in 1..10000 (images per job)")
+    max_job_images: int = Field(
+        100, ge=1, description=f"an integer in 1..{MULTIPART_MAX_FILES} (images per job; the upload parser's limit)"
+    )
     jobs_visibility_timeout_s: float = Field(
         300.0,
         ge=5,
@@ -91,7 +113,7 @@ class Settings(BaseSettings):
     jobs_retention_s: int = Field(
         7 * 24 * 3600,
         ge=3600,
-        description="seconds (≥ 3600) a finished job's record stays readable; it outlives the webhook's retries",
+        description="seconds (≥ 3600, and past the webhook's last attempt) a finished job's record stays readable",
     )
     webhook_secret: SecretStr | None = Field(
         None, min_length=16, description="a signing secret of at least 16 characters (whsec_<base64> or text)"
@@ -246,6 +268,30 @@ class Settings(BaseSettings):
                 "application) and is ignored",
                 DeprecationWarning,
                 stacklevel=2,
+            )
+        return self
+
+    @field_validator("max_job_images", mode="after")
+    @classmethod
+    def _within_the_parser(cls, value: int) -> int:
+        if value > MULTIPART_MAX_FILES:
+            raise ValueError(
+                f"{value} is more than the {MULTIPART_MAX_FILES} files the upload parser accepts in one request "
+                "(a larger job would fail as a 400 before it is read)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _retention_outlives_the_webhooks(self) -> Settings:
+        last = webhook_last_attempt_s(self.webhook_max_attempts, self.webhook_timeout_s)
+        needed = last + WEBHOOK_RETENTION_MARGIN_S
+        if self.jobs_retention_s < needed:
+            raise ValueError(
+                f"JOBS_RETENTION_S={self.jobs_retention_s} is shorter than the webhook schedule: with "
+                f"WEBHOOK_MAX_ATTEMPTS={self.webhook_max_attempts} and WEBHOOK_TIMEOUT_S={self.webhook_timeout_s:g} "
+                f"the last attempt may start {last:,.0f} s after a job ends, and its record must still exist then "
+                f"(+{WEBHOOK_RETENTION_MARGIN_S:.0f} s margin); set JOBS_RETENTION_S to at least {needed:.0f} "
+                "or lower WEBHOOK_MAX_ATTEMPTS"
             )
         return self
 

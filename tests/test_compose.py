@@ -68,6 +68,12 @@ def test_the_jobs_broker_is_the_redis_service() -> None:
     assert "--appendonly" in service("redis")["command"]
 
 
+def test_the_redis_service_fsyncs_every_write_like_the_embedded_broker() -> None:
+    command = service("redis")["command"]
+    assert command[command.index("--appendonly") + 1] == "yes"
+    assert command[command.index("--appendfsync") + 1] == "always"
+
+
 def test_the_app_runs_the_image_the_cluster_runs() -> None:
     rayservice = yaml.safe_load((ROOT / "configs" / "kuberay" / "rayservice.yaml").read_text())
     head = rayservice["spec"]["rayClusterConfig"]["headGroupSpec"]["template"]["spec"]["containers"][0]

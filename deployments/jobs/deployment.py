@@ -89,6 +89,7 @@ class JobsConsumer:
         self._stopping = threading.Event()
         threading.Thread(target=self._loop.run_forever, name="jobs-flow", daemon=True).start()
         threading.Thread(target=self._dispatch, name="jobs-dispatch", daemon=True).start()
+        self.webhooks.start()  # deliveries poll and run on their own thread and slots, apart from the outbox
 
     # --- the ingress's calls (through a handle) ---------------------------------------------------
 
@@ -244,14 +245,14 @@ class JobsConsumer:
         return int(self.store.r.llen(QUEUE))
 
     def _dispatch(self) -> None:
-        """Every half second: send the jobs left on the outbox, deliver due webhooks, report the queues."""
+        """Every half second: send the jobs left on the outbox and report the queues. Webhooks are not
+        delivered here (``Webhooks.start``): a slow receiver must not hold the outbox."""
         while not self._stopping.wait(0.5):
             try:
                 self._send_unsent()
-                self.webhooks.run_due()
                 self.metrics.queue(self._queue_depth(), self.webhooks.pending())
             except Exception:
-                log.exception("jobs dispatcher (outbox, webhooks, queue metrics)")
+                log.exception("jobs dispatcher (outbox, queue metrics)")
                 time.sleep(2)
 
     def check_health(self) -> None:
@@ -259,6 +260,8 @@ class JobsConsumer:
 
     def __del__(self) -> None:
         self._stopping.set()
+        if webhooks := getattr(self, "webhooks", None):
+            webhooks.close()
 
 
 def consumer_deployment(settings: Settings) -> Any:

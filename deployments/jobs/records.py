@@ -56,6 +56,20 @@ redis.call('HSET', KEYS[3], 'updated_at', ARGV[5])
 return 1
 """
 
+# KEYS: a job hash, then optionally a sorted set (a schedule). ARGV: the job id, its new score there ('' to
+# take it off), then field/value pairs. The fields are written only while the record exists: a record
+# that expired meanwhile is not brought back as a hash of a few fields (which no reader could parse), and
+# the job leaves the schedule. Writing to an existing hash keeps its expiry. Returns 1 when written.
+_UPDATE = """
+local exists = redis.call('EXISTS', KEYS[1]) == 1
+if exists then redis.call('HSET', KEYS[1], unpack(ARGV, 3)) end
+if KEYS[2] then
+  if exists and ARGV[2] ~= '' then redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+  else redis.call('ZREM', KEYS[2], ARGV[1]) end
+end
+return exists and 1 or 0
+"""
+
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
@@ -144,6 +158,7 @@ class JobStore:
         self.retention_s = retention_s
         self._transition = client.register_script(_TRANSITION)
         self._claim = client.register_script(_CLAIM)
+        self._update = client.register_script(_UPDATE)
 
     def wait_until_ready(self, timeout_s: float = 60.0) -> None:
         """Block until the broker answers (the embedded one may still be starting beside us)."""
@@ -228,7 +243,17 @@ class JobStore:
         return bool(self._transition(keys=keys, args=args))
 
     def request_cancel(self, job_id: str) -> None:
-        self.r.hset(self._key(job_id), mapping={"cancel_requested": "1", "updated_at": now_iso()})
+        self.update(job_id, {"cancel_requested": "1", "updated_at": now_iso()})
+
+    def update(
+        self, job_id: str, fields: dict[str, str], schedule: str | None = None, due: float | None = None
+    ) -> bool:
+        """Write ``fields`` to the job's record only if it still exists (False, nothing written, if it
+        expired). With ``schedule``, the job is put there due at ``due`` in the same step, or taken off
+        it when ``due`` is None or the record is gone."""
+        pairs = [part for name, value in fields.items() for part in (name, value)]
+        keys = [self._key(job_id)] + ([schedule] if schedule else [])
+        return bool(self._update(keys=keys, args=[job_id, "" if due is None else repr(due), *pairs]))
 
     def all_ended(self, job_id: str, total: int) -> bool:
         return int(self.r.scard(self._key(job_id, ":ended"))) >= total
@@ -243,9 +268,6 @@ class JobStore:
                 pipe.expire(self._key(job_id, suffix), self.retention_s)
             pipe.execute()
         return recorded
-
-    def set_webhook(self, job_id: str, state: dict[str, Any]) -> None:
-        self.r.hset(self._key(job_id), "webhook", json.dumps(state))
 
 
 def _job(raw: dict[str, str], items: dict[str, str]) -> Job | None:

@@ -6,36 +6,49 @@ is frozen into the job record with a ``webhook-id`` and the job is put on the ``
 pushing their due time a lease ahead (``JobStore.claim``, so two replicas never take the same one), POSTs
 them, and either records the delivery or schedules the next attempt. Signing is the
 ``standardwebhooks`` library's; the backoff is tenacity's exponential wait with jitter: 5, 10, 20 …
-seconds (+ up to 1 s), so eight attempts span about eleven minutes.
+seconds (+ up to 1 s), so eight attempts span about eleven minutes (``configs.settings`` holds the
+numbers, and refuses a ``JOBS_RETENTION_S`` that would delete a record before its last attempt).
+
+Deliveries run on their own event loop thread, at most ``workers`` at once, apart from the consumer's
+outbox sweeper and from each other: each attempt has one deadline and reads little of the answer
+(``delivery.py``), so a slow or hostile receiver holds one slot for at most ``WEBHOOK_TIMEOUT_S`` and
+never delays another job's webhook or the outbox. A replica claims only as many deliveries as it has
+free slots, so nothing it claimed waits behind a busy receiver while its lease runs out.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import secrets
+import ssl
+import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
-import httpx
 import redis
 from pydantic import SecretStr
 from standardwebhooks.webhooks import Webhook
 from tenacity import wait_exponential_jitter
 
-from deployments.contracts.errors import InvalidWebhookError
-from deployments.contracts.webhook_targets import check_webhook_url
+from configs.settings import WEBHOOK_BACKOFF_FIRST_S, WEBHOOK_BACKOFF_JITTER_S, WEBHOOK_BACKOFF_MAX_S
+from deployments.jobs.delivery import Attempt, http_client, post
 from deployments.jobs.records import PREFIX, JobStore, now_iso
 
 log = logging.getLogger("ray.serve")
 
 SCHEDULE = f"{PREFIX}webhooks"
-LEASE_S = 120.0  # a claimed delivery comes back to the schedule if its replica dies mid-attempt
-BACKOFF = wait_exponential_jitter(multiplier=5, exp_base=2, jitter=1, max=3600)
+LEASE_S = 120.0  # a claimed delivery comes back to the schedule if its replica dies mid-attempt (> 60-s deadline)
+WORKERS = 16  # deliveries in flight per replica
+POLL_S = 0.5
+BACKOFF = wait_exponential_jitter(
+    multiplier=WEBHOOK_BACKOFF_FIRST_S, exp_base=2, jitter=WEBHOOK_BACKOFF_JITTER_S, max=WEBHOOK_BACKOFF_MAX_S
+)
 
 
 def signer(secret: SecretStr) -> Webhook:
@@ -50,17 +63,6 @@ def retry_delay(attempts: int) -> float:
     return float(BACKOFF(SimpleNamespace(attempt_number=attempts)))  # type: ignore[arg-type]
 
 
-def retryable(status: int) -> bool:
-    return status in (408, 429) or status >= 500
-
-
-@dataclass(frozen=True)
-class Attempt:
-    delivered: bool
-    retry: bool
-    error: str | None = None
-
-
 class Webhooks:
     def __init__(
         self,
@@ -70,63 +72,107 @@ class Webhooks:
         timeout_s: float,
         hosts: frozenset[str],
         on_attempt: Callable[[str], None] = lambda outcome: None,
+        workers: int = WORKERS,
+        verify: ssl.SSLContext | bool = True,
     ) -> None:
+        """``timeout_s`` is each attempt's whole deadline; ``verify`` the TLS trust (tests pass their CA)."""
         self.store, self.max_attempts, self.hosts, self.on_attempt = store, max_attempts, hosts, on_attempt
+        self.timeout_s, self.workers = timeout_s, workers
         self.signer = signer(secret) if secret else None
-        self.http = httpx.Client(timeout=timeout_s, follow_redirects=False)
+        self.http = http_client(timeout_s, verify)
+        self._lock = threading.Lock()
+        self._in_flight, self._closed = 0, False
+        self._poller: Future[None] | None = None
+        self._loop = asyncio.new_event_loop()
+        # Its own threads for name resolution and Redis calls (``asyncio.to_thread``): a delivery uses one
+        # at a time, and a resolution that outlives its deadline may hold one more for a while.
+        self._threads = ThreadPoolExecutor(2 * workers + 1, thread_name_prefix="webhook")
+        self._loop.set_default_executor(self._threads)
+        threading.Thread(target=self._loop.run_forever, name="webhook-deliveries", daemon=True).start()
 
     def schedule(self, job_id: str, url: str, event_type: str, data: dict[str, Any]) -> None:
         """Freeze the event and put it on the schedule, due now (called once, when the job ends)."""
         state = {"url": url, "attempts": 0, "delivered_at": None, "last_error": None}
         event = json.dumps({"type": event_type, "data": {**data, "webhook": state}}, separators=(",", ":"))
-        key = JobStore._key(job_id)
-        pipe = self.store.r.pipeline(transaction=True)
-        pipe.hset(key, mapping={"webhook_event": event, "webhook_id": f"msg_{secrets.token_urlsafe(18)}"})
-        pipe.hset(key, "webhook", json.dumps(state))
-        pipe.zadd(SCHEDULE, {job_id: time.time()})
-        pipe.execute()
+        fields = {
+            "webhook_event": event,
+            "webhook_id": f"msg_{secrets.token_urlsafe(18)}",
+            "webhook": json.dumps(state),
+        }
+        self.store.update(job_id, fields, SCHEDULE, time.time())
 
     def pending(self) -> int:
         return int(self.store.r.zcard(SCHEDULE))
 
-    def run_due(self, limit: int = 8) -> int:
-        """Deliver what is due now; returns how many attempts were made."""
-        claimed = self.store.claim(SCHEDULE, LEASE_S, limit)
-        for raw in claimed:
-            self._deliver(raw)
-        return len(claimed)
+    def start(self, interval_s: float = POLL_S) -> None:
+        """Claim and deliver due webhooks every ``interval_s``, on the delivery thread, until ``close``."""
+        self._poller = asyncio.run_coroutine_threadsafe(self._poll(interval_s), self._loop)
 
-    def _deliver(self, job_id: str) -> None:
+    def close(self) -> None:
+        """Stop polling and delivering (idempotent); an attempt cut short is due again after its lease."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._poller is not None:
+            self._poller.cancel()
+        try:
+            asyncio.run_coroutine_threadsafe(self.http.aclose(), self._loop).result(timeout=5)
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._threads.shutdown(wait=False, cancel_futures=True)
+
+    def run_due(self) -> list[Future[None]]:
+        """Claim what is due (no more than the free delivery slots) and start delivering it; returns at
+        once, with one future per delivery started."""
+        with self._lock:
+            free = self.workers - self._in_flight
+            claimed = self.store.claim(SCHEDULE, LEASE_S, free) if free > 0 else []
+            self._in_flight += len(claimed)
+        return [asyncio.run_coroutine_threadsafe(self._deliver(job_id), self._loop) for job_id in claimed]
+
+    async def _poll(self, interval_s: float) -> None:
+        while True:
+            try:
+                await asyncio.to_thread(self.run_due)
+            except Exception:
+                log.exception("webhook poller (claiming due deliveries)")
+            await asyncio.sleep(interval_s)
+
+    async def _deliver(self, job_id: str) -> None:
+        try:
+            await self._attempt(job_id)
+        except Exception:  # Redis failed: the claim's lease brings the delivery back
+            log.exception("webhook delivery for job %s", job_id)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+    async def _attempt(self, job_id: str) -> None:
         key = JobStore._key(job_id)
-        fields: list[str | None] = self.store.r.hmget(key, "webhook_event", "webhook_id", "webhook")
+        fields = await asyncio.to_thread(self.store.r.hmget, key, "webhook_event", "webhook_id", "webhook")
         event, webhook_id, state_raw = fields
         if not (event and webhook_id and state_raw):
-            self.store.r.zrem(SCHEDULE, job_id)
+            await asyncio.to_thread(self.store.r.zrem, SCHEDULE, job_id)
             return
         state = json.loads(state_raw)
-        result = self._post(state["url"], webhook_id, event)
+        result = await self._post(state["url"], webhook_id, event)
         state["attempts"] += 1
         state["last_error"] = result.error
         self.on_attempt("delivered" if result.delivered else "retry" if result.retry else "failed")
         if result.delivered:
             state["delivered_at"] = now_iso()
-        pipe = self.store.r.pipeline(transaction=True)
-        pipe.hset(key, "webhook", json.dumps(state))
+        due = None
         if result.retry and state["attempts"] < self.max_attempts:
-            pipe.zadd(SCHEDULE, {job_id: time.time() + retry_delay(state["attempts"])})
-        else:
-            pipe.zrem(SCHEDULE, job_id)
-        pipe.execute()
+            due = time.time() + retry_delay(state["attempts"])
+        if not await asyncio.to_thread(self.store.update, job_id, {"webhook": json.dumps(state)}, SCHEDULE, due):
+            log.info("webhook %s for job %s: the record expired meanwhile, nothing recorded", webhook_id, job_id)
+            return
         log.info("webhook %s for job %s: attempt %d, %s", webhook_id, job_id, state["attempts"],
                  "delivered" if result.delivered else result.error)  # fmt: skip
 
-    def _post(self, url: str, webhook_id: str, body: str) -> Attempt:
+    async def _post(self, url: str, webhook_id: str, body: str) -> Attempt:
         if self.signer is None:
             return Attempt(False, False, "WEBHOOK_SECRET is not set")
-        try:
-            check_webhook_url(url, self.hosts)  # again: the name may resolve elsewhere now
-        except InvalidWebhookError as exc:
-            return Attempt(False, False, exc.message)
         stamp = datetime.now(UTC)
         headers = {
             "content-type": "application/json",
@@ -134,13 +180,7 @@ class Webhooks:
             "webhook-timestamp": str(int(stamp.timestamp())),
             "webhook-signature": self.signer.sign(webhook_id, stamp, body),
         }
-        try:
-            response = self.http.post(url, content=body.encode(), headers=headers)
-        except httpx.HTTPError as exc:
-            return Attempt(False, True, f"{type(exc).__name__}: {exc}"[:300])
-        if response.is_success:
-            return Attempt(True, False)
-        return Attempt(False, retryable(response.status_code), f"HTTP {response.status_code}")
+        return await post(self.http, url, self.hosts, headers, body.encode(), self.timeout_s)
 
 
 def redis_client(url: str) -> redis.Redis:

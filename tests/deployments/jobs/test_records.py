@@ -143,3 +143,21 @@ def test_an_outbox_lease_ends_and_the_job_is_due_again(store: JobStore) -> None:
     assert store.claim(UNSENT, lease_s=60) == ["job-lost0000"]
     store.sent("job-lost0000")
     assert store.r.zcard(UNSENT) == 0
+
+
+def test_an_update_writes_only_while_the_record_exists_and_keeps_its_expiry(store: JobStore) -> None:
+    store.retention_s = 3600
+    store.create(new_job(total=1))
+    store.move("job-aaaaaaaa", Item(0, "f0.png", "k", status="success"), ("pending",))
+    store.finalize("job-aaaaaaaa", "completed")
+    assert store.update("job-aaaaaaaa", {"webhook": "{}"}, "vcs:webhooks", 123.0)
+    assert store.r.hget(JobStore._key("job-aaaaaaaa"), "webhook") == "{}"
+    assert store.r.zscore("vcs:webhooks", "job-aaaaaaaa") == 123.0
+    assert 3500 < store.r.ttl(JobStore._key("job-aaaaaaaa")) <= 3600  # still expires
+    assert store.update("job-aaaaaaaa", {"webhook": "{}"}, "vcs:webhooks", None)  # None: off the schedule
+    assert store.r.zscore("vcs:webhooks", "job-aaaaaaaa") is None
+
+    store.r.zadd("vcs:webhooks", {"job-gone0000": 1})
+    assert not store.update("job-gone0000", {"webhook": "{}"}, "vcs:webhooks", 456.0)
+    assert store.r.exists(JobStore._key("job-gone0000")) == 0  # no hash of one field
+    assert store.r.zscore("vcs:webhooks", "job-gone0000") is None  # and nothing left to deliver

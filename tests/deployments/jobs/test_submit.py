@@ -4,40 +4,16 @@ from the outbox."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from configs.settings import load_settings
 from deployments.contracts.errors import JobsUnavailableError, StorageUnreachableError
 from deployments.contracts.values import EncodedImage, NewFile, NewJob
-from deployments.jobs.deployment import TASK, JobsConsumer
+from deployments.jobs.deployment import JobsConsumer
 from deployments.jobs.records import UNSENT
-from tests.fakes import FakeStorage, FakeUpscaler, Method
-
-
-class Queue:
-    """The broker adapter's enqueue, recording what was sent (or refusing while ``up`` is false)."""
-
-    def __init__(self) -> None:
-        self.up, self.sent = True, []
-
-    def enqueue_task_sync(self, name: str, args: list[Any]) -> None:
-        if not self.up:
-            raise ConnectionError("the queue refused it")
-        assert name == TASK
-        self.sent.append(tuple(args))
-
-
-@pytest.fixture
-def consumer(redis_url: str) -> Iterator[JobsConsumer]:
-    settings = load_settings(jobs_broker_url=redis_url, storage_dir="unused", s3_bucket=None)
-    jobs = JobsConsumer(FakeUpscaler(), FakeStorage(), settings)  # type: ignore[arg-type]
-    jobs.store.r.flushdb()
-    jobs._adapter = Queue()  # type: ignore[attr-defined]  # what Serve's @task_consumer sets after __init__
-    yield jobs
-    jobs._stopping.set()
+from tests.deployments.jobs.support import Queue
+from tests.fakes import FakeStorage, Method
 
 
 def new_job(count: int = 3) -> NewJob:

@@ -1,36 +1,27 @@
 """Webhook delivery against a real receiver and a real Redis: signed the Standard Webhooks way, retried
-on 5xx/408/429 and connection errors with one webhook-id, never on other 4xx, refused for private hosts."""
+on 5xx/408/429 and connection errors with one webhook-id, never on other 4xx, refused for private hosts;
+a record that expires during a delivery is not brought back."""
 
 from __future__ import annotations
 
-import base64
 import itertools
-import json
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from pydantic import SecretStr
 from standardwebhooks.webhooks import Webhook
 
-from deployments.jobs import webhooks
+from configs.settings import webhook_last_attempt_s
+from deployments.jobs.delivery import retryable
 from deployments.jobs.records import JobStore
-from deployments.jobs.webhooks import SCHEDULE, Webhooks, redis_client, retry_delay, retryable, signer
+from deployments.jobs.webhooks import SCHEDULE, Webhooks, retry_delay, signer
+from tests.deployments.jobs.support import SECRET, deliver_all, schedule, state
 from tests.webhook_receiver import Receiver, webhook_receiver
-
-SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
-
-
-@pytest.fixture
-def store(redis_url: str) -> JobStore:
-    s = JobStore(redis_client(redis_url))
-    s.r.flushdb()
-    return s
 
 
 @pytest.fixture(autouse=True)
-def no_backoff_wait(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(webhooks, "retry_delay", lambda attempts: 0.0)
+def _no_backoff_wait(no_backoff_wait: None) -> None:
+    pass
 
 
 @pytest.fixture
@@ -39,26 +30,12 @@ def receiver(request: pytest.FixtureRequest) -> Iterator[Receiver]:
         yield r
 
 
-def hooks(store: JobStore, max_attempts: int = 8, hosts: frozenset[str] = frozenset({"127.0.0.1"})) -> Webhooks:
-    return Webhooks(store, SecretStr(SECRET), max_attempts, 5.0, hosts)
-
-
-def deliver_all(w: Webhooks, rounds: int = 10) -> None:
-    for _ in range(rounds):
-        w.run_due()
-        if not w.pending():
-            return
-        time.sleep(0.05)
-
-
-def state(store: JobStore, job_id: str) -> dict[str, object]:
-    return dict(json.loads(store.r.hget(JobStore._key(job_id), "webhook")))
-
-
 @pytest.mark.parametrize("receiver", [[500, 503]], indirect=True)
-def test_a_failing_receiver_gets_one_signed_event_retried_with_one_id(store: JobStore, receiver: Receiver) -> None:
-    w = hooks(store)
-    w.schedule("job-1", receiver.url, "job.completed", {"job_id": "job-1", "status": "completed"})
+def test_a_failing_receiver_gets_one_signed_event_retried_with_one_id(
+    store: JobStore, receiver: Receiver, hooks: Callable[..., Webhooks]
+) -> None:
+    w = hooks()
+    schedule(store, w, "job-1", receiver.url)
     deliver_all(w)
     assert len(receiver.calls) == 3
     ids = {headers["webhook-id"] for headers, _ in receiver.calls}
@@ -71,39 +48,45 @@ def test_a_failing_receiver_gets_one_signed_event_retried_with_one_id(store: Job
 
 
 @pytest.mark.parametrize("receiver", [[404]], indirect=True)
-def test_other_client_errors_are_not_retried(store: JobStore, receiver: Receiver) -> None:
-    w = hooks(store)
-    w.schedule("job-2", receiver.url, "job.failed", {"job_id": "job-2"})
+def test_other_client_errors_are_not_retried(
+    store: JobStore, receiver: Receiver, hooks: Callable[..., Webhooks]
+) -> None:
+    w = hooks()
+    schedule(store, w, "job-2", receiver.url, "job.failed")
     deliver_all(w)
     assert len(receiver.calls) == 1
     assert state(store, "job-2") == {"url": receiver.url, "attempts": 1, "delivered_at": None, "last_error": "HTTP 404"}
 
 
 @pytest.mark.parametrize("receiver", [[500] * 10], indirect=True)
-def test_attempts_stop_at_the_limit(store: JobStore, receiver: Receiver) -> None:
-    w = hooks(store, max_attempts=3)
-    w.schedule("job-3", receiver.url, "job.completed", {"job_id": "job-3"})
+def test_attempts_stop_at_the_limit(store: JobStore, receiver: Receiver, hooks: Callable[..., Webhooks]) -> None:
+    w = hooks(max_attempts=3)
+    schedule(store, w, "job-3", receiver.url)
     deliver_all(w)
     assert len(receiver.calls) == 3 and state(store, "job-3")["last_error"] == "HTTP 500" and w.pending() == 0
 
 
-def test_connection_errors_are_retried(store: JobStore) -> None:
-    w = hooks(store, max_attempts=2)
-    w.schedule("job-4", "http://127.0.0.1:9/nothing-listens", "job.completed", {"job_id": "job-4"})
+def test_connection_errors_are_retried(store: JobStore, hooks: Callable[..., Webhooks]) -> None:
+    w = hooks(max_attempts=2)
+    schedule(store, w, "job-4", "http://127.0.0.1:9/nothing-listens")
     deliver_all(w)
     assert state(store, "job-4")["attempts"] == 2 and "ConnectError" in str(state(store, "job-4")["last_error"])
 
 
-def test_a_private_target_is_refused_at_delivery(store: JobStore, receiver: Receiver) -> None:
-    w = hooks(store, hosts=frozenset())
-    w.schedule("job-5", receiver.url, "job.completed", {"job_id": "job-5"})
+def test_a_private_target_is_refused_at_delivery(
+    store: JobStore, receiver: Receiver, hooks: Callable[..., Webhooks]
+) -> None:
+    w = hooks(hosts=frozenset())
+    schedule(store, w, "job-5", receiver.url)
     deliver_all(w)
     assert receiver.calls == [] and "WEBHOOK_ALLOWED_HOSTS" in str(state(store, "job-5")["last_error"])
 
 
-def test_a_pending_delivery_survives_a_new_dispatcher(store: JobStore, receiver: Receiver) -> None:
-    hooks(store).schedule("job-6", receiver.url, "job.completed", {"job_id": "job-6"})
-    deliver_all(hooks(store))  # another replica, after a restart: the schedule lives in Redis
+def test_a_pending_delivery_survives_a_new_dispatcher(
+    store: JobStore, receiver: Receiver, hooks: Callable[..., Webhooks]
+) -> None:
+    schedule(store, hooks(), "job-6", receiver.url)
+    deliver_all(hooks())  # another replica, after a restart: the schedule lives in Redis
     assert len(receiver.calls) == 1
 
 
@@ -132,3 +115,20 @@ def test_a_text_secret_signs_with_its_bytes() -> None:
 
 def test_the_schedule_key_is_namespaced() -> None:
     assert SCHEDULE.startswith("vcs:")
+
+
+def test_a_record_that_expires_during_its_delivery_is_not_brought_back(
+    store: JobStore, hooks: Callable[..., Webhooks]
+) -> None:
+    keys = [JobStore._key("job-7", suffix) for suffix in ("", ":items", ":ended")]
+    with webhook_receiver([500], on_call=lambda: store.r.delete(*keys)) as receiver:  # Redis's expiry, mid-attempt
+        w = hooks()
+        schedule(store, w, "job-7", receiver.url)
+        deliver_all(w)
+    assert len(receiver.calls) == 1  # not retried: there is no job left to tell about
+    assert store.r.exists(*keys) == 0 and store.get("job-7") is None and w.pending() == 0
+
+
+def test_the_schedule_fits_the_retention_that_settings_require() -> None:
+    waits = [retry_delay(n) for n in range(1, 11)]  # before attempts 2..11
+    assert 5115 <= sum(waits) <= webhook_last_attempt_s(11, 0) == 5125
