@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -182,6 +183,25 @@ def test_check_health_fails_when_the_spool_folder_cannot_be_written(storage: Any
     storage.check_health()
     storage.spool.folder = tmp_path / "gone"
     with pytest.raises(StorageError, match="spool folder is not writable"):
+        storage.check_health()
+
+
+def test_check_health_fails_once_the_drainer_thread_has_died(
+    monkeypatch: pytest.MonkeyPatch, bucket: SwitchableBucket, tmp_path: Path
+) -> None:
+    thread_alive = deployment.Drainer.alive
+    storage = make_storage(monkeypatch, bucket, tmp_path / "spool")
+    monkeypatch.setattr(deployment.Drainer, "alive", thread_alive)  # the real check, on a real thread
+    monkeypatch.setattr(threading, "excepthook", lambda args: None)  # the death is the test's, not pytest's
+
+    def broken(delay: float) -> float:
+        raise RuntimeError("a bug that escapes a pass")
+
+    monkeypatch.setattr(storage.drainer, "pass_once", broken)
+    monkeypatch.setattr(storage.drainer, "interval_s", 0.0)
+    storage.drainer._thread.start()
+    storage.drainer._thread.join(5)
+    with pytest.raises(StorageError, match="drainer thread has stopped"):
         storage.check_health()
 
 
