@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import signal
 import subprocess
 import sys
@@ -9,8 +10,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
 
-from serve_app.__main__ import serve_command, serve_env, write_rendered
+from serve_app.__main__ import SERVE_GRACE, serve_command, serve_env, shutdown_wait_s, write_rendered
 
 # Stands in for `serve run`: says it is up, then exits 0 on SIGINT (its graceful path) and 143 on SIGTERM.
 CHILD = textwrap.dedent(
@@ -72,3 +74,19 @@ def test_a_second_signal_is_passed_on_as_sigterm() -> None:
     assert process.stdout is not None and process.stdout.readline() == "sigint\n"
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=30) == 143
+
+
+def test_serve_runs_graceful_path_waits_as_long_as_the_configs_longest_graceful_shutdown() -> None:
+    """`serve run` stops on SIGINT with ``serve.shutdown()``, which waits for Serve's controller only as long
+    as ``ServeControllerClient.shutdown``'s default (30 s in Ray 2.60) before tearing Ray down: the
+    command sets that default to the config's longest ``graceful_shutdown_timeout_s`` plus a margin."""
+    from ray.serve import api
+
+    document = yaml.safe_load((Path(__file__).parents[2] / "serve_config.yaml").read_text())
+    assert shutdown_wait_s(document) == 240 + 30
+    command = serve_command(Path("c.yaml"), None, shutdown_wait_s(document))
+    assert command[3] == "270" and command[4] == "run"
+    probe = SERVE_GRACE + "print(Client.shutdown.__defaults__)"
+    applied = subprocess.run([sys.executable, "-c", probe, command[3]], capture_output=True, text=True, check=True)
+    assert applied.stdout.strip() == "(270.0,)"
+    assert "client.shutdown()" in inspect.getsource(api.shutdown)  # no timeout of its own: the default rules

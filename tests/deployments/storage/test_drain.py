@@ -28,7 +28,7 @@ def refusing(client: Any, refused_key: str, code: str, status: int) -> None:
     def put_object(**kwargs: Any) -> Any:
         if kwargs["Key"] == refused_key:
             error = {"Error": {"Code": code, "Message": code}, "ResponseMetadata": {"HTTPStatusCode": status}}
-            raise ClientError(error, "PutObject")  # type: ignore[arg-type]
+            raise ClientError(error, "PutObject")
         return put(**kwargs)
 
     client.put_object = put_object
