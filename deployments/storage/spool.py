@@ -14,7 +14,8 @@ key, named by the key's hash) instead of listing the folder.
 
 An entry the bucket refuses for good (``StorageRefusedError``: access denied, no such bucket) moves to
 ``dead/`` with a log line naming its key, so it never holds back the entries behind it; an operator
-moves it back once the cause is fixed. A damaged entry moves to ``corrupt/``.
+moves it back once the cause is fixed (and restarts the replicas, which count the folder at start). A
+damaged entry moves to ``corrupt/``.
 """
 
 from __future__ import annotations
