@@ -47,14 +47,6 @@ SERVE_DEFAULT_GRACE_S = 20.0  # Serve's graceful_shutdown_timeout_s for a deploy
 # and answers: a replica stopping waits for that too.
 SHUTDOWN_MARGIN_S = 30.0
 
-# Ray's `serve` console script, run by this interpreter (found wherever Ray is installed, scripts or not).
-# Its graceful path (`serve.shutdown()`, on SIGINT) waits at most 30 s for Serve's controller (the default
-# of ServeControllerClient.shutdown), then exits and tears the local Ray down under replicas still
-# finishing their requests: the first argument sets that wait to the config's longest graceful shutdown.
-SERVE_GRACE = "import sys; from ray.serve._private.client import ServeControllerClient as Client; "
-SERVE_GRACE += "Client.shutdown.__defaults__ = (float(sys.argv.pop(1)),); "
-SERVE_CLI = SERVE_GRACE + "from ray.serve.scripts import cli; sys.argv[0] = 'serve'; sys.exit(cli())"
-
 
 def graceful_shutdowns(document: dict[str, Any]) -> dict[str, float]:
     """Each configured deployment's ``graceful_shutdown_timeout_s`` (Serve's default where unset)."""
@@ -80,7 +72,8 @@ def serve_command(config: Path, address: str | None, shutdown_wait: float = SERV
     """``serve run`` on a new local Ray unless RAY_ADDRESS names a cluster: with no address Ray joins the
     last cluster any ``ray start`` on the machine recorded in /tmp/ray, which is rarely what was meant."""
     run = ["run", str(config), "--app-dir", str(REPO_ROOT), "--address", address or "local"]
-    return [sys.executable, "-c", SERVE_CLI, f"{shutdown_wait:g}", *run]
+    # Ray's `serve` command, with a graceful path that waits for the ingress (serve_app/serve_cli.py).
+    return [sys.executable, "-m", "serve_app.serve_cli", f"{shutdown_wait:g}", *run]
 
 
 def serve_env(address: str | None, environ: dict[str, str]) -> dict[str, str]:
@@ -114,11 +107,11 @@ def run_forwarding_signals(command: list[str], env: dict[str, str] | None = None
     """Run ``command`` (``serve run``) until it ends and exit with its status (128+N if signal N ended it).
 
     The first SIGTERM or SIGINT we get (``docker stop``, systemd, Kubernetes, Ctrl-C) reaches it as
-    SIGINT: its graceful path, where ``serve.shutdown()`` lets replicas finish what they hold, then the
-    Ray it started stops, and it exits 0. (Its SIGTERM path stops Ray from inside a signal handler and
-    aborts.) Any further signal is passed on as SIGTERM. It runs in its own session, so a Ctrl-C in a
-    terminal reaches it once, through us, and with SIGINT at its default even when we were started in
-    the background, where shells ignore SIGINT."""
+    SIGINT: its graceful path, where it waits for the uploads the ingress holds (``serve_cli.py``), then
+    ``serve.shutdown()`` lets replicas finish what they hold, then the Ray it started stops, and it exits
+    0. (Its SIGTERM path stops Ray from inside a signal handler and aborts.) Any further signal is passed
+    on as SIGTERM. It runs in its own session, so a Ctrl-C in a terminal reaches it once, through us, and
+    with SIGINT at its default even when we were started in the background, where shells ignore SIGINT."""
     stop = {signal.SIGTERM, signal.SIGINT}
 
     def in_child() -> None:
