@@ -14,7 +14,13 @@ import pytest
 
 import deployments.storage.deployment as deployment
 from configs.settings import load_settings
-from deployments.contracts.errors import SpoolFullError, StorageConflictError, StorageError, StorageUnreachableError
+from deployments.contracts.errors import (
+    SpoolFullError,
+    StorageConflictError,
+    StorageError,
+    StorageRefusedError,
+    StorageUnreachableError,
+)
 from deployments.contracts.values import EncodedImage, Folder, StoredObject
 from deployments.storage.deployment import Storage
 
@@ -235,3 +241,30 @@ def test_a_spooled_job_input_is_deleted_before_it_reaches_the_bucket(storage: An
     storage.drainer.pass_once(0.1)
     assert bucket.objects == {kept.key: b"another item's input, still needed"}
     assert not storage.spool.entries()
+
+
+class CountingMetrics(NoMetrics):
+    def __init__(self) -> None:
+        self.dead = 0
+
+    def dead_lettered(self, count: int) -> None:
+        self.dead += count
+
+
+def test_an_object_the_bucket_refuses_for_good_is_counted_and_the_rest_delivered(
+    storage: Any, bucket: SwitchableBucket
+) -> None:
+    bucket.up = False
+    refused, kept = put(storage, b"refused", "refused.png"), put(storage, b"kept", "kept.png")
+    bucket.up, storage.metrics = True, CountingMetrics()
+    real_put = bucket.put
+
+    def refusing_put(key: str, *args: Any) -> StoredObject:
+        if key == refused.key:
+            raise StorageRefusedError("the storage bucket refused writing (AccessDenied)")
+        return real_put(key, *args)
+
+    bucket.put = refusing_put  # type: ignore[method-assign]
+    storage.drainer.pass_once(0.1)
+    assert bucket.objects == {kept.key: b"kept"} and storage.metrics.dead == 1
+    assert asyncio.run(storage.spool_status()).objects == 0 and asyncio.run(storage.spool_status()).bucket_reachable
