@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -41,15 +42,38 @@ def write_rendered(text: str) -> Path:
     return path
 
 
-# Ray's `serve` console script, run by this interpreter (found wherever Ray is installed, scripts or not).
-SERVE_CLI = "import sys; from ray.serve.scripts import cli; sys.argv[0] = 'serve'; sys.exit(cli())"
+SERVE_DEFAULT_GRACE_S = 20.0  # Serve's graceful_shutdown_timeout_s for a deployment that sets none
+# After the upscale deadline an upload still stores its result (the flow retries a put for up to 20 s)
+# and answers: a replica stopping waits for that too.
+SHUTDOWN_MARGIN_S = 30.0
 
 
-def serve_command(config: Path, address: str | None) -> list[str]:
+def graceful_shutdowns(document: dict[str, Any]) -> dict[str, float]:
+    """Each configured deployment's ``graceful_shutdown_timeout_s`` (Serve's default where unset)."""
+    return {
+        f"{app.get('name', 'default')}.{d['name']}": float(d.get("graceful_shutdown_timeout_s", SERVE_DEFAULT_GRACE_S))
+        for app in document.get("applications", [])
+        for d in app.get("deployments", [])
+    }
+
+
+def short_graceful_shutdowns(document: dict[str, Any], upscale_timeout_s: float) -> list[str]:
+    """Deployments that would be stopped before an upload accepted just before could end."""
+    floor = upscale_timeout_s + SHUTDOWN_MARGIN_S
+    return [name for name, timeout in graceful_shutdowns(document).items() if timeout < floor]
+
+
+def shutdown_wait_s(document: dict[str, Any]) -> float:
+    """How long stopping may wait for Serve: the longest graceful shutdown, plus the margin."""
+    return max(graceful_shutdowns(document).values(), default=SERVE_DEFAULT_GRACE_S) + SHUTDOWN_MARGIN_S
+
+
+def serve_command(config: Path, address: str | None, shutdown_wait: float = SERVE_DEFAULT_GRACE_S) -> list[str]:
     """``serve run`` on a new local Ray unless RAY_ADDRESS names a cluster: with no address Ray joins the
     last cluster any ``ray start`` on the machine recorded in /tmp/ray, which is rarely what was meant."""
     run = ["run", str(config), "--app-dir", str(REPO_ROOT), "--address", address or "local"]
-    return [sys.executable, "-c", SERVE_CLI, *run]
+    # Ray's `serve` command, with a graceful path that waits for the ingress (serve_app/serve_cli.py).
+    return [sys.executable, "-m", "serve_app.serve_cli", f"{shutdown_wait:g}", *run]
 
 
 def serve_env(address: str | None, environ: dict[str, str]) -> dict[str, str]:
@@ -66,20 +90,28 @@ def serve(args: argparse.Namespace) -> int:
         return 2
     storage = f"s3://{settings.s3_bucket}" if settings.s3_bucket else str(settings.storage_dir)
     print(f"VisionCloud Upscaler on http://127.0.0.1:{settings.port}  (storage: {storage})", flush=True)
-    rendered = write_rendered(render_config(args.config, settings.port))
+    text = render_config(args.config, settings.port)
+    document = yaml.safe_load(text)
+    for name in short_graceful_shutdowns(document, settings.upscale_timeout_s):
+        print(
+            f"warning: {name} stops after graceful_shutdown_timeout_s, under UPSCALE_TIMEOUT_S="
+            f"{settings.upscale_timeout_s:g} + {SHUTDOWN_MARGIN_S:g} s: uploads in flight at a stop may fail",
+            file=sys.stderr,
+        )
     address = os.environ.get("RAY_ADDRESS")
-    return run_forwarding_signals(serve_command(rendered, address), serve_env(address, dict(os.environ)))
+    command = serve_command(write_rendered(text), address, shutdown_wait_s(document))
+    return run_forwarding_signals(command, serve_env(address, dict(os.environ)))
 
 
 def run_forwarding_signals(command: list[str], env: dict[str, str] | None = None) -> int:
     """Run ``command`` (``serve run``) until it ends and exit with its status (128+N if signal N ended it).
 
     The first SIGTERM or SIGINT we get (``docker stop``, systemd, Kubernetes, Ctrl-C) reaches it as
-    SIGINT: its graceful path, where ``serve.shutdown()`` lets replicas finish what they hold, then the
-    Ray it started stops, and it exits 0. (Its SIGTERM path stops Ray from inside a signal handler and
-    aborts.) Any further signal is passed on as SIGTERM. It runs in its own session, so a Ctrl-C in a
-    terminal reaches it once, through us, and with SIGINT at its default even when we were started in
-    the background, where shells ignore SIGINT."""
+    SIGINT: its graceful path, where it waits for the uploads the ingress holds (``serve_cli.py``), then
+    ``serve.shutdown()`` lets replicas finish what they hold, then the Ray it started stops, and it exits
+    0. (Its SIGTERM path stops Ray from inside a signal handler and aborts.) Any further signal is passed
+    on as SIGTERM. It runs in its own session, so a Ctrl-C in a terminal reaches it once, through us, and
+    with SIGINT at its default even when we were started in the background, where shells ignore SIGINT."""
     stop = {signal.SIGTERM, signal.SIGINT}
 
     def in_child() -> None:

@@ -18,15 +18,36 @@ import yaml
 
 from bench.s3servers import free_ports, stop, weed_binary, weed_data_dir
 from configs.settings import Settings
+from serve_app.__main__ import shutdown_wait_s
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "compose.yaml"
-DEFAULT = re.compile(r"\$\{\w+:-([^}]*)\}")
+VARIABLE = re.compile(r"\$\{(\w+)(?::([-?])([^}]*))?\}")
+# What an operator's .env holds: compose refuses to start without these (``${VAR:?message}``).
+OPERATOR_ENV = {"UPSCALER_S3_ACCESS_KEY": "key", "UPSCALER_S3_SECRET_KEY": "secret", "GRAFANA_ADMIN_PASSWORD": "pw"}
 
 
-def compose() -> dict[str, Any]:
-    """The file with ``${VAR:-default}`` replaced by its default, as compose does with VAR unset."""
-    loaded: dict[str, Any] = yaml.safe_load(DEFAULT.sub(r"\1", COMPOSE.read_text()))
+class MissingVariableError(Exception):
+    pass
+
+
+def interpolate(text: str, env: dict[str, str]) -> str:
+    """Compose's ``${VAR}``, ``${VAR:-default}`` and ``${VAR:?message}`` (unset or empty is missing)."""
+
+    def value(match: re.Match[str]) -> str:
+        name, kind, rest = match.groups()
+        if env.get(name):
+            return env[name]
+        if kind == "?":
+            raise MissingVariableError(f"{name}: {rest}")
+        return rest if kind == "-" else ""
+
+    return VARIABLE.sub(value, text)
+
+
+def compose(env: dict[str, str] | None = None) -> dict[str, Any]:
+    """The file as compose reads it with ``env`` (an operator's .env by default) and nothing else set."""
+    loaded: dict[str, Any] = yaml.safe_load(interpolate(COMPOSE.read_text(), OPERATOR_ENV if env is None else env))
     return loaded
 
 
@@ -98,6 +119,29 @@ def test_grafana_reads_the_prometheus_service_and_our_dashboard() -> None:
     assert any(m.startswith(provider["options"]["path"] + "/") for m in mounts)
     prometheus_mounts = [v.split(":")[1] for v in service("prometheus")["volumes"]]
     assert "/tmp/ray" in prometheus_mounts  # the discovery file Ray writes on the head node
+
+
+def test_every_port_is_published_on_this_host_only_unless_the_operator_widens_it_with_keys() -> None:
+    published = {name: spec.get("ports", []) for name, spec in compose()["services"].items()}
+    assert all(port.startswith("127.0.0.1:") for ports in published.values() for port in ports), published
+    widened = compose({**OPERATOR_ENV, "VCS_BIND": "0.0.0.0", "API_KEYS": "k1,k2"})["services"]["upscaler"]
+    assert widened["ports"][0] == "0.0.0.0:8000:8000" and widened["environment"]["API_KEYS"] == "k1,k2"
+    assert "VCS_BIND" in COMPOSE.read_text().split("services:")[0]  # the header says: with API_KEYS
+
+
+@pytest.mark.parametrize("variable", sorted(OPERATOR_ENV))
+def test_credentials_come_from_the_operator_with_no_default(variable: str) -> None:
+    with pytest.raises(MissingVariableError, match=variable):
+        compose({k: v for k, v in OPERATOR_ENV.items() if k != variable})
+    assert environment("upscaler")["AWS_SECRET_ACCESS_KEY"] == "secret"
+    assert environment("grafana")["GF_SECURITY_ADMIN_PASSWORD"] == "pw"
+
+
+def test_docker_waits_for_the_replicas_to_finish_what_they_hold_before_killing() -> None:
+    grace = service("upscaler")["stop_grace_period"]
+    assert grace.endswith("s") and int(grace[:-1]) >= shutdown_wait_s(
+        yaml.safe_load((ROOT / "serve_config.yaml").read_text())
+    )
 
 
 @pytest.mark.integration

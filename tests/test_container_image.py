@@ -219,7 +219,7 @@ def test_the_installed_app_starts_as_serve_run_and_answers(launched: tuple[subpr
     process, url, _ = launched
     assert process.poll() is None, (Path(process.args[0]).parents[2] / "launcher.log").read_text()[-3000:]
     children = [cmdline for pid, cmdline in processes() if parent(pid) == process.pid]
-    assert any(b"ray.serve.scripts" in c and b"\0run\0" in c for c in children), children  # `serve run`
+    assert any(b"serve_app.serve_cli" in c and b"\0run\0" in c for c in children), children  # `serve run`
     buffer = io.BytesIO()
     Image.new("RGB", (48, 32), (200, 30, 90)).save(buffer, "PNG")
     response = httpx.post(f"{url}/api/images/upload", files={"image": ("red.png", buffer.getvalue())}, timeout=120)

@@ -19,9 +19,10 @@ from pydantic import BaseModel
 from ray.serve.config import AutoscalingConfig
 from ray.serve.schema import DeploymentSchema, RayActorOptionsSchema, ServeDeploySchema
 
+from configs.settings import Settings
 from deployments.broker.deployment import EmbeddedBroker
 from deployments.upscaler.tunables import UpscalerConfig
-from serve_app.__main__ import render_config
+from serve_app.__main__ import render_config, short_graceful_shutdowns
 from serve_app.app import AppArgs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -128,6 +129,15 @@ def test_every_deployment_bounds_its_queue_and_http_overload_says_when_to_retry(
         assert deployment["ray_actor_options"]["num_cpus"] > 0, deployment["name"]
     assert found["Ingress"]["backpressure_config"]["status_code"] == 429
     assert found["Ingress"]["backpressure_config"]["retry_after_s"] > 0
+
+
+@pytest.mark.parametrize("name", DOCUMENTS)
+def test_stopping_a_replica_waits_for_the_longest_upload_it_may_hold(name: str) -> None:
+    """Serve stops a replica (shutdown, redeploy, scale-down) after graceful_shutdown_timeout_s (20 s by
+    default) even with requests in flight: every deployment waits out UPSCALE_TIMEOUT_S and the store."""
+    upscale_timeout_s = Settings.model_fields["upscale_timeout_s"].default
+    assert set(deployments(DOCUMENTS[name])) >= {"Ingress", "Upscaler", "Storage"}
+    assert short_graceful_shutdowns(DOCUMENTS[name], upscale_timeout_s) == []
 
 
 def peak(document: dict[str, Any], resource: str, only: str | None = None) -> float:

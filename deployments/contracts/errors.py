@@ -241,6 +241,11 @@ class StorageUnreachableError(StorageError):
     that the spool absorbs. The message never names the endpoint or the bucket."""
 
 
+class StorageRefusedError(StorageError):
+    """The bucket answered and refused the request for good (a 4xx that is not throttling: access
+    denied, no such bucket, a bad request): sending the same request again cannot succeed."""
+
+
 class SpoolFullError(StorageError):
     retry_after_s = 60
 

@@ -146,10 +146,18 @@ class Flow:
         return await loop.run_in_executor(self._decoder, fn, probe, self.settings.max_image_pixels)
 
     async def models(self) -> list[ModelSummary]:
-        """The upscaler's catalogue (the same on every replica), fetched once."""
+        """The upscaler's catalogue (the same on every replica), fetched once; asked again of another
+        replica when the one asked died meanwhile (a lookup is safe to repeat)."""
         if self._models is None:
-            self._models = await self.upscaler.models.remote()
+            self._models = await self._fetch_models()
         return self._models
+
+    async def _fetch_models(self) -> list[ModelSummary]:
+        async for attempt in upscale_attempts("(model catalogue)", STORE_RETRY_S):
+            with attempt:
+                models: list[ModelSummary] = await self.upscaler.models.remote()
+                return models
+        raise AssertionError("unreachable: tenacity re-raises the last failure")
 
     async def choose_model(self, name: str | None) -> ModelSummary:
         models = await self.models()

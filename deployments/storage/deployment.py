@@ -25,7 +25,7 @@ from deployments.storage.keys import derived_digest, is_job_input_key, job_input
 from deployments.storage.local import LocalBackend
 from deployments.storage.metrics import StorageMetrics
 from deployments.storage.s3 import S3Backend
-from deployments.storage.spool import Spool
+from deployments.storage.spool import DrainPass, Spool
 
 log = logging.getLogger("ray.serve")
 
@@ -124,18 +124,19 @@ class Storage:
     def _spool_status(self) -> SpoolStatus | None:
         if self.spool is None:
             return None
-        entries = self.spool.entries()
+        totals = self.spool.totals()
         return SpoolStatus(
-            objects=len(entries),
-            bytes=self.spool.used_bytes(),
+            objects=totals.objects,
+            bytes=totals.bytes,
             oldest_age_s=self.spool.oldest_age_s(),
             max_bytes=self.spool.max_bytes,
             bucket_reachable=not self.state.down,
         )
 
-    def _report(self, delivered: int) -> None:
+    def _report(self, done: DrainPass) -> None:
         """Called by the drainer after every pass: the spool's gauges stay current."""
-        self.metrics.drained(delivered)
+        self.metrics.drained(done.delivered)
+        self.metrics.dead_lettered(len(done.dead))
         status = self._spool_status()
         if status is not None:
             self.metrics.status(status)

@@ -2,7 +2,13 @@
 
 The thread only does blocking I/O (boto3, the file system), so it runs beside the replica's event loop
 rather than on it. It wakes every ``interval_s``, delivers what waits in order, and backs off (doubling,
-up to ``max_backoff_s``) while the bucket does not answer.
+up to ``max_backoff_s``) while the bucket does not answer. An entry the bucket refuses for good goes to
+the spool's ``dead/`` and the pass goes on, so one object never holds back the rest or keeps the
+bucket marked down.
+
+The thread must not end while the replica lives: a pass catches what it raises, and if the thread ends
+anyway (a bug that escapes) it says so at ERROR and ``Storage.check_health`` fails from then on, so Serve
+replaces the replica instead of leaving the spool undrained behind a warning.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from collections.abc import Callable
 
 from deployments.contracts.errors import StorageConflictError, StorageUnreachableError
 from deployments.storage.backend import Backend
-from deployments.storage.spool import Spool, SpoolEntry
+from deployments.storage.spool import DrainPass, Spool, SpoolEntry
 
 log = logging.getLogger("ray.serve")
 
@@ -50,7 +56,7 @@ class Drainer:
         spool: Spool,
         backend: Backend,
         state: BucketState,
-        report: Callable[[int], None],
+        report: Callable[[DrainPass], None],
         interval_s: float = 1.0,
         max_backoff_s: float = 15.0,
     ) -> None:
@@ -70,15 +76,19 @@ class Drainer:
 
     def _run(self) -> None:
         delay = self.interval_s
-        while not self._stop.wait(delay):
-            delay = self.pass_once(delay)
+        try:
+            while not self._stop.wait(delay):
+                delay = self.pass_once(delay)
+        except BaseException:
+            log.critical("spool: the drainer thread has died; this replica fails its health check", exc_info=True)
+            raise
 
     def pass_once(self, delay: float) -> float:
         """One drain pass; returns the wait before the next."""
-        delivered = 0
+        done = DrainPass()
         try:
-            delivered = self.spool.drain(self.deliver)
-            if self.state.down and not self.spool.entries():
+            self.spool.drain(self.deliver, done)
+            if self.state.down and not self.spool.totals().objects:
                 self.backend.check_writable()
                 self.state.mark_up()
             delay = self.interval_s
@@ -88,7 +98,10 @@ class Drainer:
         except Exception:  # a refusal that is not transient, or a bug: keep the entries, retry later
             log.exception("spool: drain pass failed; the entries stay in the spool")
             delay = self.max_backoff_s
-        self.report(delivered)
+        try:
+            self.report(done)
+        except Exception:  # the metrics are not worth the drainer
+            log.exception("spool: reporting a drain pass failed")
         return delay
 
     def deliver(self, entry: SpoolEntry) -> None:

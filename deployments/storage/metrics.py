@@ -14,6 +14,9 @@ class StorageMetrics:
         self._oldest = metrics.Gauge("upscaler_spool_oldest_age_seconds", "Age of the oldest spooled object")
         self._spooled = metrics.Counter("upscaler_spooled_total", "Objects written to the spool")
         self._drained = metrics.Counter("upscaler_spool_drained_total", "Spooled objects delivered to the bucket")
+        self._dead = metrics.Counter(
+            "upscaler_spool_dead_lettered_total", "Spooled objects the bucket refused for good, moved to dead/"
+        )
 
     def spooled(self) -> None:
         self._spooled.inc()
@@ -21,6 +24,10 @@ class StorageMetrics:
     def drained(self, count: int) -> None:
         if count:
             self._drained.inc(count)
+
+    def dead_lettered(self, count: int) -> None:
+        if count:
+            self._dead.inc(count)
 
     def status(self, status: SpoolStatus) -> None:
         self._objects.set(status.objects)

@@ -27,6 +27,7 @@ from deployments.contracts.errors import (
     ObjectNotFoundError,
     StorageConflictError,
     StorageError,
+    StorageRefusedError,
     StorageUnreachableError,
 )
 from deployments.contracts.values import StoredObject
@@ -35,7 +36,17 @@ log = logging.getLogger("ray.serve")
 
 _EXISTS = {"PreconditionFailed", "ConditionalRequestConflict", "412", "409"}
 _MISSING = {"NoSuchKey", "404", "NotFound"}
-_TRANSIENT = {"SlowDown", "RequestTimeout", "ServiceUnavailable", "InternalError", "Throttling", "RequestTimeTooSkewed"}
+_TRANSIENT = {
+    "SlowDown",
+    "RequestTimeout",
+    "ServiceUnavailable",
+    "InternalError",
+    "Throttling",
+    "ThrottlingException",
+    "TooManyRequests",
+    "RequestTimeTooSkewed",
+}
+_THROTTLED = {408, 429}  # 4xx statuses that say "later", not "never"
 
 
 def _error_code(exc: ClientError) -> str:
@@ -49,8 +60,10 @@ def _failure(action: str, exc: ClientError | BotoCoreError) -> StorageError:
         return StorageUnreachableError(f"the storage bucket did not answer while {action} ({type(exc).__name__})")
     code = _error_code(exc)
     status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-    if status >= 500 or code in _TRANSIENT:
+    if status >= 500 or status in _THROTTLED or code in _TRANSIENT:
         return StorageUnreachableError(f"the storage bucket failed while {action} ({code or status})")
+    if 400 <= status < 500:
+        return StorageRefusedError(f"the storage bucket refused {action} ({code or status})")
     return StorageError(f"the storage bucket refused {action} ({code or status})")
 
 

@@ -1,5 +1,6 @@
 """Faults under load on the real app: an upscaler replica killed (every request answered: upscaled, or
-the original kept), a storage replica killed (puts are idempotent and sent again: no 5xx), and
+the original kept), a storage replica killed (puts are idempotent and sent again: no 5xx), each killed
+only once it holds requests (asked of the replica itself, not guessed from a delay), and
 overload at several times what the service can take (only 200 / 503 with Retry-After, health 200,
 every 200 stored, nothing partial). Figures (latencies, replica memory) go to the log, not asserts."""
 
@@ -21,7 +22,7 @@ import pytest
 from bench import images
 from deployments.storage.spool import sweep_stale_tmp
 from tests.integration.conftest import deployed
-from tests.integration.helpers import kill_replicas, stored_files
+from tests.integration.helpers import stored_files
 
 pytestmark = pytest.mark.integration
 log = logging.getLogger(__name__)
@@ -52,7 +53,28 @@ def replica_rss_mb(deployment: str) -> float:
     return total / 2**20
 
 
-async def _send(base_url: str, uploads: list[tuple[str, bytes]], kill: str | None, kill_after_s: float) -> list[Any]:
+def kill_when_busy(deployment: str, timeout_s: float = 60.0, app: str = "upscaler") -> int:
+    """Wait until the replicas of ``deployment`` hold at least one request, then ``ray.kill`` every one
+    (Serve starts new ones); returns the requests they held just before (0: they never held one in
+    time, and none was killed). Replicas are named actors ``SERVE_REPLICA::<app>#<deployment>#<id>`` in
+    the ``serve`` namespace; each answers ``get_num_ongoing_requests`` (Serve's own count)."""
+    import ray
+
+    prefix = f"SERVE_REPLICA::{app}#{deployment}#"
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        names = [a["name"] for a in ray.util.list_named_actors(all_namespaces=True) if a["name"].startswith(prefix)]
+        replicas = [ray.get_actor(name, namespace="serve") for name in names]
+        held = sum(ray.get([r.get_num_ongoing_requests.remote() for r in replicas], timeout=10))
+        if held:
+            for replica in replicas:
+                ray.kill(replica, no_restart=True)
+            return int(held)
+        time.sleep(0.005)  # polling the count, not waiting for an event
+    return 0
+
+
+async def _send(base_url: str, uploads: list[tuple[str, bytes]], kill: str | None, held: list[int]) -> list[Any]:
     async def one(http: httpx.AsyncClient, name: str, data: bytes) -> tuple[int, dict[str, Any], float, str | None]:
         started = time.monotonic()
         response = await http.post("/api/images/upload", files={"image": (name, data, "image/png")})
@@ -62,8 +84,8 @@ async def _send(base_url: str, uploads: list[tuple[str, bytes]], kill: str | Non
         return response.status_code, body, time.monotonic() - started, response.headers.get("retry-after")
 
     async def killer() -> None:
-        await asyncio.sleep(kill_after_s)
-        assert kill is not None and await asyncio.to_thread(kill_replicas, kill) >= 1
+        assert kill is not None
+        held.append(await asyncio.to_thread(kill_when_busy, kill))
 
     limits = httpx.Limits(max_connections=len(uploads) + 8)
     async with httpx.AsyncClient(base_url=base_url, timeout=300, limits=limits) as http:
@@ -73,10 +95,15 @@ async def _send(base_url: str, uploads: list[tuple[str, bytes]], kill: str | Non
     return list(results[: len(uploads)])
 
 
-def send(
-    client: httpx.Client, uploads: list[tuple[str, bytes]], kill: str | None = None, after: float = 0
-) -> list[Any]:
-    return asyncio.run(_send(str(client.base_url), uploads, kill, after))
+def send(client: httpx.Client, uploads: list[tuple[str, bytes]], kill: str | None = None) -> list[Any]:
+    """Send ``uploads`` at once; with ``kill``, that deployment's replicas are killed while they hold
+    requests (asserted)."""
+    held: list[int] = []
+    results = asyncio.run(_send(str(client.base_url), uploads, kill, held))
+    if kill:
+        assert held and held[0] >= 1, f"no {kill} replica held a request while the uploads were in flight"
+        log.warning("%s killed holding %d request(s)", kill, held[0])
+    return results
 
 
 def assert_stored_once(results: list[Any], storage: Path) -> None:
@@ -101,7 +128,7 @@ def wait_healthy(client: httpx.Client, timeout_s: float = 60) -> int:
 
 def test_an_upscaler_replica_killed_mid_load_loses_no_request(client: httpx.Client, storage: Path) -> None:
     uploads = [(f"kill-up-{i}.png", images.png(192, 160, seed=100 + i)) for i in range(12)]
-    results = send(client, uploads, kill="Upscaler", after=1.0)
+    results = send(client, uploads, kill="Upscaler")
     statuses = [r[0] for r in results]
     assert statuses == [200] * len(uploads), [r[1] for r in results if r[0] != 200]
     folders = [r[1]["result"]["folder"] for r in results]
@@ -114,7 +141,7 @@ def test_an_upscaler_replica_killed_mid_load_loses_no_request(client: httpx.Clie
 
 def test_a_storage_replica_killed_mid_load_gets_no_5xx(client: httpx.Client, storage: Path) -> None:
     uploads = [(f"kill-store-{i}.png", images.png(64, 48, seed=200 + i)) for i in range(24)]
-    results = send(client, uploads, kill="Storage", after=0.5)
+    results = send(client, uploads, kill="Storage")
     assert [r[0] for r in results] == [200] * len(uploads), [r[1] for r in results if r[0] != 200]
     log.warning("storage killed: slowest %.1f s", max(r[2] for r in results))
     assert_stored_once(results, storage)

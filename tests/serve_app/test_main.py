@@ -9,8 +9,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
 
-from serve_app.__main__ import serve_command, serve_env, write_rendered
+from serve_app.__main__ import serve_command, serve_env, shutdown_wait_s, write_rendered
 
 # Stands in for `serve run`: says it is up, then exits 0 on SIGINT (its graceful path) and 143 on SIGTERM.
 CHILD = textwrap.dedent(
@@ -44,7 +45,7 @@ def launch(linger_s: float) -> subprocess.Popen[str]:
 def test_serve_run_starts_a_local_ray_unless_an_address_is_given() -> None:
     assert serve_command(Path("c.yaml"), None)[-2:] == ["--address", "local"]
     assert serve_command(Path("c.yaml"), "ray://head:10001")[-2:] == ["--address", "ray://head:10001"]
-    assert "ray.serve.scripts" in serve_command(Path("c.yaml"), None)[2]
+    assert serve_command(Path("c.yaml"), None)[1:3] == ["-m", "serve_app.serve_cli"]
 
 
 def test_a_local_ray_starts_with_the_ray_settings_unless_the_environment_sets_them() -> None:
@@ -72,3 +73,10 @@ def test_a_second_signal_is_passed_on_as_sigterm() -> None:
     assert process.stdout is not None and process.stdout.readline() == "sigint\n"
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=30) == 143
+
+
+def test_the_graceful_wait_is_the_configs_longest_graceful_shutdown_plus_a_margin() -> None:
+    document = yaml.safe_load((Path(__file__).parents[2] / "serve_config.yaml").read_text())
+    assert shutdown_wait_s(document) == 240 + 30
+    command = serve_command(Path("c.yaml"), None, shutdown_wait_s(document))
+    assert command[3:5] == ["270", "run"]

@@ -142,3 +142,20 @@ def test_a_full_upscaler_queue_is_503_overloaded_and_nothing_is_stored() -> None
     with pytest.raises(OverloadedError) as refused:
         run(Flow(upscaler, storage, load_settings()), images.png(32, 32))
     assert refused.value.retry_after_s and storage.objects == {}
+
+
+def test_the_model_catalogue_is_asked_again_when_the_upscaler_replica_asked_died() -> None:
+    """Found by the fault test once its kill was timed on work in flight: the first uploads of an ingress
+    replica fetch the catalogue, and one whose upscaler replica died then got a 500."""
+    upscaler, asked = FakeUpscaler(), []
+    catalogue = upscaler.models
+
+    async def models() -> Any:
+        asked.append(1)
+        if len(asked) == 1:
+            raise ActorDiedError()
+        return await catalogue.remote()
+
+    upscaler.models = Method(models)
+    outcome = run(Flow(upscaler, FakeStorage(), load_settings()), images.png(32, 32))
+    assert outcome.folder == Folder.UPSCALED and len(asked) == 2

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,13 @@ import pytest
 
 import deployments.storage.deployment as deployment
 from configs.settings import load_settings
-from deployments.contracts.errors import SpoolFullError, StorageConflictError, StorageError, StorageUnreachableError
+from deployments.contracts.errors import (
+    SpoolFullError,
+    StorageConflictError,
+    StorageError,
+    StorageRefusedError,
+    StorageUnreachableError,
+)
 from deployments.contracts.values import EncodedImage, Folder, StoredObject
 from deployments.storage.deployment import Storage
 
@@ -185,6 +192,25 @@ def test_check_health_fails_when_the_spool_folder_cannot_be_written(storage: Any
         storage.check_health()
 
 
+def test_check_health_fails_once_the_drainer_thread_has_died(
+    monkeypatch: pytest.MonkeyPatch, bucket: SwitchableBucket, tmp_path: Path
+) -> None:
+    thread_alive = deployment.Drainer.alive
+    storage = make_storage(monkeypatch, bucket, tmp_path / "spool")
+    monkeypatch.setattr(deployment.Drainer, "alive", thread_alive)  # the real check, on a real thread
+    monkeypatch.setattr(threading, "excepthook", lambda args: None)  # the death is the test's, not pytest's
+
+    def broken(delay: float) -> float:
+        raise RuntimeError("a bug that escapes a pass")
+
+    monkeypatch.setattr(storage.drainer, "pass_once", broken)
+    monkeypatch.setattr(storage.drainer, "interval_s", 0.0)
+    storage.drainer._thread.start()
+    storage.drainer._thread.join(5)
+    with pytest.raises(StorageError, match="drainer thread has stopped"):
+        storage.check_health()
+
+
 def put_input(storage: Any, data: bytes, index: int = 0) -> StoredObject:
     result: StoredObject = asyncio.run(storage.put_job_input("job-0123456789", index, image(data)))
     return result
@@ -215,3 +241,30 @@ def test_a_spooled_job_input_is_deleted_before_it_reaches_the_bucket(storage: An
     storage.drainer.pass_once(0.1)
     assert bucket.objects == {kept.key: b"another item's input, still needed"}
     assert not storage.spool.entries()
+
+
+class CountingMetrics(NoMetrics):
+    def __init__(self) -> None:
+        self.dead = 0
+
+    def dead_lettered(self, count: int) -> None:
+        self.dead += count
+
+
+def test_an_object_the_bucket_refuses_for_good_is_counted_and_the_rest_delivered(
+    storage: Any, bucket: SwitchableBucket
+) -> None:
+    bucket.up = False
+    refused, kept = put(storage, b"refused", "refused.png"), put(storage, b"kept", "kept.png")
+    bucket.up, storage.metrics = True, CountingMetrics()
+    real_put = bucket.put
+
+    def refusing_put(key: str, *args: Any) -> StoredObject:
+        if key == refused.key:
+            raise StorageRefusedError("the storage bucket refused writing (AccessDenied)")
+        return real_put(key, *args)
+
+    bucket.put = refusing_put  # type: ignore[method-assign]
+    storage.drainer.pass_once(0.1)
+    assert bucket.objects == {kept.key: b"kept"} and storage.metrics.dead == 1
+    assert asyncio.run(storage.spool_status()).objects == 0 and asyncio.run(storage.spool_status()).bucket_reachable
