@@ -92,7 +92,7 @@ class FakeStorage:
     def _store(self, key: str, data: bytes) -> StoredObject:
         created = key not in self.objects
         self.objects[key] = data
-        return StoredObject(key, f"file:///{key}", len(data), hashlib.sha256(data).hexdigest(), created)
+        return StoredObject(key, f"local:{key}", len(data), hashlib.sha256(data).hexdigest(), created)
 
     def _put(self, folder: Any, filename: str | None, digest: str, image: EncodedImage, made_as: str | None) -> Any:
         stem = (filename or "image").rsplit(".", 1)[0]
