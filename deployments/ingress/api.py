@@ -31,7 +31,7 @@ from deployments.contracts.handles import JobsHandle
 from deployments.contracts.values import ModelSummary
 from deployments.flow.flow import Flow, Upload
 from deployments.ingress.access import AccessControl
-from deployments.ingress.api_keys import KeyRing
+from deployments.ingress.api_keys import KeyRing, request_key_id
 from deployments.ingress.errors import documented_errors, error_body, status_of
 from deployments.ingress.limits import ConcurrentUploadLimit, DeclaredLengthLimit
 from deployments.ingress.metrics import IngressMetrics
@@ -123,12 +123,13 @@ def images_router(flow: Flow, metrics: IngressMetrics, settings: Settings, stats
         if not data:
             raise EmptyUploadError()
         rid = request_id()
-        outcome = await flow.process(Upload(data, image.filename, rid, model or None, output_format or None))
+        owner = request_key_id(request)  # what it stores belongs to the caller's key
+        outcome = await flow.process(Upload(data, image.filename, rid, model or None, output_format or None, owner))
         seconds = time.perf_counter() - started
         metrics.upload(outcome.folder, outcome.status, outcome.quality_score, seconds)
         metrics.quality(outcome.quality_metrics, outcome.route, outcome.model)
         stats.record(outcome.folder, outcome.status, outcome.quality_score, seconds)
-        return UploadResponse.of(outcome, rid, await download_url(flow.storage, settings, outcome.stored.key))
+        return UploadResponse.of(outcome, rid, await download_url(flow.storage, settings, outcome.stored.key, owner))
 
     @router.get("/api/models", response_model=list[ModelSummary])
     async def list_models() -> list[ModelSummary]:

@@ -13,7 +13,13 @@ import pytest
 
 import deployments.storage.deployment as deployment
 from configs.settings import load_settings
-from deployments.contracts.errors import SpoolFullError, StorageConflictError, StorageError, StorageUnreachableError
+from deployments.contracts.errors import (
+    ObjectNotFoundError,
+    SpoolFullError,
+    StorageConflictError,
+    StorageError,
+    StorageUnreachableError,
+)
 from deployments.contracts.values import EncodedImage, Folder, StoredObject
 from deployments.storage.deployment import Storage
 
@@ -56,6 +62,8 @@ class SwitchableBucket:
 
     def get(self, key: str) -> bytes:
         self._check()
+        if key not in self.objects:
+            raise ObjectNotFoundError(key)
         return self.objects[key]
 
     def delete(self, key: str) -> None:
