@@ -17,7 +17,7 @@ from tests.fakes import FakeStorage, FakeUpscaler
 @pytest.fixture
 def consumer(redis_url: str) -> Iterator[JobsConsumer]:
     settings = load_settings(jobs_broker_url=redis_url, storage_dir="unused", s3_bucket=None)
-    jobs = JobsConsumer(FakeUpscaler(), FakeStorage(), settings)  # type: ignore[arg-type]
+    jobs = JobsConsumer(FakeUpscaler(), FakeStorage(), settings)
     jobs.store.r.flushdb()
     jobs._adapter = Queue()  # type: ignore[attr-defined]  # what Serve's @task_consumer sets after __init__
     yield jobs

@@ -28,7 +28,7 @@ class PresigningBucket(SwitchableBucket):
 
 @pytest.fixture
 def local(tmp_path: Path) -> Any:
-    return Storage.func_or_class(load_settings(storage_dir=tmp_path, s3_bucket=None))
+    return Storage.func_or_class(load_settings(storage_dir=tmp_path, s3_bucket=None))  # type: ignore[attr-defined]
 
 
 def put(storage: Any, data: bytes, owner: str | None) -> StoredObject:
