@@ -149,6 +149,19 @@ class Settings(BaseSettings):
     cors_allow_origins: str | None = Field(
         None, description="comma-separated origins allowed to call the API from a browser (default: none)"
     )
+    stats_cache_s: float = Field(
+        2.0,
+        ge=0,
+        le=60,
+        description="seconds in [0, 60] one /api/stats answer is reused per ingress replica (0: never)",
+    )
+    health_cache_s: float = Field(
+        2.0,
+        ge=0,
+        le=30,
+        description="seconds in [0, 30] a health probe is reused (per ingress replica for /api/health, per "
+        "storage replica for the bucket HEAD and spool write); a failure shows within about twice that",
+    )
     keep_gps: bool = Field(
         False,
         description="true or false: keep the EXIF GPS position in upscaled outputs (default false: it is "

@@ -30,6 +30,7 @@ from deployments.contracts.errors import (
 from deployments.contracts.handles import JobsHandle
 from deployments.contracts.values import ModelSummary
 from deployments.flow.flow import Flow, Upload
+from deployments.flow.recent import Recent
 from deployments.ingress.access import AccessControl
 from deployments.ingress.api_keys import KeyRing, request_key_id
 from deployments.ingress.errors import documented_errors, error_body, status_of
@@ -105,6 +106,7 @@ def _install_error_handlers(app: FastAPI, respond: Responder, settings: Settings
 
 def images_router(flow: Flow, metrics: IngressMetrics, settings: Settings, stats: Stats) -> APIRouter:
     router = APIRouter()
+    probe = Recent(lambda: asyncio.gather(flow.unavailable_reasons(), flow.spool_status()), settings.health_cache_s)
 
     @router.post("/api/images/upload", response_model=UploadResponse, responses=ERRORS)
     async def upload(
@@ -139,8 +141,9 @@ def images_router(flow: Flow, metrics: IngressMetrics, settings: Settings, stats
     @router.get("/api/health", response_model=HealthResponse, responses={503: {"model": HealthResponse}})
     async def health() -> JSONResponse:
         """200 when the model is loaded and uploads can be stored (in the bucket, or in the spool while the
-        bucket is unreachable and the spool has room); 503 with the reasons otherwise."""
-        reasons, spool = await asyncio.gather(flow.unavailable_reasons(), flow.spool_status())
+        bucket is unreachable and the spool has room); 503 with the reasons otherwise. A probe is reused
+        for ``HEALTH_CACHE_S`` by every caller, so a flood of health checks costs one probe per window."""
+        reasons, spool = await probe.get()
         extra = {"spool": dataclasses.asdict(spool)} if spool else {}
         if reasons:
             return JSONResponse({"status": "unhealthy", "reasons": reasons, **extra}, status_code=503)

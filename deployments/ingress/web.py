@@ -30,6 +30,7 @@ from configs.settings import Settings
 from deployments.contracts.errors import ObjectNotFoundError
 from deployments.contracts.handles import JobsHandle, StorageHandle
 from deployments.contracts.values import Folder
+from deployments.flow.recent import Recent
 from deployments.ingress.api_keys import request_key_id
 from deployments.ingress.errors import documented_errors
 from deployments.ingress.schemas import ErrorResponse
@@ -156,12 +157,7 @@ def web_router(storage: StorageHandle, settings: Settings, stats: Stats, jobs: J
     router = APIRouter()
     replicas = Replicas()
 
-    @router.get("/api/stats")
-    async def summary() -> dict[str, Any]:
-        """What this ingress replica has processed (images per folder, quality scores, upscale success
-        rate, processing time p50/p95 per minute), the settings that route images, queue depth (jobs
-        waiting in the broker), spool depth (objects waiting for the bucket) and replicas. ``null``
-        marks a figure this service cannot know now."""
+    async def compute() -> dict[str, Any]:
         queue_depth = None
         spool = await _or_none(lambda: storage.spool_status.remote(), "spool status")  # None: no spool (local storage)
         if jobs is not None:
@@ -177,6 +173,17 @@ def web_router(storage: StorageHandle, settings: Settings, stats: Stats, jobs: J
             "replicas": await replicas.get(),
             "generated_at": time.time(),
         }
+
+    recent = Recent(compute, settings.stats_cache_s)
+
+    @router.get("/api/stats")
+    async def summary() -> dict[str, Any]:
+        """What this ingress replica has processed (images per folder, quality scores, upscale success
+        rate, processing time p50/p95 per minute), the settings that route images, queue depth (jobs
+        waiting in the broker), spool depth (objects waiting for the bucket) and replicas. ``null``
+        marks a figure this service cannot know now. One answer serves every caller for
+        ``STATS_CACHE_S`` (``generated_at`` says when it was made): a flood of calls costs no more."""
+        return await recent.get()
 
     @router.get("/api/objects/{key:path}", response_class=Response, responses=OBJECT_RESPONSES)
     async def stored_object(request: Request, key: str) -> Response:

@@ -34,6 +34,7 @@ from deployments.contracts.errors import (
     StorageUnreachableError,
 )
 from deployments.contracts.values import EncodedImage, Folder, SpoolStatus, StoredObject
+from deployments.flow.recent import Recent
 from deployments.storage.backend import Backend
 from deployments.storage.drain import BucketState, Drainer
 from deployments.storage.keys import (
@@ -75,6 +76,7 @@ class Storage:
             self.spool = Spool(settings.spool_dir, settings.spool_max_bytes)
             self.drainer = Drainer(self.spool, self.backend, self.state, self._report)
             self.drainer.start()
+        self._probe = Recent(self._probe_writable, settings.health_cache_s)
         log.info("storage backend: %s, spool: %s", self.backend.name, "on" if self.spool else "off")
 
     async def put(
@@ -197,7 +199,11 @@ class Storage:
 
     async def unavailable_reason(self) -> str | None:
         """``None`` when uploads can be stored now (in the bucket, or in the spool while it has room),
-        else why not (for ``/api/health``)."""
+        else why not (for ``/api/health``). The probe (a bucket HEAD, a spool or folder write) is reused
+        for ``HEALTH_CACHE_S``, shared by concurrent callers: every ingress replica asks."""
+        return await self._probe.get()
+
+    async def _probe_writable(self) -> str | None:
         try:
             await asyncio.to_thread(self._check_writable)
         except StorageError as exc:

@@ -155,7 +155,7 @@ def test_a_presigned_url_is_asked_for_the_callers_own_key(storage_dir: Path) -> 
 
 
 def test_stats_count_what_this_replica_processed(storage_dir: Path) -> None:
-    with app_client(storage_dir) as c:
+    with app_client(storage_dir, stats_cache_s=0) as c:  # every call computed afresh
         before = c.get("/api/stats").json()
         assert before["images_total"] == 0 and before["queue_depth"] is None and before["spool_depth"] is None
         upload(c, png(64, 48, seed=1), "a.png")
