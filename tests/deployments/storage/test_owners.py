@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from bench.s3servers import S3Server
 from configs.settings import load_settings
 from deployments.contracts.errors import ObjectNotFoundError
 from deployments.contracts.values import EncodedImage, Folder, StoredObject
@@ -92,3 +93,25 @@ def test_with_the_bucket_down_ownership_waits_in_the_spool_with_the_object(
     storage.drainer.pass_once(1.0)
     assert list(bucket.objects) == [stored.key, owner_key(ALICE, stored.key)]  # the object first
     assert not put(storage, b"pending", ALICE).created
+
+
+@pytest.mark.integration
+def test_owners_on_a_real_s3_server(s3_server: S3Server, tmp_path: Path) -> None:
+    """The same rules against moto and SeaweedFS: the markers are real (empty) objects in the bucket."""
+    settings = load_settings(
+        s3_bucket=s3_server.bucket,
+        s3_endpoint_url=s3_server.endpoint,
+        s3_addressing_style="path",
+        spool_dir=tmp_path / "spool",
+    )
+    storage = Storage.func_or_class(settings)  # type: ignore[attr-defined]
+    data = f"owned on {s3_server.endpoint}".encode()
+    first, again, other = put(storage, data, ALICE), put(storage, data, ALICE), put(storage, data, BOB)
+    assert (first.created, again.created, other.created, first.pending) == (True, False, True, False)
+    marker = s3_server.client().get_object(Bucket=s3_server.bucket, Key=owner_key(ALICE, first.key))
+    assert marker["Body"].read() == b""
+    assert get(storage, first.key, BOB) == data
+    with pytest.raises(ObjectNotFoundError):
+        get(storage, first.key, "c3c3c3c3c3c3")
+    assert asyncio.run(storage.download_url(first.key, owner="c3c3c3c3c3c3")) is None
+    assert asyncio.run(storage.download_url(first.key, owner=ALICE)) is not None
