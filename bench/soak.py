@@ -25,7 +25,6 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
 
 import httpx
 import numpy as np
@@ -130,11 +129,11 @@ async def soak(
     return {"results": results, "samples": samples}
 
 
-def lost(results: list[tuple[float, float, int, dict[str, Any]]]) -> int:
+def lost(results: list[tuple[float, float, int, dict[str, Any]]], storage: Path) -> int:
     missing = 0
     for _, _, status, body in results:
         if status == 200:
-            path = Path(unquote(urlparse(body["result"]["s3_url"]).path))
+            path = storage / body["result"]["key"]  # s3_url is local:<key>, relative to STORAGE_DIR
             if not path.is_file() or path.stat().st_size != body["result"]["size_bytes"]:
                 missing += 1
     return missing
@@ -183,7 +182,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         saturation = sum(1 for s in warm if s.status == 200) / args.saturation_s  # answered uploads per second
         run = asyncio.run(soak(url, uploads, args.load * saturation, args.minutes * 60, args.sample_s, process.pid))
         results, samples = run["results"], run["samples"]
-        missing = lost(results)
+        missing = lost(results, tmp / "storage")
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(120)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import re
 import warnings
 from pathlib import Path
 from typing import Any, Literal
@@ -45,6 +46,19 @@ def webhook_last_attempt_s(max_attempts: int, timeout_s: float) -> float:
         for n in range(1, max_attempts)
     )
     return float(sum(waits)) + (max_attempts - 1) * timeout_s
+
+
+# The user-information part of a URL (``scheme://user:password@``): where URLs carry credentials.
+_USERINFO = re.compile(r"(?<=//)[^/?#@\s]*@")
+
+
+def redact(text: str) -> str:
+    """``text`` with the user and password of every URL in it replaced by ``***``
+    (``redis://:hunter2@cache:6379/0`` → ``redis://***@cache:6379/0``). The one helper that every
+    setting error and every log line naming a URL goes through: a URL setting (``RATE_LIMIT_STORAGE_URL``,
+    ``S3_ENDPOINT_URL``, ``JOBS_BROKER_URL``, …) may hold credentials, and a setting error or a log line
+    is read by more people than the secret is meant for. The host stays, so the message is still useful."""
+    return _USERINFO.sub("***@", text)
 
 
 class SettingsError(ValueError):
@@ -179,6 +193,29 @@ class Settings(BaseSettings):
     cors_allow_origins: str | None = Field(
         None, description="comma-separated origins allowed to call the API from a browser (default: none)"
     )
+    stats_cache_s: float = Field(
+        2.0,
+        ge=0,
+        le=60,
+        description="seconds in [0, 60] one /api/stats answer is reused per ingress replica (0: never)",
+    )
+    health_cache_s: float = Field(
+        2.0,
+        ge=0,
+        le=30,
+        description="seconds in [0, 30] a health probe is reused (per ingress replica for /api/health, per "
+        "storage replica for the bucket HEAD and spool write); a failure shows within about twice that",
+    )
+    keep_gps: bool = Field(
+        False,
+        description="true or false: keep the EXIF GPS position in upscaled outputs (default false: it is "
+        "dropped; an original stored as uploaded is never changed)",
+    )
+
+    def __repr_args__(self) -> Any:
+        """``repr(settings)`` (in a log line or a traceback) with the credentials of URL settings redacted."""
+        for name, value in super().__repr_args__():
+            yield name, redact(value) if isinstance(value, str) else value
 
     @field_validator(
         "s3_bucket",
@@ -328,15 +365,15 @@ class Settings(BaseSettings):
 
 def _describe(error: ErrorDetails) -> str:
     if not error["loc"]:  # a rule across settings: its message names them
-        return str(error["msg"]).removeprefix("Value error, ")
+        return redact(str(error["msg"]).removeprefix("Value error, "))
     field = str(error["loc"][0])
     info = Settings.model_fields.get(field)
     allowed = info.description if info and info.description else error["msg"]
     value = error.get("input")
-    shown = "" if value is None or isinstance(value, dict) else f"={value}"
+    shown = "" if value is None or isinstance(value, dict) else f"={redact(str(value))}"
     if field in SECRET_FIELDS:
         shown = "=<hidden>" if value else ""  # a secret is never echoed, even a wrong one
-    return f"{field.upper()}{shown}: invalid, expected {allowed} ({error['msg']})"
+    return f"{field.upper()}{shown}: invalid, expected {allowed} ({redact(str(error['msg']))})"
 
 
 def unknown_settings(names: Any) -> list[str]:

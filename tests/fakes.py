@@ -81,22 +81,32 @@ class FakeUpscaler:
 class FakeStorage:
     def __init__(self) -> None:
         self.objects: dict[str, bytes] = {}
+        self.owners: list[str | None] = []  # the owner of each put, in order
         self.put = Method(self._put)
         self.put_job_input = Method(lambda job_id, index, image: self._store(f"jobs/{job_id}/{index}", image.data))
-        self.get = Method(lambda key: self.objects[key])
+        self.get = Method(lambda key, owner=None: self.objects[key])
         self.delete_job_input = Method(lambda key: self.objects.pop(key, None) is not None)
-        self.download_url = Method(lambda key, expires_s=3600: None)
+        self.download_url = Method(lambda key, expires_s=3600, owner=None: None)
         self.unavailable_reason = Method(lambda: None)
         self.spool_status = Method(lambda: None)
 
     def _store(self, key: str, data: bytes) -> StoredObject:
         created = key not in self.objects
         self.objects[key] = data
-        return StoredObject(key, f"file:///{key}", len(data), hashlib.sha256(data).hexdigest(), created)
+        return StoredObject(key, f"local:{key}", len(data), hashlib.sha256(data).hexdigest(), created)
 
-    def _put(self, folder: Any, filename: str | None, digest: str, image: EncodedImage, made_as: str | None) -> Any:
+    def _put(
+        self,
+        folder: Any,
+        filename: str | None,
+        digest: str,
+        image: EncodedImage,
+        made_as: str | None,
+        owner: str | None = None,
+    ) -> Any:
         stem = (filename or "image").rsplit(".", 1)[0]
         stored = self._store(f"{folder.value}/{stem}-{digest[:16]}.{image.extension}", image.data)
+        self.owners.append(owner)
         return dataclasses.replace(stored, stem=stem)
 
 

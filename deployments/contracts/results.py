@@ -17,7 +17,9 @@ class UploadResult(BaseModel):
     original_key: str = Field(description="The uploaded file's name, sanitised")
     status: str = Field(description="'success', or 'error' when upscaling failed and the original was kept")
     folder: str = Field(description="good_quality, upscaled or couldn't_upscale")
-    s3_url: str = Field(description="Where the stored object is: an S3 URL, or a file:// URL for local storage")
+    s3_url: str = Field(
+        description="Where the stored object is: an S3 URL, or local:<key> (relative to STORAGE_DIR) for local storage"
+    )
     quality_score: float = Field(description="width × height / (3840 × 2160) of the upload")
     upscale_scale: int | None = Field(description="The scale applied (or attempted); null when not upscaled")
     processed_at: datetime

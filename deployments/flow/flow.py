@@ -63,13 +63,15 @@ MAX_OUTPUT_SIDE = {"webp": 16383, "jpeg": 65535}
 
 @dataclass(frozen=True)
 class Upload:
-    """One image as a client sent it, with the options it asked for."""
+    """One image as a client sent it, with the options it asked for. ``owner`` is the id of the API key
+    that sent it (None when the service has no keys): what it stores belongs to that key."""
 
     data: bytes
     filename: str | None
     request_id: str
     model: str | None = None
     format: str | None = None
+    owner: str | None = None
 
 
 @dataclass(frozen=True)
@@ -301,12 +303,14 @@ class Flow:
     ) -> StoredObject:
         """Store through the storage deployment. Puts are create-only and idempotent, so one that failed
         because its replica died (Serve replaces it in ~10 s) is simply sent again, backing off 0.25 s to
-        2 s, for up to ``STORE_RETRY_S``; then 503 with Retry-After, never a 500."""
+        2 s, for up to ``STORE_RETRY_S``; then 503 with Retry-After, never a 500. The object belongs to the
+        upload's owner, and ``created`` is about that owner (``duplicate`` only for its own uploads)."""
+        upload = accepted.upload
         try:
-            async for attempt in store_attempts(accepted.upload.request_id, STORE_RETRY_S):
+            async for attempt in store_attempts(upload.request_id, STORE_RETRY_S):
                 with attempt:
                     return await self.storage.put.remote(
-                        folder, accepted.upload.filename, accepted.digest, image, made_as
+                        folder, upload.filename, accepted.digest, image, made_as, upload.owner
                     )
         except REPLICA_FAILURES as exc:
             raise StorageError("The storage service did not answer; nothing was stored, retry later.") from exc

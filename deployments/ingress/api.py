@@ -30,8 +30,9 @@ from deployments.contracts.errors import (
 from deployments.contracts.handles import JobsHandle
 from deployments.contracts.values import ModelSummary
 from deployments.flow.flow import Flow, Upload
+from deployments.flow.recent import Recent
 from deployments.ingress.access import AccessControl, AccessControlConfig, access_config
-from deployments.ingress.api_keys import KeyRing
+from deployments.ingress.api_keys import KeyRing, request_key_id
 from deployments.ingress.errors import documented_errors, error_body, status_of
 from deployments.ingress.limits import BodyDeadline, ConcurrentUploadLimit, DeclaredLengthLimit
 from deployments.ingress.metrics import IngressMetrics
@@ -107,6 +108,7 @@ def _install_error_handlers(app: FastAPI, respond: Responder, settings: Settings
 
 def images_router(flow: Flow, metrics: IngressMetrics, settings: Settings, stats: Stats) -> APIRouter:
     router = APIRouter()
+    probe = Recent(lambda: asyncio.gather(flow.unavailable_reasons(), flow.spool_status()), settings.health_cache_s)
 
     @router.post("/api/images/upload", response_model=UploadResponse, responses=ERRORS)
     async def upload(
@@ -125,12 +127,13 @@ def images_router(flow: Flow, metrics: IngressMetrics, settings: Settings, stats
         if not data:
             raise EmptyUploadError()
         rid = request_id()
-        outcome = await flow.process(Upload(data, image.filename, rid, model or None, output_format or None))
+        owner = request_key_id(request)  # what it stores belongs to the caller's key
+        outcome = await flow.process(Upload(data, image.filename, rid, model or None, output_format or None, owner))
         seconds = time.perf_counter() - started
         metrics.upload(outcome.folder, outcome.status, outcome.quality_score, seconds)
         metrics.quality(outcome.quality_metrics, outcome.route, outcome.model)
         stats.record(outcome.folder, outcome.status, outcome.quality_score, seconds)
-        return UploadResponse.of(outcome, rid, await download_url(flow.storage, settings, outcome.stored.key))
+        return UploadResponse.of(outcome, rid, await download_url(flow.storage, settings, outcome.stored.key, owner))
 
     @router.get("/api/models", response_model=list[ModelSummary])
     async def list_models() -> list[ModelSummary]:
@@ -140,8 +143,9 @@ def images_router(flow: Flow, metrics: IngressMetrics, settings: Settings, stats
     @router.get("/api/health", response_model=HealthResponse, responses={503: {"model": HealthResponse}})
     async def health() -> JSONResponse:
         """200 when the model is loaded and uploads can be stored (in the bucket, or in the spool while the
-        bucket is unreachable and the spool has room); 503 with the reasons otherwise."""
-        reasons, spool = await asyncio.gather(flow.unavailable_reasons(), flow.spool_status())
+        bucket is unreachable and the spool has room); 503 with the reasons otherwise. A probe is reused
+        for ``HEALTH_CACHE_S`` by every caller, so a flood of health checks costs one probe per window."""
+        reasons, spool = await probe.get()
         extra = {"spool": dataclasses.asdict(spool)} if spool else {}
         if reasons:
             return JSONResponse({"status": "unhealthy", "reasons": reasons, **extra}, status_code=503)

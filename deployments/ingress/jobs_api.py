@@ -84,12 +84,12 @@ def jobs_router(flow: Flow, jobs: JobsHandle, settings: Settings) -> APIRouter:
             body.model_dump(), status_code=HTTPStatus.ACCEPTED, headers={"Location": f"/api/jobs/{body.job_id}"}
         )
 
-    async def shown(job: dict[str, Any] | None, job_id: str) -> dict[str, Any]:
+    async def shown(job: dict[str, Any] | None, job_id: str, owner: str | None) -> dict[str, Any]:
         """The job as the API shows it: 404 for none (or another key's), results with a download URL."""
         if job is None:
             raise JobNotFoundError(job_id)
         results = [item["result"] for item in job["items"] if item["result"]]
-        urls = await asyncio.gather(*(download_url(flow.storage, settings, r["key"]) for r in results))
+        urls = await asyncio.gather(*(download_url(flow.storage, settings, r["key"], owner) for r in results))
         for result, url in zip(results, urls, strict=True):
             result["download_url"] = url
         return job
@@ -97,12 +97,14 @@ def jobs_router(flow: Flow, jobs: JobsHandle, settings: Settings) -> APIRouter:
     @router.get("/{job_id}", response_model=JobResponse, responses=ERRORS)
     async def get_job(request: Request, job_id: str) -> dict[str, Any]:
         """The job with every item's status and, once stored, its result."""
-        return await shown(await jobs.get.remote(job_id, request_key_id(request) or ""), job_id)
+        owner = request_key_id(request)
+        return await shown(await jobs.get.remote(job_id, owner or ""), job_id, owner)
 
     @router.delete("/{job_id}", response_model=JobResponse, responses=ERRORS)
     async def cancel_job(request: Request, job_id: str) -> dict[str, Any]:
         """Cancel the items not yet started; the job is ``cancelled`` once nothing of it runs."""
-        return await shown(await jobs.cancel.remote(job_id, request_key_id(request) or ""), job_id)
+        owner = request_key_id(request)
+        return await shown(await jobs.cancel.remote(job_id, owner or ""), job_id, owner)
 
     @router.get("", response_model=JobList, responses=ERRORS)
     async def list_jobs(

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 from ray import serve
@@ -30,6 +30,8 @@ from configs.settings import Settings
 from deployments.contracts.errors import ObjectNotFoundError
 from deployments.contracts.handles import JobsHandle, StorageHandle
 from deployments.contracts.values import Folder
+from deployments.flow.recent import Recent
+from deployments.ingress.api_keys import request_key_id
 from deployments.ingress.errors import documented_errors
 from deployments.ingress.schemas import ErrorResponse
 from deployments.ingress.stats import Stats
@@ -48,6 +50,9 @@ PAGE_HEADERS = [
     (b"x-frame-options", b"DENY"),
 ]
 NOT_THE_PAGE = ("/api/", "/docs", "/redoc", "/openapi.json")
+# A stored object is the uploader's bytes, whatever its name says: never sniffed into HTML, never
+# shown inline by a browser navigating to it, and sandboxed if it is (a JPEG with a <script> appended).
+OBJECT_CSP = "default-src 'none'; sandbox"
 # Only result objects are served to browsers: a folder, one path segment of safe characters.
 OBJECT_KEY = re.compile("^(" + "|".join(re.escape(f.value) for f in Folder) + r")/[A-Za-z0-9_-][A-Za-z0-9._-]{0,200}$")
 
@@ -82,14 +87,16 @@ def object_path(key: str) -> str:
     return "/api/objects/" + quote(key, safe="/'")
 
 
-async def download_url(storage: StorageHandle, settings: Settings, key: str) -> str:
+async def download_url(storage: StorageHandle, settings: Settings, key: str, owner: str | None = None) -> str:
     """Where a client downloads a result: a presigned, expiring URL from S3 storage, else (local storage,
     or storage that does not answer at once) this service's object route, which serves every backend.
-    A convenience: it never fails the upload it is part of, and local storage is not even asked."""
+    A presigned URL is made only for the object's ``owner`` (the caller's key id; None without keys):
+    it bypasses every check of this service. A convenience: it never fails the upload it is part of,
+    and local storage is not even asked."""
     if not settings.s3_bucket:
         return object_path(key)
     try:
-        url = await asyncio.wait_for(storage.download_url.remote(key), 5.0)
+        url = await asyncio.wait_for(storage.download_url.remote(key, owner=owner), 5.0)
     except Exception as exc:  # a replica that died under us, or a slow one: the route still works
         log.warning("no presigned URL for %s: %s", key, exc)
         return object_path(key)
@@ -150,12 +157,7 @@ def web_router(storage: StorageHandle, settings: Settings, stats: Stats, jobs: J
     router = APIRouter()
     replicas = Replicas()
 
-    @router.get("/api/stats")
-    async def summary() -> dict[str, Any]:
-        """What this ingress replica has processed (images per folder, quality scores, upscale success
-        rate, processing time p50/p95 per minute), the settings that route images, queue depth (jobs
-        waiting in the broker), spool depth (objects waiting for the bucket) and replicas. ``null``
-        marks a figure this service cannot know now."""
+    async def compute() -> dict[str, Any]:
         queue_depth = None
         spool = await _or_none(lambda: storage.spool_status.remote(), "spool status")  # None: no spool (local storage)
         if jobs is not None:
@@ -172,23 +174,41 @@ def web_router(storage: StorageHandle, settings: Settings, stats: Stats, jobs: J
             "generated_at": time.time(),
         }
 
+    recent = Recent(compute, settings.stats_cache_s)
+
+    @router.get("/api/stats")
+    async def summary() -> dict[str, Any]:
+        """What this ingress replica has processed (images per folder, quality scores, upscale success
+        rate, processing time p50/p95 per minute), the settings that route images, queue depth (jobs
+        waiting in the broker), spool depth (objects waiting for the bucket) and replicas. ``null``
+        marks a figure this service cannot know now. One answer serves every caller for
+        ``STATS_CACHE_S`` (``generated_at`` says when it was made): a flood of calls costs no more."""
+        return await recent.get()
+
     @router.get("/api/objects/{key:path}", response_class=Response, responses=OBJECT_RESPONSES)
-    async def stored_object(key: str) -> Response:
-        """A stored result (``<folder>/<name>``), for the browser and the CLI; needs the API key when one
-        is set (``AccessControl`` checks it, as for every ``/api/`` route but health, models and stats).
-        Keys outside the three result folders are refused."""
+    async def stored_object(request: Request, key: str) -> Response:
+        """A stored result (``<folder>/<name>``), for the browser and the CLI, as a download. With API keys,
+        only the key that stored it gets it; any other key gets the 404 of a missing object. Keys outside
+        the three result folders are refused."""
         if not OBJECT_KEY.fullmatch(key) or ".." in key:
             raise ObjectNotFoundError(key)
-        data = await storage.get.remote(key)
-        content_type = mimetypes.guess_type(key)[0] or "application/octet-stream"
-        name = key.rsplit("/", 1)[-1]
+        data = await storage.get.remote(key, request_key_id(request))
         return Response(
-            data,
-            media_type=content_type,
-            headers={"Cache-Control": "private, max-age=3600", "Content-Disposition": f'inline; filename="{name}"'},
+            data, media_type=mimetypes.guess_type(key)[0] or "application/octet-stream", headers=download_headers(key)
         )
 
     return router
+
+
+def download_headers(key: str) -> dict[str, str]:
+    """A stored object's response headers: an attachment that is never sniffed or run."""
+    name = key.rsplit("/", 1)[-1]  # OBJECT_KEY allows no quote or backslash in it
+    return {
+        "Cache-Control": "private, max-age=3600",
+        "Content-Disposition": f'attachment; filename="{name}"',
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": OBJECT_CSP,
+    }
 
 
 def mount_web(app: FastAPI, folder: Path) -> None:

@@ -203,7 +203,7 @@ class JobsConsumer:
 
     async def _process(self, job: Job, item: Item) -> tuple[str, dict[str, Any]]:
         data = await self.storage.get.remote(item.input_key)
-        upload = Upload(data, item.filename, f"{job.job_id}/{item.index}", job.model, job.format)
+        upload = Upload(data, item.filename, f"{job.job_id}/{item.index}", job.model, job.format, job.owner or None)
         outcome = await self.flow.process(upload)
         self.metrics.quality(outcome.quality_metrics, outcome.route, outcome.model)
         return outcome.status.value, UploadResult.of(outcome, upload.request_id).model_dump(mode="json")

@@ -3,6 +3,9 @@
 ``<folder>/<sanitised-stem>-<digest prefix>.<ext>``: the stem keeps the name readable, the digest of
 the content makes two different images with the same name distinct and a retried upload land on the
 same key (idempotent).
+
+Ownership: with API keys, each key that stored an object has a zero-byte marker
+``owners/<key id>/<object key>`` (``owner_key``), outside the result folders.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ DIGEST_CHARS = 16  # 64 bits of SHA-256: collisions need ~4·10⁹ distinct imag
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _JOB_ID = r"[A-Za-z0-9_-]{8,64}"
 _EXTENSION = r"[a-z0-9]{1,5}"
+_OWNER = re.compile(r"[A-Za-z0-9_-]{1,64}")
+OWNERS = "owners"
 
 
 def sanitise_stem(filename: str | None) -> str:
@@ -50,6 +55,13 @@ _JOB_INPUT = re.compile(rf"jobs/{_JOB_ID}/[0-9]{{4,}}\.{_EXTENSION}")
 def is_job_input_key(key: str) -> bool:
     """Whether ``key`` is one ``job_input_key`` makes (the only keys storage ever deletes)."""
     return _JOB_INPUT.fullmatch(key) is not None
+
+
+def owner_key(owner: str, key: str) -> str:
+    """The marker that says the API key ``owner`` (its id) stored ``key``."""
+    if not _OWNER.fullmatch(owner):
+        raise ValueError(f"bad owner id {owner!r}")
+    return f"{OWNERS}/{owner}/{key}"
 
 
 def object_key(folder: Folder, stem: str, digest: str, extension: str) -> str:

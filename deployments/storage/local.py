@@ -3,8 +3,9 @@
 A write goes to a temporary file in the target folder, is fsynced, then hard-linked to its final name:
 ``link`` fails when the name exists, so the write is create-only and atomic (a reader never sees a
 partial file), and the folder is fsynced so the new name survives a crash. A failed write removes its
-temporary file; one left by a crash is swept when the backend starts. Messages never include the
-folder's absolute path (they reach clients and ``/api/health``).
+temporary file; one left by a crash is swept when the backend starts. Messages and URLs never include
+the folder's absolute path (they reach clients and ``/api/health``): an object's URL is
+``local:<key>``, relative to ``STORAGE_DIR``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import logging
 import os
 import uuid
 from pathlib import Path
+from urllib.parse import quote
 
 from deployments.contracts.errors import ObjectNotFoundError, StorageConflictError, StorageError
 from deployments.contracts.values import StoredObject
@@ -35,7 +37,10 @@ class LocalBackend:
                 log.warning("local storage: swept %d temporary file(s) left by an interrupted write", swept)
 
     def url(self, key: str) -> str:
-        return self._path(key).as_uri()
+        """``local:<key>`` (percent-encoded as S3 URLs are): where the object is relative to STORAGE_DIR,
+        never the machine's absolute path, which would tell every client how the host is laid out."""
+        self._path(key)  # refuses a key that escapes the folder
+        return "local:" + quote(key, safe="/")
 
     def _path(self, key: str) -> Path:
         path = (self.root / key).resolve()
@@ -68,7 +73,7 @@ class LocalBackend:
                 raise StorageConflictError(key)
         except OSError as exc:
             raise StorageError(f"cannot write {key!r} to the storage folder: {exc.strerror or exc}") from exc
-        return StoredObject(key, path.as_uri(), len(data), digest, created)
+        return StoredObject(key, self.url(key), len(data), digest, created)
 
     def existing(self, key: str) -> StoredObject:
         path = self._path(key)
@@ -76,7 +81,7 @@ class LocalBackend:
             data = path.read_bytes()
         except OSError as exc:
             raise StorageError(f"cannot read {key!r}: {exc.strerror or exc}") from exc
-        return StoredObject(key, path.as_uri(), len(data), hashlib.sha256(data).hexdigest(), created=False)
+        return StoredObject(key, self.url(key), len(data), hashlib.sha256(data).hexdigest(), created=False)
 
     def get(self, key: str) -> bytes:
         try:

@@ -23,6 +23,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from configs.settings import redact
 from deployments.contracts.errors import (
     ObjectNotFoundError,
     StorageConflictError,
@@ -55,7 +56,7 @@ def _error_code(exc: ClientError) -> str:
 
 def _failure(action: str, exc: ClientError | BotoCoreError) -> StorageError:
     """The error to raise for a failed call: transient ones are ``StorageUnreachableError``."""
-    log.warning("S3 %s failed: %s", action, exc)
+    log.warning("S3 %s failed: %s", action, redact(str(exc)))  # botocore names the endpoint URL
     if isinstance(exc, BotoCoreError):
         return StorageUnreachableError(f"the storage bucket did not answer while {action} ({type(exc).__name__})")
     code = _error_code(exc)

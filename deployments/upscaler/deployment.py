@@ -27,7 +27,7 @@ from deployments.contracts.errors import UpscaleError
 from deployments.contracts.values import DecodedImage, ModelSummary, UpscaledImage
 from deployments.upscaler.budget import PixelBudget, pixel_bytes
 from deployments.upscaler.catalog import Catalog
-from deployments.upscaler.encode import encode
+from deployments.upscaler.encode import encode, exif_for_output
 from deployments.upscaler.metrics import UpscalerMetrics
 from deployments.upscaler.tiler import TileJob, run_grouped, upscale_pixels
 from deployments.upscaler.tunables import DEFAULT_BATCH_PIXELS, DEFAULT_BATCH_WAIT_S, MIN_TILE_SIZE, UpscalerConfig
@@ -149,7 +149,7 @@ class Upscaler:
                     fmt or self.settings.output_format,
                     self.settings.png_compress_level,
                     image.icc_profile,
-                    image.exif,
+                    exif_for_output(image.exif, self.settings.keep_gps),
                 )
                 del output  # the budget covers it until here
         except Exception as exc:

@@ -6,22 +6,50 @@ ISA-L deflate at that level): on upscaled photographs 8–9× less CPU than Pill
 files 11–15 % larger (``bench.encode``). Level 0 stores, and levels 3–9 use Pillow's zlib encoder for
 smaller files at several times the cost (3 with zlib's run-length strategy, which at that level is
 as small as Pillow's default strategy at 6 and faster; 4–9 with the default strategy).
+
+Metadata: the ICC profile and the EXIF (orientation already applied) are carried to every format, but
+the EXIF GPS position is dropped unless ``KEEP_GPS`` is set (``exif_for_output``): an upscaled output
+is shared and downloaded more widely than the photo it came from. An original stored as uploaded is
+never re-encoded, so it keeps every byte.
 """
 
 from __future__ import annotations
 
 import io
+import logging
 import zlib
 
 import numpy as np
 from numpy.typing import NDArray
-from PIL import Image
+from PIL import ExifTags, Image
 
 from deployments.contracts.values import EncodedImage
 from deployments.upscaler.png import LEVELS, write_png
 
+log = logging.getLogger("ray.serve")
+
 CONTENT_TYPES = {"png": "image/png", "webp": "image/webp", "jpeg": "image/jpeg"}
 EXTENSIONS = {"png": "png", "webp": "webp", "jpeg": "jpg"}
+
+
+def exif_for_output(exif: bytes | None, keep_gps: bool = False) -> bytes | None:
+    """The EXIF block to write into an output: ``exif`` without its GPS IFD unless ``keep_gps``.
+    An EXIF block that cannot be parsed (no tag read) is dropped whole rather than passed on with a
+    position in it."""
+    if not exif or keep_gps:
+        return exif
+    parsed = Image.Exif()
+    try:
+        parsed.load(exif)
+    except Exception as exc:  # Pillow raises several kinds on a malformed block
+        log.warning("dropping an EXIF block that cannot be parsed: %s", exc)
+        return None
+    if not len(parsed):
+        return None
+    if ExifTags.IFD.GPSInfo not in parsed:
+        return exif
+    del parsed[ExifTags.IFD.GPSInfo]
+    return parsed.tobytes() if len(parsed) else None
 
 
 def encode(

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from configs.settings import Settings, SettingsError, load_settings
+from configs.settings import Settings, SettingsError, load_settings, redact
 
 
 @pytest.fixture(autouse=True)
@@ -97,3 +97,46 @@ def test_overrides_take_any_setting_and_refuse_unknown_keys() -> None:
     assert load_settings(**overrides.as_dict()).upscale_scale == 4
     with pytest.raises(ValidationError, match="proxy_locaton: not a setting"):
         SettingsOverrides.model_validate({"proxy_locaton": "EveryNode"})
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("RATE_LIMIT_STORAGE_URL", "http://:hunter2@cache:6379/0"),  # not a store the limiter knows
+        ("S3_ENDPOINT_URL", "ftp://minio:hunter2@storage:9000"),  # not http(s)
+        ("JOBS_BROKER_URL", "amqp://guest:hunter2@rabbit:5672//"),  # not Redis
+    ],
+)
+def test_a_bad_url_setting_never_echoes_its_credentials(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert name in message and "hunter2" not in message
+
+
+def test_a_bad_url_setting_still_shows_its_host() -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(rate_limit_storage_url="http://user:hunter2@cache:6379/0")
+    assert "RATE_LIMIT_STORAGE_URL=http://***@cache:6379/0" in str(caught.value)
+
+
+def test_settings_repr_redacts_url_credentials() -> None:
+    settings = load_settings(
+        rate_limit_storage_url="redis://:hunter2@cache:6379/0", s3_endpoint_url="http://k:hunter2@s3"
+    )
+    shown = repr(settings)
+    assert "hunter2" not in shown and "redis://***@cache:6379/0" in shown
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("redis://:hunter2@cache:6379/0", "redis://***@cache:6379/0"),
+        ("rediss://user:pw@a, then http://b@c/x?y=z@w", "rediss://***@a, then http://***@c/x?y=z@w"),
+        ("http://host:9000/path", "http://host:9000/path"),
+        ("no url here@all", "no url here@all"),
+    ],
+)
+def test_redact_replaces_only_the_user_information_of_urls(text: str, expected: str) -> None:
+    assert redact(text) == expected

@@ -6,6 +6,7 @@ import io
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import httpx
 import numpy as np
@@ -16,6 +17,21 @@ def upload(
     client: httpx.Client, data: bytes, filename: str = "photo.jpg", content_type: str = "image/jpeg"
 ) -> httpx.Response:
     return client.post("/api/images/upload", files={"image": (filename, data, content_type)})
+
+
+def stored_path(storage: Path, result: dict[str, Any]) -> Path:
+    """The file local storage keeps a result in: its ``s3_url`` is ``local:<key>``, relative to
+    STORAGE_DIR (the service never shows the machine's absolute path)."""
+    url = str(result["s3_url"])
+    assert url.startswith("local:") and unquote(url.removeprefix("local:")) == result["key"], url
+    return storage / str(result["key"])
+
+
+def stored_bytes(client: httpx.Client, result: dict[str, Any]) -> bytes:
+    """A result's stored bytes, fetched as a client would: from its ``download_url``."""
+    response = client.get(str(result["download_url"]))
+    assert response.status_code == 200, response.text
+    return response.content
 
 
 def stored_files(root: Path) -> list[Path]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 import httpx
 import numpy as np
@@ -17,7 +16,7 @@ from models.engine import Engine
 from models.loader import load_model
 from models.registry import default_model_name, resolve
 from tests.integration.conftest import deployed
-from tests.integration.helpers import open_image, pixels, stored_files, upload
+from tests.integration.helpers import open_image, pixels, stored_files, stored_path, upload
 
 pytestmark = pytest.mark.integration
 
@@ -31,12 +30,6 @@ def storage(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def client(serve_url: str, storage: Path) -> Iterator[httpx.Client]:
     with deployed(serve_url, storage_dir=str(storage), upscale_scale=2, device="cpu") as c:
         yield c
-
-
-def stored_path(result: dict[str, object]) -> Path:
-    url = str(result["s3_url"])
-    assert url.startswith("file://")
-    return Path(unquote(urlparse(url).path))
 
 
 def test_health_is_healthy(client: httpx.Client) -> None:
@@ -69,18 +62,18 @@ def test_a_1080p_upload_is_upscaled_to_4k(client: httpx.Client, storage: Path) -
     assert result["quality_score"] == 0.25 and result["upscale_scale"] == 2
     assert result["original_key"] == "holiday.jpg" and result["model"] == default_model_name(2)
     assert re.fullmatch(r"upscaled/holiday-[0-9a-f]{16}\.png", result["key"])
-    path = stored_path(result)
+    path = stored_path(storage, result)
     assert path.is_relative_to(storage) and path.relative_to(storage).as_posix() == result["key"]
     assert open_image(path.read_bytes()).size == (3840, 2160)
     assert (result["output_width"], result["output_height"]) == (3840, 2160)
 
 
-def test_a_4k_upload_is_stored_as_uploaded(client: httpx.Client) -> None:
+def test_a_4k_upload_is_stored_as_uploaded(client: httpx.Client, storage: Path) -> None:
     data = images.jpeg(3840, 2160, seed=1)
     result = upload(client, data).json()["result"]
     assert result["folder"] == "good_quality" and result["status"] == "success"
     assert result["quality_score"] == 1.0 and result["upscale_scale"] is None
-    assert stored_path(result).read_bytes() == data
+    assert stored_path(storage, result).read_bytes() == data
 
 
 def test_exactly_at_the_threshold_counts_as_good_quality(client: httpx.Client) -> None:
@@ -93,12 +86,12 @@ def test_an_8k_upload_is_accepted_as_good_quality(client: httpx.Client) -> None:
     assert result["quality_score"] == 4.0 and result["folder"] == "good_quality"
 
 
-def test_a_1x1_upload_is_upscaled_to_2x2(client: httpx.Client) -> None:
+def test_a_1x1_upload_is_upscaled_to_2x2(client: httpx.Client, storage: Path) -> None:
     result = upload(client, images.png(1, 1), "dot.png", "image/png").json()["result"]
-    assert result["folder"] == "upscaled" and open_image(stored_path(result).read_bytes()).size == (2, 2)
+    assert result["folder"] == "upscaled" and open_image(stored_path(storage, result).read_bytes()).size == (2, 2)
 
 
-def test_upscaled_pixels_are_the_models_output(client: httpx.Client) -> None:
+def test_upscaled_pixels_are_the_models_output(client: httpx.Client, storage: Path) -> None:
     source = images.noise(160, 120, seed=3)
     result = upload(client, images.encode(source, "PNG"), "small.png", "image/png").json()["result"]
     assert result["precision"] in {"float32", "bfloat16"}
@@ -107,7 +100,7 @@ def test_upscaled_pixels_are_the_models_output(client: httpx.Client) -> None:
     expected = Engine(loaded.module, loaded.info, torch.device("cpu"), dtype).upscale_image(
         np.asarray(source), tile=512
     )
-    got = pixels(stored_path(result).read_bytes())
+    got = pixels(stored_path(storage, result).read_bytes())
     assert got.shape == expected.shape
     assert np.abs(got.astype(int) - expected.astype(int)).max() <= 1
 
@@ -121,10 +114,10 @@ def test_a_retried_upload_is_idempotent(client: httpx.Client, storage: Path) -> 
     assert stored_files(storage) == before
 
 
-def test_same_name_different_images_never_overwrite(client: httpx.Client) -> None:
+def test_same_name_different_images_never_overwrite(client: httpx.Client, storage: Path) -> None:
     a = upload(client, images.png(40, 40, seed=1), "same.png", "image/png").json()["result"]
     b = upload(client, images.png(40, 40, seed=2), "same.png", "image/png").json()["result"]
-    assert a["key"] != b["key"] and stored_path(a).exists() and stored_path(b).exists()
+    assert a["key"] != b["key"] and stored_path(storage, a).exists() and stored_path(storage, b).exists()
 
 
 @pytest.mark.parametrize(
@@ -141,25 +134,25 @@ def test_same_name_different_images_never_overwrite(client: httpx.Client) -> Non
     ids=["cmyk-jpeg", "palette-png-transparency", "rgba", "greyscale", "16-bit-png", "exif-rotated", "webp"],
 )
 def test_awkward_but_valid_images_are_upscaled(
-    client: httpx.Client, name: str, data: bytes, mode: str, size: tuple[int, int]
+    client: httpx.Client, storage: Path, name: str, data: bytes, mode: str, size: tuple[int, int]
 ) -> None:
     response = upload(client, data, name, "application/octet-stream")
     assert response.status_code == 200, response.text
     result = response.json()["result"]
     assert result["folder"] == "upscaled"
-    output = open_image(stored_path(result).read_bytes())
+    output = open_image(stored_path(storage, result).read_bytes())
     assert output.mode == mode and output.size == size
 
 
-def test_upscaled_16_bit_greyscale_keeps_its_range(client: httpx.Client) -> None:
+def test_upscaled_16_bit_greyscale_keeps_its_range(client: httpx.Client, storage: Path) -> None:
     result = upload(client, images.png16_grey(64, 48), "ramp.png", "image/png").json()["result"]
-    out = pixels(stored_path(result).read_bytes())
+    out = pixels(stored_path(storage, result).read_bytes())
     assert out.min() <= 2 and out.max() >= 253 and 100 < np.median(out) < 155
 
 
-def test_transparency_survives_upscaling(client: httpx.Client) -> None:
+def test_transparency_survives_upscaling(client: httpx.Client, storage: Path) -> None:
     result = upload(client, images.palette_png_with_transparency(), "t.png", "image/png").json()["result"]
-    alpha = pixels(stored_path(result).read_bytes())[..., 3]
+    alpha = pixels(stored_path(storage, result).read_bytes())[..., 3]
     assert alpha.min() == 0 and alpha.max() == 255
 
 
@@ -173,7 +166,7 @@ def test_hostile_file_names_are_stored_under_safe_keys(client: httpx.Client, sto
     assert response.status_code == 200, response.text
     result = response.json()["result"]
     assert re.fullmatch(r"upscaled/[A-Za-z0-9._-]{1,64}-[0-9a-f]{16}\.png", result["key"])
-    assert stored_path(result).resolve().is_relative_to(storage.resolve())
+    assert stored_path(storage, result).resolve().is_relative_to(storage.resolve())
 
 
 def test_responses_carry_a_request_id(client: httpx.Client) -> None:

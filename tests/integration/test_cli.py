@@ -86,7 +86,12 @@ def test_a_folder_is_mirrored_into_the_three_folders_and_a_rerun_resumes(
     assert files["deeper.png"]["status"] == "success"
     assert Path(files["deeper.png"]["output"]).parent == out / "upscaled"
     new = [p for p in stored_files(storage) if p not in objects and "/jobs/" not in p.as_posix()]
-    assert [p.name for p in new if p.parent.name == "upscaled"] == [Path(files["deeper.png"]["key"]).name]
+    # With keys, each result also has an owner marker (owners/<key id>/upscaled/…): count the objects.
+    assert [p.relative_to(storage).as_posix() for p in new if p.parent == storage / "upscaled"] == [
+        files["deeper.png"]["key"]
+    ]
+    where = {p.relative_to(storage).parts[0] for p in new if p.name == Path(files["deeper.png"]["key"]).name}
+    assert where == {"upscaled", "owners"}  # the object, and the marker saying the job's key owns it
 
 
 def test_a_bad_file_fails_with_the_services_message_and_the_rest_still_runs(

@@ -4,15 +4,13 @@ error), like any failure; the upscaler replica stays healthy."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 import httpx
 import pytest
 
 from bench import images
 from tests.integration.conftest import deployed
-from tests.integration.helpers import upload
+from tests.integration.helpers import stored_bytes, upload
 
 pytestmark = pytest.mark.integration
 
@@ -30,5 +28,5 @@ def test_past_its_deadline_the_original_is_kept(client: httpx.Client) -> None:
     assert response.status_code == 200, response.text
     result = response.json()["result"]
     assert (result["folder"], result["status"]) == ("couldn't_upscale", "error")
-    assert Path(unquote(urlparse(result["s3_url"]).path)).read_bytes() == data
+    assert stored_bytes(client, result) == data
     assert client.get("/api/health").status_code == 200

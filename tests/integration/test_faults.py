@@ -13,7 +13,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
 
 import httpx
 import psutil
@@ -22,7 +21,7 @@ import pytest
 from bench import images
 from deployments.storage.spool import sweep_stale_tmp
 from tests.integration.conftest import deployed
-from tests.integration.helpers import stored_files
+from tests.integration.helpers import stored_files, stored_path
 
 pytestmark = pytest.mark.integration
 log = logging.getLogger(__name__)
@@ -115,7 +114,7 @@ def assert_stored_once(results: list[Any], storage: Path) -> None:
     files = stored_files(storage)
     for status, body, _, _ in results:
         if status == 200:
-            path = Path(unquote(urlparse(body["result"]["s3_url"]).path))
+            path = stored_path(storage, body["result"])
             assert path in files and path.stat().st_size == body["result"]["size_bytes"]
 
 

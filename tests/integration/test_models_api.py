@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 import httpx
 import pytest
 
 from bench import images
 from tests.integration.conftest import deployed
-from tests.integration.helpers import open_image, upload
+from tests.integration.helpers import open_image, stored_bytes, upload
 
 pytestmark = pytest.mark.integration
 
@@ -24,10 +23,6 @@ def client(serve_url: str, shared_dir: Path, tmp_path_factory: pytest.TempPathFa
     registry.write_text(f"models:\n  - name: realesr-animevideov3\n    path: {weights}\n    description: anime ×4\n")
     with deployed(serve_url, storage_dir=str(root / "storage"), model_registry=str(registry)) as c:
         yield c
-
-
-def stored(result: dict[str, object]) -> bytes:
-    return Path(unquote(urlparse(str(result["s3_url"])).path)).read_bytes()
 
 
 def post(client: httpx.Client, data: bytes, **fields: str) -> httpx.Response:
@@ -49,7 +44,7 @@ def test_a_community_model_is_served_by_name_at_its_scale(client: httpx.Client) 
     assert response.status_code == 200, response.text
     result = response.json()["result"]
     assert result["model"] == "realesr-animevideov3" and result["upscale_scale"] == 4
-    assert open_image(stored(result)).size == (192, 128)
+    assert open_image(stored_bytes(client, result)).size == (192, 128)
 
 
 def test_requests_for_different_models_share_the_service(client: httpx.Client) -> None:
@@ -59,7 +54,8 @@ def test_requests_for_different_models_share_the_service(client: httpx.Client) -
     assert (x4["model"], x4["upscale_scale"]) == ("vcsr-s-x4", 4)
     assert (default["model"], default["upscale_scale"]) == ("vcsr-m-x2", 2)
     assert x4["key"] != default["key"]
-    assert open_image(stored(x4)).size == (160, 160) and open_image(stored(default)).size == (80, 80)
+    assert open_image(stored_bytes(client, x4)).size == (160, 160)
+    assert open_image(stored_bytes(client, default)).size == (80, 80)
 
 
 def test_an_unknown_model_is_a_404_listing_the_valid_names(client: httpx.Client) -> None:
@@ -72,7 +68,7 @@ def test_an_unknown_model_is_a_404_listing_the_valid_names(client: httpx.Client)
 @pytest.mark.parametrize(("fmt", "pil_format", "extension"), [("webp", "WEBP", "webp"), ("jpeg", "JPEG", "jpg")])
 def test_output_format_on_request(client: httpx.Client, fmt: str, pil_format: str, extension: str) -> None:
     result = post(client, images.png(24, 24), format=fmt).json()["result"]
-    assert result["key"].endswith("." + extension) and open_image(stored(result)).format == pil_format
+    assert result["key"].endswith("." + extension) and open_image(stored_bytes(client, result)).format == pil_format
 
 
 def test_an_unknown_output_format_is_refused(client: httpx.Client) -> None:

@@ -66,6 +66,7 @@ def test_s3_stopped_and_restarted_loses_nothing(serve_url: str, tmp_path: Path) 
             "s3_endpoint_url": s3.endpoint,
             "s3_addressing_style": "path",
             "spool_dir": str(spool_dir),
+            "health_cache_s": 0,  # the spool's depth is read right after the uploads
         }
         with deployed(serve_url, **settings) as client:
             before = upload(client, images.png(40, 40, seed=1), "before.png", "image/png").json()["result"]

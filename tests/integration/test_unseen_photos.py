@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 import httpx
 import numpy as np
@@ -23,7 +22,7 @@ from models.evaluate import bicubic
 from models.metrics import psnr_y
 from models.registry import default_model_name
 from tests.integration.conftest import deployed
-from tests.integration.helpers import open_image
+from tests.integration.helpers import open_image, stored_bytes
 
 pytestmark = pytest.mark.integration
 
@@ -90,7 +89,7 @@ def test_unseen_photographs_beat_bicubic_clearly(client: httpx.Client, scale: in
         assert response.status_code == 200, response.text
         result = response.json()["result"]
         assert result["folder"] == "upscaled" and result["upscale_scale"] == scale
-        output = np.asarray(open_image(Path(unquote(urlparse(result["s3_url"]).path)).read_bytes()))
+        output = np.asarray(open_image(stored_bytes(client, result)))
         lr = np.asarray(open_image(upload))
         assert output.shape == hr.shape
         gains[name] = psnr_y(output, hr, scale) - psnr_y(bicubic(lr, scale), hr, scale)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,7 +20,7 @@ from deployments.contracts.errors import OverloadedError, StorageError
 from deployments.contracts.values import DecodedImage, Folder, Status
 from deployments.flow import inspection
 from deployments.flow.flow import Flow, Upload, output_format
-from tests.fakes import FakeStorage, FakeUpscaler, Method
+from tests.fakes import FakeStorage, FakeUpscaler, LocalStorage, Method
 
 
 def run(flow: Flow, data: bytes, fmt: str | None = None) -> Any:
@@ -52,6 +52,18 @@ def test_past_the_deadline_the_original_is_kept_in_couldnt_upscale() -> None:
     assert list(storage.objects.values()) == [source] and upscaler.cancelled == 1
 
 
+def test_an_upscaler_that_fails_leaves_the_original_in_couldnt_upscale(tmp_path: Path) -> None:
+    """The upscaler itself raises (``FakeUpscaler(fail=True)``): real local storage keeps the upload's
+    exact bytes under couldn't_upscale/ and the outcome says error."""
+    upscaler, source = FakeUpscaler(fail=True), images.png(32, 32, seed=4)
+    outcome = run(Flow(upscaler, LocalStorage(tmp_path), load_settings(storage_dir=tmp_path)), source)  # type: ignore[arg-type]
+    assert len(upscaler.received) == 1  # it really reached the upscaler, which failed
+    assert (outcome.folder, outcome.status) == (Folder.COULDNT_UPSCALE, Status.ERROR)
+    assert outcome.stored.key.startswith("couldn't_upscale/a-") and outcome.upscale_scale == 2
+    assert (tmp_path / outcome.stored.key).read_bytes() == source
+    assert [p.relative_to(tmp_path).parts[0] for p in tmp_path.rglob("*") if p.is_file()] == ["couldn't_upscale"]
+
+
 def test_within_the_deadline_the_output_is_stored() -> None:
     storage = FakeStorage()
     outcome = run(Flow(FakeUpscaler(), storage, load_settings()), images.png(32, 32))
@@ -80,24 +92,45 @@ def test_the_fallback_is_decided_before_the_upscaler_runs() -> None:
 
 
 def test_full_decodes_are_bounded_per_replica(monkeypatch: pytest.MonkeyPatch) -> None:
-    running, peak, lock = 0, 0, threading.Lock()
+    """Eight uploads at once with MAX_CONCURRENT_DECODES=2: decodes are held until all eight have been
+    handed to the decoder and two are running, so a third that started would be seen, without timing."""
+    running, peak, submitted = 0, 0, 0
+    changed = threading.Condition()
+    release = threading.Event()
     real_decode = inspection.decode
 
-    def slow_decode(probe: inspection.Probe, max_pixels: int) -> DecodedImage:
+    def held_decode(probe: inspection.Probe, max_pixels: int) -> DecodedImage:
         nonlocal running, peak
-        with lock:
+        with changed:
             running += 1
             peak = max(peak, running)
-        time.sleep(0.05)
-        with lock:
+            changed.notify_all()
+        assert release.wait(10), "the test never released the decodes"
+        with changed:
             running -= 1
         return real_decode(probe, max_pixels)
 
-    monkeypatch.setattr(inspection, "decode", slow_decode)
+    monkeypatch.setattr(inspection, "decode", held_decode)
     flow = Flow(FakeUpscaler(), FakeStorage(), load_settings(max_concurrent_decodes=2))
+    full_decode = flow._full_decode
+
+    async def counted(fn: Any, probe: inspection.Probe) -> Any:
+        nonlocal submitted
+        with changed:
+            submitted += 1
+            changed.notify_all()
+        return await full_decode(fn, probe)
+
+    monkeypatch.setattr(flow, "_full_decode", counted)
+
+    def all_in_and_two_running() -> None:
+        with changed:
+            assert changed.wait_for(lambda: submitted == 8 and running >= 2, timeout=10)
+        release.set()
 
     async def many() -> None:
-        await asyncio.gather(*(flow.process(Upload(images.png(16, 16, seed=i), "a.png", "r")) for i in range(8)))
+        uploads = [flow.process(Upload(images.png(16, 16, seed=i), "a.png", "r")) for i in range(8)]
+        await asyncio.gather(*uploads, asyncio.to_thread(all_in_and_two_running))
 
     asyncio.run(many())
     assert peak == 2

@@ -15,9 +15,10 @@ from deployments.flow.flow import Flow
 from deployments.ingress.api import create_api
 from deployments.ingress.api_keys import KeyRing
 from serve_app.app import WEB_DIR
-from tests.fakes import FakeUpscaler, LocalStorage
+from tests.fakes import FakeUpscaler, LocalStorage, Method
 
 KEY = "in-process-key-0123456789"
+OTHER_KEY = "another-in-process-key-9876543210"
 
 
 @pytest.fixture(scope="module")
@@ -97,14 +98,64 @@ def test_objects_need_the_api_key_when_the_service_has_one(storage_dir: Path) ->
         assert c.get(f"/api/objects/{key}", headers={"X-API-Key": KEY}).status_code == 200
 
 
-def upload_with_key(c: TestClient, data: bytes) -> dict[str, object]:
-    response = c.post("/api/images/upload", files={"image": ("k.png", data, "image/png")}, headers={"X-API-Key": KEY})
+def upload_with_key(c: TestClient, data: bytes, key: str = KEY, name: str = "k.png") -> dict[str, object]:
+    response = c.post("/api/images/upload", files={"image": (name, data, "image/png")}, headers={"X-API-Key": key})
     assert response.status_code == 200
     return dict(response.json()["result"])
 
 
+def test_another_key_gets_the_404_of_a_missing_object(storage_dir: Path) -> None:
+    with app_client(storage_dir, api_keys=f"{KEY},{OTHER_KEY}") as c:
+        key = str(upload_with_key(c, png(40, 30, seed=11))["key"])
+        theirs = c.get(f"/api/objects/{key}", headers={"X-API-Key": OTHER_KEY})
+        missing = c.get("/api/objects/upscaled/none-0123456789abcdef.png", headers={"X-API-Key": OTHER_KEY})
+        mine = c.get(f"/api/objects/{key}", headers={"X-API-Key": KEY})
+    assert (
+        (theirs.status_code, theirs.json()["error"])
+        == (missing.status_code, missing.json()["error"])
+        == (
+            404,
+            "object_not_found",
+        )
+    )
+    assert mine.status_code == 200 and mine.content == (storage_dir / key).read_bytes()
+
+
+def test_duplicate_is_only_about_the_callers_own_uploads(storage_dir: Path) -> None:
+    data = png(40, 30, seed=12)
+    with app_client(storage_dir, api_keys=f"{KEY},{OTHER_KEY}") as c:
+        first, again = upload_with_key(c, data), upload_with_key(c, data)
+        theirs = upload_with_key(c, data, OTHER_KEY)
+        assert c.get(f"/api/objects/{theirs['key']}", headers={"X-API-Key": OTHER_KEY}).status_code == 200
+    assert (first["duplicate"], again["duplicate"], theirs["duplicate"]) == (False, True, False)
+    assert first["key"] == theirs["key"]  # one stored object, owned by both keys
+
+
+def test_downloads_are_attachments_never_sniffed_or_run(client: TestClient) -> None:
+    hostile = jpeg(3840, 1080, seed=13) + b"<html><script>alert(document.cookie)</script></html>"
+    result = upload(client, hostile, "photo.jpg")
+    assert result["folder"] == "good_quality"  # stored as uploaded, script and all
+    response = client.get(str(result["download_url"]))
+    assert response.status_code == 200 and response.content == hostile
+    name = str(result["key"]).rsplit("/", 1)[-1]
+    assert response.headers["content-disposition"] == f'attachment; filename="{name}"'
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert "sandbox" in response.headers["content-security-policy"].split("; ")
+
+
+def test_a_presigned_url_is_asked_for_the_callers_own_key(storage_dir: Path) -> None:
+    settings = load_settings(storage_dir=storage_dir, s3_bucket="some-bucket", api_key=KEY)
+    storage = LocalStorage(storage_dir)
+    storage.download_url = Method(lambda key, expires_s=3600, owner=None: f"https://signed.example/{owner}")  # type: ignore[attr-defined]
+    flow = Flow(FakeUpscaler(2, pixels=True), storage, settings)  # type: ignore[arg-type]
+    keys = KeyRing.from_keys(settings.api_key_list)
+    with TestClient(create_api(flow, settings, keys=keys, web_dir=WEB_DIR)) as c:
+        result = upload_with_key(c, png(40, 30, seed=14))
+    assert result["download_url"] == f"https://signed.example/{keys.key_id(KEY)}"
+
+
 def test_stats_count_what_this_replica_processed(storage_dir: Path) -> None:
-    with app_client(storage_dir) as c:
+    with app_client(storage_dir, stats_cache_s=0) as c:  # every call computed afresh
         before = c.get("/api/stats").json()
         assert before["images_total"] == 0 and before["queue_depth"] is None and before["spool_depth"] is None
         upload(c, png(64, 48, seed=1), "a.png")
@@ -125,7 +176,7 @@ def test_an_upload_never_fails_for_its_download_url(storage_dir: Path) -> None:
     settings = load_settings(storage_dir=storage_dir, s3_bucket="some-bucket")
     storage = LocalStorage(storage_dir)
 
-    async def died(key: str) -> str:
+    async def died(key: str, **kwargs: object) -> str:
         raise RuntimeError("ActorDiedError")
 
     storage.download_url = type("M", (), {"remote": staticmethod(died)})()  # type: ignore[attr-defined]

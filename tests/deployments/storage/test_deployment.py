@@ -12,9 +12,11 @@ from typing import Any
 
 import pytest
 
+import deployments.flow.recent as recent
 import deployments.storage.deployment as deployment
 from configs.settings import load_settings
 from deployments.contracts.errors import (
+    ObjectNotFoundError,
     SpoolFullError,
     StorageConflictError,
     StorageError,
@@ -63,6 +65,8 @@ class SwitchableBucket:
 
     def get(self, key: str) -> bytes:
         self._check()
+        if key not in self.objects:
+            raise ObjectNotFoundError(key)
         return self.objects[key]
 
     def delete(self, key: str) -> None:
@@ -268,3 +272,34 @@ def test_an_object_the_bucket_refuses_for_good_is_counted_and_the_rest_delivered
     storage.drainer.pass_once(0.1)
     assert bucket.objects == {kept.key: b"kept"} and storage.metrics.dead == 1
     assert asyncio.run(storage.spool_status()).objects == 0 and asyncio.run(storage.spool_status()).bucket_reachable
+
+
+def test_the_health_probe_is_shared_and_reused_then_made_again(
+    monkeypatch: pytest.MonkeyPatch, bucket: SwitchableBucket, tmp_path: Path
+) -> None:
+    """Every ingress replica asks for health: one bucket HEAD (and spool write) serves all of them for
+    HEALTH_CACHE_S, and a bucket that went down shows once that has passed."""
+    now = [1000.0]
+    monkeypatch.setattr(recent, "monotonic", lambda: now[0])
+    storage = make_storage(monkeypatch, bucket, tmp_path / "spool", health_cache_s=2.0, spool_max_bytes=0)
+    probes = 0
+    real_check = bucket.check_writable
+
+    def counted() -> None:
+        nonlocal probes
+        probes += 1
+        real_check()
+
+    monkeypatch.setattr(bucket, "check_writable", counted)
+
+    async def scenario() -> list[str | None]:
+        answers = list(await asyncio.gather(*(storage.unavailable_reason() for _ in range(20))))
+        bucket.up = False
+        answers.append(await storage.unavailable_reason())  # within the window: the recent probe
+        now[0] += 2.5
+        answers.append(await storage.unavailable_reason())
+        return answers
+
+    answers = asyncio.run(scenario())
+    assert answers[:21] == [None] * 21 and probes == 2
+    assert answers[21] is not None and "spool" in answers[21]  # down, and no room to keep uploads

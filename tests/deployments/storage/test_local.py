@@ -10,14 +10,21 @@ from deployments.contracts.errors import ObjectNotFoundError, StorageConflictErr
 from deployments.storage.local import LocalBackend
 
 
-def test_put_creates_the_file_atomically_with_a_file_url(tmp_path: Path) -> None:
+def test_put_creates_the_file_atomically(tmp_path: Path) -> None:
     backend = LocalBackend(tmp_path)
     stored = backend.put("upscaled/a-1.png", b"data", "image/png", {})
     path = tmp_path / "upscaled" / "a-1.png"
     assert path.read_bytes() == b"data"
-    assert stored.url == path.as_uri() and stored.created and stored.size == 4
+    assert stored.url == "local:upscaled/a-1.png" and stored.created and stored.size == 4
     assert stored.sha256 == hashlib.sha256(b"data").hexdigest()
     assert [p.name for p in path.parent.iterdir()] == ["a-1.png"]  # no temporary files left
+
+
+def test_the_url_is_relative_to_the_storage_folder_and_never_shows_its_path(tmp_path: Path) -> None:
+    backend = LocalBackend(tmp_path)
+    stored = backend.put("couldn't_upscale/a-1.png", b"data", "image/png", {})
+    assert stored.url == "local:couldn%27t_upscale/a-1.png"
+    assert backend.existing(stored.key).url == stored.url and str(tmp_path) not in stored.url
 
 
 def test_a_retry_with_the_same_bytes_is_idempotent(tmp_path: Path) -> None:

@@ -113,3 +113,11 @@ def test_delete_removes_the_object_and_a_missing_key_is_no_error(backend: S3Back
     with pytest.raises(ObjectNotFoundError):
         backend.get("jobs/job-0123456789/0000.png")
     backend.delete("jobs/job-0123456789/0000.png")
+
+
+def test_a_failure_is_logged_without_the_endpoints_credentials(caplog: pytest.LogCaptureFixture) -> None:
+    (port,) = free_ports(1)  # nothing listens there
+    backend = S3Backend("bucket", "us-east-1", f"http://user:hunter2@127.0.0.1:{port}", "path", max_attempts=1)
+    with caplog.at_level("WARNING", logger="ray.serve"), pytest.raises(StorageUnreachableError):
+        backend.check_writable()
+    assert f"127.0.0.1:{port}" in caplog.text and "hunter2" not in caplog.text

@@ -3,9 +3,9 @@ import zlib
 
 import numpy as np
 import pytest
-from PIL import Image, ImageCms
+from PIL import ExifTags, Image, ImageCms
 
-from deployments.upscaler.encode import encode
+from deployments.upscaler.encode import encode, exif_for_output
 from deployments.upscaler.png import write_png
 
 
@@ -63,3 +63,38 @@ def test_icc_profile_and_exif_are_carried(level: int) -> None:
     exif[0x010F] = "cam"
     image = Image.open(io.BytesIO(encode(pixels(3), "png", level, icc_profile=profile, exif=exif.tobytes()).data))
     assert image.info["icc_profile"] == profile and image.getexif()[0x010F] == "cam"
+
+
+def exif_with_gps() -> bytes:
+    exif = Image.Exif()
+    exif[ExifTags.Base.Make] = "cam"
+    gps = exif.get_ifd(ExifTags.IFD.GPSInfo)
+    gps[ExifTags.GPS.GPSLatitudeRef], gps[ExifTags.GPS.GPSLatitude] = "N", (52.0, 31.0, 12.0)
+    return exif.tobytes()
+
+
+def test_the_gps_position_is_dropped_and_the_rest_of_the_exif_kept() -> None:
+    kept = exif_for_output(exif_with_gps())
+    assert kept is not None
+    parsed = Image.Exif()
+    parsed.load(kept)
+    assert parsed[ExifTags.Base.Make] == "cam"
+    assert ExifTags.IFD.GPSInfo not in parsed and parsed.get_ifd(ExifTags.IFD.GPSInfo) == {}
+
+
+def test_keep_gps_passes_the_exif_on_unchanged() -> None:
+    exif = exif_with_gps()
+    assert exif_for_output(exif, keep_gps=True) == exif
+
+
+def test_exif_without_gps_is_passed_on_unchanged_and_none_stays_none() -> None:
+    exif = Image.Exif()
+    exif[ExifTags.Base.Make] = "cam"
+    assert exif_for_output(exif.tobytes()) == exif.tobytes()
+    assert exif_for_output(None) is None
+
+
+@pytest.mark.filterwarnings("ignore:Corrupt EXIF data")
+@pytest.mark.parametrize("block", [b"Exif\x00\x00not a TIFF header", b"Exif\x00\x00MM\x00*garbage"])
+def test_exif_that_cannot_be_parsed_is_dropped(block: bytes) -> None:
+    assert exif_for_output(block) is None
