@@ -35,7 +35,7 @@ def storage(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def client(serve_url: str, storage: Path) -> Iterator[httpx.Client]:
     # One client address on purpose (the overload is the service's): it may take every upload slot.
-    with deployed(serve_url, storage_dir=str(storage), max_uploads_per_client=24) as c:
+    with deployed(serve_url, storage_dir=str(storage), max_uploads_per_client=100) as c:
         yield c
 
 
