@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -105,7 +106,11 @@ def load_step(cluster: tuple[Cluster, str]) -> dict[str, Any]:
     load = LoadStep(url)
     load.start()
     try:
-        wait_for(lambda: running_replicas("Upscaler") == UPSCALER_MAX, 240, f"{UPSCALER_MAX} upscaler replicas")
+        try:
+            wait_for(lambda: running_replicas("Upscaler") == UPSCALER_MAX, 240, f"{UPSCALER_MAX} upscaler replicas")
+        except AssertionError as exc:  # say what the load met, not only that the scale-up never came
+            answers = Counter((status, body.get("error")) for status, body in load.results)
+            raise AssertionError(f"{exc}; the load's answers: {dict(answers)}") from None
         at_peak = replica_nodes("Upscaler")
         deadline = time.monotonic() + SERVE_AFTER_SCALE_S
         while not every_replica_served(serve_logs(cluster)) and time.monotonic() < deadline:
