@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from models.arch import VCSRConfig
 
@@ -21,10 +22,15 @@ class ModelSpec:
     path: Path
     description: str = ""
     config: VCSRConfig | None = None  # set for our own architectures; None for spandrel files
+    # What the model is for: "fidelity" (bicubic degradation, clean inputs) or "real" (trained on JPEG,
+    # noise and blur); None for files that do not say.
+    family: Literal["fidelity", "real"] | None = None
 
 
-def _vcsr(name: str, config: VCSRConfig, description: str) -> ModelSpec:
-    return ModelSpec(name, WEIGHTS_DIR / f"{name}.safetensors", description, config)
+def _vcsr(
+    name: str, config: VCSRConfig, description: str, family: Literal["fidelity", "real"] = "fidelity"
+) -> ModelSpec:
+    return ModelSpec(name, WEIGHTS_DIR / f"{name}.safetensors", description, config, family)
 
 
 BUILTIN: dict[str, ModelSpec] = {
@@ -38,11 +44,29 @@ BUILTIN: dict[str, ModelSpec] = {
             "vcsr-real-x2",
             VCSRConfig(scale=2, channels=48, blocks=8),
             "VCSR medium ×2 fine-tuned on realistic degradations (JPEG, noise, blur): real-world uploads",
+            "real",
         ),
         _vcsr(
             "vcsr-real-x4",
             VCSRConfig(scale=4, channels=48, blocks=8),
             "VCSR medium ×4 fine-tuned on realistic degradations (JPEG, noise, blur): real-world uploads",
+            "real",
+        ),
+    )
+}
+
+
+# Models trained and evaluated here (``models.train``, ``models.evaluate --degraded``) that the service
+# does not serve yet: a degradation-aware network needs the upscaler to pass each upload's measured
+# condition, and it ships only once it beats the real-world model it would replace on the degraded sets.
+CANDIDATES: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in (
+        _vcsr(
+            "vcsr-real-c-x2",
+            VCSRConfig(scale=2, channels=48, blocks=8, conditions=("jpeg_quality", "noise")),
+            "VCSR medium ×2, real-world, conditioned on the upload's JPEG quality and noise σ (SRMD style)",
+            "real",
         ),
     )
 }
