@@ -14,6 +14,8 @@ from typing import Literal
 from models.arch import VCSRConfig
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+# Candidates' weights and resumable training checkpoints, kept out of the package and the image.
+CHECKPOINTS_DIR = Path(__file__).resolve().parent / "checkpoints"
 
 
 @dataclass(frozen=True)
@@ -60,15 +62,13 @@ BUILTIN: dict[str, ModelSpec] = {
 # does not serve yet: a degradation-aware network needs the upscaler to pass each upload's measured
 # condition, and it ships only once it beats the real-world model it would replace on the degraded sets.
 CANDIDATES: dict[str, ModelSpec] = {
-    spec.name: spec
-    for spec in (
-        _vcsr(
-            "vcsr-real-c-x2",
-            VCSRConfig(scale=2, channels=48, blocks=8, conditions=("jpeg_quality", "noise")),
-            "VCSR medium ×2, real-world, conditioned on the upload's JPEG quality and noise σ (SRMD style)",
-            "real",
-        ),
-    )
+    "vcsr-real-c-x2": ModelSpec(
+        "vcsr-real-c-x2",
+        CHECKPOINTS_DIR / "vcsr-real-c-x2" / "vcsr-real-c-x2.safetensors",
+        "VCSR medium ×2, real-world, conditioned on the upload's JPEG quality and noise σ (SRMD style)",
+        VCSRConfig(scale=2, channels=48, blocks=8, conditions=("jpeg_quality", "noise")),
+        "real",
+    ),
 }
 
 
