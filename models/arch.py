@@ -6,15 +6,26 @@ the bicubic base. Learning the residual converges in minutes on a CPU, where a n
 produce every output pixel itself (FSRCNN) needs hours (shared/NOTES.md).
 
 Tensor contract: input ``N×C×H×W`` float in [0, 1]; output ``N×C×(scale·H)×(scale·W)``, unclamped.
+
+A degradation-aware network (``conditions`` set, SRMD/FFDNet style) also takes what the service measures
+on the upload, one number per image per condition (``condition_vector``), fed to the head as constant
+input planes: a small network then need not guess the JPEG quality or the noise level blindly.
+``Conditioned`` binds one image's values so that a conditioned network runs wherever a plain one does.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+# The conditions a network can take, each with the measured value that maps to 1.0 on its plane and
+# the value meaning "none": JPEG quality (1-100; a PNG counts as 100, no JPEG loss) and the noise σ per
+# colour channel in 8-bit levels (clipped at 25).
+CONDITIONS: dict[str, tuple[float, float]] = {"jpeg_quality": (100.0, 100.0), "noise": (25.0, 0.0)}
 
 
 @dataclass(frozen=True)
@@ -25,20 +36,39 @@ class VCSRConfig:
     channels: int = 32
     blocks: int = 4
     in_channels: int = 3
+    conditions: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.scale not in (2, 3, 4):
             raise ValueError(f"VCSR scale must be 2, 3 or 4, got {self.scale}")
         if self.channels < 1 or self.blocks < 0:
             raise ValueError(f"VCSR needs channels ≥ 1 and blocks ≥ 0, got {self}")
+        object.__setattr__(self, "conditions", tuple(self.conditions))  # JSON metadata gives a list
+        if unknown := [c for c in self.conditions if c not in CONDITIONS]:
+            raise ValueError(f"VCSR conditions must be among {sorted(CONDITIONS)}, got {unknown}")
 
     @property
     def receptive_radius(self) -> int:
         """Input pixels on each side that can influence one output pixel (head, blocks, tail)."""
         return 2 * self.blocks + 2
 
-    def to_dict(self) -> dict[str, int]:
-        return asdict(self)
+    def to_dict(self) -> dict[str, object]:
+        """Fields for the weights' metadata; ``conditions`` only when set, so plain files stay as they were."""
+        fields = asdict(self)
+        if not self.conditions:
+            del fields["conditions"]
+        return fields
+
+
+def condition_vector(config: VCSRConfig, measured: Mapping[str, float | None]) -> torch.Tensor:
+    """``1×K`` plane values of ``config.conditions`` from measured values (``None`` or absent: the
+    condition's "none", e.g. no JPEG), each divided by its scale and clipped to [0, 1]."""
+    values = []
+    for name in config.conditions:
+        scale, none = CONDITIONS[name]
+        value = measured.get(name)
+        values.append(min(max((none if value is None else float(value)) / scale, 0.0), 1.0))
+    return torch.tensor([values], dtype=torch.float32)
 
 
 class ResidualBlock(nn.Module):
@@ -58,7 +88,7 @@ class VCSR(nn.Module):
         super().__init__()
         self.config = config
         c = config.channels
-        self.head = nn.Conv2d(config.in_channels, c, 3, padding=1)
+        self.head = nn.Conv2d(config.in_channels + len(config.conditions), c, 3, padding=1)
         self.body = nn.Sequential(*(ResidualBlock(c) for _ in range(config.blocks)))
         self.tail = nn.Conv2d(c, config.in_channels * config.scale**2, 3, padding=1)
         self.shuffle = nn.PixelShuffle(config.scale)
@@ -67,17 +97,48 @@ class VCSR(nn.Module):
         assert self.tail.bias is not None
         nn.init.zeros_(self.tail.bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
+        """``condition``: ``N×K`` plane values (``condition_vector``), required iff the config has conditions."""
         base = F.interpolate(x, scale_factor=self.config.scale, mode="bicubic", align_corners=False)
+        if self.config.conditions:
+            if condition is None:
+                raise ValueError(f"this VCSR is conditioned on {self.config.conditions}: pass condition_vector(...)")
+            planes = condition.to(x.dtype)[:, :, None, None].expand(-1, -1, x.shape[2], x.shape[3])
+            x = torch.cat([x, planes], dim=1)
         features = self.head(x).relu_()
         out: torch.Tensor = self.shuffle(self.tail(self.body(features))).add_(base)
         return out
 
 
+class Conditioned(nn.Module):
+    """A conditioned VCSR bound to one image's condition values: ``forward(x)`` like a plain network's,
+    so the engine, tiling and evaluation run it unchanged (one binding per image or per setting)."""
+
+    def __init__(self, model: VCSR, condition: torch.Tensor) -> None:
+        super().__init__()
+        self.model = model
+        self.register_buffer("condition", condition.reshape(1, -1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        condition = self.get_buffer("condition")
+        out: torch.Tensor = self.model(x, condition.expand(x.shape[0], -1))
+        return out
+
+
+def widen_head(state: dict[str, torch.Tensor], config: VCSRConfig) -> dict[str, torch.Tensor]:
+    """A plain network's weights made to fit ``config``'s head with its condition planes: the planes' head
+    weights are zero, so the conditioned network starts as exactly the network it was made from."""
+    weight = state["head.weight"]
+    extra = config.in_channels + len(config.conditions) - weight.shape[1]
+    if extra <= 0:
+        return state
+    zeros = weight.new_zeros(weight.shape[0], extra, *weight.shape[2:])
+    return {**state, "head.weight": torch.cat([weight, zeros], dim=1)}
+
+
 def flops_per_output_pixel(config: VCSRConfig) -> float:
     """Multiply-adds ×2 of the convolutions per output pixel (the bicubic base is negligible)."""
     c, k = config.channels, 9
-    per_input_pixel = k * (
-        config.in_channels * c + 2 * config.blocks * c * c + c * config.in_channels * config.scale**2
-    )
+    head_in = config.in_channels + len(config.conditions)
+    per_input_pixel = k * (head_in * c + 2 * config.blocks * c * c + c * config.in_channels * config.scale**2)
     return 2.0 * per_input_pixel / config.scale**2

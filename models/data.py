@@ -19,7 +19,8 @@ import torch.utils.data
 from numpy.typing import NDArray
 from PIL import Image
 
-from models.degrade import DegradationSettings, degrade
+from models.arch import VCSRConfig, condition_vector
+from models.degrade import Applied, DegradationSettings, degrade
 
 AUGMENT_FACTORS = (1.0, 0.9, 0.8, 0.7, 0.6)
 _REPO = Path(__file__).resolve().parents[1]
@@ -167,14 +168,25 @@ class DegradedSampler:
             crop = crop.transpose(1, 0, 2)
         return np.ascontiguousarray(crop)
 
-    def batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def sample(self, size: int) -> tuple[torch.Tensor, torch.Tensor, list[Applied]]:
+        """A batch and, per sample, the degradation it ended with."""
         hrs = [self.hr_patch() for _ in range(size)]
-        lrs = [degrade(hr, self.scale, self.rng, self.settings) for hr in hrs]
+        applied = [Applied() for _ in hrs]
+        lrs = [degrade(hr, self.scale, self.rng, self.settings, a) for hr, a in zip(hrs, applied, strict=True)]
 
         def stack(arrays: list[NDArray[np.uint8]]) -> torch.Tensor:
             return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float().div_(255)
 
-        return stack(lrs), stack(hrs)
+        return stack(lrs), stack(hrs), applied
+
+    def batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        lr, hr, _ = self.sample(size)
+        return lr, hr
+
+    def conditioned_batch(self, size: int, config: VCSRConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``batch`` with each sample's ``N×K`` condition values for a degradation-aware ``config``."""
+        lr, hr, applied = self.sample(size)
+        return lr, hr, torch.cat([condition_vector(config, a.as_measured()) for a in applied])
 
     def state(self) -> dict[str, object]:
         return dict(self.rng.bit_generator.state)
@@ -183,18 +195,28 @@ class DegradedSampler:
         self.rng.bit_generator.state = state
 
 
-class DegradedBatches(torch.utils.data.IterableDataset[tuple[torch.Tensor, torch.Tensor]]):
+class DegradedBatches(torch.utils.data.IterableDataset[tuple[torch.Tensor, ...]]):
     """Endless ``DegradedSampler`` batches for a ``DataLoader`` with worker processes (the degradations
     run on the CPU): worker ``i`` of a run (re)started at ``start_step`` draws from the seed sequence
     ``(seed, start_step, i)``, so runs are reproducible, though a resumed run draws other batches than
-    an uninterrupted one would (the single-process sampler is the one whose state is checkpointed)."""
+    an uninterrupted one would (the single-process sampler is the one whose state is checkpointed).
+    With a degradation-aware ``config``, each batch also carries its condition values."""
 
-    def __init__(self, images: list[NDArray[np.uint8]], scale: int, patch: int, batch: int, seed: int, start_step: int):
+    def __init__(
+        self,
+        images: list[NDArray[np.uint8]],
+        scale: int,
+        patch: int,
+        batch: int,
+        seed: int,
+        start_step: int,
+        config: VCSRConfig | None = None,
+    ):
         super().__init__()
         self.images, self.scale, self.patch, self.batch = images, scale, patch, batch
-        self.seed, self.start_step = seed, start_step
+        self.seed, self.start_step, self.config = seed, start_step, config
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
         info = torch.utils.data.get_worker_info()
         worker = info.id if info is not None else 0
         torch.set_num_threads(1)
@@ -202,4 +224,7 @@ class DegradedBatches(torch.utils.data.IterableDataset[tuple[torch.Tensor, torch
             self.images, self.scale, self.patch, np.random.SeedSequence([self.seed, self.start_step, worker])
         )
         while True:
-            yield sampler.batch(self.batch)
+            if self.config is not None and self.config.conditions:
+                yield sampler.conditioned_batch(self.batch, self.config)
+            else:
+                yield sampler.batch(self.batch)

@@ -11,6 +11,12 @@ with the second round rarer and milder. A share of samples stays clean (the plai
 evaluation sets use) so the model keeps its fidelity on clean inputs. Every random choice comes from
 the ``numpy.random.Generator`` passed in, so a seed fixes the whole pipeline.
 
+``Applied`` records what a sample ended with, as the service would measure it on the upload: the
+quality of the last JPEG and the noise σ added after it (a JPEG's subsampled chroma takes away the
+per-channel noise the service's estimate sees, so noise before a JPEG counts as none, and so does a grey
+noise field, the same in every channel, which that estimate does not see either). A degradation-
+aware network is trained on those values. Recording draws nothing from the generator.
+
 Images are ``H×W×3`` uint8 arrays. Blur runs as a ``torch`` convolution, resizes and JPEG through
 Pillow (whose bicubic filter is the one that made the evaluation sets), noise with ``numpy``.
 """
@@ -34,6 +40,17 @@ RESAMPLE = {
     "area": Image.Resampling.BOX,
     "lanczos": Image.Resampling.LANCZOS,
 }
+
+
+@dataclass
+class Applied:
+    """The degradation a sample ended with (filled in by ``degrade``): see the module's docstring."""
+
+    jpeg_quality: int | None = None
+    noise: float = 0.0
+
+    def as_measured(self) -> dict[str, float | None]:
+        return {"jpeg_quality": self.jpeg_quality, "noise": self.noise}
 
 
 @dataclass(frozen=True)
@@ -141,8 +158,11 @@ def jpeg(image: Array, quality: int) -> Array:
     return decoded_array[..., None] if grey else decoded_array
 
 
-def degrade_round(image: Array, settings: RoundSettings, rng: np.random.Generator) -> Array:
+def degrade_round(
+    image: Array, settings: RoundSettings, rng: np.random.Generator, applied: Applied | None = None
+) -> Array:
     """One round: blur, resize jitter (down and back up), noise, JPEG, each with its probability."""
+    applied = applied if applied is not None else Applied()
     if rng.random() < settings.blur_p:
         image = random_blur(image, settings.blur_sigma, rng)
     if rng.random() < settings.resize_p:
@@ -152,22 +172,37 @@ def degrade_round(image: Array, settings: RoundSettings, rng: np.random.Generato
         image = resize(small, (w, h), random_mode(rng))
     if rng.random() < settings.noise_p:
         if rng.random() < 0.7:
-            image = gaussian_noise(image, float(rng.uniform(*settings.gaussian_sigma)), rng, rng.random() < 0.3)
+            sigma = float(rng.uniform(*settings.gaussian_sigma))
+            grey = bool(rng.random() < 0.3)
+            image = gaussian_noise(image, sigma, rng, grey)
+            sigma = 0.0 if grey else sigma  # one field in all channels: the service's estimate does not see it
         else:
-            image = poisson_noise(image, float(rng.uniform(*settings.poisson_scale)), rng)
+            scale = float(rng.uniform(*settings.poisson_scale))
+            image = poisson_noise(image, scale, rng)
+            sigma = scale * float(np.sqrt(image.mean()))  # shot noise's σ at the image's mean level
+        applied.noise = float(np.hypot(applied.noise, sigma))
     if rng.random() < settings.jpeg_p:
-        image = jpeg(image, int(rng.integers(settings.jpeg_quality[0], settings.jpeg_quality[1] + 1)))
+        applied.jpeg_quality = int(rng.integers(settings.jpeg_quality[0], settings.jpeg_quality[1] + 1))
+        applied.noise = 0.0
+        image = jpeg(image, applied.jpeg_quality)
     return image
 
 
-def degrade(hr: Array, scale: int, rng: np.random.Generator, settings: DegradationSettings | None = None) -> Array:
-    """A realistic low-resolution version of ``hr`` (sides divisible by ``scale``), 1/scale its size."""
+def degrade(
+    hr: Array,
+    scale: int,
+    rng: np.random.Generator,
+    settings: DegradationSettings | None = None,
+    applied: Applied | None = None,
+) -> Array:
+    """A realistic low-resolution version of ``hr`` (sides divisible by ``scale``), 1/scale its size;
+    ``applied``, when given, is filled in with what the sample ended with."""
     settings = settings or DegradationSettings()
     size = (hr.shape[1] // scale, hr.shape[0] // scale)
     if rng.random() < settings.clean_p:
         return resize(hr, size, "bicubic")
     lr = resize(hr, size, random_mode(rng, settings.downscale_modes))
-    lr = degrade_round(lr, settings.first, rng)
+    lr = degrade_round(lr, settings.first, rng, applied)
     if rng.random() < settings.second_p:
-        lr = degrade_round(lr, settings.second, rng)
+        lr = degrade_round(lr, settings.second, rng, applied)
     return lr

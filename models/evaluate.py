@@ -10,13 +10,17 @@ The degraded benchmark (``--degraded``) stands for real uploads: each set's low-
 first degraded at a named setting (``DEGRADED_SETTINGS``: JPEG at quality 30/50/75 saved by Pillow,
 Gaussian noise of σ 5/10 8-bit levels then JPEG 75, Gaussian blur of σ 1.0/1.6 low-resolution pixels),
 with a seed fixed per setting and image, and every model — and bicubic — is scored against the
-*clean* high-resolution image.
+*clean* high-resolution image. A degradation-aware model (a candidate such as ``vcsr-real-c-x2``) gets
+the values the service would measure on such an upload (``setting_condition``: the JPEG's quality, read
+exactly from its tables, and the noise added after the last JPEG, since the service's per-channel
+estimate does not see noise under a JPEG's chroma).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import zlib
 from collections.abc import Callable
@@ -29,13 +33,14 @@ import torch
 from numpy.typing import NDArray
 from PIL import Image
 
+from models.arch import VCSR, Conditioned, condition_vector
 from models.data import shared_root
 from models.degrade import convolve, gaussian_kernel, gaussian_noise, jpeg
 from models.engine import Engine, resolve_device
-from models.loader import load_model
+from models.loader import LoadedModel, load_model
 from models.metrics import psnr_y, ssim_y
 from models.precision import DTYPES, candidates
-from models.registry import resolve
+from models.registry import CANDIDATES, resolve
 
 DEFAULT_EVAL_ROOT = shared_root() / "datasets" / "eval"
 SETS = ("Set5", "Set14", "BSD100")
@@ -120,6 +125,28 @@ def degrade_named(image: NDArray[np.uint8], setting: str, key: str) -> NDArray[n
     return out[..., 0] if grey else out
 
 
+def setting_condition(setting: str) -> dict[str, float | None]:
+    """What the service would measure on an upload degraded at ``setting``: the last JPEG's quality
+    (``None``: no JPEG) and the σ of the noise added after it."""
+    jpeg_quality: float | None = None
+    noise = 0.0
+    for op, value in DEGRADED_SETTINGS[setting]:
+        if op == "jpeg":
+            jpeg_quality, noise = value, 0.0
+        elif op == "noise":
+            noise = math.hypot(noise, value)
+    return {"jpeg_quality": jpeg_quality, "noise": noise}
+
+
+def setting_engine(loaded: LoadedModel, device: torch.device, setting: str) -> Engine:
+    """An engine for ``loaded`` on inputs degraded at ``setting``: a degradation-aware VCSR is bound to
+    ``setting_condition``; any other model runs as it is."""
+    module = loaded.module
+    if isinstance(module, VCSR) and module.config.conditions:
+        module = Conditioned(module, condition_vector(module.config, setting_condition(setting)))
+    return Engine(module, loaded.info, device)
+
+
 def evaluate_degraded(upscale: Upscaler, set_dir: Path, scale: int, setting: str) -> list[ImageScore]:
     """``evaluate_set`` on inputs degraded at ``setting``; scores are against the clean HR image."""
     return [
@@ -158,16 +185,14 @@ def degraded_benchmark(
 ) -> dict[str, Any]:
     """Every model (and bicubic) on every set at every named degradation: per-image and mean PSNR-Y /
     SSIM-Y against the clean HR image. The models must share one scale."""
-    engines = {}
-    for name in names:
-        loaded = load_model(resolve(name).path, name)
-        engines[name] = Engine(loaded.module, loaded.info, device)
-    scales = {e.scale for e in engines.values()}
+    models = {name: load_model(resolve(name, CANDIDATES).path, name) for name in names}
+    scales = {m.info.scale for m in models.values()}
     if len(scales) != 1:
         raise SystemExit(f"--degraded models must share one scale, got {sorted(scales)}")
     scale = scales.pop()
     report: dict[str, Any] = {"scale": scale, "models": names, "settings": {}}
     for setting in settings:
+        engines = {name: setting_engine(loaded, device, setting) for name, loaded in models.items()}
         for set_name in sets:
             per_model = {
                 n: evaluate_degraded(engine_upscaler(e), root / set_name, scale, setting) for n, e in engines.items()

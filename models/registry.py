@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from models.arch import VCSRConfig
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+# Candidates' weights and resumable training checkpoints, kept out of the package and the image.
+CHECKPOINTS_DIR = Path(__file__).resolve().parent / "checkpoints"
 
 
 @dataclass(frozen=True)
@@ -21,10 +24,15 @@ class ModelSpec:
     path: Path
     description: str = ""
     config: VCSRConfig | None = None  # set for our own architectures; None for spandrel files
+    # What the model is for: "fidelity" (bicubic degradation, clean inputs) or "real" (trained on JPEG,
+    # noise and blur); None for files that do not say.
+    family: Literal["fidelity", "real"] | None = None
 
 
-def _vcsr(name: str, config: VCSRConfig, description: str) -> ModelSpec:
-    return ModelSpec(name, WEIGHTS_DIR / f"{name}.safetensors", description, config)
+def _vcsr(
+    name: str, config: VCSRConfig, description: str, family: Literal["fidelity", "real"] = "fidelity"
+) -> ModelSpec:
+    return ModelSpec(name, WEIGHTS_DIR / f"{name}.safetensors", description, config, family)
 
 
 BUILTIN: dict[str, ModelSpec] = {
@@ -38,13 +46,29 @@ BUILTIN: dict[str, ModelSpec] = {
             "vcsr-real-x2",
             VCSRConfig(scale=2, channels=48, blocks=8),
             "VCSR medium ×2 fine-tuned on realistic degradations (JPEG, noise, blur): real-world uploads",
+            "real",
         ),
         _vcsr(
             "vcsr-real-x4",
             VCSRConfig(scale=4, channels=48, blocks=8),
             "VCSR medium ×4 fine-tuned on realistic degradations (JPEG, noise, blur): real-world uploads",
+            "real",
         ),
     )
+}
+
+
+# Models trained and evaluated here (``models.train``, ``models.evaluate --degraded``) that the service
+# does not serve yet: a degradation-aware network needs the upscaler to pass each upload's measured
+# condition, and it ships only once it beats the real-world model it would replace on the degraded sets.
+CANDIDATES: dict[str, ModelSpec] = {
+    "vcsr-real-c-x2": ModelSpec(
+        "vcsr-real-c-x2",
+        CHECKPOINTS_DIR / "vcsr-real-c-x2" / "vcsr-real-c-x2.safetensors",
+        "VCSR medium ×2, real-world, conditioned on the upload's JPEG quality and noise σ (SRMD style)",
+        VCSRConfig(scale=2, channels=48, blocks=8, conditions=("jpeg_quality", "noise")),
+        "real",
+    ),
 }
 
 

@@ -14,6 +14,14 @@ and JPEG, in up to two rounds; 30 % stay clean bicubic), ``--init`` starts from 
 weights (a fine-tune), ``--workers N`` runs the degradations in N processes (a resumed run then draws
 other, still seeded, batches), ``--time-budget S`` fixes the step count after a short calibration so
 that the cosine schedule ends inside S seconds.
+
+A degradation-aware model (``conditions`` on its config, e.g. the candidate ``vcsr-real-c-x2``) is
+trained on each sample's recorded degradation (``models.degrade.Applied``: the values the service would
+measure) as its condition planes; ``--init`` from a plain model widens its head with zero weights, so
+training starts from exactly that model:
+
+    python -m models.train --model vcsr-real-c-x2 --degradation real --init vcsr-real-x2 --amp --lr 1e-4 \
+        --patch 48 --time-budget 3600 --run-dir models/checkpoints/vcsr-real-c-x2
 """
 
 from __future__ import annotations
@@ -30,16 +38,29 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from models.arch import VCSR
+from models.arch import VCSR, Conditioned, VCSRConfig, condition_vector, widen_head
 from models.data import DegradedBatches, DegradedSampler, PatchSampler, load_hr_images, load_pairs
 from models.engine import Engine, ModelInfo, resolve_device
 from models.evaluate import DEFAULT_EVAL_ROOT, engine_upscaler, evaluate_degraded, evaluate_set, summarise
 from models.loader import load_model, save_vcsr
-from models.registry import resolve
+from models.registry import CANDIDATES, ModelSpec, resolve
 
 log = logging.getLogger("models.train")
 DEFAULT_TRAIN_ROOT = DEFAULT_EVAL_ROOT.parent / "train"
 CALIBRATION_STEPS = 200
+
+
+def spec_of(name: str) -> ModelSpec:
+    """A registered model or a candidate (trained and evaluated here, not served yet)."""
+    return resolve(name, CANDIDATES)
+
+
+def _bound(model: VCSR, jpeg_quality: int | None) -> torch.nn.Module:
+    """``model`` as a plain network: a conditioned one bound to a JPEG quality and no visible noise."""
+    if not model.config.conditions:
+        return model
+    condition = condition_vector(model.config, {"jpeg_quality": jpeg_quality, "noise": 0.0})
+    return Conditioned(model, condition.to(next(model.parameters()).device))
 
 
 def _validate(model: VCSR, name: str, eval_root: Path, real: bool) -> str:
@@ -47,44 +68,57 @@ def _validate(model: VCSR, name: str, eval_root: Path, real: bool) -> str:
     model.eval()
     info = ModelInfo(name, "VCSR", model.config.scale, 0, model.config.receptive_radius, True, True)
     device = next(model.parameters()).device
-    upscale = engine_upscaler(Engine(model, info, device))
     scale, set5 = model.config.scale, eval_root / "Set5"
+    upscale = engine_upscaler(Engine(_bound(model, None), info, device))
     text = f"Set5 PSNR-Y {summarise(evaluate_set(upscale, set5, scale))['psnr']:.3f} dB"
     if real:
+        upscale = engine_upscaler(Engine(_bound(model, 50), info, device))
         text += f", JPEG q50 {summarise(evaluate_degraded(upscale, set5, scale, 'jpeg50'))['psnr']:.3f} dB"
     model.train()
     return text
 
 
-class Batches:
-    """Training batches: the checkpointed single-process sampler, or a ``DataLoader`` over workers."""
+Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]
 
-    def __init__(self, args: argparse.Namespace, scale: int, start_step: int) -> None:
+
+class Batches:
+    """Training batches: the checkpointed single-process sampler, or a ``DataLoader`` over workers;
+    each with its condition values when the model is degradation-aware (else ``None``)."""
+
+    def __init__(self, args: argparse.Namespace, config: VCSRConfig, start_step: int) -> None:
         roots = [args.data / "T91", args.data / "BSD200"]
+        scale = config.scale
+        self.config = config
         self.sampler: PatchSampler | DegradedSampler
-        self.loader: Iterator[tuple[torch.Tensor, torch.Tensor]] | None = None
+        self.loader: Iterator[tuple[torch.Tensor, ...]] | None = None
         if args.degradation == "bicubic":
             self.sampler = PatchSampler(load_pairs(roots, scale, args.patch), scale, args.patch, args.seed)
             return
         images = load_hr_images(roots, scale, args.patch)
         self.sampler = DegradedSampler(images, scale, args.patch, args.seed)
         if args.workers > 0:
-            dataset = DegradedBatches(images, scale, args.patch, args.batch, args.seed, start_step)
+            dataset = DegradedBatches(images, scale, args.patch, args.batch, args.seed, start_step, config)
             self.loader = iter(
                 torch.utils.data.DataLoader(
                     dataset, batch_size=None, num_workers=args.workers, prefetch_factor=4, pin_memory=True
                 )
             )
 
-    def next(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return next(self.loader) if self.loader is not None else self.sampler.batch(size)
+    def next(self, size: int) -> Batch:
+        if self.loader is not None:
+            lr, hr, *condition = next(self.loader)
+            return lr, hr, condition[0] if condition else None
+        if self.config.conditions and isinstance(self.sampler, DegradedSampler):
+            return self.sampler.conditioned_batch(size, self.config)
+        lr, hr = self.sampler.batch(size)
+        return lr, hr, None
 
 
 def _initial_weights(model: VCSR, init: str) -> None:
     """Copy a bundled model's weights (by name, or a file) into ``model``: the start of a fine-tune."""
-    path = Path(init) if init.endswith(".safetensors") else resolve(init).path
+    path = Path(init) if init.endswith(".safetensors") else spec_of(init).path
     source = load_model(path, init).module
-    model.load_state_dict(source.state_dict(), strict=True)
+    model.load_state_dict(widen_head(source.state_dict(), model.config), strict=True)
     log.info("initialised from %s", path)
 
 
@@ -112,7 +146,7 @@ def _calibrated_steps(args: argparse.Namespace, step: int, rate: float, elapsed:
 
 
 def train(args: argparse.Namespace) -> Path:
-    spec = resolve(args.model)
+    spec = spec_of(args.model)
     if spec.config is None:
         raise SystemExit(f"{args.model} is not a VCSR model this script can train")
     torch.set_num_threads(args.threads)
@@ -140,7 +174,9 @@ def train(args: argparse.Namespace) -> Path:
         torch.set_rng_state(restored["torch_rng"])
         step = restored["step"]
         log.info("resumed %s at step %d", checkpoint, step)
-    batches = Batches(args, spec.config.scale, step)
+    if args.degradation == "bicubic" and spec.config.conditions:
+        raise SystemExit(f"{args.model} is degradation-aware: train it with --degradation real")
+    batches = Batches(args, spec.config, step)
     if restored is not None:
         batches.sampler.restore(restored["sampler"])
     return _loop(args, model, optimiser, schedule, batches, checkpoint, step, total, device)
@@ -161,13 +197,14 @@ def _loop(
     warm = started
     model.train()
     stop_at = min(total["steps"], step + args.stop_after) if args.stop_after else total["steps"]
-    out = args.out or resolve(args.model).path
+    out = args.out or spec_of(args.model).path
     while step < stop_at:
-        lr, hr = (t.to(device, non_blocking=True) for t in batches.next(args.batch))
+        lr, hr, condition = batches.next(args.batch)
+        lr, hr = lr.to(device, non_blocking=True), hr.to(device, non_blocking=True)
         # bf16 autocast runs the convolutions ~2× faster on CPUs with AVX512-BF16 (and on tensor cores);
         # weights, optimiser state and the loss stay fp32.
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp):
-            output = model(lr)
+            output = model(lr, None if condition is None else condition.to(device))
         loss = F.l1_loss(output.float(), hr)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()  # type: ignore[no-untyped-call]

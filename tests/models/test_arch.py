@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from models.arch import VCSR, VCSRConfig, flops_per_output_pixel
-from models.registry import BUILTIN
+from models.arch import VCSR, Conditioned, VCSRConfig, condition_vector, flops_per_output_pixel, widen_head
+from models.registry import BUILTIN, CANDIDATES
 
 
 @pytest.mark.parametrize("name", sorted(BUILTIN))
@@ -32,3 +32,56 @@ def test_flops_count_matches_the_convolutions() -> None:
     config = VCSRConfig(scale=2, channels=4, blocks=1)
     # head 3→4, two 4→4 convs, tail 4→12; 9 taps each, ×2 for multiply-add, per input pixel / 4.
     assert flops_per_output_pixel(config) == 2 * 9 * (12 + 32 + 48) / 4
+
+
+CONDITIONED = VCSRConfig(scale=2, channels=8, blocks=1, conditions=("jpeg_quality", "noise"))
+
+
+@pytest.mark.parametrize("name", sorted(CANDIDATES))
+def test_every_candidate_runs_forward_with_its_condition(name: str) -> None:
+    config = CANDIDATES[name].config
+    assert config is not None and config.conditions
+    model = VCSR(config).eval()
+    condition = condition_vector(config, {"jpeg_quality": 50, "noise": 5.0}).expand(2, -1)
+    with torch.no_grad():
+        out = model(torch.rand(2, 3, 20, 17), condition)
+    assert out.shape == (2, 3, 20 * config.scale, 17 * config.scale)
+
+
+def test_a_conditioned_network_refuses_to_run_without_its_condition() -> None:
+    with pytest.raises(ValueError, match="conditioned on"):
+        VCSR(CONDITIONED)(torch.rand(1, 3, 8, 8))
+
+
+def test_condition_values_are_scaled_and_a_png_counts_as_jpeg_quality_100() -> None:
+    assert torch.allclose(condition_vector(CONDITIONED, {"jpeg_quality": 50, "noise": 5.0}), torch.tensor([[0.5, 0.2]]))
+    assert condition_vector(CONDITIONED, {"jpeg_quality": None, "noise": 60.0}).tolist() == [[1.0, 1.0]]
+    assert condition_vector(CONDITIONED, {}).tolist() == [[1.0, 0.0]]
+
+
+def test_config_rejects_an_unknown_condition() -> None:
+    with pytest.raises(ValueError, match="conditions must be among"):
+        VCSRConfig(scale=2, conditions=("blur",))
+
+
+def test_a_conditioned_network_made_from_a_plain_one_starts_as_exactly_that_network() -> None:
+    torch.manual_seed(0)
+    plain = VCSR(VCSRConfig(scale=2, channels=8, blocks=1))
+    torch.nn.init.normal_(plain.tail.weight, std=0.1)
+    conditioned = VCSR(CONDITIONED)
+    conditioned.load_state_dict(widen_head(plain.state_dict(), CONDITIONED), strict=True)
+    x = torch.rand(2, 3, 12, 12)
+    with torch.no_grad():
+        for values in ({"jpeg_quality": 30, "noise": 0.0}, {"jpeg_quality": None, "noise": 10.0}):
+            bound = Conditioned(conditioned, condition_vector(CONDITIONED, values))
+            assert torch.allclose(bound(x), plain(x), atol=1e-6)
+
+
+def test_a_bound_network_runs_like_the_explicit_call() -> None:
+    torch.manual_seed(1)
+    model = VCSR(CONDITIONED).eval()
+    torch.nn.init.normal_(model.tail.weight, std=0.1)
+    condition = condition_vector(CONDITIONED, {"jpeg_quality": 40, "noise": 3.0})
+    x = torch.rand(3, 3, 10, 9)
+    with torch.no_grad():
+        assert torch.equal(Conditioned(model, condition)(x), model(x, condition.expand(3, -1)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -81,3 +82,28 @@ def test_the_sampler_gives_matching_patches_and_resumes_identically() -> None:
     sampler.restore(state)
     again = sampler.batch(3)
     assert all((a == b).all() for a, b in zip(after, again, strict=True))
+
+
+NOTHING = degrade.RoundSettings(
+    blur_p=0.0, blur_sigma=(1.0, 1.0), resize_p=0.0, resize_range=(1.0, 1.0), noise_p=0.0,
+    gaussian_sigma=(7.0, 7.0), poisson_scale=(0.5, 0.5), jpeg_p=0.0, jpeg_quality=(40, 40),
+)  # fmt: skip
+
+
+def recorded(first: degrade.RoundSettings, seed: int) -> tuple[int | None, float]:
+    """What ``degrade`` records for one round of ``first`` (no clean share, no second round), after
+    checking that recording changed nothing in the image it made."""
+    settings = degrade.DegradationSettings(clean_p=0.0, second_p=0.0, first=first)
+    applied = degrade.Applied()
+    image = degrade.degrade(RNG_IMAGE, 2, np.random.default_rng(seed), settings, applied)
+    assert np.array_equal(image, degrade.degrade(RNG_IMAGE, 2, np.random.default_rng(seed), settings))
+    return applied.jpeg_quality, round(applied.noise, 6)
+
+
+def test_the_recorded_degradation_is_what_the_service_would_measure_and_draws_nothing() -> None:
+    assert recorded(replace(NOTHING, jpeg_p=1.0), 0) == (40, 0.0)
+    # Gaussian noise per channel is recorded; a grey field (30 % of draws) is not, as the service's
+    # per-channel estimate does not see it; noise under a later JPEG counts as none either.
+    readings = {recorded(replace(NOTHING, noise_p=1.0, poisson_scale=(0.0, 0.0)), seed) for seed in range(12)}
+    assert readings == {(None, 7.0), (None, 0.0)}
+    assert recorded(replace(NOTHING, noise_p=1.0, jpeg_p=1.0), 1) == (40, 0.0)

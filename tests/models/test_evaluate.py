@@ -7,7 +7,14 @@ import pytest
 import torch
 from PIL import Image
 
-from models.evaluate import DEGRADED_SETTINGS, bicubic, degrade_named, degraded_benchmark, read_image
+from models.evaluate import (
+    DEGRADED_SETTINGS,
+    bicubic,
+    degrade_named,
+    degraded_benchmark,
+    read_image,
+    setting_condition,
+)
 from models.metrics import psnr_y
 
 PUBLISHED = {
@@ -58,3 +65,10 @@ def test_the_degraded_benchmark_scores_every_model_against_the_clean_image(tmp_p
 def bicubic_down(hr: np.ndarray) -> np.ndarray:
     image = Image.fromarray(hr)
     return np.asarray(image.resize((image.width // 2, image.height // 2), Image.Resampling.BICUBIC))
+
+
+def test_a_degradation_aware_model_gets_what_the_service_would_measure_on_each_setting() -> None:
+    assert setting_condition("clean") == {"jpeg_quality": None, "noise": 0.0}
+    assert setting_condition("jpeg50") == {"jpeg_quality": 50, "noise": 0.0}
+    assert setting_condition("noise5+jpeg75") == {"jpeg_quality": 75, "noise": 0.0}  # no noise seen under a JPEG
+    assert setting_condition("blur1.6") == {"jpeg_quality": None, "noise": 0.0}

@@ -7,6 +7,9 @@ from PIL import Image
 from safetensors.torch import load_file
 
 import models.train
+from models.arch import VCSRConfig
+from models.loader import load_model
+from models.registry import ModelSpec
 from models.train import main
 
 
@@ -58,3 +61,23 @@ def test_a_time_budget_fixes_the_step_count_after_calibration(tmp_path: Path, mo
     data = dataset(tmp_path / "data")
     out = train(tmp_path, data, "budget", "--degradation", "real", "--time-budget", "0.001", "--steps", "100000")
     assert out.exists()  # the budget (not 100 000 steps) ended the run
+
+
+def test_a_degradation_aware_fine_tune_widens_the_plain_head_trains_on_conditions_and_resumes_exactly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = VCSRConfig(scale=2, channels=32, blocks=4, conditions=("jpeg_quality", "noise"))
+    monkeypatch.setitem(
+        models.train.CANDIDATES, "tiny-c-x2", ModelSpec("tiny-c-x2", tmp_path / "c.safetensors", "", config)
+    )
+    data = dataset(tmp_path / "data")
+    args = ("--model", "tiny-c-x2", "--degradation", "real", "--init", "vcsr-s-x2")
+    straight = train(tmp_path, data, "c-straight", *args)
+    assert not train(tmp_path, data, "c-resumed", *args, "--stop-after", "3").exists()
+    a, b = load_file(str(straight)), load_file(str(train(tmp_path, data, "c-resumed", *args)))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    bundled = load_file(str(Path(__file__).parents[2] / "models" / "weights" / "vcsr-s-x2.safetensors"))
+    assert a["head.weight"].shape == (32, 5, 3, 3) and bundled["head.weight"].shape == (32, 3, 3, 3)
+    assert float((a["head.weight"][:, :3] - bundled["head.weight"]).abs().max()) < 0.05
+    assert float(a["head.weight"][:, 3:].abs().max()) > 0  # the condition planes' weights were trained
+    assert load_model(straight).module.config.conditions == ("jpeg_quality", "noise")  # type: ignore[union-attr]
