@@ -20,8 +20,12 @@ class ApiError(Exception):
     def __init__(self, status: int, body: dict[str, Any] | None, fallback: str = "") -> None:
         self.status = status
         self.body = body or {}
-        self.code = str(self.body.get("error", f"http_{status}"))
         super().__init__(self.body.get("message") or fallback or f"the service answered HTTP {status}")
+
+    @property
+    def code(self) -> str:
+        """The service's error code (``http_<status>`` when its answer carried none)."""
+        return str(self.body.get("error", f"http_{self.status}"))
 
     @property
     def refused_files(self) -> list[dict[str, Any]]:

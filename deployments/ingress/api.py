@@ -7,7 +7,6 @@ import dataclasses
 import logging
 import time
 import uuid
-from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
@@ -20,20 +19,14 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp
 
 from configs.settings import Settings
-from deployments.contracts.errors import (
-    EmptyUploadError,
-    InvalidImagesError,
-    MissingFieldError,
-    ServiceError,
-    UploadTooLargeError,
-)
+from deployments.contracts.errors import EmptyUploadError, InternalError, MissingFieldError, ServiceError
 from deployments.contracts.handles import JobsHandle
 from deployments.contracts.values import ModelSummary
 from deployments.flow.flow import Flow, Upload
 from deployments.flow.recent import Recent
 from deployments.ingress.access import AccessControl, AccessControlConfig, access_config
 from deployments.ingress.api_keys import KeyRing, request_key_id
-from deployments.ingress.errors import documented_errors, error_body, status_of
+from deployments.ingress.errors import UnhealthyError, documented_errors, error_body, service_error
 from deployments.ingress.limits import BodyDeadline, ConcurrentUploadLimit, DeclaredLengthLimit
 from deployments.ingress.metrics import IngressMetrics
 from deployments.ingress.multipart import allow_long_part_headers, keep_file_parts_in_memory
@@ -61,49 +54,26 @@ class Responder:
     def __init__(self, metrics: IngressMetrics) -> None:
         self.metrics = metrics
 
-    def __call__(self, exc: ServiceError, status: int | None = None) -> JSONResponse:
-        status = status or status_of(exc)
-        if status < 500:
+    def __call__(self, exc: ServiceError) -> JSONResponse:
+        if exc.status < 500:
             self.metrics.rejected(exc.code)
         else:
             log.error("%s: %s", exc.code, exc.message)
-        extra: dict[str, Any] = {}
-        if isinstance(exc, InvalidImagesError):
-            extra["files"] = [
-                {"index": i, "filename": name, "error": e.code, "message": e.message} for i, name, e in exc.failures
-            ]
-        body = error_body(exc.message, exc.code, request_id(), **extra)
-        return JSONResponse(body, status_code=status, headers=exc.headers() or None)
+        body = error_body(exc.message, exc.code, request_id(), **exc.details())
+        return JSONResponse(body, status_code=exc.status, headers=exc.headers() or None)
 
 
 def _install_error_handlers(app: FastAPI, respond: Responder, settings: Settings) -> None:
-    @app.exception_handler(ServiceError)
-    async def named(request: Request, exc: ServiceError) -> JSONResponse:
-        return respond(exc)
+    """Every exception a route raises is answered through the one lookup (``service_error``)."""
 
-    @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        bad = [e for e in exc.errors() if e.get("loc", ("body",))[0] in ("query", "path")]
-        if not bad:  # a missing or mistyped multipart body
-            return respond(MissingFieldError())
-        error = ServiceError("; ".join(f"{e['loc'][-1]}: {e['msg']}" for e in bad))
-        error.code = "invalid_parameter"
-        return respond(error, HTTPStatus.UNPROCESSABLE_ENTITY)
+    async def answer(request: Request, exc: Exception) -> JSONResponse:
+        error = service_error(exc, settings.max_upload_bytes)
+        if isinstance(error, InternalError):
+            log.exception("unexpected error", exc_info=exc)
+        return respond(error)
 
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        if exc.status_code == HTTPStatus.REQUEST_ENTITY_TOO_LARGE:  # FastAPI's body limit, before reading it all
-            return respond(UploadTooLargeError(settings.max_upload_bytes))
-        error = ServiceError(str(exc.detail))
-        error.code = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_")
-        return respond(error, exc.status_code)
-
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error")
-        error = ServiceError(f"Internal error ({type(exc).__name__}); nothing was stored.")
-        error.code = "internal_error"
-        return respond(error, HTTPStatus.INTERNAL_SERVER_ERROR)
+    for raised in (ServiceError, RequestValidationError, StarletteHTTPException, Exception):
+        app.add_exception_handler(raised, answer)
 
 
 def images_router(flow: Flow, metrics: IngressMetrics, settings: Settings, stats: Stats) -> APIRouter:
@@ -148,7 +118,9 @@ def images_router(flow: Flow, metrics: IngressMetrics, settings: Settings, stats
         reasons, spool = await probe.get()
         extra = {"spool": dataclasses.asdict(spool)} if spool else {}
         if reasons:
-            return JSONResponse({"status": "unhealthy", "reasons": reasons, **extra}, status_code=503)
+            return JSONResponse(
+                {"status": "unhealthy", "reasons": reasons, **extra}, status_code=UnhealthyError(reasons).status
+            )
         return JSONResponse({"status": "healthy", **extra})
 
     return router

@@ -25,7 +25,7 @@ from ray.serve.schema import CeleryAdapterConfig, TaskProcessorConfig
 from ray.serve.task_consumer import task_consumer, task_handler
 
 from configs.settings import Settings
-from deployments.contracts.errors import JobsUnavailableError, ServiceError, UploadRejectedError
+from deployments.contracts.errors import JobsUnavailableError, UploadRejectedError, as_service_error
 from deployments.contracts.handles import StorageHandle, UpscalerHandle
 from deployments.contracts.results import UploadResult
 from deployments.contracts.values import NewJob, StoredObject
@@ -188,7 +188,7 @@ class JobsConsumer:
         except Exception as exc:
             if item.attempts < MAX_ITEM_ATTEMPTS:
                 raise  # Celery retries with backoff; the item stays running
-            code = exc.code if isinstance(exc, ServiceError) else "internal_error"
+            code = as_service_error(exc).code
             item.status, item.error = "error", {"code": code, "message": f"{type(exc).__name__}: {exc}"[:500]}
         self.store.move(job_id, item, ("running",))
         self.metrics.item(item.status)
