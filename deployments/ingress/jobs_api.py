@@ -25,10 +25,10 @@ from deployments.contracts.handles import JobsHandle
 from deployments.contracts.values import NewFile, NewJob
 from deployments.contracts.webhook_targets import check_webhook_url
 from deployments.flow.flow import Flow, Upload
-from deployments.ingress.api import ERRORS, request_id
 from deployments.ingress.api_keys import request_key_id
-from deployments.ingress.schemas import JobAccepted, JobList, JobResponse
-from deployments.ingress.web import download_url
+from deployments.ingress.downloads import Downloads
+from deployments.ingress.responder import request_id
+from deployments.ingress.schemas import ERRORS, JobAccepted, JobList, JobResponse
 
 
 async def _accept_all(flow: Flow, images: list[UploadFile], model: str | None, fmt: str | None) -> list[NewFile]:
@@ -61,6 +61,7 @@ async def _webhook(url: str | None, settings: Settings) -> str | None:
 
 def jobs_router(flow: Flow, jobs: JobsHandle, settings: Settings) -> APIRouter:
     router = APIRouter(prefix="/api/jobs", tags=["jobs"])
+    downloads = Downloads(flow.storage, settings)
 
     @router.post("", status_code=202, response_model=JobAccepted, responses=ERRORS)
     async def submit(
@@ -89,7 +90,7 @@ def jobs_router(flow: Flow, jobs: JobsHandle, settings: Settings) -> APIRouter:
         if job is None:
             raise JobNotFoundError(job_id)
         results = [item["result"] for item in job["items"] if item["result"]]
-        urls = await asyncio.gather(*(download_url(flow.storage, settings, r["key"], owner) for r in results))
+        urls = await asyncio.gather(*(downloads.url(r["key"], owner) for r in results))
         for result, url in zip(results, urls, strict=True):
             result["download_url"] = url
         return job
