@@ -6,7 +6,6 @@ import asyncio
 import logging
 from urllib.parse import quote
 
-from configs.settings import Settings
 from deployments.contracts.handles import StorageHandle
 
 log = logging.getLogger("ray.serve")
@@ -20,21 +19,23 @@ def object_path(key: str) -> str:
 
 
 class Downloads:
-    """Download URLs: a presigned, expiring URL from S3 storage, else (local storage, or storage that
-    does not answer at once) this service's object route, which serves every backend.
+    """Download URLs from storage: a presigned, expiring URL where storage gives one (S3), else this
+    service's object route, which serves every backend. Whether storage presigns at all is storage's
+    answer, asked once; with a backend that never does (local), no upload pays a call for its URL.
 
     A presigned URL is made only for the object's ``owner`` (the caller's key id; None without keys):
-    it bypasses every check of this service. A convenience: it never fails the answer it is part of,
-    and local storage is not even asked."""
+    it bypasses every check of this service. A convenience: it never fails the answer it is part of."""
 
-    def __init__(self, storage: StorageHandle, settings: Settings) -> None:
+    def __init__(self, storage: StorageHandle) -> None:
         self.storage = storage
-        self.settings = settings
+        self._presigns: bool | None = None  # unknown until storage has answered once
 
     async def url(self, key: str, owner: str | None = None) -> str:
-        if not self.settings.s3_bucket:
-            return object_path(key)
         try:
+            if self._presigns is None:
+                self._presigns = await asyncio.wait_for(self.storage.presigns.remote(), ASK_TIMEOUT_S)
+            if not self._presigns:
+                return object_path(key)
             url = await asyncio.wait_for(self.storage.download_url.remote(key, owner=owner), ASK_TIMEOUT_S)
         except Exception as exc:  # a replica that died under us, or a slow one: the route still works
             log.warning("no presigned URL for %s: %s", key, exc)

@@ -61,7 +61,7 @@ async def _webhook(url: str | None, settings: Settings) -> str | None:
 
 def jobs_router(flow: Flow, jobs: JobsHandle, settings: Settings) -> APIRouter:
     router = APIRouter(prefix="/api/jobs", tags=["jobs"])
-    downloads = Downloads(flow.storage, settings)
+    downloads = Downloads(flow.storage)
 
     @router.post("", status_code=202, response_model=JobAccepted, responses=ERRORS)
     async def submit(
