@@ -139,8 +139,8 @@ class Flow:
         self.settings = settings
         self.policy = policy or load_policy(settings.quality_policy)
         self._models: list[ModelSummary] | None = None
-        # Full decodes hold a whole image's pixels (a 49-MP PNG: ~150 MB, ~190 MB of RSS while decoding):
-        # a few at a time per replica keeps memory flat when many large uploads arrive together.
+        # Full decodes hold a whole image's pixels (3 bytes each for RGB, more while decoding): a few at
+        # a time per replica keeps memory flat when many large uploads arrive together.
         self._decoder = ThreadPoolExecutor(settings.max_concurrent_decodes, thread_name_prefix="decode")
 
     async def _full_decode(self, fn: Callable[[inspection.Probe, int], T], probe: inspection.Probe) -> T:
