@@ -38,7 +38,7 @@ class ServiceError(Exception):
 
 
 class InternalError(ServiceError):
-    """Anything raised that is not a named error: a bug or a failure nobody named. Nothing was stored."""
+    """An exception that is not a named error: a bug or a failure nobody named. Nothing was stored."""
 
     code = "internal_error"
 

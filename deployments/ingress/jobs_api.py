@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 from http import HTTPStatus
-from typing import Any
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse
@@ -22,6 +21,7 @@ from deployments.contracts.errors import (
     UploadRejectedError,
 )
 from deployments.contracts.handles import JobsHandle
+from deployments.contracts.jobs import JobView
 from deployments.contracts.values import NewFile, NewJob
 from deployments.contracts.webhook_targets import check_webhook_url
 from deployments.flow.flow import Flow, Upload
@@ -85,24 +85,24 @@ def jobs_router(flow: Flow, jobs: JobsHandle, settings: Settings) -> APIRouter:
             body.model_dump(), status_code=HTTPStatus.ACCEPTED, headers={"Location": f"/api/jobs/{body.job_id}"}
         )
 
-    async def shown(job: dict[str, Any] | None, job_id: str, owner: str | None) -> dict[str, Any]:
+    async def shown(job: JobView | None, job_id: str, owner: str | None) -> JobView:
         """The job as the API shows it: 404 for none (or another key's), results with a download URL."""
         if job is None:
             raise JobNotFoundError(job_id)
         results = [item["result"] for item in job["items"] if item["result"]]
-        urls = await asyncio.gather(*(downloads.url(r["key"], owner) for r in results))
+        urls = await asyncio.gather(*(downloads.url(str(r["key"]), owner) for r in results))
         for result, url in zip(results, urls, strict=True):
             result["download_url"] = url
         return job
 
     @router.get("/{job_id}", response_model=JobResponse, responses=ERRORS)
-    async def get_job(request: Request, job_id: str) -> dict[str, Any]:
+    async def get_job(request: Request, job_id: str) -> JobView:
         """The job with every item's status and, once stored, its result."""
         owner = request_key_id(request)
         return await shown(await jobs.get.remote(job_id, owner or ""), job_id, owner)
 
     @router.delete("/{job_id}", response_model=JobResponse, responses=ERRORS)
-    async def cancel_job(request: Request, job_id: str) -> dict[str, Any]:
+    async def cancel_job(request: Request, job_id: str) -> JobView:
         """Cancel the items not yet started; the job is ``cancelled`` once nothing of it runs."""
         owner = request_key_id(request)
         return await shown(await jobs.cancel.remote(job_id, owner or ""), job_id, owner)

@@ -14,6 +14,7 @@ from ray import serve
 
 from configs.settings import Settings
 from deployments.contracts.handles import JobsHandle, StorageHandle
+from deployments.contracts.jobs import ItemStatus
 from deployments.flow.recent import Recent
 from deployments.ingress.stats import Stats
 
@@ -57,8 +58,9 @@ async def count_job_items(jobs: JobsHandle, stats: Stats) -> None:
     views, _ = await jobs.list_jobs.remote(JOBS_SCANNED, None, None)  # owner None: every key's jobs
     for job in views:
         for item in job["items"]:
-            if item.get("result") and item["status"] in ("success", "error"):
-                stats.record_result(item["result"], f"{job['job_id']}:{item['index']}")
+            result = item["result"]
+            if result and item["status"] in (ItemStatus.SUCCESS, ItemStatus.ERROR):
+                stats.record_result(result, f"{job['job_id']}:{item['index']}")
 
 
 async def _or_none(probe: Callable[[], Awaitable[Any]], what: str) -> Any:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import time
+from dataclasses import asdict
 
 import pytest
 
+from deployments.contracts.jobs import ItemStatus
 from deployments.jobs.records import UNSENT, Item, Job, JobStore, final_status, now_iso
 from deployments.jobs.webhooks import redis_client
 
@@ -161,3 +164,11 @@ def test_an_update_writes_only_while_the_record_exists_and_keeps_its_expiry(stor
     assert not store.update("job-gone0000", {"webhook": "{}"}, "vcs:webhooks", 456.0)
     assert store.r.exists(JobStore._key("job-gone0000")) == 0  # no hash of one field
     assert store.r.zscore("vcs:webhooks", "job-gone0000") is None  # and nothing left to deliver
+
+
+def test_an_item_read_back_from_its_json_has_a_typed_status() -> None:
+    stored = json.dumps(asdict(Item(0, "a.png", "jobs/j/0.png", ItemStatus.SUCCESS)))
+    item = Item(**json.loads(stored))
+    assert item.status is ItemStatus.SUCCESS and json.loads(stored)["status"] == "success"
+    job = Job("j", 1, now_iso(), now_iso(), items=[item])
+    assert job.view()["items"][0]["status"] is ItemStatus.SUCCESS and job.done == 1
