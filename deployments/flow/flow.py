@@ -35,7 +35,7 @@ from deployments.contracts.errors import (
     UnknownOutputFormatError,
     UpscaleDeadlineError,
 )
-from deployments.contracts.handles import StorageHandle, UpscalerHandle
+from deployments.contracts.handles import Ask, StorageHandle, UpscalerHandle
 from deployments.contracts.values import (
     DecodedImage,
     EncodedImage,
@@ -326,9 +326,9 @@ class Flow:
     async def unavailable_reasons(self, timeout_s: float = 5.0) -> list[str]:
         checks = {"upscaler": self.upscaler.unavailable_reason, "storage": self.storage.unavailable_reason}
 
-        async def ask(name: str, method: object) -> str | None:
+        async def ask(name: str, method: Ask[str | None]) -> str | None:
             try:
-                reason = await asyncio.wait_for(method.remote(), timeout_s)  # type: ignore[attr-defined]
+                reason = await asyncio.wait_for(method.remote(), timeout_s)
             except TimeoutError:
                 return f"{name}: no replica answered within {timeout_s:g} s"
             except Exception as exc:  # the details (hosts, paths) go to the log, not to the public reason
