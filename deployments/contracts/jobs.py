@@ -23,6 +23,16 @@ class ItemStatus(StrEnum):
 ENDED = (ItemStatus.SUCCESS, ItemStatus.ERROR, ItemStatus.CANCELLED)
 
 
+class JobStatus(StrEnum):
+    """A job's: ``queued → running → completed | failed``, or ``cancelled``; the last three are final."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"  # every item ended, at least one with a result
+    FAILED = "failed"  # every item failed
+    CANCELLED = "cancelled"
+
+
 class ItemError(TypedDict):
     code: str
     message: str
@@ -38,7 +48,7 @@ class ItemView(TypedDict):
 
 class JobView(TypedDict):
     job_id: str
-    status: str
+    status: JobStatus
     total: int
     done: int
     failed: int

@@ -25,7 +25,7 @@ from typing import Any
 
 import redis
 
-from deployments.contracts.jobs import ENDED, JSON, ItemError, ItemStatus, ItemView, JobView
+from deployments.contracts.jobs import ENDED, JSON, ItemError, ItemStatus, ItemView, JobStatus, JobView
 
 PREFIX = "vcs:"
 UNSENT = f"{PREFIX}unsent"
@@ -110,7 +110,7 @@ class Job:
     webhook_url: str | None = None
     owner: str = ""
     cancel_requested: bool = False
-    final_status: str | None = None
+    final_status: JobStatus | None = None
     webhook: dict[str, JSON] | None = None
     items: list[Item] = field(default_factory=list)
 
@@ -123,12 +123,12 @@ class Job:
         return sum(i.status == ItemStatus.ERROR for i in self.items)
 
     @property
-    def status(self) -> str:
+    def status(self) -> JobStatus:
         if self.final_status:
             return self.final_status
         if any(i.status == ItemStatus.RUNNING for i in self.items) or (self.done and not self.cancel_requested):
-            return "running"
-        return "cancelled" if self.cancel_requested else "queued"
+            return JobStatus.RUNNING
+        return JobStatus.CANCELLED if self.cancel_requested else JobStatus.QUEUED
 
     def view(self) -> JobView:
         """The job as the API shows it."""
@@ -152,11 +152,11 @@ class Job:
         return {"url": self.webhook_url, "attempts": 0, "delivered_at": None, "last_error": None}
 
 
-def final_status(job: Job) -> str:
+def final_status(job: Job) -> JobStatus:
     """A job whose items have all ended: cancelled if it was asked to, failed if nothing succeeded."""
     if job.cancel_requested:
-        return "cancelled"
-    return "failed" if all(i.status == ItemStatus.ERROR for i in job.items) else "completed"
+        return JobStatus.CANCELLED
+    return JobStatus.FAILED if all(i.status == ItemStatus.ERROR for i in job.items) else JobStatus.COMPLETED
 
 
 class JobStore:
@@ -268,7 +268,7 @@ class JobStore:
     def all_ended(self, job_id: str, total: int) -> bool:
         return int(self.r.scard(self._key(job_id, ":ended"))) >= total
 
-    def finalize(self, job_id: str, status: str) -> bool:
+    def finalize(self, job_id: str, status: JobStatus) -> bool:
         """Record the final status once; True only for the caller that recorded it, which also starts
         the record's retention (its keys expire; a webhook delivery's later writes keep the expiry)."""
         recorded = bool(self.r.hsetnx(self._key(job_id), "final_status", status))
@@ -295,7 +295,7 @@ def _job(raw: dict[str, str], items: dict[str, str]) -> Job | None:
         webhook_url=raw.get("webhook_url") or None,
         owner=raw.get("owner", ""),
         cancel_requested=raw.get("cancel_requested") == "1",
-        final_status=raw.get("final_status") or None,
+        final_status=JobStatus(raw["final_status"]) if raw.get("final_status") else None,
         webhook=webhook,
         items=sorted((Item(**json.loads(v)) for v in items.values()), key=lambda i: i.index),
     )
