@@ -5,10 +5,10 @@ sets them when it starts a local Ray (``scripts/serve``), the container image fo
 
 ``max_direct_call_object_size``: arguments and results up to this size travel inside the call's own
 RPC instead of through the shared-memory object store (Ray's default is 100 KiB). A 4K JPEG upload
-(1–4 MB) then crosses proxy → ingress → storage without object-store puts, pins and frees: in
-``python -m bench.floor`` (two rounds) Ray's own processes took 2.1–2.3 ms of CPU per 4K upload instead
-of 5.4–5.6, and the path served 37.5–39.9 uploads/s instead of 35.7–36.2. Larger objects, such as
-upscaled outputs, still go through the store.
+(1–4 MB) then crosses proxy → ingress → storage without object-store puts, pins and frees, which
+costs Ray's own processes less than half the CPU per upload and serves more uploads per second
+(measured by ``python -m bench.floor``; the figures are in docs/benchmarks.md, "The Serve path's own
+cost per upload"). Larger objects, such as upscaled outputs, still go through the store.
 """
 
 from __future__ import annotations

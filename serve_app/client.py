@@ -13,6 +13,8 @@ from urllib.parse import quote
 
 import httpx
 
+from deployments.contracts.jobs import JobView
+
 CONTENT_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp"}
 
 
@@ -20,8 +22,12 @@ class ApiError(Exception):
     def __init__(self, status: int, body: dict[str, Any] | None, fallback: str = "") -> None:
         self.status = status
         self.body = body or {}
-        self.code = str(self.body.get("error", f"http_{status}"))
         super().__init__(self.body.get("message") or fallback or f"the service answered HTTP {status}")
+
+    @property
+    def code(self) -> str:
+        """The service's error code (``http_<status>`` when its answer carried none)."""
+        return str(self.body.get("error", f"http_{self.status}"))
 
     @property
     def refused_files(self) -> list[dict[str, Any]]:
@@ -70,12 +76,13 @@ class Client:
         data = {k: v for k, v in {"model": model, "format": fmt}.items() if v}
         return dict(_json(self.http.post("/api/jobs", files=files, data=data)))
 
-    def job(self, job_id: str) -> dict[str, Any] | None:
+    def job(self, job_id: str) -> JobView | None:
         """The job, or None when the service does not know it (expired, or another service's)."""
         response = self.http.get(f"/api/jobs/{quote(job_id, safe='')}")
         if response.status_code == 404:
             return None
-        return dict(_json(response))
+        view: JobView = _json(response)  # JobResponse: the jobs deployment's view, download URLs added
+        return view
 
     def cancel(self, job_id: str) -> dict[str, Any]:
         return dict(_json(self.http.delete(f"/api/jobs/{quote(job_id, safe='')}")))

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from deployments.contracts.jobs import ItemView, JobView
 from serve_app.client import ApiError, Client
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
@@ -233,7 +234,7 @@ class Run:
             if self.active:
                 time.sleep(POLL_S)
 
-    def apply(self, job_id: str, job: dict[str, Any]) -> None:
+    def apply(self, job_id: str, job: JobView) -> None:
         members = self.active[job_id]
         for item in job["items"]:
             entry = members[item["index"]]
@@ -250,13 +251,13 @@ class Run:
             self.manifest.jobs.pop(job_id, None)
             self.manifest.save()
 
-    def finish(self, entry: Entry, item: dict[str, Any]) -> None:
-        result = item.get("result")
+    def finish(self, entry: Entry, item: ItemView) -> None:
+        result = item["result"]
         entry.result = result
         if result:
-            entry.folder, entry.key = result["folder"], result["key"]
+            entry.folder, entry.key = str(result["folder"]), str(result["key"])
         if result and self.options.out is not None:  # couldn't_upscale/ keeps the original: mirrored too
-            entry.output = write_output(self.options.out, result["key"], self.client.download(result))
+            entry.output = write_output(self.options.out, str(result["key"]), self.client.download(result))
         if item["status"] == "success" and entry.output is not None:  # failures are retried by a re-run
             record = {"folder": entry.folder, "key": entry.key, "output": str(entry.output)}
             self.manifest.done[self.done_key(entry)] = record
@@ -265,7 +266,9 @@ class Run:
         elif item["status"] == "cancelled":
             entry.status, entry.message = "cancelled", "cancelled"
         else:
-            error = item.get("error") or {}
+            error = item["error"]
             entry.status = "error"
-            entry.message = error.get("message") or "upscaling failed; the original was kept in couldn't_upscale/"
+            entry.message = (
+                error and error["message"]
+            ) or "upscaling failed; the original was kept in couldn't_upscale/"
         self.view.finished(entry)

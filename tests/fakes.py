@@ -86,6 +86,7 @@ class FakeStorage:
         self.put_job_input = Method(lambda job_id, index, image: self._store(f"jobs/{job_id}/{index}", image.data))
         self.get = Method(lambda key, owner=None: self.objects[key])
         self.delete_job_input = Method(lambda key: self.objects.pop(key, None) is not None)
+        self.presigns = Method(lambda: False)
         self.download_url = Method(lambda key, expires_s=3600, owner=None: None)
         self.unavailable_reason = Method(lambda: None)
         self.spool_status = Method(lambda: None)
@@ -115,7 +116,7 @@ class LocalStorage:
 
     def __init__(self, root: Path) -> None:
         self.inner = Storage.func_or_class(load_settings(storage_dir=root, s3_bucket=None))  # type: ignore[attr-defined]
-        methods = ("put", "put_job_input", "get", "delete_job_input", "download_url", "unavailable_reason")
+        methods = ("put", "put_job_input", "get", "delete_job_input", "presigns", "download_url", "unavailable_reason")
         for name in (*methods, "spool_status"):
             setattr(self, name, Method(getattr(self.inner, name)))
 

@@ -1,19 +1,27 @@
-"""The named errors of the service: each carries a stable ``code`` and a message that names the fix.
+"""The one error table of the service: one class per error, each carrying its stable ``code`` and its
+HTTP ``status`` as class attributes, and a message that names the fix.
 
-They are raised below HTTP (the flow, storage, the upscaler, the jobs consumer); the ingress maps each
-class to an HTTP status in one table (``deployments/ingress/errors.py``), and the jobs API reports an
-item's failure as ``{"code", "message"}`` from the same attributes.
+They are raised below HTTP (the flow, storage, the upscaler, the jobs consumer) and at the door. Every
+door answers through the same lookup, by class, as Starlette's exception middleware finds a handler:
+``as_service_error`` turns anything raised into one of these (an unnamed exception is an
+``InternalError``); the ingress answers with its ``status`` and ``code`` (``deployments/ingress/errors.py``,
+whose OpenAPI list of error responses walks these classes), and the jobs consumer records an item's
+failure as ``{"code", "message"}`` from the same attributes.
 """
 
 from __future__ import annotations
+
+from http import HTTPStatus
 
 ALLOWED_TEXT = "JPEG, PNG or WebP"
 
 
 class ServiceError(Exception):
-    """Base of every named error: ``code`` is stable (clients match on it), ``message`` is for people."""
+    """Base of every named error: ``code`` is stable (clients match on it), ``message`` is for people,
+    ``status`` is the HTTP answer. A subclass inherits both until it declares its own."""
 
     code = "error"
+    status = HTTPStatus.INTERNAL_SERVER_ERROR
     retry_after_s: int | None = None  # when set, the client is told to retry after this many seconds
 
     def __init__(self, message: str) -> None:
@@ -24,6 +32,31 @@ class ServiceError(Exception):
         """HTTP headers the refusal carries (``Retry-After`` when the client should come back)."""
         return {"Retry-After": str(self.retry_after_s)} if self.retry_after_s else {}
 
+    def details(self) -> dict[str, object]:
+        """Fields the refusal's JSON body carries beside ``message`` and ``error`` (none by default)."""
+        return {}
+
+
+class InternalError(ServiceError):
+    """An exception that is not a named error: a bug or a failure nobody named. Nothing was stored."""
+
+    code = "internal_error"
+
+    def __init__(self, exc: BaseException) -> None:
+        super().__init__(f"Internal error ({type(exc).__name__}); nothing was stored.")
+
+
+def as_service_error(exc: BaseException) -> ServiceError:
+    """The named error that answers for ``exc``: itself, or an ``InternalError`` for an unnamed one."""
+    return exc if isinstance(exc, ServiceError) else InternalError(exc)
+
+
+class InvalidParameterError(ServiceError):
+    """A query or path parameter is out of range or of the wrong type."""
+
+    code = "invalid_parameter"
+    status = HTTPStatus.UNPROCESSABLE_ENTITY
+
 
 class UploadRejectedError(ServiceError):
     """The request is refused as sent; nothing was stored."""
@@ -33,6 +66,7 @@ class UploadRejectedError(ServiceError):
 
 class MissingFieldError(UploadRejectedError):
     code = "missing_field"
+    status = HTTPStatus.BAD_REQUEST
 
     def __init__(self, field: str = "image") -> None:
         super().__init__(f"No file found: send the image as multipart/form-data in a field named {field!r}.")
@@ -40,6 +74,7 @@ class MissingFieldError(UploadRejectedError):
 
 class EmptyUploadError(UploadRejectedError):
     code = "empty_file"
+    status = HTTPStatus.BAD_REQUEST
 
     def __init__(self) -> None:
         super().__init__("The uploaded file is empty.")
@@ -47,6 +82,7 @@ class EmptyUploadError(UploadRejectedError):
 
 class NotAnImageError(UploadRejectedError):
     code = "not_an_image"
+    status = HTTPStatus.UNSUPPORTED_MEDIA_TYPE
 
     def __init__(self) -> None:
         super().__init__(f"The uploaded file is not an image; send a {ALLOWED_TEXT} file.")
@@ -54,6 +90,7 @@ class NotAnImageError(UploadRejectedError):
 
 class UnsupportedFormatError(UploadRejectedError):
     code = "unsupported_format"
+    status = HTTPStatus.UNSUPPORTED_MEDIA_TYPE
 
     def __init__(self, fmt: str) -> None:
         super().__init__(f"{fmt} images are not supported; send a {ALLOWED_TEXT} file.")
@@ -62,6 +99,7 @@ class UnsupportedFormatError(UploadRejectedError):
 
 class AnimatedImageError(UploadRejectedError):
     code = "animated_image"
+    status = HTTPStatus.UNSUPPORTED_MEDIA_TYPE
 
     def __init__(self, fmt: str) -> None:
         super().__init__(f"Animated {fmt} images are not supported; send a single still image.")
@@ -69,6 +107,7 @@ class AnimatedImageError(UploadRejectedError):
 
 class CorruptImageError(UploadRejectedError):
     code = "corrupt_image"
+    status = HTTPStatus.UNPROCESSABLE_ENTITY
 
     def __init__(self, reason: str) -> None:
         super().__init__(f"The image is damaged or truncated and cannot be decoded ({reason}).")
@@ -77,6 +116,7 @@ class CorruptImageError(UploadRejectedError):
 
 class TooManyPixelsError(UploadRejectedError):
     code = "too_many_pixels"
+    status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
 
     def __init__(self, size: tuple[int, int] | None, limit: int) -> None:
         declared = f"{size[0]}×{size[1]} pixels" if size else "more pixels than allowed"
@@ -89,6 +129,7 @@ class TooManyPixelsError(UploadRejectedError):
 
 class TooManyScansError(UploadRejectedError):
     code = "too_many_scans"
+    status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
 
     def __init__(self, limit: int | str) -> None:
         super().__init__(
@@ -99,6 +140,7 @@ class TooManyScansError(UploadRejectedError):
 
 class UploadTooLargeError(UploadRejectedError):
     code = "upload_too_large"
+    status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
 
     def __init__(self, limit: int) -> None:
         super().__init__(f"The upload exceeds the limit of {limit:,} bytes (MAX_UPLOAD_BYTES).")
@@ -107,6 +149,7 @@ class UploadTooLargeError(UploadRejectedError):
 
 class UnauthorizedError(UploadRejectedError):
     code = "unauthorized"
+    status = HTTPStatus.UNAUTHORIZED
 
     def __init__(self) -> None:
         super().__init__("A valid API key is required in the X-API-Key header.")
@@ -114,6 +157,7 @@ class UnauthorizedError(UploadRejectedError):
 
 class RateLimitedError(UploadRejectedError):
     code = "rate_limited"
+    status = HTTPStatus.TOO_MANY_REQUESTS
 
     def __init__(self, limit: str, retry_after_s: int = 1, rate_headers: dict[str, str] | None = None) -> None:
         super().__init__(f"Too many requests for this key (RATE_LIMIT {limit}); retry in {retry_after_s} s.")
@@ -141,6 +185,7 @@ class TooManyUploadsError(UploadRejectedError):
     """This client address already has its share of uploads in flight; nothing was read or stored."""
 
     code = "too_many_uploads"
+    status = HTTPStatus.TOO_MANY_REQUESTS
     retry_after_s = 5
 
     def __init__(self, limit: int) -> None:
@@ -155,6 +200,7 @@ class BodyTimeoutError(UploadRejectedError):
     """The request body did not arrive within BODY_TIMEOUT_S; nothing was stored."""
 
     code = "request_timeout"
+    status = HTTPStatus.REQUEST_TIMEOUT
 
     def __init__(self, timeout_s: float | str) -> None:
         super().__init__(
@@ -166,6 +212,7 @@ class BodyTimeoutError(UploadRejectedError):
 
 class UnknownModelError(UploadRejectedError):
     code = "unknown_model"
+    status = HTTPStatus.NOT_FOUND
 
     def __init__(self, name: str, known: list[str]) -> None:
         super().__init__(f"Unknown model {name!r}; available models: {', '.join(known)}.")
@@ -174,6 +221,7 @@ class UnknownModelError(UploadRejectedError):
 
 class UnknownOutputFormatError(UploadRejectedError):
     code = "unknown_format"
+    status = HTTPStatus.UNPROCESSABLE_ENTITY
 
     def __init__(self, fmt: str, known: tuple[str, ...]) -> None:
         super().__init__(f"Unknown output format {fmt!r}; choose one of: {', '.join(known)}.")
@@ -181,6 +229,7 @@ class UnknownOutputFormatError(UploadRejectedError):
 
 class TooManyImagesError(UploadRejectedError):
     code = "too_many_images"
+    status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
 
     def __init__(self, count: int, limit: int) -> None:
         super().__init__(f"A job takes at most {limit} images (MAX_JOB_IMAGES); {count} were sent.")
@@ -188,25 +237,41 @@ class TooManyImagesError(UploadRejectedError):
 
 class InvalidWebhookError(UploadRejectedError):
     code = "invalid_webhook_url"
+    status = HTTPStatus.UNPROCESSABLE_ENTITY
 
     def __init__(self, url: str, reason: str) -> None:
         super().__init__(f"webhook_url {url[:200]!r} is not allowed: {reason}.")
 
 
 class InvalidImagesError(UploadRejectedError):
-    """Some files of a job are not acceptable: the job is refused whole. ``code`` and status are the
-    first bad file's, so a one-file job is refused exactly as the upload route would refuse it."""
+    """Some files of a job are not acceptable: the job is refused whole. ``code`` and ``status`` are the
+    first bad file's, so a one-file job is refused exactly as the upload route would refuse it; the body
+    lists every refused file."""
 
     def __init__(self, failures: list[tuple[int, str, UploadRejectedError]]) -> None:
         listed = "; ".join(f"#{i} {name!r}: {error.message}" for i, name, error in failures)
         super().__init__(f"{len(failures)} file(s) refused, nothing was stored and no job was created: {listed}")
         self.failures = failures
         self.first = failures[0][2]
-        self.code = self.first.code
+
+    # Read-only on purpose: the class attributes of the base are only ever read, and this error has no
+    # code or status of its own (mypy's rule guards writes, which nothing does).
+    @property
+    def code(self) -> str:  # type: ignore[override]
+        return self.first.code
+
+    @property
+    def status(self) -> HTTPStatus:  # type: ignore[override]
+        return self.first.status
+
+    def details(self) -> dict[str, object]:
+        files = [{"index": i, "filename": name, "error": e.code, "message": e.message} for i, name, e in self.failures]
+        return {"files": files}
 
 
 class JobNotFoundError(ServiceError):
     code = "job_not_found"
+    status = HTTPStatus.NOT_FOUND
 
     def __init__(self, job_id: str) -> None:
         super().__init__(f"No job {job_id[:80]!r}; job ids come from POST /api/jobs.")
@@ -214,6 +279,7 @@ class JobNotFoundError(ServiceError):
 
 class JobsUnavailableError(ServiceError):
     code = "jobs_unavailable"
+    status = HTTPStatus.SERVICE_UNAVAILABLE
 
     def __init__(self, reason: str) -> None:
         super().__init__(f"The jobs queue is unavailable, no job was created; retry later ({reason}).")
@@ -223,6 +289,7 @@ class OverloadedError(ServiceError):
     """Every queue that could take the work is full; nothing was stored. A retry later succeeds."""
 
     code = "overloaded"
+    status = HTTPStatus.SERVICE_UNAVAILABLE
     retry_after_s = 5
 
     def __init__(self, message: str = "The service is at capacity; nothing was stored, retry later.") -> None:
@@ -233,6 +300,7 @@ class StorageError(ServiceError, RuntimeError):
     """The object could not be stored; nothing partial was left behind."""
 
     code = "storage_unavailable"
+    status = HTTPStatus.SERVICE_UNAVAILABLE
     retry_after_s = 30
 
 
@@ -267,6 +335,7 @@ class ObjectNotFoundError(StorageError):
     """No stored result under this key (or a key that names no result: job inputs, paths that escape)."""
 
     code = "object_not_found"
+    status = HTTPStatus.NOT_FOUND
 
     def __init__(self, key: str) -> None:
         super().__init__(f"No stored object {key[:200]!r}; keys come from an upload's result.")

@@ -1,59 +1,122 @@
-"""The deployments' handles, typed: a ``Protocol`` per deployment, so a misspelt ``.remote`` method
-fails ``mypy --strict``. The app builder injects the real ``DeploymentHandle``s; tests inject fakes."""
+"""The deployments' handles, typed: a ``Protocol`` per deployment and one per method, whose ``remote``
+has the method's own signature, so a misspelt method or a wrong argument fails ``mypy --strict``.
+The app builder injects the real ``DeploymentHandle``s; tests inject fakes."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
-from deployments.contracts.values import ModelSummary, SpoolStatus, StoredObject, UpscaledImage
+from deployments.contracts.jobs import JobView
+from deployments.contracts.values import (
+    DecodedImage,
+    EncodedImage,
+    Folder,
+    ModelSummary,
+    NewJob,
+    SpoolStatus,
+    StoredObject,
+    UpscaledImage,
+)
 
-T = TypeVar("T", covariant=True)
+T_co = TypeVar("T_co", covariant=True)
 
 
-class Remote(Protocol[T]):
-    """A deployment method seen through a handle."""
+class Put(Protocol):
+    def remote(
+        self,
+        folder: Folder,
+        filename: str | None,
+        source_digest: str,
+        image: EncodedImage,
+        variant: str | None = None,
+        owner: str | None = None,
+    ) -> Awaitable[StoredObject]: ...
 
-    def remote(self, *args: Any, **kwargs: Any) -> Awaitable[T]: ...
+
+class PutJobInput(Protocol):
+    def remote(self, job_id: str, index: int, image: EncodedImage) -> Awaitable[StoredObject]: ...
+
+
+class Get(Protocol):
+    def remote(self, key: str, owner: str | None = None) -> Awaitable[bytes]: ...
+
+
+class DeleteJobInput(Protocol):
+    def remote(self, key: str) -> Awaitable[bool]: ...
+
+
+class DownloadUrl(Protocol):
+    def remote(self, key: str, expires_s: int = ..., owner: str | None = None) -> Awaitable[str | None]: ...
+
+
+class Ask(Protocol[T_co]):
+    """A method that takes nothing: a question (health, depth, capabilities)."""
+
+    def remote(self) -> Awaitable[T_co]: ...
 
 
 class StorageHandle(Protocol):
     @property
-    def put(self) -> Remote[StoredObject]: ...
+    def put(self) -> Put: ...
     @property
-    def put_job_input(self) -> Remote[StoredObject]: ...
+    def put_job_input(self) -> PutJobInput: ...
     @property
-    def get(self) -> Remote[bytes]: ...
+    def get(self) -> Get: ...
     @property
-    def delete_job_input(self) -> Remote[bool]: ...
+    def delete_job_input(self) -> DeleteJobInput: ...
     @property
-    def download_url(self) -> Remote[str | None]: ...
+    def presigns(self) -> Ask[bool]: ...
     @property
-    def unavailable_reason(self) -> Remote[str | None]: ...
+    def download_url(self) -> DownloadUrl: ...
     @property
-    def spool_status(self) -> Remote[SpoolStatus | None]: ...
+    def unavailable_reason(self) -> Ask[str | None]: ...
+    @property
+    def spool_status(self) -> Ask[SpoolStatus | None]: ...
+
+
+class Upscale(Protocol):
+    def remote(self, image: DecodedImage, fmt: str | None = None) -> Awaitable[UpscaledImage]: ...
 
 
 class UpscalerHandle(Protocol):
     @property
-    def upscale(self) -> Remote[UpscaledImage]: ...
+    def upscale(self) -> Upscale: ...
     @property
-    def models(self) -> Remote[list[ModelSummary]]: ...
+    def models(self) -> Ask[list[ModelSummary]]: ...
     @property
-    def unavailable_reason(self) -> Remote[str | None]: ...
+    def unavailable_reason(self) -> Ask[str | None]: ...
     def options(self, *, multiplexed_model_id: str) -> UpscalerHandle: ...
 
 
+class SubmitJob(Protocol):
+    def remote(self, new: NewJob) -> Awaitable[JobView]: ...
+
+
+class OwnedJob(Protocol):
+    """``get`` and ``cancel``: the job, if ``owner`` (a key id; "" without keys) made it."""
+
+    def remote(self, job_id: str, owner: str = "") -> Awaitable[JobView | None]: ...
+
+
+class ListJobs(Protocol):
+    """Newest first from ``cursor``; ``owner`` None lists every key's jobs (monitoring)."""
+
+    def remote(
+        self, limit: int, cursor: float | None, owner: str | None = ""
+    ) -> Awaitable[tuple[list[JobView], float | None]]: ...
+
+
 class JobsHandle(Protocol):
-    """Jobs travel as the JSON-ready dicts the API shows (``deployments/jobs/records.py``)."""
+    """Jobs travel as the JSON-ready views the API shows (``deployments/contracts/jobs.py``)."""
 
     @property
-    def submit(self) -> Remote[dict[str, Any]]: ...
+    def submit(self) -> SubmitJob: ...
     @property
-    def get(self) -> Remote[dict[str, Any] | None]: ...
+    def get(self) -> OwnedJob: ...
     @property
-    def list_jobs(self) -> Remote[tuple[list[dict[str, Any]], float | None]]: ...
+    def list_jobs(self) -> ListJobs: ...
     @property
-    def cancel(self) -> Remote[dict[str, Any] | None]: ...
+    def cancel(self) -> OwnedJob: ...
     @property
-    def queue_depth(self) -> Remote[int]: ...
+    def queue_depth(self) -> Ask[int]: ...

@@ -35,7 +35,7 @@ from deployments.contracts.errors import (
     UnknownOutputFormatError,
     UpscaleDeadlineError,
 )
-from deployments.contracts.handles import StorageHandle, UpscalerHandle
+from deployments.contracts.handles import Ask, StorageHandle, UpscalerHandle
 from deployments.contracts.values import (
     DecodedImage,
     EncodedImage,
@@ -139,8 +139,8 @@ class Flow:
         self.settings = settings
         self.policy = policy or load_policy(settings.quality_policy)
         self._models: list[ModelSummary] | None = None
-        # Full decodes hold a whole image's pixels (a 49-MP PNG: ~150 MB, ~190 MB of RSS while decoding):
-        # a few at a time per replica keeps memory flat when many large uploads arrive together.
+        # Full decodes hold a whole image's pixels (3 bytes each for RGB, more while decoding): a few at
+        # a time per replica keeps memory flat when many large uploads arrive together.
         self._decoder = ThreadPoolExecutor(settings.max_concurrent_decodes, thread_name_prefix="decode")
 
     async def _full_decode(self, fn: Callable[[inspection.Probe, int], T], probe: inspection.Probe) -> T:
@@ -326,9 +326,9 @@ class Flow:
     async def unavailable_reasons(self, timeout_s: float = 5.0) -> list[str]:
         checks = {"upscaler": self.upscaler.unavailable_reason, "storage": self.storage.unavailable_reason}
 
-        async def ask(name: str, method: object) -> str | None:
+        async def ask(name: str, method: Ask[str | None]) -> str | None:
             try:
-                reason = await asyncio.wait_for(method.remote(), timeout_s)  # type: ignore[attr-defined]
+                reason = await asyncio.wait_for(method.remote(), timeout_s)
             except TimeoutError:
                 return f"{name}: no replica answered within {timeout_s:g} s"
             except Exception as exc:  # the details (hosts, paths) go to the log, not to the public reason

@@ -1,157 +1,52 @@
-"""The HTTP API: the app, its routes for single images, and the one place errors become JSON responses."""
+"""The ingress app: its middleware in order, its routers (one module each), and the exception handler
+that answers every error through the one lookup."""
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
 import logging
-import time
-import uuid
-from http import HTTPStatus
 from pathlib import Path
-from typing import Any
 
-from fastapi import APIRouter, FastAPI, File, Form, Request, UploadFile
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from ray import serve
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp
 
 from configs.settings import Settings
-from deployments.contracts.errors import (
-    EmptyUploadError,
-    InvalidImagesError,
-    MissingFieldError,
-    ServiceError,
-    UploadTooLargeError,
-)
+from deployments.contracts.errors import InternalError, ServiceError
 from deployments.contracts.handles import JobsHandle
-from deployments.contracts.values import ModelSummary
-from deployments.flow.flow import Flow, Upload
-from deployments.flow.recent import Recent
+from deployments.flow.flow import Flow
 from deployments.ingress.access import AccessControl, AccessControlConfig, access_config
-from deployments.ingress.api_keys import KeyRing, request_key_id
-from deployments.ingress.errors import documented_errors, error_body, status_of
+from deployments.ingress.api_keys import KeyRing
+from deployments.ingress.downloads import Downloads
+from deployments.ingress.errors import service_error
+from deployments.ingress.images_api import health_router, images_router
 from deployments.ingress.limits import BodyDeadline, ConcurrentUploadLimit, DeclaredLengthLimit
 from deployments.ingress.metrics import IngressMetrics
 from deployments.ingress.multipart import allow_long_part_headers, keep_file_parts_in_memory
+from deployments.ingress.objects_api import objects_router
+from deployments.ingress.page import PageHeaders, mount_web
 from deployments.ingress.ratelimit import storage_url
-from deployments.ingress.schemas import ErrorResponse, HealthResponse, UploadResponse
+from deployments.ingress.responder import Responder
+from deployments.ingress.schemas import DOOR_ERRORS
 from deployments.ingress.stats import Stats
-from deployments.ingress.web import PageHeaders, download_url, mount_web, web_router
+from deployments.ingress.stats_api import stats_router
 
 log = logging.getLogger("ray.serve")
 
-ERRORS = documented_errors(ErrorResponse)
-# What any route may answer at the door (``AccessControl``): no or a wrong key, a rate limit.
-DOOR_ERRORS: dict[int | str, dict[str, Any]] = {status: ERRORS[status] for status in (401, 429)}
-
-
-def request_id() -> str:
-    """Serve's own request id: its proxy returns it as ``X-Request-ID`` (honouring one the client
-    sent) and its replica logs carry it, so one id finds a request everywhere."""
-    return serve.context._get_serve_request_context().request_id or uuid.uuid4().hex
-
-
-class Responder:
-    """Turns any named error into its JSON response and counts it: the one place that does."""
-
-    def __init__(self, metrics: IngressMetrics) -> None:
-        self.metrics = metrics
-
-    def __call__(self, exc: ServiceError, status: int | None = None) -> JSONResponse:
-        status = status or status_of(exc)
-        if status < 500:
-            self.metrics.rejected(exc.code)
-        else:
-            log.error("%s: %s", exc.code, exc.message)
-        extra: dict[str, Any] = {}
-        if isinstance(exc, InvalidImagesError):
-            extra["files"] = [
-                {"index": i, "filename": name, "error": e.code, "message": e.message} for i, name, e in exc.failures
-            ]
-        body = error_body(exc.message, exc.code, request_id(), **extra)
-        return JSONResponse(body, status_code=status, headers=exc.headers() or None)
-
 
 def _install_error_handlers(app: FastAPI, respond: Responder, settings: Settings) -> None:
-    @app.exception_handler(ServiceError)
-    async def named(request: Request, exc: ServiceError) -> JSONResponse:
-        return respond(exc)
+    """Every exception a route raises is answered through the one lookup (``service_error``)."""
 
-    @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        bad = [e for e in exc.errors() if e.get("loc", ("body",))[0] in ("query", "path")]
-        if not bad:  # a missing or mistyped multipart body
-            return respond(MissingFieldError())
-        error = ServiceError("; ".join(f"{e['loc'][-1]}: {e['msg']}" for e in bad))
-        error.code = "invalid_parameter"
-        return respond(error, HTTPStatus.UNPROCESSABLE_ENTITY)
+    async def answer(request: Request, exc: Exception) -> JSONResponse:
+        error = service_error(exc, settings.max_upload_bytes)
+        if isinstance(error, InternalError):
+            log.exception("unexpected error", exc_info=exc)
+        return respond(error)
 
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        if exc.status_code == HTTPStatus.REQUEST_ENTITY_TOO_LARGE:  # FastAPI's body limit, before reading it all
-            return respond(UploadTooLargeError(settings.max_upload_bytes))
-        error = ServiceError(str(exc.detail))
-        error.code = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_")
-        return respond(error, exc.status_code)
-
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error")
-        error = ServiceError(f"Internal error ({type(exc).__name__}); nothing was stored.")
-        error.code = "internal_error"
-        return respond(error, HTTPStatus.INTERNAL_SERVER_ERROR)
-
-
-def images_router(flow: Flow, metrics: IngressMetrics, settings: Settings, stats: Stats) -> APIRouter:
-    router = APIRouter()
-    probe = Recent(lambda: asyncio.gather(flow.unavailable_reasons(), flow.spool_status()), settings.health_cache_s)
-
-    @router.post("/api/images/upload", response_model=UploadResponse, responses=ERRORS)
-    async def upload(
-        request: Request,
-        image: UploadFile | None = File(None, description="The image: JPEG, PNG or WebP"),
-        model: str | None = Form(None, description="A model from GET /api/models (default: the service's)"),
-        output_format: str | None = Form(
-            None, alias="format", description="Output format of an upscaled image: png, webp or jpeg"
-        ),
-    ) -> UploadResponse:
-        """Score the image; store it as is (good quality) or upscaled (or the original, if that fails)."""
-        started = time.perf_counter()
-        if image is None:
-            raise MissingFieldError()
-        data = await image.read()
-        if not data:
-            raise EmptyUploadError()
-        rid = request_id()
-        owner = request_key_id(request)  # what it stores belongs to the caller's key
-        outcome = await flow.process(Upload(data, image.filename, rid, model or None, output_format or None, owner))
-        seconds = time.perf_counter() - started
-        metrics.upload(outcome.folder, outcome.status, outcome.quality_score, seconds)
-        metrics.quality(outcome.quality_metrics, outcome.route, outcome.model)
-        stats.record(outcome.folder, outcome.status, outcome.quality_score, seconds)
-        return UploadResponse.of(outcome, rid, await download_url(flow.storage, settings, outcome.stored.key, owner))
-
-    @router.get("/api/models", response_model=list[ModelSummary])
-    async def list_models() -> list[ModelSummary]:
-        """The models an upload may name, with their scales, sizes and measured PSNR-Y."""
-        return await flow.models()
-
-    @router.get("/api/health", response_model=HealthResponse, responses={503: {"model": HealthResponse}})
-    async def health() -> JSONResponse:
-        """200 when the model is loaded and uploads can be stored (in the bucket, or in the spool while the
-        bucket is unreachable and the spool has room); 503 with the reasons otherwise. A probe is reused
-        for ``HEALTH_CACHE_S`` by every caller, so a flood of health checks costs one probe per window."""
-        reasons, spool = await probe.get()
-        extra = {"spool": dataclasses.asdict(spool)} if spool else {}
-        if reasons:
-            return JSONResponse({"status": "unhealthy", "reasons": reasons, **extra}, status_code=503)
-        return JSONResponse({"status": "healthy", **extra})
-
-    return router
+    for raised in (ServiceError, RequestValidationError, StarletteHTTPException, Exception):
+        app.add_exception_handler(raised, answer)
 
 
 class UploadAPI(FastAPI):
@@ -215,8 +110,10 @@ def create_api(
     app.respond = Responder(metrics)
     app.access = access_config(settings, keys, web_dir, limits_url or storage_url(settings))
     stats = Stats()
-    app.include_router(images_router(flow, metrics, settings, stats))
-    app.include_router(web_router(flow.storage, settings, stats, jobs))
+    app.include_router(images_router(flow, metrics, stats, Downloads(flow.storage)))
+    app.include_router(health_router(flow, settings))
+    app.include_router(stats_router(flow.storage, settings, stats, jobs))
+    app.include_router(objects_router(flow.storage))
     for router in routers or []:
         app.include_router(router)
     _install_error_handlers(app, app.respond, settings)

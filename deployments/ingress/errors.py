@@ -1,7 +1,9 @@
-"""The one table that maps every named error to its HTTP status, and the JSON every refusal has.
+"""How the ingress answers errors: the one lookup from anything raised to a named error, and the JSON
+every refusal has.
 
 Every refusal is answered as ``{"success": false, "message": …, "error": <code>, "request_id": …}``
-with nothing stored. The OpenAPI list of error responses is generated from the same table.
+(plus the error's ``details()``) with the status its class carries (``deployments/contracts/errors.py``)
+and nothing stored. The OpenAPI list of error responses is generated from the same classes.
 """
 
 from __future__ import annotations
@@ -9,69 +11,62 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Any
 
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
 from deployments.contracts.errors import (
-    AnimatedImageError,
-    BodyTimeoutError,
-    CorruptImageError,
-    EmptyUploadError,
-    InvalidImagesError,
-    InvalidWebhookError,
-    JobNotFoundError,
-    JobsUnavailableError,
-    KeyFailuresError,
+    InvalidParameterError,
     MissingFieldError,
-    NotAnImageError,
-    ObjectNotFoundError,
-    OverloadedError,
-    RateLimitedError,
     ServiceError,
-    StorageError,
-    TooManyImagesError,
-    TooManyPixelsError,
-    TooManyScansError,
-    TooManyUploadsError,
-    UnauthorizedError,
-    UnknownModelError,
-    UnknownOutputFormatError,
-    UnsupportedFormatError,
     UploadTooLargeError,
+    as_service_error,
 )
 
-HTTP_STATUS: dict[type[ServiceError], HTTPStatus] = {
-    MissingFieldError: HTTPStatus.BAD_REQUEST,
-    EmptyUploadError: HTTPStatus.BAD_REQUEST,
-    UnauthorizedError: HTTPStatus.UNAUTHORIZED,
-    RateLimitedError: HTTPStatus.TOO_MANY_REQUESTS,
-    KeyFailuresError: HTTPStatus.TOO_MANY_REQUESTS,
-    TooManyUploadsError: HTTPStatus.TOO_MANY_REQUESTS,
-    BodyTimeoutError: HTTPStatus.REQUEST_TIMEOUT,
-    UnknownModelError: HTTPStatus.NOT_FOUND,
-    JobNotFoundError: HTTPStatus.NOT_FOUND,
-    ObjectNotFoundError: HTTPStatus.NOT_FOUND,
-    TooManyPixelsError: HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-    UploadTooLargeError: HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-    TooManyImagesError: HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-    TooManyScansError: HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-    NotAnImageError: HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
-    UnsupportedFormatError: HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
-    AnimatedImageError: HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
-    CorruptImageError: HTTPStatus.UNPROCESSABLE_ENTITY,
-    UnknownOutputFormatError: HTTPStatus.UNPROCESSABLE_ENTITY,
-    InvalidWebhookError: HTTPStatus.UNPROCESSABLE_ENTITY,
-    StorageError: HTTPStatus.SERVICE_UNAVAILABLE,
-    OverloadedError: HTTPStatus.SERVICE_UNAVAILABLE,
-    JobsUnavailableError: HTTPStatus.SERVICE_UNAVAILABLE,
-}
+
+class HTTPRefusal(ServiceError):
+    """A refusal raised by Starlette or FastAPI themselves (no such route, a method the route does not
+    take, a malformed request): it answers with the status they chose and a code named after it."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self._status = HTTPStatus(status)
+
+    # Read-only, carried by the instance: the base's class attributes are only ever read.
+    @property
+    def status(self) -> HTTPStatus:  # type: ignore[override]
+        return self._status
+
+    @property
+    def code(self) -> str:  # type: ignore[override]
+        return self._status.phrase.lower().replace(" ", "_")
 
 
-def status_of(exc: ServiceError) -> HTTPStatus:
-    """The status of the nearest class in the table; a refused job answers as its first bad file."""
-    if isinstance(exc, InvalidImagesError):
-        return status_of(exc.first)
-    for cls in type(exc).__mro__:
-        if cls in HTTP_STATUS:
-            return HTTP_STATUS[cls]
-    return HTTPStatus.INTERNAL_SERVER_ERROR
+class UnhealthyError(ServiceError):
+    """The service cannot take uploads now. ``/api/health`` answers with this status and its own body
+    (``HealthResponse``), not the error body, so the route lists are not documented with it."""
+
+    code = "unhealthy"
+    status = HTTPStatus.SERVICE_UNAVAILABLE
+
+    def __init__(self, reasons: list[str]) -> None:
+        super().__init__("; ".join(reasons))
+        self.reasons = reasons
+
+
+def service_error(exc: Exception, max_upload_bytes: int) -> ServiceError:
+    """The named error that answers for anything a route raised: the one lookup of every HTTP door.
+    FastAPI's own refusals get theirs (a bad parameter, a missing multipart body, its body limit);
+    anything unnamed is an ``InternalError``."""
+    if isinstance(exc, RequestValidationError):
+        bad = [e for e in exc.errors() if e.get("loc", ("body",))[0] in ("query", "path")]
+        if not bad:  # a missing or mistyped multipart body
+            return MissingFieldError()
+        return InvalidParameterError("; ".join(f"{e['loc'][-1]}: {e['msg']}" for e in bad))
+    if isinstance(exc, StarletteHTTPException):
+        if exc.status_code == HTTPStatus.REQUEST_ENTITY_TOO_LARGE:  # FastAPI's body limit, before reading it all
+            return UploadTooLargeError(max_upload_bytes)
+        return HTTPRefusal(exc.status_code, str(exc.detail))
+    return as_service_error(exc)
 
 
 def error_body(message: str, code: str, request_id: str | None = None, **extra: Any) -> dict[str, Any]:
@@ -81,12 +76,20 @@ def error_body(message: str, code: str, request_id: str | None = None, **extra: 
     return body
 
 
+def _named_errors(cls: type[ServiceError]) -> list[type[ServiceError]]:
+    return [cls, *(c for sub in cls.__subclasses__() for c in _named_errors(sub))]
+
+
 def documented_errors(model: type) -> dict[int | str, dict[str, Any]]:
-    """FastAPI ``responses=``: every status in the table, with the codes it answers."""
-    codes: dict[int, list[str]] = {}
-    for cls, status in HTTP_STATUS.items():
-        codes.setdefault(int(status), []).append(cls.code)
+    """FastAPI ``responses=``: every status a client is refused with (4xx, and 503 for "retry later"),
+    with the codes it answers. Errors whose status is their instance's (``HTTPRefusal``, a refused job
+    answering as its first file) and health's own 503 are left out."""
+    codes: dict[int, set[str]] = {}
+    for cls in _named_errors(ServiceError):
+        status = cls.status  # a property, not a status, on a class whose instances carry theirs
+        if isinstance(status, HTTPStatus) and cls is not UnhealthyError and (status < 500 or status == 503):
+            codes.setdefault(int(status), set()).add(cls.code)
     return {
-        status: {"model": model, "description": "error: " + ", ".join(sorted(set(names)))}
+        status: {"model": model, "description": "error: " + ", ".join(sorted(names))}
         for status, names in sorted(codes.items())
     }

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 from http import HTTPStatus
-from typing import Any
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse
@@ -22,13 +21,14 @@ from deployments.contracts.errors import (
     UploadRejectedError,
 )
 from deployments.contracts.handles import JobsHandle
+from deployments.contracts.jobs import JobView
 from deployments.contracts.values import NewFile, NewJob
 from deployments.contracts.webhook_targets import check_webhook_url
 from deployments.flow.flow import Flow, Upload
-from deployments.ingress.api import ERRORS, request_id
 from deployments.ingress.api_keys import request_key_id
-from deployments.ingress.schemas import JobAccepted, JobList, JobResponse
-from deployments.ingress.web import download_url
+from deployments.ingress.downloads import Downloads
+from deployments.ingress.responder import request_id
+from deployments.ingress.schemas import ERRORS, JobAccepted, JobList, JobResponse
 
 
 async def _accept_all(flow: Flow, images: list[UploadFile], model: str | None, fmt: str | None) -> list[NewFile]:
@@ -59,9 +59,26 @@ async def _webhook(url: str | None, settings: Settings) -> str | None:
     return await asyncio.to_thread(check_webhook_url, url, settings.webhook_hosts)
 
 
-def jobs_router(flow: Flow, jobs: JobsHandle, settings: Settings) -> APIRouter:
-    router = APIRouter(prefix="/api/jobs", tags=["jobs"])
+async def _shown(job: JobView | None, job_id: str, owner: str | None, downloads: Downloads) -> JobView:
+    """The job as the API shows it: 404 for none (or another key's), results with a download URL."""
+    if job is None:
+        raise JobNotFoundError(job_id)
+    results = [item["result"] for item in job["items"] if item["result"]]
+    urls = await asyncio.gather(*(downloads.url(str(r["key"]), owner) for r in results))
+    for result, url in zip(results, urls, strict=True):
+        result["download_url"] = url
+    return job
 
+
+def jobs_router(flow: Flow, jobs: JobsHandle, settings: Settings) -> APIRouter:
+    """Submit first, then the routes that read or cancel a job (the OpenAPI order)."""
+    router = APIRouter(prefix="/api/jobs", tags=["jobs"])
+    _add_submit(router, flow, jobs, settings)
+    _add_reads(router, jobs, Downloads(flow.storage))
+    return router
+
+
+def _add_submit(router: APIRouter, flow: Flow, jobs: JobsHandle, settings: Settings) -> None:
     @router.post("", status_code=202, response_model=JobAccepted, responses=ERRORS)
     async def submit(
         request: Request,
@@ -84,27 +101,19 @@ def jobs_router(flow: Flow, jobs: JobsHandle, settings: Settings) -> APIRouter:
             body.model_dump(), status_code=HTTPStatus.ACCEPTED, headers={"Location": f"/api/jobs/{body.job_id}"}
         )
 
-    async def shown(job: dict[str, Any] | None, job_id: str, owner: str | None) -> dict[str, Any]:
-        """The job as the API shows it: 404 for none (or another key's), results with a download URL."""
-        if job is None:
-            raise JobNotFoundError(job_id)
-        results = [item["result"] for item in job["items"] if item["result"]]
-        urls = await asyncio.gather(*(download_url(flow.storage, settings, r["key"], owner) for r in results))
-        for result, url in zip(results, urls, strict=True):
-            result["download_url"] = url
-        return job
 
+def _add_reads(router: APIRouter, jobs: JobsHandle, downloads: Downloads) -> None:
     @router.get("/{job_id}", response_model=JobResponse, responses=ERRORS)
-    async def get_job(request: Request, job_id: str) -> dict[str, Any]:
+    async def get_job(request: Request, job_id: str) -> JobView:
         """The job with every item's status and, once stored, its result."""
         owner = request_key_id(request)
-        return await shown(await jobs.get.remote(job_id, owner or ""), job_id, owner)
+        return await _shown(await jobs.get.remote(job_id, owner or ""), job_id, owner, downloads)
 
     @router.delete("/{job_id}", response_model=JobResponse, responses=ERRORS)
-    async def cancel_job(request: Request, job_id: str) -> dict[str, Any]:
+    async def cancel_job(request: Request, job_id: str) -> JobView:
         """Cancel the items not yet started; the job is ``cancelled`` once nothing of it runs."""
         owner = request_key_id(request)
-        return await shown(await jobs.cancel.remote(job_id, owner or ""), job_id, owner)
+        return await _shown(await jobs.cancel.remote(job_id, owner or ""), job_id, owner, downloads)
 
     @router.get("", response_model=JobList, responses=ERRORS)
     async def list_jobs(
@@ -117,5 +126,3 @@ def jobs_router(flow: Flow, jobs: JobsHandle, settings: Settings) -> APIRouter:
         views, next_cursor = await jobs.list_jobs.remote(limit, before, request_key_id(request) or "")
         page = [JobResponse.model_validate(v) for v in views]
         return JobList(jobs=page, next_cursor=None if next_cursor is None else repr(next_cursor))
-
-    return router

@@ -61,7 +61,8 @@ class ScryptLine:
         return hashlib.sha256(self.line().encode()).hexdigest()[:12]
 
     def matches(self, key: str) -> bool:
-        """One scrypt (~40 ms of CPU, 16 MiB): call it off the event loop, and only when allowed."""
+        """One scrypt (slow and memory-hard by design: 16 MiB at SCRYPT_N, SCRYPT_R): call it off the event
+        loop, and only when allowed."""
         return hmac.compare_digest(_scrypt(key, self.salt, self.n, self.r, self.p), self.digest)
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, Field
 
 from deployments.contracts.results import UploadResult
 from deployments.contracts.values import Outcome, SpoolStatus
+from deployments.ingress.errors import documented_errors
 
 
 class UploadResponse(BaseModel):
@@ -24,6 +27,12 @@ class ErrorResponse(BaseModel):
     message: str
     error: str
     request_id: str | None = None
+
+
+# FastAPI ``responses=``: every refusal a route may answer, from the error classes.
+ERRORS = documented_errors(ErrorResponse)
+# What any route may answer at the door (``AccessControl``): no or a wrong key, a rate limit.
+DOOR_ERRORS: dict[int | str, dict[str, Any]] = {status: ERRORS[status] for status in (401, 429)}
 
 
 class HealthResponse(BaseModel):

@@ -16,6 +16,7 @@ import bisect
 import math
 import time
 from collections import OrderedDict, deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -88,7 +89,7 @@ class Stats:
                 bucket.seconds.append(seconds)
         return True
 
-    def record_result(self, result: dict[str, Any], item_id: str) -> bool:
+    def record_result(self, result: Mapping[str, Any], item_id: str) -> bool:
         """Count a finished job item from its result object (the upload route's JSON)."""
         processed = datetime.fromisoformat(str(result["processed_at"]).replace("Z", "+00:00")).timestamp()
         seconds = float(result.get("timings_ms", {}).get("total", 0.0)) / 1000

@@ -25,13 +25,14 @@ from ray.serve.schema import CeleryAdapterConfig, TaskProcessorConfig
 from ray.serve.task_consumer import task_consumer, task_handler
 
 from configs.settings import Settings
-from deployments.contracts.errors import JobsUnavailableError, ServiceError, UploadRejectedError
+from deployments.contracts.errors import JobsUnavailableError, UploadRejectedError, as_service_error
 from deployments.contracts.handles import StorageHandle, UpscalerHandle
+from deployments.contracts.jobs import ENDED, JSON, ItemStatus, JobView
 from deployments.contracts.results import UploadResult
 from deployments.contracts.values import NewJob, StoredObject
 from deployments.flow.flow import Flow, Upload
 from deployments.jobs.metrics import JobsMetrics
-from deployments.jobs.records import ENDED, UNSENT, UNSENT_GRACE_S, Item, Job, JobStore, final_status, now_iso
+from deployments.jobs.records import UNSENT, UNSENT_GRACE_S, Item, Job, JobStore, final_status, now_iso
 from deployments.jobs.webhooks import Webhooks, redis_client
 
 log = logging.getLogger("ray.serve")
@@ -93,7 +94,7 @@ class JobsConsumer:
 
     # --- the ingress's calls (through a handle) ---------------------------------------------------
 
-    async def submit(self, new: NewJob) -> dict[str, Any]:
+    async def submit(self, new: NewJob) -> JobView:
         """Store the inputs, record the job, enqueue its items; the job as the API shows it. A job that
         could not be recorded leaves no input behind; one recorded is accepted, even if enqueueing its
         items failed: the outbox sweeper (``_send_unsent``) sends them."""
@@ -146,21 +147,22 @@ class JobsConsumer:
             return  # Serve gives the consumer its broker adapter only after this constructor returned
         for job_id in self.store.claim(UNSENT, lease_s=UNSENT_GRACE_S):
             job = self.store.get(job_id)
-            pending = [i.index for i in job.items if i.status == "pending"] if job else []
+            pending = [i.index for i in job.items if i.status == ItemStatus.PENDING] if job else []
             log.warning("job %s was left on the outbox: sending its %d pending items", job_id, len(pending))
             self._send(job_id, pending)
 
-    async def get(self, job_id: str, owner: str = "") -> dict[str, Any] | None:
+    async def get(self, job_id: str, owner: str = "") -> JobView | None:
         job = await asyncio.to_thread(self.store.get, job_id)
         return job.view() if job and job.owner == owner else None
 
     async def list_jobs(
-        self, limit: int, cursor: float | None, owner: str = ""
-    ) -> tuple[list[dict[str, Any]], float | None]:
+        self, limit: int, cursor: float | None, owner: str | None = ""
+    ) -> tuple[list[JobView], float | None]:
+        """Newest first from ``cursor``; ``owner`` None lists every key's jobs (the stats summary)."""
         jobs, next_cursor = await asyncio.to_thread(self.store.list, limit, cursor, owner)
         return [j.view() for j in jobs], next_cursor
 
-    async def cancel(self, job_id: str, owner: str = "") -> dict[str, Any] | None:
+    async def cancel(self, job_id: str, owner: str = "") -> JobView | None:
         return await asyncio.to_thread(self._cancel, job_id, owner)
 
     async def queue_depth(self) -> int:
@@ -178,19 +180,19 @@ class JobsConsumer:
         if item.status in ENDED:  # a redelivery of finished work: only its input may be left
             self._forget_inputs([item])
             return item.status
-        item.status, item.attempts = "running", item.attempts + 1
-        if not self.store.move(job_id, item, ("pending", "running")):
+        item.status, item.attempts = ItemStatus.RUNNING, item.attempts + 1
+        if not self.store.move(job_id, item, (ItemStatus.PENDING, ItemStatus.RUNNING)):
             return "skipped"  # cancelled meanwhile
         try:
             item.status, item.result = self._run(self._process(job, item))
         except UploadRejectedError as exc:  # the image itself: trying again cannot help
-            item.status, item.error = "error", {"code": exc.code, "message": exc.message}
+            item.status, item.error = ItemStatus.ERROR, {"code": exc.code, "message": exc.message}
         except Exception as exc:
             if item.attempts < MAX_ITEM_ATTEMPTS:
                 raise  # Celery retries with backoff; the item stays running
-            code = exc.code if isinstance(exc, ServiceError) else "internal_error"
-            item.status, item.error = "error", {"code": code, "message": f"{type(exc).__name__}: {exc}"[:500]}
-        self.store.move(job_id, item, ("running",))
+            code = as_service_error(exc).code
+            item.status, item.error = ItemStatus.ERROR, {"code": code, "message": f"{type(exc).__name__}: {exc}"[:500]}
+        self.store.move(job_id, item, (ItemStatus.RUNNING,))
         self.metrics.item(item.status)
         self._forget_inputs([item])
         self._maybe_finish(job_id, job.total)
@@ -201,12 +203,12 @@ class JobsConsumer:
         was cancelled). A failure leaves that file behind (logged); a redelivery of its task tries again."""
         self._run(self._delete_inputs([item.input_key for item in items]))
 
-    async def _process(self, job: Job, item: Item) -> tuple[str, dict[str, Any]]:
+    async def _process(self, job: Job, item: Item) -> tuple[ItemStatus, dict[str, JSON]]:
         data = await self.storage.get.remote(item.input_key)
         upload = Upload(data, item.filename, f"{job.job_id}/{item.index}", job.model, job.format, job.owner or None)
         outcome = await self.flow.process(upload)
         self.metrics.quality(outcome.quality_metrics, outcome.route, outcome.model)
-        return outcome.status.value, UploadResult.of(outcome, upload.request_id).model_dump(mode="json")
+        return ItemStatus(outcome.status.value), UploadResult.of(outcome, upload.request_id).model_dump(mode="json")
 
     def _run(self, coroutine: Coroutine[Any, Any, R]) -> R:
         future: Future[R] = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
@@ -224,7 +226,7 @@ class JobsConsumer:
         if job.webhook_url:
             self.webhooks.schedule(job_id, job.webhook_url, f"job.{job.final_status}", job.view())
 
-    def _cancel(self, job_id: str, owner: str) -> dict[str, Any] | None:
+    def _cancel(self, job_id: str, owner: str) -> JobView | None:
         job = self.store.get(job_id)
         if job is None or job.owner != owner:
             return None
@@ -232,9 +234,9 @@ class JobsConsumer:
             self.store.request_cancel(job_id)
             cancelled = []
             for item in job.items:
-                if item.status == "pending":
-                    item.status = "cancelled"
-                    if self.store.move(job_id, item, ("pending",)):
+                if item.status == ItemStatus.PENDING:
+                    item.status = ItemStatus.CANCELLED
+                    if self.store.move(job_id, item, (ItemStatus.PENDING,)):
                         cancelled.append(item)
             self._forget_inputs(cancelled)
             self._maybe_finish(job_id, job.total)

@@ -25,8 +25,9 @@ from typing import Any
 
 import redis
 
+from deployments.contracts.jobs import ENDED, JSON, ItemError, ItemStatus, ItemView, JobStatus, JobView
+
 PREFIX = "vcs:"
-ENDED = ("success", "error", "cancelled")
 UNSENT = f"{PREFIX}unsent"
 UNSENT_GRACE_S = 60.0  # a submitter enqueues a job's items in milliseconds; after this, a sweeper does
 
@@ -80,10 +81,22 @@ class Item:
     index: int
     filename: str
     input_key: str
-    status: str = "pending"
-    result: dict[str, Any] | None = None
-    error: dict[str, str] | None = None
+    status: ItemStatus = ItemStatus.PENDING
+    result: dict[str, JSON] | None = None
+    error: ItemError | None = None
     attempts: int = 0
+
+    def __post_init__(self) -> None:
+        self.status = ItemStatus(self.status)  # read back from JSON as a plain string
+
+    def view(self) -> ItemView:
+        return {
+            "index": self.index,
+            "filename": self.filename,
+            "status": self.status,
+            "result": self.result,
+            "error": self.error,
+        }
 
 
 @dataclass
@@ -97,8 +110,8 @@ class Job:
     webhook_url: str | None = None
     owner: str = ""
     cancel_requested: bool = False
-    final_status: str | None = None
-    webhook: dict[str, Any] | None = None
+    final_status: JobStatus | None = None
+    webhook: dict[str, JSON] | None = None
     items: list[Item] = field(default_factory=list)
 
     @property
@@ -107,17 +120,17 @@ class Job:
 
     @property
     def failed(self) -> int:
-        return sum(i.status == "error" for i in self.items)
+        return sum(i.status == ItemStatus.ERROR for i in self.items)
 
     @property
-    def status(self) -> str:
+    def status(self) -> JobStatus:
         if self.final_status:
             return self.final_status
-        if any(i.status == "running" for i in self.items) or (self.done and not self.cancel_requested):
-            return "running"
-        return "cancelled" if self.cancel_requested else "queued"
+        if any(i.status == ItemStatus.RUNNING for i in self.items) or (self.done and not self.cancel_requested):
+            return JobStatus.RUNNING
+        return JobStatus.CANCELLED if self.cancel_requested else JobStatus.QUEUED
 
-    def view(self) -> dict[str, Any]:
+    def view(self) -> JobView:
         """The job as the API shows it."""
         return {
             "job_id": self.job_id,
@@ -129,24 +142,21 @@ class Job:
             "updated_at": self.updated_at,
             "model": self.model,
             "format": self.format,
-            "items": [
-                {k: v for k, v in asdict(i).items() if k in ("index", "filename", "status", "result", "error")}
-                for i in self.items
-            ],
+            "items": [i.view() for i in self.items],
             "webhook": self.webhook or self._webhook_before_delivery(),
         }
 
-    def _webhook_before_delivery(self) -> dict[str, Any] | None:
+    def _webhook_before_delivery(self) -> dict[str, JSON] | None:
         if not self.webhook_url:
             return None
         return {"url": self.webhook_url, "attempts": 0, "delivered_at": None, "last_error": None}
 
 
-def final_status(job: Job) -> str:
+def final_status(job: Job) -> JobStatus:
     """A job whose items have all ended: cancelled if it was asked to, failed if nothing succeeded."""
     if job.cancel_requested:
-        return "cancelled"
-    return "failed" if all(i.status == "error" for i in job.items) else "completed"
+        return JobStatus.CANCELLED
+    return JobStatus.FAILED if all(i.status == ItemStatus.ERROR for i in job.items) else JobStatus.COMPLETED
 
 
 class JobStore:
@@ -258,7 +268,7 @@ class JobStore:
     def all_ended(self, job_id: str, total: int) -> bool:
         return int(self.r.scard(self._key(job_id, ":ended"))) >= total
 
-    def finalize(self, job_id: str, status: str) -> bool:
+    def finalize(self, job_id: str, status: JobStatus) -> bool:
         """Record the final status once; True only for the caller that recorded it, which also starts
         the record's retention (its keys expire; a webhook delivery's later writes keep the expiry)."""
         recorded = bool(self.r.hsetnx(self._key(job_id), "final_status", status))
@@ -285,7 +295,7 @@ def _job(raw: dict[str, str], items: dict[str, str]) -> Job | None:
         webhook_url=raw.get("webhook_url") or None,
         owner=raw.get("owner", ""),
         cancel_requested=raw.get("cancel_requested") == "1",
-        final_status=raw.get("final_status") or None,
+        final_status=JobStatus(raw["final_status"]) if raw.get("final_status") else None,
         webhook=webhook,
         items=sorted((Item(**json.loads(v)) for v in items.values()), key=lambda i: i.index),
     )

@@ -29,7 +29,6 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from types import SimpleNamespace
-from typing import Any
 
 import redis
 from pydantic import SecretStr
@@ -37,6 +36,7 @@ from standardwebhooks.webhooks import Webhook
 from tenacity import wait_exponential_jitter
 
 from configs.settings import WEBHOOK_BACKOFF_FIRST_S, WEBHOOK_BACKOFF_JITTER_S, WEBHOOK_BACKOFF_MAX_S
+from deployments.contracts.jobs import JobView
 from deployments.jobs.delivery import Attempt, http_client, post
 from deployments.jobs.records import PREFIX, JobStore, now_iso
 
@@ -90,7 +90,7 @@ class Webhooks:
         self._loop.set_default_executor(self._threads)
         threading.Thread(target=self._loop.run_forever, name="webhook-deliveries", daemon=True).start()
 
-    def schedule(self, job_id: str, url: str, event_type: str, data: dict[str, Any]) -> None:
+    def schedule(self, job_id: str, url: str, event_type: str, data: JobView) -> None:
         """Freeze the event and put it on the schedule, due now (called once, when the job ends)."""
         state = {"url": url, "attempts": 0, "delivered_at": None, "last_error": None}
         event = json.dumps({"type": event_type, "data": {**data, "webhook": state}}, separators=(",", ":"))

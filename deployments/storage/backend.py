@@ -9,6 +9,7 @@ from deployments.contracts.values import StoredObject
 
 class Backend(Protocol):
     name: str
+    presigns: bool  # whether ``download_url`` gives URLs (else the service's object route serves objects)
 
     def put(self, key: str, data: bytes, content_type: str, metadata: dict[str, str]) -> StoredObject:
         """Create ``key`` with ``data`` unless an identical object is there; never overwrite."""

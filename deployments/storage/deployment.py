@@ -146,6 +146,11 @@ class Storage:
         pending = self.spool.read(key) if self.spool else None
         return pending if pending is not None else self.backend.get(key)
 
+    async def presigns(self) -> bool:
+        """Whether ``download_url`` can give URLs: the ingress asks once, so that with a backend that
+        never does (local) no upload pays a call for it. Fixed for the replica's life."""
+        return self.backend.presigns
+
     async def download_url(
         self, key: str, expires_s: int = DOWNLOAD_URL_EXPIRY_S, owner: str | None = None
     ) -> str | None:

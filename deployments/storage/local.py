@@ -28,6 +28,7 @@ log = logging.getLogger("ray.serve")
 
 class LocalBackend:
     name = "local"
+    presigns = False  # a local file has no URL a browser may fetch
 
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()

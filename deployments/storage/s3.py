@@ -70,6 +70,7 @@ def _failure(action: str, exc: ClientError | BotoCoreError) -> StorageError:
 
 class S3Backend:
     name = "s3"
+    presigns = True
 
     def __init__(
         self,

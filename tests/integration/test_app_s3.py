@@ -47,6 +47,9 @@ def test_a_small_upload_lands_upscaled_in_the_bucket(client: httpx.Client, s3: S
     assert result["folder"] == "upscaled"
     assert result["s3_url"] == f"{s3.endpoint}/{s3.bucket}/{result['key']}"
     assert open_image(get_object(s3, result["key"])).size == (640, 480)
+    # S3 storage says it presigns: the download URL is the bucket's, signed and expiring
+    url = str(result["download_url"])
+    assert url.startswith(result["s3_url"] + "?") and "X-Amz-Signature=" in url
 
 
 def test_a_4k_upload_lands_as_uploaded_in_the_bucket(client: httpx.Client, s3: S3Server) -> None:

@@ -137,3 +137,23 @@ def test_a_key_sees_only_the_jobs_it_created(jobs: FakeJobs, storage: FakeStorag
         assert [j["job_id"] for j in client.get("/api/jobs", headers=first).json()["jobs"]] == [job_id]
     (job,) = jobs.submitted
     assert job.owner and "first-key" not in job.owner  # an id, never the key
+
+
+def test_an_unknown_route_and_a_wrong_method_are_named_after_their_status(client: TestClient) -> None:
+    missing, wrong = client.get("/api/nothing-here"), client.put("/api/images/upload")
+    assert (missing.status_code, missing.json()["error"]) == (404, "not_found") and missing.json()["request_id"]
+    assert (wrong.status_code, wrong.json()["error"]) == (405, "method_not_allowed")
+
+
+def test_an_unexpected_exception_is_an_internal_error_and_says_nothing_stored(storage: FakeStorage) -> None:
+    settings = load_settings()
+    flow = Flow(FakeUpscaler(), storage, settings)
+
+    async def broken() -> None:
+        raise KeyError("no such thing")
+
+    flow.models = broken  # type: ignore[method-assign, assignment]
+    with TestClient(create_api(flow, settings), raise_server_exceptions=False) as c:
+        response = c.get("/api/models")
+    assert response.status_code == 500 and response.json()["error"] == "internal_error"
+    assert response.json()["message"] == "Internal error (KeyError); nothing was stored."

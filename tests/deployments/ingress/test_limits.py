@@ -21,7 +21,6 @@ from deployments.contracts.errors import ServiceError
 from deployments.flow.flow import Flow
 from deployments.ingress.api_keys import KeyRing
 from deployments.ingress.client_address import ClientAddresses
-from deployments.ingress.errors import status_of
 from deployments.ingress.limits import ConcurrentUploadLimit
 from tests.fakes import FakeStorage, FakeUpscaler
 
@@ -29,7 +28,7 @@ KEY = "limits-key-0123456789"
 
 
 def respond(exc: ServiceError) -> Response:
-    return JSONResponse({"error": exc.code}, status_code=status_of(exc), headers=exc.headers())
+    return JSONResponse({"error": exc.code}, status_code=exc.status, headers=exc.headers())
 
 
 def scope(method: str, path: str, address: str = "192.0.2.1", root_path: str = "") -> dict[str, Any]:

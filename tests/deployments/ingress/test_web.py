@@ -146,6 +146,7 @@ def test_downloads_are_attachments_never_sniffed_or_run(client: TestClient) -> N
 def test_a_presigned_url_is_asked_for_the_callers_own_key(storage_dir: Path) -> None:
     settings = load_settings(storage_dir=storage_dir, s3_bucket="some-bucket", api_key=KEY)
     storage = LocalStorage(storage_dir)
+    storage.presigns = Method(lambda: True)  # type: ignore[attr-defined]
     storage.download_url = Method(lambda key, expires_s=3600, owner=None: f"https://signed.example/{owner}")  # type: ignore[attr-defined]
     flow = Flow(FakeUpscaler(2, pixels=True), storage, settings)  # type: ignore[arg-type]
     keys = KeyRing.from_keys(settings.api_key_list)
@@ -171,7 +172,7 @@ def test_stats_count_what_this_replica_processed(storage_dir: Path) -> None:
 
 
 def test_an_upload_never_fails_for_its_download_url(storage_dir: Path) -> None:
-    """With S3 settings the route asks storage to presign; a replica that dies there (or hangs) leaves
+    """With storage that presigns, the route asks it to; a replica that dies there (or hangs) leaves
     the result with the object route instead of failing an upload that was stored."""
     settings = load_settings(storage_dir=storage_dir, s3_bucket="some-bucket")
     storage = LocalStorage(storage_dir)
@@ -179,6 +180,7 @@ def test_an_upload_never_fails_for_its_download_url(storage_dir: Path) -> None:
     async def died(key: str, **kwargs: object) -> str:
         raise RuntimeError("ActorDiedError")
 
+    storage.presigns = Method(lambda: True)  # type: ignore[attr-defined]
     storage.download_url = type("M", (), {"remote": staticmethod(died)})()  # type: ignore[attr-defined]
     flow = Flow(FakeUpscaler(2, pixels=True), storage, settings)  # type: ignore[arg-type]
     with TestClient(create_api(flow, settings, web_dir=WEB_DIR)) as c:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import time
+from dataclasses import asdict
 
 import pytest
 
+from deployments.contracts.jobs import ItemStatus, JobStatus
 from deployments.jobs.records import UNSENT, Item, Job, JobStore, final_status, now_iso
 from deployments.jobs.webhooks import redis_client
 
@@ -64,10 +67,10 @@ def test_done_is_counted_once_per_item(store: JobStore) -> None:
 
 def test_a_job_is_finalised_once(store: JobStore) -> None:
     store.create(new_job())
-    assert store.finalize("job-aaaaaaaa", "completed")
-    assert not store.finalize("job-aaaaaaaa", "failed")
+    assert store.finalize("job-aaaaaaaa", JobStatus.COMPLETED)
+    assert not store.finalize("job-aaaaaaaa", JobStatus.FAILED)
     job = store.get("job-aaaaaaaa")
-    assert job is not None and job.status == "completed"
+    assert job is not None and job.status is JobStatus.COMPLETED  # read back as the enum, not a string
 
 
 @pytest.mark.parametrize(
@@ -115,7 +118,7 @@ def test_a_finished_job_expires_after_the_retention_and_leaves_the_listing(store
     store.create(new_job("job-kept0000", total=1))
     store.create(new_job(total=1))
     store.move("job-aaaaaaaa", Item(0, "f0.png", "k", status="success"), ("pending",))
-    assert store.finalize("job-aaaaaaaa", "completed")
+    assert store.finalize("job-aaaaaaaa", JobStatus.COMPLETED)
     keys = [JobStore._key("job-aaaaaaaa", suffix) for suffix in ("", ":items", ":ended")]
     assert all(3500 < store.r.ttl(key) <= 3600 for key in keys)
     assert store.r.ttl(JobStore._key("job-kept0000")) == -1  # unfinished: kept
@@ -161,3 +164,12 @@ def test_an_update_writes_only_while_the_record_exists_and_keeps_its_expiry(stor
     assert not store.update("job-gone0000", {"webhook": "{}"}, "vcs:webhooks", 456.0)
     assert store.r.exists(JobStore._key("job-gone0000")) == 0  # no hash of one field
     assert store.r.zscore("vcs:webhooks", "job-gone0000") is None  # and nothing left to deliver
+
+
+def test_an_item_read_back_from_its_json_has_a_typed_status() -> None:
+    stored = json.dumps(asdict(Item(0, "a.png", "jobs/j/0.png", ItemStatus.SUCCESS)))
+    item = Item(**json.loads(stored))
+    assert item.status is ItemStatus.SUCCESS and json.loads(stored)["status"] == "success"
+    job = Job("j", 1, now_iso(), now_iso(), items=[item])
+    assert job.view()["items"][0]["status"] is ItemStatus.SUCCESS and job.done == 1
+    assert final_status(job) is JobStatus.COMPLETED

@@ -186,6 +186,7 @@ def test_without_a_bucket_there_is_no_spool(monkeypatch: pytest.MonkeyPatch, tmp
     monkeypatch.setattr(deployment, "StorageMetrics", NoMetrics)
     storage = Storage.func_or_class(load_settings(storage_dir=tmp_path / "store", spool_dir=tmp_path / "spool"))
     assert storage.spool is None and asyncio.run(storage.spool_status()) is None
+    assert asyncio.run(storage.presigns()) is False  # local files: the ingress's object route serves them
     storage.check_health()
 
 

@@ -23,6 +23,8 @@ ALICE, BOB = "a1a1a1a1a1a1", "b2b2b2b2b2b2"
 
 
 class PresigningBucket(SwitchableBucket):
+    presigns = True
+
     def download_url(self, key: str, expires_s: int) -> str | None:
         return f"https://bucket.example/{key}?signed"
 
@@ -75,6 +77,7 @@ def test_without_keys_nothing_changes(local: Any, tmp_path: Path) -> None:
 
 def test_presigned_urls_are_made_only_for_an_owner(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     storage = make_storage(monkeypatch, PresigningBucket(), tmp_path / "spool")
+    assert asyncio.run(storage.presigns()) is True
     stored = put(storage, b"in the bucket", ALICE)
     assert asyncio.run(storage.download_url(stored.key, owner=ALICE)) == f"https://bucket.example/{stored.key}?signed"
     assert asyncio.run(storage.download_url(stored.key, owner=BOB)) is None

@@ -1,0 +1,78 @@
+"""The single-image routes: upload (the seed's route), the models an upload may name, and health."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+
+from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi.responses import JSONResponse
+
+from configs.settings import Settings
+from deployments.contracts.errors import EmptyUploadError, MissingFieldError
+from deployments.contracts.values import ModelSummary
+from deployments.flow.flow import Flow, Upload
+from deployments.flow.recent import Recent
+from deployments.ingress.api_keys import request_key_id
+from deployments.ingress.downloads import Downloads
+from deployments.ingress.errors import UnhealthyError
+from deployments.ingress.metrics import IngressMetrics
+from deployments.ingress.responder import request_id
+from deployments.ingress.schemas import ERRORS, HealthResponse, UploadResponse
+from deployments.ingress.stats import Stats
+
+
+def images_router(flow: Flow, metrics: IngressMetrics, stats: Stats, downloads: Downloads) -> APIRouter:
+    router = APIRouter()
+
+    @router.post("/api/images/upload", response_model=UploadResponse, responses=ERRORS)
+    async def upload(
+        request: Request,
+        image: UploadFile | None = File(None, description="The image: JPEG, PNG or WebP"),
+        model: str | None = Form(None, description="A model from GET /api/models (default: the service's)"),
+        output_format: str | None = Form(
+            None, alias="format", description="Output format of an upscaled image: png, webp or jpeg"
+        ),
+    ) -> UploadResponse:
+        """Score the image; store it as is (good quality) or upscaled (or the original, if that fails)."""
+        started = time.perf_counter()
+        if image is None:
+            raise MissingFieldError()
+        data = await image.read()
+        if not data:
+            raise EmptyUploadError()
+        rid = request_id()
+        owner = request_key_id(request)  # what it stores belongs to the caller's key
+        outcome = await flow.process(Upload(data, image.filename, rid, model or None, output_format or None, owner))
+        seconds = time.perf_counter() - started
+        metrics.upload(outcome.folder, outcome.status, outcome.quality_score, seconds)
+        metrics.quality(outcome.quality_metrics, outcome.route, outcome.model)
+        stats.record(outcome.folder, outcome.status, outcome.quality_score, seconds)
+        return UploadResponse.of(outcome, rid, await downloads.url(outcome.stored.key, owner))
+
+    @router.get("/api/models", response_model=list[ModelSummary])
+    async def list_models() -> list[ModelSummary]:
+        """The models an upload may name, with their scales, sizes and measured PSNR-Y."""
+        return await flow.models()
+
+    return router
+
+
+def health_router(flow: Flow, settings: Settings) -> APIRouter:
+    router = APIRouter()
+    probe = Recent(lambda: asyncio.gather(flow.unavailable_reasons(), flow.spool_status()), settings.health_cache_s)
+
+    @router.get("/api/health", response_model=HealthResponse, responses={503: {"model": HealthResponse}})
+    async def health() -> JSONResponse:
+        """200 when the model is loaded and uploads can be stored (in the bucket, or in the spool while the
+        bucket is unreachable and the spool has room); 503 with the reasons otherwise. A probe is reused
+        for ``HEALTH_CACHE_S`` by every caller, so a flood of health checks costs one probe per window."""
+        reasons, spool = await probe.get()
+        extra = {"spool": dataclasses.asdict(spool)} if spool else {}
+        if reasons:
+            status = UnhealthyError(reasons).status
+            return JSONResponse({"status": "unhealthy", "reasons": reasons, **extra}, status_code=status)
+        return JSONResponse({"status": "healthy", **extra})
+
+    return router
