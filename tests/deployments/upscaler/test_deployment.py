@@ -19,6 +19,7 @@ from deployments.upscaler.catalog import Catalog
 from deployments.upscaler.deployment import Upscaler, tile_pixels
 from deployments.upscaler.tunables import UpscalerConfig
 from models.loader import LoadedModel, ModelLoadError
+from models.precision import PrecisionUnavailableError
 from models.registry import UnknownModelError
 from models.tiling import LAYOUTS
 
@@ -218,3 +219,9 @@ def test_auto_scale_routes_both_families_at_both_scales() -> None:
     families = {m.name: (m.routed_as, m.scale) for m in catalog.summaries()}
     assert families["vcsr-m-x4"] == ("fidelity", 4) and families["vcsr-real-x2"] == ("real", 2)
     assert families["vcsr-s-x2"] == (None, 2)
+
+
+def test_forcing_int8_on_a_model_without_an_int8_build_fails_start_up_naming_the_fix(shared_dir: Path) -> None:
+    settings = load_settings(model_path=anime(shared_dir).path, upscale_scale=4, precision="int8")
+    with pytest.raises(PrecisionUnavailableError, match=r"realesr-animevideov3.*python -m models.quantize"):
+        Upscaler.func_or_class(settings, [])
