@@ -5,8 +5,11 @@ device and measured harmless for that model, as recorded in the model's evaluati
 ``python -m models.evaluate --precision``:
 
 - int8 (``models.int8.Int8Engine``, OpenVINO) on CPUs with VNNI int8 instructions, for a model with an
-  up-to-date int8 artefact (``python -m models.quantize``) whose PSNR-Y loss against fp32 is at most
-  ``MAX_LOSS_DB`` on each of Set5, Set14 and BSD100 (the worst set's mean is what is recorded);
+  up-to-date int8 artefact (``python -m models.quantize``) whose mean PSNR-Y loss against fp32 is at most
+  ``MAX_LOSS_DB`` on each of Set5, Set14 and BSD100 (recorded as ``int8``: the worst set's mean) and
+  at most ``MAX_IMAGE_LOSS_DB`` on every one of their images (``int8_worst_image``), the bound the
+  service's acceptance check puts on any one photograph: post-training int8 has a noise floor that
+  smooth, high-PSNR images feel most (up to 0.5 dB on a 51-dB crop), which a mean alone hides;
 - else bf16 on CPUs with native bf16 instructions, fp16 or bf16 on CUDA (``models.engine.Engine``,
   PyTorch), where the Set5 loss is at most ``MAX_LOSS_DB``;
 - else fp32.
@@ -29,8 +32,10 @@ from models.loader import LoadedModel, load_model
 from models.registry import resolve
 
 MAX_LOSS_DB = 0.05
+MAX_IMAGE_LOSS_DB = 0.15  # int8 only: the worst single image of the evaluation sets
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 INT8 = "int8"
+INT8_WORST_IMAGE = "int8_worst_image"  # the key of int8's worst per-image loss in the evaluation file
 PRECISIONS = ("auto", *DTYPES, INT8)
 CPUINFO = Path("/proc/cpuinfo")
 
@@ -91,6 +96,14 @@ def choose(device: torch.device, info: ModelInfo, requested: str, measured_loss_
     return torch.float32
 
 
+def int8_within_rule(measured_loss_db: dict[str, float]) -> bool:
+    """Whether the recorded int8 losses are within the rule (module docstring); False when unmeasured."""
+    return (
+        measured_loss_db.get(INT8, float("inf")) <= MAX_LOSS_DB
+        and measured_loss_db.get(INT8_WORST_IMAGE, float("inf")) <= MAX_IMAGE_LOSS_DB
+    )
+
+
 def choose_precision(
     device: torch.device,
     info: ModelInfo,
@@ -104,7 +117,7 @@ def choose_precision(
     if requested == INT8:
         _check_int8_forced(device, info, measured_loss_db, int8_ready)
         return INT8
-    harmless = measured_loss_db.get(INT8, float("inf")) <= MAX_LOSS_DB
+    harmless = int8_within_rule(measured_loss_db)
     if requested == "auto" and device.type == "cpu" and int8_ready and harmless and vnni_cpu(cpuinfo):
         return INT8
     dtype = choose(device, info, requested, measured_loss_db)

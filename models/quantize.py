@@ -93,6 +93,7 @@ def quantize(weights: Path, name: str, recipe: Recipe, root: Path = DEFAULT_TRAI
         ignored_scope=nncf.IgnoredScope(patterns=[FLOAT_LAYERS]),
         advanced_parameters=parameters,
     )
+    quantized.set_friendly_name(name)
     quantized.set_rt_info(weights_digest(weights), DIGEST_KEY)
     quantized.set_rt_info(repr(recipe), ["vcsr", "recipe"])
     return quantized

@@ -96,13 +96,16 @@ def test_int8_is_chosen_only_with_vnni_and_a_measured_loss_within_the_rule(bf16_
     def chosen(measured: dict[str, float], ready: bool = True) -> str:
         return precision.choose_precision(CPU, INFO, "auto", measured, ready, cpuinfo)
 
-    assert chosen({"int8": 0.04, "bf16": 0.01}) == "int8"
-    assert chosen({"int8": 0.06, "bf16": 0.01}) == "bf16"  # measured, but outside the rule
+    within = {"int8": 0.04, "int8_worst_image": 0.15, "bf16": 0.01}
+    assert chosen(within) == "int8"
+    assert chosen(within | {"int8": 0.06}) == "bf16"  # measured, but the mean of a set is outside the rule
+    assert chosen(within | {"int8_worst_image": 0.16}) == "bf16"  # one image loses too much
+    assert chosen({"int8": 0.04, "bf16": 0.01}) == "bf16"  # the worst image never measured
     assert chosen({"bf16": 0.01}) == "bf16"  # never measured in int8
-    assert chosen({"int8": 0.04, "bf16": 0.01}, ready=False) == "bf16"  # no up-to-date artefact
-    assert chosen({"int8": 0.06}) == "fp32"  # neither within the rule: fp32
+    assert chosen(within, ready=False) == "bf16"  # no up-to-date artefact
+    assert chosen(within | {"int8": 0.06, "bf16": 0.06}) == "fp32"  # neither within the rule: fp32
     cpuinfo.write_text("flags : fpu avx2 avx512f avx512_bf16\n")
-    assert chosen({"int8": 0.0, "bf16": 0.01}) == "bf16"  # no VNNI: int8 would be emulated
+    assert chosen(within) == "bf16"  # no VNNI: int8 would be emulated
 
 
 def test_int8_is_never_chosen_on_a_gpu(cpuinfo: Path) -> None:
