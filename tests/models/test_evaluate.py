@@ -58,3 +58,28 @@ def test_the_degraded_benchmark_scores_every_model_against_the_clean_image(tmp_p
 def bicubic_down(hr: np.ndarray) -> np.ndarray:
     image = Image.fromarray(hr)
     return np.asarray(image.resize((image.width // 2, image.height // 2), Image.Resampling.BICUBIC))
+
+
+def test_int8_is_measured_against_the_recorded_fp32_scores_and_recorded_beside_them(tmp_path: Path) -> None:
+    import json
+    import shutil
+
+    from models.evaluate import main
+    from models.int8 import artefact_path
+    from models.registry import BUILTIN
+
+    weights = BUILTIN["vcsr-m-x4"].path
+    for path in (weights, artefact_path(weights), artefact_path(weights).with_suffix(".bin")):
+        shutil.copy(path, tmp_path / path.name)
+    recorded = json.loads(weights.with_name("vcsr-m-x4.eval.json").read_text())
+    report = tmp_path / "vcsr-m-x4.eval.json"
+    report.write_text(json.dumps({"sets": {"Set5": recorded["sets"]["Set5"]}, "precision_loss_db": {"bf16": 0.01}}))
+    assert main(["--weights", str(tmp_path / weights.name), "--int8", "--json", str(report)]) == 0
+    written = json.loads(report.read_text())
+    assert written["int8_loss_db"]["Set5"] == recorded["int8_loss_db"]["Set5"]  # the same build, the same loss
+    assert written["precision_loss_db"] == {
+        "bf16": 0.01,
+        "int8": recorded["int8_loss_db"]["Set5"]["mean"],
+        "int8_worst_image": recorded["int8_loss_db"]["Set5"]["worst"],
+    }
+    assert written["sets"]["Set5"] == recorded["sets"]["Set5"]
