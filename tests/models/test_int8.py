@@ -48,30 +48,38 @@ def test_run_rejects_other_inputs(artefact: Path) -> None:
         Int8Engine(artefact, INFO).run(torch.rand(1, 3, 8, 8))
 
 
-def test_each_batch_shape_is_compiled_once_and_the_thread_count_is_part_of_it(artefact: Path) -> None:
+def test_a_shape_met_twice_is_compiled_for_itself_and_the_thread_count_is_part_of_it(artefact: Path) -> None:
     engine = Int8Engine(artefact, INFO)
     a = torch.zeros(2, 3, 16, 16, dtype=torch.uint8)
     b = torch.zeros(1, 3, 16, 24, dtype=torch.uint8)
-    for tiles in (a, b, a, b, a):
+    engine.run(a)
+    assert engine.static_shapes == []  # a first meeting runs on the dynamic-shape model
+    for tiles in (b, a, b, a):
         engine.run(tiles)
     threads = torch.get_num_threads()
-    assert engine.compiled_shapes == [(1, 3, 16, 24, threads), (2, 3, 16, 16, threads)]
+    assert engine.static_shapes == [(1, 3, 16, 24, threads), (2, 3, 16, 16, threads)]
     torch.set_num_threads(1)
     try:
         engine.run(a)
+        engine.run(a)
     finally:
         torch.set_num_threads(threads)
-    assert engine.compiled_shapes[-1] == (2, 3, 16, 16, 1) and len(engine.compiled_shapes) == 3
+    assert engine.static_shapes[-1] == (2, 3, 16, 16, 1)
 
 
-def test_the_least_recently_used_shape_is_dropped_beyond_the_limit(
-    artefact: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(int8, "MAX_SHAPES", 2)
+def test_static_shapes_are_bounded_least_recently_used_out(artefact: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(int8, "MAX_STATIC_SHAPES", 2)
     engine = Int8Engine(artefact, INFO)
-    for side in (8, 12, 8, 16):
+    for side in (8, 8, 12, 12, 8, 16, 16):
         engine.run(torch.zeros(1, 3, side, side, dtype=torch.uint8))
-    assert [key[2] for key in engine.compiled_shapes] == [8, 16]
+    assert [key[2] for key in engine.static_shapes] == [8, 16]
+
+
+def test_one_off_shapes_share_the_dynamic_model_and_give_the_same_pixels(artefact: Path) -> None:
+    engine = Int8Engine(artefact, INFO)
+    tiles = torch.randint(0, 256, (1, 3, 20, 20), dtype=torch.uint8, generator=torch.Generator().manual_seed(2))
+    dynamic, static = engine.run(tiles), (engine.run(tiles), engine.run(tiles))[1]
+    assert engine.static_shapes and (dynamic.int() - static.int()).abs().max() <= 1
 
 
 def test_a_missing_artefact_names_the_command_that_builds_it(tmp_path: Path) -> None:
