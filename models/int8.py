@@ -39,6 +39,9 @@ from models.engine import ModelInfo, TileEngine, check_batch
 ARTEFACT_SUFFIX = ".int8.xml"
 DIGEST_KEY = ["vcsr", "weights_sha256"]  # where the artefact records its weights (rt_info)
 MAX_STATIC_SHAPES = 2  # static batch shapes kept per model; each holds its own feature-map buffers
+# Smaller batches always run on the dynamic model: the health check's 32² probe, every few seconds,
+# must not take a static slot from the service's tiles, and small passes gain little from one.
+MIN_STATIC_PIXELS = 256 * 256
 # The layers left in float (head, tail, the bicubic base) run in fp32, as they were measured: the CPU
 # plugin's default on bf16-capable CPUs would round them to bf16, which costs quality at no speed gain
 # that matters (they are ~6 % of the arithmetic).
@@ -111,7 +114,7 @@ class Int8Engine(TileEngine):
         if request is not None:
             self._requests.move_to_end(key)
             return request
-        if key in self._seen:
+        if key in self._seen and shape[0] * shape[2] * shape[3] >= MIN_STATIC_PIXELS:
             request = self._requests[key] = self._compile(list(shape), threads)
             while len(self._requests) > MAX_STATIC_SHAPES:
                 self._requests.popitem(last=False)

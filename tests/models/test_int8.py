@@ -48,7 +48,10 @@ def test_run_rejects_other_inputs(artefact: Path) -> None:
         Int8Engine(artefact, INFO).run(torch.rand(1, 3, 8, 8))
 
 
-def test_a_shape_met_twice_is_compiled_for_itself_and_the_thread_count_is_part_of_it(artefact: Path) -> None:
+def test_a_shape_met_twice_is_compiled_for_itself_and_the_thread_count_is_part_of_it(
+    artefact: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(int8, "MIN_STATIC_PIXELS", 0)
     engine = Int8Engine(artefact, INFO)
     a = torch.zeros(2, 3, 16, 16, dtype=torch.uint8)
     b = torch.zeros(1, 3, 16, 24, dtype=torch.uint8)
@@ -69,13 +72,17 @@ def test_a_shape_met_twice_is_compiled_for_itself_and_the_thread_count_is_part_o
 
 def test_static_shapes_are_bounded_least_recently_used_out(artefact: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(int8, "MAX_STATIC_SHAPES", 2)
+    monkeypatch.setattr(int8, "MIN_STATIC_PIXELS", 0)
     engine = Int8Engine(artefact, INFO)
     for side in (8, 8, 12, 12, 8, 16, 16):
         engine.run(torch.zeros(1, 3, side, side, dtype=torch.uint8))
     assert [key[2] for key in engine.static_shapes] == [8, 16]
 
 
-def test_one_off_shapes_share_the_dynamic_model_and_give_the_same_pixels(artefact: Path) -> None:
+def test_one_off_shapes_share_the_dynamic_model_and_give_the_same_pixels(
+    artefact: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(int8, "MIN_STATIC_PIXELS", 0)
     engine = Int8Engine(artefact, INFO)
     tiles = torch.randint(0, 256, (1, 3, 20, 20), dtype=torch.uint8, generator=torch.Generator().manual_seed(2))
     dynamic, static = engine.run(tiles), (engine.run(tiles), engine.run(tiles))[1]
@@ -103,3 +110,10 @@ def test_an_artefact_matches_only_the_weights_it_was_built_from(tmp_path: Path, 
 def test_upscale_image_tiles_through_the_int8_engine(artefact: Path) -> None:
     image = np.random.default_rng(0).integers(0, 256, (30, 40, 4), dtype=np.uint8)
     assert Int8Engine(artefact, INFO).upscale_image(image, tile=24).shape == (60, 80, 4)
+
+
+def test_small_batches_such_as_the_health_probe_never_take_a_static_slot(artefact: Path) -> None:
+    engine = Int8Engine(artefact, INFO)
+    for _ in range(3):
+        engine.run(torch.zeros(1, 3, 32, 32, dtype=torch.uint8))
+    assert engine.static_shapes == []
