@@ -1,13 +1,15 @@
 """Engine throughput against the machine's own limit.
 
-    python -m bench.engine [--models vcsr-m-x2 vcsr-m-x4] [--batches 1 2 4] [--tile 1024] [--json F]
+    python -m bench.engine [--models vcsr-m-x2 vcsr-m-x4] [--batches 1 2 4] [--tile 256 512] [--json F]
 
-For each bundled model, each precision worth running on the device (fp32, and bf16/fp16 where the
-hardware has them) and each micro-batch size, it times ``Engine.run`` on uint8 tiles of the service's
-tile size — the exact call a Serve batch makes — and reports megapixels of input per second, achieved
-GFLOP/s (convolution and matmul FLOPs counted by ``torch.utils.flop_counter``) and that as a share of
-the peak of the same dtype on the same device, measured in the same run: the faster of a large
-matmul and a large 3×3 convolution (the op these networks are made of).
+For each bundled model, each precision worth running on the device (fp32, bf16/fp16 where the hardware
+has them, and int8 on a CPU where the model has an int8 build), each tile size and each micro-batch
+size, it times ``run`` on uint8 tiles — the exact call a Serve batch makes — and reports megapixels of
+input per second, achieved GFLOP/s (convolution and matmul FLOPs counted by ``torch.utils.flop_counter``
+on the fp32 network; int8 does the same arithmetic) and that as a share of the peak of the same dtype
+on the same device, measured in the same run: the faster of a large matmul and a large 3×3
+convolution (the op these networks are made of); for int8, an int8 3×3 convolution run by OpenVINO
+(``bench.int8_peak``). ``served`` marks the precision the service's rule picks.
 """
 
 from __future__ import annotations
@@ -25,10 +27,12 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
+from bench.int8_peak import int8_peak_gflops
 from bench.machine import describe, header, table, write_json
-from models.engine import Engine, keep_large_allocations, resolve_device
+from models.engine import Engine, TileEngine, keep_large_allocations, resolve_device
+from models.int8 import Int8Engine, artefact_matches, artefact_path
 from models.loader import load_model
-from models.precision import DTYPES, candidates, choose, recorded_losses
+from models.precision import DTYPES, INT8, candidates, choose_precision, recorded_losses
 from models.registry import resolve
 from models.tiling import DEFAULT_TILE_SIZE
 
@@ -87,7 +91,7 @@ def peak_gflops(dtype: torch.dtype, device: torch.device, seconds: float) -> dic
     return {"matmul": matmul / 1e9, "conv3x3": conv / 1e9, "peak": max(matmul, conv) / 1e9}
 
 
-def count_flops(engine: Engine, tiles: torch.Tensor) -> int:
+def count_flops(engine: TileEngine, tiles: torch.Tensor) -> int:
     with FlopCounterMode(display=False) as counter:
         engine.run(tiles)
     return int(counter.get_total_flops())
@@ -100,53 +104,105 @@ def on_thread(worker: ThreadPoolExecutor | None, fn: Callable[[], object]) -> Ca
     return lambda: worker.submit(fn).result()
 
 
+def precisions(name: str, device: torch.device) -> list[str]:
+    """fp32, the reduced PyTorch precisions worth trying here, and int8 where the model has a build."""
+    spec = resolve(name)
+    info = load_model(spec.path, name).info
+    int8 = [INT8] if device.type == "cpu" and artefact_matches(artefact_path(spec.path), spec.path) else []
+    return ["fp32", *candidates(device, info), *int8]
+
+
+def engine_in(name: str, precision: str, device: torch.device) -> TileEngine:
+    spec = resolve(name)
+    loaded = load_model(spec.path, name)
+    if precision == INT8:
+        return Int8Engine(artefact_path(spec.path), loaded.info)
+    return Engine(loaded.module, loaded.info, device, DTYPES[precision])
+
+
 def bench_model(
     name: str,
     device: torch.device,
     batches: list[int],
-    tile: int,
+    tiles: list[int],
     seconds: float,
     peaks: dict[str, dict[str, float]],
     worker: ThreadPoolExecutor | None = None,
+    rounds: int = 1,
 ) -> list[dict[str, Any]]:
-    """One row per precision and batch size; with ``worker``, every timed call runs on that thread
-    (as the upscaler replica runs its forward passes), not on the main one."""
+    """One row per precision, tile size and batch size; with ``worker``, every timed call runs on that
+    thread (as the upscaler replica runs its forward passes), not on the main one. With ``rounds`` > 1
+    the precisions take turns that many times and each keeps its best time: on a shared machine the
+    ratios then compare moments of the same load instead of whatever load each one met."""
     spec = resolve(name)
     info = load_model(spec.path, name).info
-    default = choose(device, info, "auto", recorded_losses(spec.path))
+    ready = artefact_matches(artefact_path(spec.path), spec.path)
+    served = choose_precision(device, info, "auto", recorded_losses(spec.path), ready)
+    reference = engine_in(name, "fp32", device)
+    engines = {p: engine_in(name, p, device) for p in precisions(name, device)}
+    best: dict[tuple[str, int, int], float] = {}
+    for _ in range(rounds):
+        for precision, engine in engines.items():
+            for tile in tiles:
+                for batch in batches:
+                    batch_tiles = torch.randint(0, 256, (batch, 3, tile, tile), dtype=torch.uint8)
+                    per_call = timed(on_thread(worker, partial(engine.run, batch_tiles)), seconds, device)
+                    key = (precision, tile, batch)
+                    best[key] = min(best.get(key, float("inf")), per_call)
     rows = []
-    for dtype_name in ["fp32", *candidates(device, info)]:
-        dtype = DTYPES[dtype_name]
-        loaded = load_model(spec.path, name)
-        engine = Engine(loaded.module, loaded.info, device, dtype)
-        for batch in batches:
-            tiles = torch.randint(0, 256, (batch, 3, tile, tile), dtype=torch.uint8)
-            flops = count_flops(engine, tiles)
-            per_call = timed(on_thread(worker, partial(engine.run, tiles)), seconds, device)
-            gflops = flops / per_call / 1e9
-            rows.append(
-                {
-                    "model": name,
-                    "dtype": dtype_name,
-                    "default": dtype == default,
-                    "batch": batch,
-                    "tile": tile,
-                    "ms_per_batch": per_call * 1e3,
-                    "mp_per_s": batch * tile * tile / per_call / 1e6,
-                    "gflop_per_s": gflops,
-                    "peak_gflop_per_s": peaks[dtype_name]["peak"],
-                    "of_peak": gflops / peaks[dtype_name]["peak"],
-                }
-            )
-            print(table(rows[-1:], list(rows[-1])).splitlines()[-1], flush=True)
+    for (precision, tile, batch), per_call in best.items():
+        flops = count_flops(reference, torch.zeros(batch, 3, tile, tile, dtype=torch.uint8))
+        rows.append(_row(name, precision, precision == served, batch, tile, per_call, flops, peaks))
+        print(table(rows[-1:], list(rows[-1])).splitlines()[-1], flush=True)
     return rows
+
+
+def _row(
+    name: str,
+    precision: str,
+    served: bool,
+    batch: int,
+    tile: int,
+    per_call: float,
+    flops: int,
+    peaks: dict[str, dict[str, float]],
+) -> dict[str, Any]:
+    gflops = flops / per_call / 1e9
+    return {
+        "model": name,
+        "dtype": precision,
+        "default": served,
+        "batch": batch,
+        "tile": tile,
+        "ms_per_batch": per_call * 1e3,
+        "mp_per_s": batch * tile * tile / per_call / 1e6,
+        "gflop_per_s": gflops,
+        "peak_gflop_per_s": peaks[precision]["peak"],
+        "of_peak": gflops / peaks[precision]["peak"],
+    }
+
+
+def by_tile(rows: list[dict[str, Any]], model: str) -> dict[int, dict[str, float]]:
+    """Per tile size, the best MP/s of each precision (over batch sizes) and each one's speed-up over
+    fp32: the ratios to compare, since all come from one run on one (shared) machine."""
+    out: dict[int, dict[str, float]] = {}
+    for r in rows:
+        if r["model"] == model:
+            cell = out.setdefault(r["tile"], {})
+            cell[r["dtype"]] = max(cell.get(r["dtype"], 0.0), r["mp_per_s"])
+    for cell in out.values():
+        for dtype in list(cell):
+            cell[f"{dtype}_over_fp32"] = cell[dtype] / cell["fp32"]
+    return out
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=["vcsr-m-x2", "vcsr-m-x4"])
     parser.add_argument("--batches", nargs="+", type=int, default=[1, 2, 4])
-    parser.add_argument("--tile", type=int, default=DEFAULT_TILE_SIZE, help="input tile side (the service's)")
+    parser.add_argument(
+        "--tile", type=int, nargs="+", default=[DEFAULT_TILE_SIZE], help="input tile sides (default: the service's)"
+    )
     parser.add_argument("--seconds", type=float, default=3.0, help="time per measurement (after a warm-up)")
     parser.add_argument("--device", default="auto")
     parser.add_argument(
@@ -155,6 +211,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         help="run the timed calls on a worker thread, as the replica does (see MALLOC_ARENA_MAX)",
     )
     parser.add_argument("--threads", type=int, help="torch threads (default: every core, as the upscaler replica)")
+    parser.add_argument("--rounds", type=int, default=1, help="turns each precision takes (best time kept)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
 
@@ -163,15 +220,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     torch.set_num_threads(args.threads or len(os.sched_getaffinity(0)))
     info = describe()
     print(header(info), f"\ndevice: {device}, torch threads {torch.get_num_threads()}", flush=True)
-    dtypes = [
-        "fp32",
-        *sorted({d for m in args.models for d in candidates(device, load_model(resolve(m).path, m).info)}),
-    ]
-    peaks = {d: peak_gflops(DTYPES[d], device, args.seconds) for d in dtypes}
+    dtypes = sorted({d for m in args.models for d in precisions(m, device)})
+    peaks: dict[str, dict[str, float]] = {}
+    for _ in range(args.rounds):  # taking turns, as the engines do: each dtype's best moment
+        for d in dtypes:
+            got = (
+                int8_peak_gflops(torch.get_num_threads(), args.seconds)
+                if d == INT8
+                else peak_gflops(DTYPES[d], device, args.seconds)
+            )
+            peaks[d] = {k: max(v, peaks.get(d, {}).get(k, 0.0)) for k, v in got.items()}
     print(table([{"dtype": d, **p} for d, p in peaks.items()], ["dtype", "matmul", "conv3x3", "peak"]), flush=True)
     worker = ThreadPoolExecutor(1) if args.worker_thread else None
     rows = [
-        r for m in args.models for r in bench_model(m, device, args.batches, args.tile, args.seconds, peaks, worker)
+        r
+        for m in args.models
+        for r in bench_model(m, device, args.batches, args.tile, args.seconds, peaks, worker, args.rounds)
     ]
     columns = list(rows[0])
     print("\n" + table(rows, columns))
@@ -180,10 +244,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         ours = [r for r in rows if r["model"] == m and r["default"]]
         top = max(ours, key=lambda r: r["mp_per_s"])
         best[m] = {k: top[k] for k in ("dtype", "batch", "mp_per_s", "gflop_per_s", "of_peak")}
+        best[m]["by_tile"] = by_tile(rows, m)
         print(
             f"{m}: best {top['mp_per_s']:.3f} MP/s in {top['dtype']} (batch {top['batch']}), "
             f"{top['of_peak']:.0%} of the measured {top['dtype']} peak"
         )
+        for tile, cell in best[m]["by_tile"].items():
+            ratios = ", ".join(f"{d} {cell[d]:.2f} MP/s ({cell[d + '_over_fp32']:.2f}×)" for d in cell if "_" not in d)
+            print(f"  {tile}² tiles, best batch: {ratios} (× fp32)")
     report = {
         "machine": info,
         "device": str(device),

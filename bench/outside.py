@@ -33,7 +33,7 @@ from bench.machine import table
 from bench.service import jpeg_of
 from deployments.flow import inspection
 from deployments.upscaler.encode import encode
-from models.engine import Engine, keep_large_allocations, split_planes, upscaled_like
+from models.engine import TileEngine, keep_large_allocations, split_planes, upscaled_like
 from models.precision import served_engine
 from models.tiling import DEFAULT_TILE_SIZE, Tile, stitch
 
@@ -61,7 +61,7 @@ def after(tiles: list[tuple[Tile, torch.Tensor]], image: np.ndarray, scale: int)
     return encode(out, "png", 1).data
 
 
-def one_run(engine: Engine, data: bytes) -> dict[str, float]:
+def one_run(engine: TileEngine, data: bytes) -> dict[str, float]:
     probe = inspection.inspect(data, MAX_PIXELS)
     decode_s, decoded = cpu(lambda: inspection.decode(probe, MAX_PIXELS))
     (plane,) = split_planes(decoded.pixels)

@@ -167,8 +167,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dir", type=Path, default=Path("docs/bench"))
     args = parser.parse_args(argv)
-    renderers = {"engine": engine, "pipeline": pipeline, "original": original, "encode": encode, "client": client,
-                 "floor": floor}  # fmt: skip
+    renderers = {"engine": engine, "engine-int8": engine, "pipeline": pipeline, "original": original,
+                 "encode": encode, "client": client, "floor": floor}  # fmt: skip
     for name, render in renderers.items():
         path = args.dir / f"{name}.json"
         if path.is_file():

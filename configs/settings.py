@@ -95,8 +95,10 @@ class Settings(BaseSettings):
         description="a YAML file of quality-policy rules (configs/quality_policy.py)",
     )
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto, cpu or cuda")
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
-        "auto", description="auto (reduced precision only where measured harmless and fast), fp32, bf16 or fp16"
+    precision: Literal["auto", "fp32", "bf16", "fp16", "int8"] = Field(
+        "auto",
+        description="auto (reduced precision only where measured harmless and fast: int8 on CPUs with VNNI, "
+        "else bf16/fp16), fp32, bf16, fp16 or int8 (CPU, bundled models with a measured int8 build)",
     )
     max_upload_bytes: int = Field(50 * MIB, ge=1, description="a positive number of bytes")
     max_image_pixels: int = Field(

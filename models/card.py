@@ -21,7 +21,7 @@ import torch
 from models.arch import flops_per_output_pixel
 from models.engine import keep_large_allocations
 from models.loader import load_model
-from models.precision import served_engine
+from models.precision import MAX_IMAGE_LOSS_DB, MAX_LOSS_DB, int8_within_rule, served_engine
 from models.registry import BUILTIN, ModelSpec
 
 PUBLISHED = {  # Set5 / Set14 / BSD100 PSNR-Y from the papers
@@ -61,7 +61,7 @@ def cpu_megapixels_per_s(spec: ModelSpec, seconds: float = 5.0) -> tuple[float, 
         engine.run(tile)
         elapsed = time.perf_counter() - started
         best, spent = min(best, elapsed), spent + elapsed
-    return 512 * 512 / best / 1e6, str(engine.dtype).removeprefix("torch.")
+    return 512 * 512 / best / 1e6, engine.precision
 
 
 def render(spec: ModelSpec, speed: tuple[float, str]) -> str:
@@ -85,10 +85,11 @@ def render(spec: ModelSpec, speed: tuple[float, str]) -> str:
         f"- **Evaluate**: `python -m models.evaluate --model {name} --precision --json {name}.eval.json`",
         f"  (the full per-image table is in `{name}.eval.json` beside this card).",
     ]
-    losses = report.get("precision_loss_db", {})
+    losses = {k: v for k, v in report.get("precision_loss_db", {}).items() if not k.startswith("int8")}
     if losses:
         shown = ", ".join(f"{k} {v:+.4f} dB" for k, v in losses.items())
         lines.append(f"- **Precision**: Set5 PSNR-Y loss against fp32: {shown} (served in bf16 where ≤ 0.05 dB).")
+    lines += _int8_lines(name, report.get("int8_loss_db", {}), int8_within_rule(report.get("precision_loss_db", {})))
     lines += [
         "",
         f"PSNR-Y / SSIM-Y (BT.601 luma, {scale} pixels shaved; greyscale images on their grey values):",
@@ -110,6 +111,18 @@ def render(spec: ModelSpec, speed: tuple[float, str]) -> str:
     published = ", ".join(f"{k} {' / '.join(f'{v:.2f}' for v in vals)}" for k, vals in PUBLISHED[scale].items())
     lines += ["", f"Published ×{scale} PSNR-Y (Set5 / Set14 / BSD100) for comparison: {published}.", ""]
     return "\n".join([*lines[:-1], *degraded_lines(report), ""])
+
+
+def _int8_lines(name: str, by_set: dict[str, dict[str, float]], served: bool) -> list[str]:
+    """The int8 build's measured loss per set, and whether the precision rule serves it."""
+    if not by_set:
+        return []
+    shown = ", ".join(f"{s} {v['mean']:+.3f} (worst image {v['worst']:+.3f})" for s, v in by_set.items())
+    verdict = "served in int8 on CPUs with VNNI" if served else "outside the rule: served in bf16"
+    return [
+        f"- **int8** (OpenVINO; `python -m models.quantize --model {name}`): PSNR-Y loss against fp32 {shown} dB;",
+        f"  {verdict} (the rule: every set's mean loss ≤ {MAX_LOSS_DB} dB, every image's ≤ {MAX_IMAGE_LOSS_DB} dB).",
+    ]
 
 
 def _recipe(name: str) -> list[str]:

@@ -1,8 +1,10 @@
 """The inference contract of every served model, stated once.
 
-``Engine.run`` takes a batch of ``N×3×h×w`` uint8 RGB tiles on the CPU and returns ``N×3×(s·h)×(s·w)``
-uint8 tiles on the CPU: conversion to the model's device and dtype, scaling to [0, 1], the forward
-pass under ``inference_mode``, clamping and rounding back to 8 bits all happen here and nowhere else.
+``TileEngine.run`` takes a batch of ``N×3×h×w`` uint8 RGB tiles on the CPU and returns
+``N×3×(s·h)×(s·w)`` uint8 tiles on the CPU: conversion to the model's device and dtype, scaling to
+[0, 1], the forward pass, clamping and rounding back to 8 bits all happen inside ``run`` and nowhere
+else. Two engines implement it: ``Engine`` (PyTorch, any device and model) here, and
+``models.int8.Int8Engine`` (OpenVINO int8, bundled models on CPUs).
 Images are ``H×W``, ``H×W×3`` or ``H×W×4`` uint8 arrays; ``split_planes`` turns one into the RGB
 planes the network understands (greyscale is replicated, alpha is upscaled as a separate grey plane)
 and ``upscaled_like`` preallocates the upscaled image in the original layout, with one ``PlaneSink``
@@ -17,6 +19,7 @@ import math
 import mmap
 import os
 import warnings
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -80,30 +83,26 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-class Engine:
-    def __init__(
-        self, module: nn.Module, info: ModelInfo, device: torch.device, dtype: torch.dtype = torch.float32
-    ) -> None:
-        self.info = info
-        self.device = device
-        self.dtype = dtype
-        # channels_last: oneDNN (CPU) and cuDNN (tensor cores) run convolutions fastest in NHWC;
-        # measured 1.5× on this project's CPU in bf16.
-        self.module = module.to(device=device, dtype=dtype).to(memory_format=torch.channels_last).eval()
+class TileEngine(ABC):
+    """What every engine offers: ``run`` (the inference contract above), tiling on top of it, and the
+    facts the service reports (``info``, ``device``, and ``dtype``, whose name is the precision the
+    result names: ``float32``, ``bfloat16``, ``float16`` or ``int8``)."""
+
+    info: ModelInfo
+    device: torch.device
+    dtype: torch.dtype
 
     @property
     def scale(self) -> int:
         return self.info.scale
 
+    @property
+    def precision(self) -> str:
+        return str(self.dtype).removeprefix("torch.")
+
+    @abstractmethod
     def run(self, tiles: torch.Tensor) -> torch.Tensor:
         """Upscale a uint8 batch ``N×3×h×w`` → uint8 ``N×3×(s·h)×(s·w)`` on the CPU."""
-        if tiles.dtype != torch.uint8 or tiles.ndim != 4 or tiles.shape[1] != 3:
-            raise ValueError(f"expected an N×3×h×w uint8 batch, got {tuple(tiles.shape)} {tiles.dtype}")
-        with torch.inference_mode():
-            x = tiles.to(self.device, non_blocking=True).to(self.dtype).div_(255.0)
-            y = self.module(x.contiguous(memory_format=torch.channels_last))
-            out: torch.Tensor = y.float().clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8).cpu()
-            return out
 
     def upscale_tiles(
         self, plane: torch.Tensor, tile: int, max_batch: int = 8, layout: str = "balanced"
@@ -126,6 +125,35 @@ class Engine:
             for placed, output in self.upscale_tiles(plane, tile, layout=layout):
                 sink.put(output, placed, self.scale)
         return out
+
+
+def check_batch(tiles: torch.Tensor) -> None:
+    """``ValueError`` unless ``tiles`` is an ``N×3×h×w`` uint8 batch."""
+    if tiles.dtype != torch.uint8 or tiles.ndim != 4 or tiles.shape[1] != 3:
+        raise ValueError(f"expected an N×3×h×w uint8 batch, got {tuple(tiles.shape)} {tiles.dtype}")
+
+
+class Engine(TileEngine):
+    """The PyTorch engine: any ``nn.Module`` (ours or spandrel's) on any device, in fp32, bf16 or fp16.
+    It serves GPUs, community models and every model on CPUs where int8 is not chosen."""
+
+    def __init__(
+        self, module: nn.Module, info: ModelInfo, device: torch.device, dtype: torch.dtype = torch.float32
+    ) -> None:
+        self.info = info
+        self.device = device
+        self.dtype = dtype
+        # channels_last: oneDNN (CPU) and cuDNN (tensor cores) run convolutions fastest in NHWC;
+        # measured 1.5× on this project's CPU in bf16.
+        self.module = module.to(device=device, dtype=dtype).to(memory_format=torch.channels_last).eval()
+
+    def run(self, tiles: torch.Tensor) -> torch.Tensor:
+        check_batch(tiles)
+        with torch.inference_mode():
+            x = tiles.to(self.device, non_blocking=True).to(self.dtype).div_(255.0)
+            y = self.module(x.contiguous(memory_format=torch.channels_last))
+            out: torch.Tensor = y.float().clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8).cpu()
+            return out
 
 
 def split_planes(image: NDArray[np.uint8]) -> list[torch.Tensor]:

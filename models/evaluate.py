@@ -2,6 +2,7 @@
 
     python -m models.evaluate --model vcsr-s-x2 [--sets Set5 Set14 BSD100] [--json out.json]
     python -m models.evaluate --degraded vcsr-m-x2 vcsr-real-x2 [--settings jpeg50 …] [--json out.json]
+    python -m models.evaluate --model vcsr-m-x2 --int8 --json vcsr-m-x2.eval.json
 
 PSNR/SSIM on BT.601 luma with ``scale`` pixels shaved (``models.metrics``); bicubic is Pillow's,
 which reproduces the published bicubic figures (shared/datasets/README.md).
@@ -36,10 +37,11 @@ from PIL import Image
 from models.arch import VCSR, Conditioned, condition_vector
 from models.data import shared_root
 from models.degrade import convolve, gaussian_kernel, gaussian_noise, jpeg
-from models.engine import Engine, resolve_device
+from models.engine import Engine, TileEngine, resolve_device
+from models.int8 import Int8Engine, artefact_matches, artefact_path
 from models.loader import LoadedModel, load_model
 from models.metrics import psnr_y, ssim_y
-from models.precision import DTYPES, candidates
+from models.precision import DTYPES, INT8, INT8_WORST_IMAGE, candidates
 from models.registry import CANDIDATES, resolve
 
 DEFAULT_EVAL_ROOT = shared_root() / "datasets" / "eval"
@@ -161,7 +163,7 @@ def summarise(scores: list[ImageScore]) -> dict[str, float]:
     }
 
 
-def engine_upscaler(engine: Engine) -> Upscaler:
+def engine_upscaler(engine: TileEngine) -> Upscaler:
     return lambda image: engine.upscale_image(image, tile=512)
 
 
@@ -178,6 +180,41 @@ def precision_losses(path: Path, name: str, device: torch.device, set5: Path) ->
         else:
             results[dtype_name] = round(reference - psnr, 4)
     return results
+
+
+def int8_losses(path: Path, name: str, fp32_psnr: dict[str, list[float]], root: Path) -> dict[str, dict[str, float]]:
+    """Per set, the mean and the worst per-image PSNR-Y loss of the int8 artefact of ``path`` against
+    ``fp32_psnr`` (each image's fp32 PSNR-Y, in ``evaluate_set``'s order); empty without an up-to-date
+    artefact."""
+    artefact = artefact_path(path)
+    if not artefact_matches(artefact, path):
+        return {}
+    engine = Int8Engine(artefact, load_model(path, name).info)
+    losses = {}
+    for set_name, reference in fp32_psnr.items():
+        scores = evaluate_set(engine_upscaler(engine), root / set_name, engine.scale)
+        diffs = [r - q.psnr for r, q in zip(reference, scores, strict=True)]
+        losses[set_name] = {"mean": round(float(np.mean(diffs)), 4), "worst": round(max(diffs), 4)}
+    return losses
+
+
+def int8_rule_losses(by_set: dict[str, dict[str, float]]) -> dict[str, float]:
+    """The figures the precision rule holds int8 to: the worst set's mean loss and the worst image's."""
+    return {INT8: max(v["mean"] for v in by_set.values()), INT8_WORST_IMAGE: max(v["worst"] for v in by_set.values())}
+
+
+def record_int8(report_path: Path, path: Path, name: str, root: Path) -> dict[str, dict[str, float]]:
+    """Measure the int8 artefact against the fp32 scores already in ``report_path`` (written by a full
+    run) and record its loss there, leaving the rest of the file as it was."""
+    report = json.loads(report_path.read_text())
+    fp32_psnr = {s: [im["psnr"] for im in r["images"]] for s, r in report["sets"].items()}
+    by_set = int8_losses(path, name, fp32_psnr, root)
+    if not by_set:
+        raise SystemExit(f"no up-to-date int8 artefact for {path}; run `python -m models.quantize --model {name}`")
+    report["int8_loss_db"] = by_set
+    report.setdefault("precision_loss_db", {}).update(int8_rule_losses(by_set))
+    report_path.write_text(json.dumps(report, indent=2))
+    return by_set
 
 
 def degraded_benchmark(
@@ -243,9 +280,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--precision",
         action="store_true",
-        help="also measure the Set5 PSNR-Y loss of each reduced precision this device supports",
+        help="also measure the Set5 PSNR-Y loss of each reduced precision this device supports, and the "
+        "int8 artefact's loss on every set (with --dtype fp32)",
+    )
+    parser.add_argument(
+        "--int8",
+        action="store_true",
+        help="only measure the int8 artefact, against the fp32 scores already in --json, and record it there",
     )
     args = parser.parse_args(argv)
+    if args.int8:
+        if args.json is None or not args.json.is_file():
+            parser.error("--int8 records into an existing report: give --json <name>.eval.json from a full run")
+        name = args.model or args.weights.stem
+        path = resolve(args.model).path if args.model else args.weights
+        print("int8 PSNR-Y loss against fp32 (mean, worst image):", record_int8(args.json, path, name, args.root))
+        return 0
     if args.degraded:
         torch.set_grad_enabled(False)
         degraded = degraded_benchmark(args.degraded, args.sets, args.settings, args.root, resolve_device(args.device))
@@ -259,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     engine = Engine(loaded.module, loaded.info, device, DTYPES[args.dtype])
     torch.set_grad_enabled(False)
     report: dict[str, object] = {"model": loaded.info.name, "scale": engine.scale, "sets": {}}
+    fp32_psnr: dict[str, list[float]] = {}
     print(f"{loaded.info.name} ×{engine.scale}  ({loaded.info.parameters:,} parameters)")
     print(f"{'set':<8} {'image':<10} {'PSNR':>7} {'SSIM':>7} {'bic PSNR':>9} {'bic SSIM':>9}")
     for name in args.sets:
@@ -268,11 +319,21 @@ def main(argv: list[str] | None = None) -> int:
         mean = summarise(scores)
         print(_row(name, "MEAN", mean["psnr"], mean["ssim"], mean["bicubic_psnr"], mean["bicubic_ssim"]))
         report["sets"][name] = {"mean": mean, "images": [asdict(s) for s in scores]}  # type: ignore[index]
+        fp32_psnr[name] = [s.psnr for s in scores]
     if args.precision:
-        report["precision_loss_db"] = precision_losses(path, loaded.info.name, device, args.root / "Set5")
-        print("Set5 PSNR-Y loss against fp32:", report["precision_loss_db"])
+        losses = precision_losses(path, loaded.info.name, device, args.root / "Set5")
+        print("Set5 PSNR-Y loss against fp32:", losses)
+        if args.dtype == "fp32":
+            by_set = int8_losses(path, loaded.info.name, fp32_psnr, args.root)
+            if by_set:
+                losses.update(int8_rule_losses(by_set))
+                report["int8_loss_db"] = by_set
+                print("int8 PSNR-Y loss against fp32 (mean, worst image):", by_set)
+        report["precision_loss_db"] = losses
     if args.json:
-        args.json.write_text(json.dumps(report, indent=2))
+        # Sections this run does not produce (the degraded benchmark's) are kept from the file it replaces.
+        earlier = json.loads(args.json.read_text()) if args.json.is_file() else {}
+        args.json.write_text(json.dumps({**earlier, **report}, indent=2))
     return 0
 
 

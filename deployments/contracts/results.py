@@ -32,7 +32,9 @@ class UploadResult(BaseModel):
     output_height: int
     size_bytes: int
     model: str | None = None
-    precision: str | None = Field(None, description="The dtype the model ran in, when it ran")
+    precision: str | None = Field(
+        None, description="What the model ran in (float32, bfloat16, float16 or int8), when it ran"
+    )
     tiles: int | None = Field(None, description="Tiles the image was cut into for the model")
     duplicate: bool = Field(description="True when an identical upload was already stored under this key")
     pending: bool = Field(

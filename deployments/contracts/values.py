@@ -58,7 +58,7 @@ class UpscaledImage:
     image: EncodedImage
     model: str
     scale: int
-    precision: str  # the dtype the model ran in: "float32", "bfloat16", "float16"
+    precision: str  # what the model ran in: "float32", "bfloat16", "float16" or "int8"
     tiles: int
     upscale_seconds: float
     encode_seconds: float

@@ -32,7 +32,7 @@ from deployments.upscaler.metrics import UpscalerMetrics
 from deployments.upscaler.tiler import TileJob, run_grouped, upscale_pixels
 from deployments.upscaler.tunables import DEFAULT_BATCH_PIXELS, DEFAULT_BATCH_WAIT_S, MIN_TILE_SIZE, UpscalerConfig
 from models import precision
-from models.engine import Engine, keep_large_allocations, resolve_device, threads_share_one_heap
+from models.engine import TileEngine, keep_large_allocations, resolve_device, threads_share_one_heap
 from models.tiling import DEFAULT_TILE_SIZE
 
 log = logging.getLogger("ray.serve")
@@ -76,12 +76,14 @@ class Upscaler:
         self.metrics = UpscalerMetrics()
         log.info("default model %s on %s, %d threads", self.catalog.default, self.device, torch.get_num_threads())
 
-    def _build_engine(self, name: str) -> Engine:
+    def _build_engine(self, name: str) -> TileEngine:
+        """The model's engine by the precision rule (``models.precision``): int8 (OpenVINO), or PyTorch."""
         loaded = self.catalog.load(name)
         measured = self.catalog.precision_loss_db(name)
-        dtype = precision.choose(self.device, loaded.info, self.settings.precision, measured)
-        log.info("model %s runs in %s on %s", name, dtype, self.device)
-        return Engine(loaded.module, loaded.info, self.device, dtype)
+        path = self.catalog.specs[name].path
+        engine = precision.build_engine(loaded, path, self.device, self.settings.precision, measured)
+        log.info("model %s runs in %s on %s", name, engine.precision, self.device)
+        return engine
 
     def configure(self, config: dict[str, Any] | UpscalerConfig) -> None:
         """Apply the tunables (``UpscalerConfig``: unknown keys and bad values raise, nothing is changed)."""
@@ -114,7 +116,7 @@ class Upscaler:
             await self._engine(name)
 
     @serve.multiplexed(max_num_models_per_replica=MODELS_PER_REPLICA)  # type: ignore[untyped-decorator]
-    async def _engine(self, name: str) -> Engine:
+    async def _engine(self, name: str) -> TileEngine:
         if name == self.catalog.default:
             return self.default_engine
         return await asyncio.to_thread(self._build_engine, name)
@@ -162,13 +164,13 @@ class Upscaler:
             encoded,
             engine.info.name,
             engine.scale,
-            str(engine.dtype).removeprefix("torch."),
+            engine.precision,
             tiles,
             upscaled - started,
             done - upscaled,
         )
 
-    async def _upscale_pixels(self, engine: Engine, image: DecodedImage) -> tuple[Any, int]:
+    async def _upscale_pixels(self, engine: TileEngine, image: DecodedImage) -> tuple[Any, int]:
         """Tile and upscale; out of memory, try again with tiles half the size (down to 64 pixels)."""
 
         async def forward_tile(tile: torch.Tensor) -> torch.Tensor:

@@ -18,11 +18,11 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
-from models.engine import Engine, PlaneSink, split_planes, upscaled_like
+from models.engine import PlaneSink, TileEngine, split_planes, upscaled_like
 from models.tiling import Tile, cut, plan_tiles
 
 ForwardTile = Callable[[torch.Tensor], Awaitable[torch.Tensor]]
-TileJob = tuple[Engine, torch.Tensor]
+TileJob = tuple[TileEngine, torch.Tensor]
 
 
 def run_grouped(jobs: list[TileJob]) -> tuple[list[torch.Tensor], int]:

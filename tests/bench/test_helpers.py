@@ -82,3 +82,24 @@ def test_a_floor_variant_names_its_environment_and_refuses_an_empty_one() -> Non
     for bad in ("inline", "inline:", ":RAY_a=1"):
         with pytest.raises(argparse.ArgumentTypeError):
             parse_variant(bad)
+
+
+def test_the_engine_ratios_take_each_precisions_best_batch_per_tile_against_fp32() -> None:
+    from bench.engine import by_tile
+
+    rows = [
+        {"model": "m", "dtype": d, "tile": t, "mp_per_s": v}
+        for d, t, v in [("fp32", 256, 0.1), ("fp32", 256, 0.2), ("int8", 256, 0.8), ("int8", 512, 0.6),
+                        ("fp32", 512, 0.3), ("bf16", 256, 0.4)]
+    ] + [{"model": "other", "dtype": "fp32", "tile": 256, "mp_per_s": 9.0}]  # fmt: skip
+    ratios = by_tile(rows, "m")
+    assert ratios[256] == {"fp32": 0.2, "int8": 0.8, "bf16": 0.4, "fp32_over_fp32": 1.0, "int8_over_fp32": 4.0,
+                           "bf16_over_fp32": 2.0}  # fmt: skip
+    assert ratios[512]["int8_over_fp32"] == pytest.approx(2.0)
+
+
+def test_the_int8_peak_network_is_a_chain_of_int8_convolutions() -> None:
+    from bench.int8_peak import DEPTH, quantized_convs
+
+    ops = [op.get_type_name() for op in quantized_convs(1, 8, 16).get_ordered_ops()]
+    assert ops.count("Convolution") == DEPTH and ops.count("FakeQuantize") == 2 * DEPTH

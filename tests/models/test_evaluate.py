@@ -72,3 +72,28 @@ def test_a_degradation_aware_model_gets_what_the_service_would_measure_on_each_s
     assert setting_condition("jpeg50") == {"jpeg_quality": 50, "noise": 0.0}
     assert setting_condition("noise5+jpeg75") == {"jpeg_quality": 75, "noise": 0.0}  # no noise seen under a JPEG
     assert setting_condition("blur1.6") == {"jpeg_quality": None, "noise": 0.0}
+
+
+def test_int8_is_measured_against_the_recorded_fp32_scores_and_recorded_beside_them(tmp_path: Path) -> None:
+    import json
+    import shutil
+
+    from models.evaluate import main
+    from models.int8 import artefact_path
+    from models.registry import BUILTIN
+
+    weights = BUILTIN["vcsr-m-x4"].path
+    for path in (weights, artefact_path(weights), artefact_path(weights).with_suffix(".bin")):
+        shutil.copy(path, tmp_path / path.name)
+    recorded = json.loads(weights.with_name("vcsr-m-x4.eval.json").read_text())
+    report = tmp_path / "vcsr-m-x4.eval.json"
+    report.write_text(json.dumps({"sets": {"Set5": recorded["sets"]["Set5"]}, "precision_loss_db": {"bf16": 0.01}}))
+    assert main(["--weights", str(tmp_path / weights.name), "--int8", "--json", str(report)]) == 0
+    written = json.loads(report.read_text())
+    assert written["int8_loss_db"]["Set5"] == recorded["int8_loss_db"]["Set5"]  # the same build, the same loss
+    assert written["precision_loss_db"] == {
+        "bf16": 0.01,
+        "int8": recorded["int8_loss_db"]["Set5"]["mean"],
+        "int8_worst_image": recorded["int8_loss_db"]["Set5"]["worst"],
+    }
+    assert written["sets"]["Set5"] == recorded["sets"]["Set5"]

@@ -19,6 +19,7 @@ from deployments.upscaler.catalog import Catalog
 from deployments.upscaler.deployment import Upscaler, tile_pixels
 from deployments.upscaler.tunables import UpscalerConfig
 from models.loader import LoadedModel, ModelLoadError
+from models.precision import PrecisionUnavailableError
 from models.registry import UnregisteredModelError
 from models.tiling import LAYOUTS
 
@@ -220,3 +221,30 @@ def test_auto_scale_routes_both_families_at_both_scales() -> None:
     families = {m.name: (m.routed_as, m.scale) for m in catalog.summaries()}
     assert families["vcsr-m-x4"] == ("fidelity", 4) and families["vcsr-real-x2"] == ("real", 2)
     assert families["vcsr-s-x2"] == (None, 2)
+
+
+def test_forcing_int8_on_a_model_without_an_int8_build_fails_start_up_naming_the_fix(shared_dir: Path) -> None:
+    settings = load_settings(model_path=anime(shared_dir).path, upscale_scale=4, precision="int8")
+    with pytest.raises(PrecisionUnavailableError, match=r"realesr-animevideov3.*python -m models.quantize"):
+        Upscaler.func_or_class(settings, [])
+
+
+def test_the_result_names_the_precision_the_model_ran_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(deployment, "UpscalerMetrics", NoMetrics)
+    monkeypatch.setattr(deployment.serve, "get_multiplexed_model_id", lambda: "")
+    image = DecodedImage(np.full((24, 24, 3), 128, np.uint8))
+    for requested, expected in (("int8", "int8"), ("fp32", "float32")):
+        upscaler = Upscaler.func_or_class(load_settings(upscale_scale=2, precision=requested), [])
+
+        # Serve's multiplexing and batching need a replica: one model, one tile per pass here.
+        async def default_engine(name: str, upscaler: Any = upscaler) -> Any:
+            return upscaler.default_engine
+
+        async def forward_one(job: Any) -> torch.Tensor:
+            engine, tile = job
+            return engine.run(tile[None])[0]  # type: ignore[no-any-return]
+
+        monkeypatch.setattr(upscaler, "_engine", default_engine)
+        monkeypatch.setattr(upscaler, "_forward_tiles", forward_one)
+        result = asyncio.run(upscaler.upscale(image, "png"))
+        assert (result.precision, result.model) == (expected, "vcsr-m-x2")

@@ -1,0 +1,127 @@
+"""Build the int8 artefacts of the bundled models from their safetensors weights.
+
+    python -m models.quantize [--model vcsr-m-x2 …] [--out DIR]
+
+Recipe: OpenVINO's converter, then NNCF's post-training quantization of the OpenVINO model (NNCF is
+Intel's Apache-2.0 quantization library; its OpenVINO backend needs no compiled extension and
+calibrates in seconds):
+
+- int8 per-channel symmetric weights; int8 per-tensor activations, asymmetric where they are signed
+  (NNCF's ``MIXED`` preset: the residual stream is);
+- activation ranges from the plain minimum and maximum over the calibration set: NNCF's default, the
+  mean of per-sample extremes, clips flat saturated areas (measured −3.7 dB on a screenshot in Set14);
+- the first and the last convolution stay in float: they see 3 channels, carry ~6 % of the arithmetic,
+  and the first sees the raw pixels;
+- NNCF's fast bias correction (its default). Its channel alignment and full bias correction measured
+  no better on vcsr-m-x2 (Set5 loss 0.074 / 0.082 dB against 0.074), keeping two more convolutions in
+  float 0.070 at 1.3× the time: the recipe leaves them off.
+
+The artefact (``<name>.int8.xml`` + ``.bin`` beside the weights) records the weights' SHA-256, so that
+a stale artefact is never served (``models.int8.artefact_matches``), and the recipe.
+
+Data: the calibration crops come from ``shared/datasets/train`` only (never the evaluation sets), made
+the way the model was trained: bicubic downscales, or ``models.degrade`` for a model whose weights
+record ``degradation: real``. Seeded: a run reproduces its artefact. Then measure it:
+``python -m models.evaluate --model NAME --precision --json …`` records the int8 loss.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import nncf
+import numpy as np
+import openvino as ov
+import torch
+from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters
+from nncf.quantization.range_estimator import RangeEstimatorParametersSet
+from numpy.typing import NDArray
+
+from models.data import DegradedSampler, load_hr_images, shared_root
+from models.degrade import DegradationSettings
+from models.int8 import DIGEST_KEY, artefact_path, weights_digest
+from models.loader import load_model, read_metadata
+from models.registry import BUILTIN, resolve
+
+log = logging.getLogger("models.quantize")
+DEFAULT_TRAIN_ROOT = shared_root() / "datasets" / "train"
+# The convolutions kept in float, as OpenVINO's converter names them after the modules.
+FLOAT_LAYERS = r"__module\.(head|tail)/.*"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    calibration_crops: int = 64
+    calibration_side: int = 192  # high-resolution side of a calibration crop (the input is side / scale)
+    channel_alignment: bool = False
+    seed: int = 0
+
+
+def calibration_inputs(weights: Path, scale: int, recipe: Recipe, root: Path) -> list[NDArray[np.float32]]:
+    """``1×3×p×p`` float crops of the training images, degraded as the model's own training data was:
+    Pillow bicubic, or the realistic pipeline when the weights record ``degradation: real``."""
+    real = read_metadata(weights).get("degradation") == "real"
+    settings = DegradationSettings() if real else DegradationSettings(clean_p=1.0)
+    patch = recipe.calibration_side // scale
+    images = load_hr_images([root / "T91", root / "BSD200"], scale, patch)
+    sampler = DegradedSampler(images, scale, patch, recipe.seed, settings)
+    return [sampler.batch(1)[0].numpy() for _ in range(recipe.calibration_crops)]
+
+
+def quantize(weights: Path, name: str, recipe: Recipe, root: Path = DEFAULT_TRAIN_ROOT) -> ov.Model:
+    """The int8 OpenVINO model of ``weights``: float [0, 1] ``N×3×h×w`` in (any batch and size), the
+    network's unclamped float output out."""
+    torch.manual_seed(recipe.seed)
+    loaded = load_model(weights, name)
+    with torch.no_grad():
+        model = ov.convert_model(loaded.module.eval(), example_input=torch.rand(1, 3, 64, 64), input=[(-1, 3, -1, -1)])
+    calibration = calibration_inputs(weights, loaded.info.scale, recipe, root)
+    parameters = AdvancedQuantizationParameters(
+        activations_range_estimator_params=RangeEstimatorParametersSet.MINMAX,
+        disable_channel_alignment=not recipe.channel_alignment,
+    )
+    quantized: ov.Model = nncf.quantize(
+        model,
+        nncf.Dataset(calibration),
+        preset=nncf.QuantizationPreset.MIXED,
+        subset_size=len(calibration),
+        ignored_scope=nncf.IgnoredScope(patterns=[FLOAT_LAYERS]),
+        advanced_parameters=parameters,
+    )
+    quantized.set_friendly_name(name)
+    quantized.set_rt_info(weights_digest(weights), DIGEST_KEY)
+    quantized.set_rt_info(repr(recipe), ["vcsr", "recipe"])
+    return quantized
+
+
+def build(name: str, recipe: Recipe, out: Path | None = None, root: Path = DEFAULT_TRAIN_ROOT) -> Path:
+    """Quantize the registered model ``name`` and write its artefact (beside its weights, or in ``out``)."""
+    weights = resolve(name).path
+    target = artefact_path(out / weights.name if out else weights)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    ov.save_model(quantize(weights, name, recipe, root), target, compress_to_fp16=False)
+    return target
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    vcsr = sorted(n for n, s in BUILTIN.items() if s.config is not None)
+    parser.add_argument("--model", nargs="+", default=vcsr, choices=vcsr)
+    parser.add_argument("--out", type=Path, help="write here instead of beside the weights")
+    parser.add_argument("--root", type=Path, default=DEFAULT_TRAIN_ROOT, help="the training images")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    for name in args.model:
+        started = time.perf_counter()
+        path = build(name, Recipe(), args.out, args.root)
+        log.info("%s: wrote %s in %.0f s", name, path, time.perf_counter() - started)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,48 @@
+"""The int8 engine against the bf16 engine on photographs no one here tuned on: within the rule."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from models.engine import Engine
+from models.int8 import Int8Engine, artefact_path
+from models.loader import load_model
+from models.metrics import psnr_y
+from models.precision import MAX_IMAGE_LOSS_DB, MAX_LOSS_DB, int8_within_rule, recorded_losses
+from models.registry import BUILTIN
+
+LR_SIDE = 128
+# The bundled models the rule serves in int8 (their recorded loss is within it).
+SERVED_IN_INT8 = sorted(n for n, s in BUILTIN.items() if int8_within_rule(recorded_losses(s.path)))
+
+
+def photo_pairs(shared_dir: Path, scale: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """A centre crop of each of six photographs and its Pillow-bicubic downscale by ``scale``."""
+    pairs = []
+    for path in sorted((shared_dir / "datasets" / "photos").glob("*.jpg"))[:6]:
+        with Image.open(path) as photo:
+            side = LR_SIDE * scale
+            left, top = (photo.width - side) // 2, (photo.height - side) // 2
+            hr = photo.convert("RGB").crop((left, top, left + side, top + side))
+            lr = hr.resize((LR_SIDE, LR_SIDE), Image.Resampling.BICUBIC)
+        pairs.append((np.asarray(lr), np.asarray(hr)))
+    return pairs
+
+
+def test_some_bundled_models_are_served_in_int8() -> None:
+    assert SERVED_IN_INT8, "no bundled model has a recorded int8 loss within the rule"
+
+
+@pytest.mark.parametrize("name", SERVED_IN_INT8)
+def test_int8_loses_at_most_the_rule_against_bf16_on_photographs(shared_dir: Path, name: str) -> None:
+    loaded = load_model(BUILTIN[name].path)
+    bf16 = Engine(loaded.module, loaded.info, torch.device("cpu"), torch.bfloat16)
+    int8 = Int8Engine(artefact_path(BUILTIN[name].path), loaded.info)
+    losses = []
+    for lr, hr in photo_pairs(shared_dir, loaded.info.scale):
+        scale = loaded.info.scale
+        losses.append(psnr_y(bf16.upscale_image(lr), hr, scale) - psnr_y(int8.upscale_image(lr), hr, scale))
+    assert np.mean(losses) <= MAX_LOSS_DB and max(losses) <= MAX_IMAGE_LOSS_DB, losses

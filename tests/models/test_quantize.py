@@ -1,0 +1,51 @@
+import shutil
+from pathlib import Path
+
+import numpy as np
+import openvino as ov
+import pytest
+import torch
+
+from models import quantize
+from models.engine import Engine
+from models.evaluate import read_image
+from models.int8 import Int8Engine, artefact_matches
+from models.loader import load_model
+from models.metrics import psnr_y
+from models.registry import BUILTIN
+
+NAME = "vcsr-s-x2"  # the smallest bundled model: the recipe is the same for all
+
+
+@pytest.fixture
+def train_root(shared_dir: Path, tmp_path: Path) -> Path:
+    """Two of the training images, laid out as the training set is (calibration reads only these)."""
+    root = tmp_path / "train"
+    (root / "BSD200").mkdir(parents=True)
+    for image in sorted((shared_dir / "datasets" / "train" / "BSD200").glob("*.png"))[:2]:
+        shutil.copy(image, root / "BSD200" / image.name)
+    return root
+
+
+def test_the_script_writes_an_int8_artefact_of_the_current_weights(train_root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "artefacts"
+    assert quantize.main(["--model", NAME, "--out", str(out), "--root", str(train_root)]) == 0
+    artefact = out / f"{NAME}.int8.xml"
+    assert artefact.is_file() and artefact.with_suffix(".bin").is_file()
+    assert artefact_matches(artefact, BUILTIN[NAME].path)
+    convolutions = [
+        op for op in ov.Core().read_model(artefact).get_ordered_ops() if op.get_type_name() == "Convolution"
+    ]
+    quantized = [c for c in convolutions if c.input_value(0).get_node().get_type_name() == "FakeQuantize"]
+    # Every convolution but the first and the last takes int8 activations.
+    assert len(quantized) == len(convolutions) - 2 and len(convolutions) == 2 + 2 * 4
+
+
+def test_the_artefact_upscales_like_the_float_model(train_root: Path, tmp_path: Path, shared_dir: Path) -> None:
+    recipe = quantize.Recipe(calibration_crops=8, calibration_side=96)
+    artefact = quantize.build(NAME, recipe, tmp_path, train_root)
+    loaded = load_model(BUILTIN[NAME].path)
+    image = read_image(shared_dir / "datasets" / "eval" / "Set14" / "x2" / "img_005_SRF_2_LR.png")[:96, :96]
+    fp32 = Engine(loaded.module, loaded.info, torch.device("cpu")).upscale_image(np.ascontiguousarray(image))
+    int8 = Int8Engine(artefact, loaded.info).upscale_image(np.ascontiguousarray(image))
+    assert psnr_y(int8, fp32, 2) > 40.0  # the same picture to within quantization noise
