@@ -13,6 +13,7 @@ response. Health and the open paths are never counted against a rate limit.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,6 +95,12 @@ class AccessControlConfig:
     max_concurrent_uploads: int
     max_uploads_per_client: int
     body_timeout_s: float
+
+    async def unavailable_reasons(self) -> list[str]:
+        """Reasons the limits cannot be enforced now: each distinct counter store that does not answer."""
+        limiters = [self.limiter, self.key_check.failures if self.key_check else None]
+        reasons = await asyncio.gather(*(limiter.unavailable_reason() for limiter in limiters if limiter))
+        return sorted({reason for reason in reasons if reason})
 
 
 def access_config(

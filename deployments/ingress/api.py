@@ -111,7 +111,7 @@ def create_api(
     app.access = access_config(settings, keys, web_dir, limits_url or storage_url(settings))
     stats = Stats()
     app.include_router(images_router(flow, metrics, stats, Downloads(flow.storage)))
-    app.include_router(health_router(flow, settings))
+    app.include_router(health_router(flow, settings, app.access.unavailable_reasons))
     app.include_router(stats_router(flow.storage, settings, stats, jobs))
     app.include_router(objects_router(flow.storage))
     for router in routers or []:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
+from collections.abc import Awaitable, Callable
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse
 
 from configs.settings import Settings
 from deployments.contracts.errors import EmptyUploadError, MissingFieldError
-from deployments.contracts.values import ModelSummary
+from deployments.contracts.values import ModelSummary, SpoolStatus
 from deployments.flow.flow import Flow, Upload
 from deployments.flow.recent import Recent
 from deployments.ingress.api_keys import request_key_id
@@ -59,9 +60,20 @@ def images_router(flow: Flow, metrics: IngressMetrics, stats: Stats, downloads: 
     return router
 
 
-def health_router(flow: Flow, settings: Settings) -> APIRouter:
+def health_router(
+    flow: Flow, settings: Settings, limits_down: Callable[[], Awaitable[list[str]]] | None = None
+) -> APIRouter:
+    """``limits_down`` gives the reasons the rate limits cannot be enforced now (their counter store
+    does not answer): the replica is not ready then, since the limiter would let every request in."""
     router = APIRouter()
-    probe = Recent(lambda: asyncio.gather(flow.unavailable_reasons(), flow.spool_status()), settings.health_cache_s)
+
+    async def reasons_and_spool() -> tuple[list[str], SpoolStatus | None]:
+        reasons, spool, limits = await asyncio.gather(
+            flow.unavailable_reasons(), flow.spool_status(), limits_down() if limits_down else _none()
+        )
+        return [*reasons, *limits], spool
+
+    probe = Recent(reasons_and_spool, settings.health_cache_s)
 
     @router.get("/api/health", response_model=HealthResponse, responses={503: {"model": HealthResponse}})
     async def health() -> JSONResponse:
@@ -76,3 +88,7 @@ def health_router(flow: Flow, settings: Settings) -> APIRouter:
         return JSONResponse({"status": "healthy", **extra})
 
     return router
+
+
+async def _none() -> list[str]:
+    return []

@@ -82,6 +82,16 @@ class Limiter:
         the store failed). Reads the window's figures only when refused: the allowed path is one test."""
         return await self._run(self.refusal_now, identity)
 
+    async def unavailable_reason(self) -> str | None:
+        """Why the counters cannot be kept now (``None``: they can). The limiter lets requests in while
+        its store does not answer, so the ingress is not ready until it does: a replica that reported
+        healthy before the embedded broker's Redis was up let a burst past ``RATE_LIMIT``."""
+        if self._in_memory:
+            return None
+        if await asyncio.to_thread(self.storage.check):
+            return None
+        return "the rate limits' counter store does not answer"
+
     async def _run(self, call: Callable[[str], Decision | None], identity: str) -> Decision | None:
         if self._in_memory:
             return call(identity)  # no await in between: atomic on this replica's event loop

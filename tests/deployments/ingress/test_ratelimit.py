@@ -7,13 +7,21 @@ from __future__ import annotations
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 
 from bench.s3servers import free_ports
 from configs.settings import load_settings
 from deployments.broker.redis_server import EmbeddedRedis
+from deployments.flow.flow import Flow
+from deployments.ingress.api import create_api
+from deployments.ingress.api_keys import KeyRing
 from deployments.ingress.ratelimit import Limiter, storage_url
+from tests.fakes import FakeStorage, FakeUpscaler
+
+KEY = "ready-check-key-0123456789"
 
 
 def allowed(limiter: Limiter, identity: str, times: int) -> list[bool]:
@@ -102,3 +110,24 @@ def test_the_embedded_brokers_redis_holds_one_count_for_every_replica(tmp_path: 
         assert at_once([Limiter("10/minute", url), Limiter("10/minute", url)], "key:service", 32) == 10
     finally:
         redis.stop()
+
+
+def _health(limits_url: str) -> tuple[int, dict[str, Any]]:
+    flow = Flow(FakeUpscaler(), FakeStorage(), load_settings(rate_limit="10/minute", health_cache_s=0))
+    app = create_api(flow, flow.settings, keys=KeyRing.from_keys([KEY]), limits_url=limits_url)
+    with TestClient(app) as client:
+        response = client.get("/api/health", headers={"X-API-Key": KEY})
+    return response.status_code, response.json()
+
+
+def test_the_service_is_not_ready_while_the_rate_limits_counter_store_does_not_answer() -> None:
+    """The limiter lets requests in while its store fails (it must not take the service down), so health
+    says unhealthy until the store answers: a replica that called itself healthy before the embedded
+    broker's Redis was up let 11 of 32 uploads past 10/minute (bench.hostile)."""
+    (port,) = free_ports(1)
+    status, body = _health(f"redis://127.0.0.1:{port}/0")  # nothing listens there
+    assert status == 503 and body["reasons"] == ["the rate limits' counter store does not answer"]
+
+
+def test_the_service_is_ready_once_the_counter_store_answers(redis_url: str) -> None:
+    assert _health(redis_url) == (200, {"status": "healthy"})
