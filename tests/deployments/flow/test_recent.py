@@ -75,3 +75,23 @@ def test_a_failure_is_not_kept() -> None:
         return await recent.get()
 
     assert asyncio.run(scenario()) == "ok" and attempts == 2
+
+
+def test_a_computation_cancelled_under_another_caller_is_made_again() -> None:
+    """Serve cancels the handle calls of a request whose client went away; when that request started the
+    shared computation, the cancellation must not be kept as the answer for everyone after it."""
+    calls = 0
+
+    async def compute() -> int:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise asyncio.CancelledError  # as a handle call cancelled by Serve ends
+        return calls
+
+    recent: Recent[int] = Recent(compute, ttl_s=60)
+
+    async def scenario() -> list[int]:
+        return [await recent.get(), await recent.get()]
+
+    assert asyncio.run(scenario()) == [2, 2] and calls == 2
