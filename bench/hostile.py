@@ -42,7 +42,7 @@ import httpx
 import yaml
 from PIL import ExifTags, Image
 
-from bench.launcher import free_port, until
+from bench.launcher import free_port, healthy, until
 from configs.settings import REPO_ROOT
 
 KEYS = [f"hostile-check-key-{i}-{'x' * 16}" for i in range(6)]
@@ -79,7 +79,7 @@ def service(prefix: str = "/") -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}{prefix.rstrip('/')}"
     try:
-        until(lambda: _healthy(url), 600, time.monotonic())
+        until(lambda: healthy(url), 600, time.monotonic())
         yield url
     finally:
         process.send_signal(signal.SIGTERM)
@@ -88,13 +88,6 @@ def service(prefix: str = "/") -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
         print(f"(service log: {folder / 'serve.log'})", flush=True)
-
-
-def _healthy(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/api/health", timeout=5).status_code == 200
-    except httpx.TransportError:
-        return False
 
 
 def small_jpeg(gps: bool = False, seed: int = 0) -> bytes:
