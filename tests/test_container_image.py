@@ -5,7 +5,6 @@ give an app that starts through the image's entry point, answers, and leaves not
 
 from __future__ import annotations
 
-import contextlib
 import fnmatch
 import io
 import os
@@ -27,11 +26,11 @@ import yaml
 from PIL import Image
 
 from bench.s3servers import free_ports
+from tests.launcher import launched_until_healthy, marked_processes, parent, processes
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = ROOT / "Dockerfile"
 HADOLINT = Path(sys.executable).with_name("hadolint")
-START_TIMEOUT_S = 300  # cold start of Ray and three deployments on two shared cores
 STOP_TIMEOUT_S = 45
 
 
@@ -148,70 +147,21 @@ def installed_app(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return app
 
 
-def processes() -> list[tuple[int, bytes]]:
-    found = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            with contextlib.suppress(OSError):
-                found.append((int(proc.name), (proc / "cmdline").read_bytes()))
-    return found
-
-
-def parent(pid: int) -> int:
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, IndexError):
-        return 0
-
-
-def marked_processes(marker: str) -> list[int]:
-    """Every process whose environment carries ``marker``: whatever the launcher started, however
-    Ray re-parented or detached it."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            if marker.encode() in (proc / "environ").read_bytes():
-                found.append(int(proc.name))
-        except OSError:
-            continue
-    return found
-
-
 @pytest.fixture(scope="module")
 def launched(
     installed_app: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[subprocess.Popen[bytes], str, str]]:
     """``python -m serve_app serve`` (the image's entry point) from the fresh venv, answering."""
     (port,) = free_ports(1)
-    marker = f"VCS_LAUNCH_MARKER={uuid.uuid4().hex}"
+    marker = uuid.uuid4().hex
     venv_python = installed_app.parent / "venv" / "bin" / "python"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_ADDRESS", "PYTHONPATH"))}
     env |= {"PORT": str(port), "STORAGE_DIR": str(tmp_path_factory.mktemp("storage")), "RAY_AUTH_MODE": "disabled"}
-    env |= {"VCS_LAUNCH_MARKER": marker.split("=", 1)[1], "MALLOC_ARENA_MAX": "1", "RAY_USAGE_STATS_ENABLED": "0"}
-    log = (installed_app.parent / "launcher.log").open("wb")
-    process = subprocess.Popen(
-        [str(venv_python), "-m", "serve_app", "serve"], cwd=installed_app, env=env, stdout=log, stderr=subprocess.STDOUT
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while process.poll() is None and time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/api/health", timeout=5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(1)
+    env |= {"MALLOC_ARENA_MAX": "1", "RAY_USAGE_STATS_ENABLED": "0"}
+    command = [str(venv_python), "-m", "serve_app", "serve"]
+    log = installed_app.parent / "launcher.log"
+    with launched_until_healthy(command, installed_app, env, port, marker, log) as (process, url):
         yield process, url, marker
-    finally:
-        if process.poll() is None:
-            process.kill()
-        for pid in marked_processes(marker):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        log.close()
 
 
 @pytest.mark.integration

@@ -5,7 +5,6 @@ once; ``serve_app/serve_cli.py`` waits for the ingress first.)"""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
@@ -22,11 +21,10 @@ import pytest
 
 from bench import images
 from bench.s3servers import free_ports
-from tests.test_container_image import marked_processes
+from tests.launcher import launched_until_healthy, marked_processes
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
-START_TIMEOUT_S = 300
 STOP_TIMEOUT_S = 120
 
 
@@ -37,28 +35,10 @@ def launched(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str, str
     storage = tmp_path / "storage"
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_ADDRESS")}
     env |= {"PORT": str(port), "STORAGE_DIR": str(storage), "JOBS_DIR": str(tmp_path / "jobs")}
-    env |= {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0", "VCS_LAUNCH_MARKER": marker}
-    env |= {"PYTHONPATH": str(ROOT)}
-    log = (tmp_path / "launcher.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "serve_app", "serve"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while process.poll() is None and time.monotonic() < deadline:
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{url}/api/health", timeout=5).status_code == 200:
-                    break
-            time.sleep(1)
+    env |= {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0", "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "serve_app", "serve"]
+    with launched_until_healthy(command, ROOT, env, port, marker, tmp_path / "launcher.log") as (process, url):
         yield process, url, marker, tmp_path
-    finally:
-        if process.poll() is None:
-            process.kill()
-        for pid in marked_processes(marker):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        log.close()
 
 
 def multipart(name: str, data: bytes) -> tuple[bytes, str]:
