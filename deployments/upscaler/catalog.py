@@ -68,15 +68,23 @@ class Catalog:
     def _families(self, scales: tuple[int, ...]) -> dict[str, str]:
         """The models the quality policy routes to, with their family: at each served scale (the
         default's, or with ``UPSCALE_SCALE=auto`` both) the fidelity model (the default, or the bundled
-        ``vcsr-m-x<scale>``) and its real-world counterpart ``vcsr-real-x<scale>`` when served."""
+        ``vcsr-m-x<scale>``) and, when one is served, the first model of that scale whose spec says it
+        is of the ``real`` family (``ModelSpec.family``: the name is never parsed)."""
         families: dict[str, str] = {}
         for scale in scales:
             fidelity = self.default if self.infos[self.default].scale == scale else default_model_name(scale)
             families.setdefault(fidelity, "fidelity")
-            real = f"vcsr-real-x{scale}"
-            if real in self.specs:
+            real = self._real_world(scale)
+            if real is not None:
                 families.setdefault(real, "real")
         return families
+
+    def _real_world(self, scale: int) -> str | None:
+        """The first served model of ``scale`` whose spec declares the real-world family."""
+        return next(
+            (n for n, s in self.specs.items() if s.family == "real" and self.infos[n].scale == scale),
+            None,
+        )
 
     @property
     def routed(self) -> list[str]:

@@ -2,6 +2,7 @@
 (Its batching and multiplexing need a real replica; tests/integration runs those.)"""
 
 import asyncio
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -211,6 +212,19 @@ def test_check_health_runs_the_model_on_the_forward_thread(upscaler: Any) -> Non
 def test_the_routed_models_are_the_default_and_its_real_world_counterpart() -> None:
     assert Catalog(load_settings(upscale_scale=4), []).routed == ["vcsr-m-x4", "vcsr-real-x4"]
     assert Catalog(load_settings(model_name="vcsr-real-x2"), []).routed == ["vcsr-real-x2"]
+
+
+def test_the_real_world_model_is_the_one_whose_spec_says_so_whatever_its_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real = replace(catalog_module.BUILTIN["vcsr-real-x4"], name="street-x4")
+    named_like_one = replace(catalog_module.BUILTIN["vcsr-m-x4"], name="vcsr-real-x4", family="fidelity")
+    monkeypatch.setattr(
+        catalog_module,
+        "BUILTIN",
+        {"vcsr-m-x4": catalog_module.BUILTIN["vcsr-m-x4"], "vcsr-real-x4": named_like_one, "street-x4": real},
+    )
+    assert Catalog(load_settings(upscale_scale=4), []).routed == ["vcsr-m-x4", "street-x4"]
 
 
 def test_auto_scale_routes_both_families_at_both_scales() -> None:
