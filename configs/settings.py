@@ -19,6 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from configs import formats
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MIB = 1024 * 1024
 LIMIT_PATTERN = (
@@ -107,7 +109,7 @@ class Settings(BaseSettings):
     max_upscale_pixels: int = Field(
         3840 * 2160, ge=1, description="a positive number of input pixels; larger images are not upscaled"
     )
-    output_format: Literal["png", "webp", "jpeg"] = Field("png", description="png, webp or jpeg")
+    output_format: str = Field(formats.FALLBACK.name, description=formats.outputs_text())
     png_compress_level: int = Field(1, ge=0, le=9, description="an integer in 0..9")
     api_key: SecretStr | None = Field(None, min_length=16, description="a secret of at least 16 characters, or unset")
     upscaler_service_url: str | None = Field(None, description="ignored on Ray Serve (deprecated)")
@@ -245,6 +247,13 @@ class Settings(BaseSettings):
         if isinstance(value, str) and value.strip().isdigit():
             return int(value)
         return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("output_format")
+    @classmethod
+    def _an_output_format(cls, value: str) -> str:
+        if value not in formats.output_names():
+            raise ValueError(f"{value!r} is not an output format; choose {formats.outputs_text()}")
+        return value
 
     @field_validator("api_keys")
     @classmethod

@@ -13,9 +13,8 @@ from urllib.parse import quote
 
 import httpx
 
+from configs import formats
 from deployments.contracts.jobs import JobView
-
-CONTENT_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp"}
 
 
 class ApiError(Exception):
@@ -70,7 +69,7 @@ class Client:
     def submit(self, paths: Sequence[Path], model: str | None = None, fmt: str | None = None) -> dict[str, Any]:
         """POST /api/jobs with every file in the repeated ``images`` field; the 202 body."""
         files = [
-            ("images", (p.name, p.read_bytes(), CONTENT_TYPES.get(p.suffix.lower(), "application/octet-stream")))
+            ("images", (p.name, p.read_bytes(), formats.media_type_of_suffix(p.suffix) or "application/octet-stream"))
             for p in paths
         ]
         data = {k: v for k, v in {"model": model, "format": fmt}.items() if v}

@@ -17,6 +17,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
+from configs import formats
 from serve_app.client import ApiError, Client
 from serve_app.progress import BarsView, QuietView, print_summary, summary
 from serve_app.upload import Entry, Options, Run, collect, digest
@@ -34,7 +35,7 @@ def add_upload(commands: Any) -> None:
     send.add_argument("-r", "--recursive", action="store_true", help="include images in subfolders")
     send.add_argument("-o", "--out", type=Path, help="write results to OUT/<folder>/ and resume from OUT")
     send.add_argument("--model", help="a model from `status` (default: the service's)")
-    send.add_argument("--format", dest="fmt", choices=("png", "webp", "jpeg"), help="output format")
+    send.add_argument("--format", dest="fmt", choices=formats.output_names(), help="output format")
     send.add_argument("--batch", type=int, default=16, help="files per job (default 16)")
     send.add_argument("--batch-mb", type=float, default=40, help="megabytes per job request (default 40)")
     send.add_argument("--json", action="store_true", help="print one JSON document instead of progress bars")

@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from configs import formats
 from deployments.contracts.jobs import ItemView, JobView
 from serve_app.client import ApiError, Client
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 MANIFEST = ".visioncloud-upload.json"
 POLL_S = 0.5
 ENDED = {"success", "error", "cancelled"}
@@ -65,13 +65,14 @@ def collect(paths: list[Path], recursive: bool) -> tuple[list[Path], list[str]]:
     subfolders too). Returns the files (sorted, each once) and a problem per path that is neither."""
     found: dict[Path, None] = {}
     problems: list[str] = []
+    suffixes = formats.upload_suffixes()
     for path in paths:
         if path.is_file():
             found[path.resolve()] = None
         elif path.is_dir():
             pattern = path.rglob("*") if recursive else path.glob("*")
             for child in sorted(pattern):
-                if child.is_file() and child.suffix.lower() in IMAGE_SUFFIXES and not child.name.startswith("."):
+                if child.is_file() and child.suffix.lower() in suffixes and not child.name.startswith("."):
                     found[child.resolve()] = None
         else:
             problems.append(f"{path}: no such file or folder")

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 from http import HTTPStatus
 
-ALLOWED_TEXT = "JPEG, PNG or WebP"
+from configs import formats
+
+ALLOWED_TEXT = formats.inputs_text()
 
 
 class ServiceError(Exception):

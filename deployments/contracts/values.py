@@ -47,7 +47,7 @@ class DecodedImage:
 @dataclass(frozen=True)
 class EncodedImage:
     data: bytes
-    extension: str  # without the dot: "png", "jpg", "webp"
+    extension: str  # without the dot (configs.formats.ImageFormat.extension)
     content_type: str
     width: int
     height: int

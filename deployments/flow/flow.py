@@ -26,6 +26,7 @@ from typing import TypeVar
 
 from ray.serve.exceptions import BackPressureError
 
+from configs import formats
 from configs.quality_policy import Decision, QualityPolicy, load_policy, scale_for
 from configs.settings import Settings
 from deployments.contracts.errors import (
@@ -54,11 +55,6 @@ log = logging.getLogger("ray.serve")
 T = TypeVar("T")
 
 STORE_RETRY_S = 20.0  # a killed storage replica was replaced in ~8-9 s here
-
-OUTPUT_FORMATS = ("png", "webp", "jpeg")
-# The largest side each encoder can write (libwebp: 16383; JPEG: 65535). An output past it is made as
-# PNG instead, decided before the upscaler runs, rather than failing after the work.
-MAX_OUTPUT_SIDE = {"webp": 16383, "jpeg": 65535}
 
 
 @dataclass(frozen=True)
@@ -125,9 +121,10 @@ def variant(upscaled: UpscaledImage) -> str:
 
 def output_format(requested: str, width: int, height: int, scale: int) -> str:
     """The format to encode an upscaled ``width×height`` image in: ``requested`` unless its encoder
-    cannot write an image that large, then PNG."""
-    limit = MAX_OUTPUT_SIDE.get(requested)
-    return "png" if limit is not None and max(width, height) * scale > limit else requested
+    cannot write an image that large (``ImageFormat.max_side``), then PNG. Decided before the upscaler
+    runs, rather than failing after the work."""
+    limit = formats.by_name(requested).max_side
+    return formats.FALLBACK.name if limit is not None and max(width, height) * scale > limit else requested
 
 
 class Flow:
@@ -171,8 +168,8 @@ class Flow:
 
     async def check_options(self, model: str | None, fmt: str | None) -> ModelSummary:
         """The model an upload names (or the default) and its output format, or the error naming them."""
-        if fmt is not None and fmt not in OUTPUT_FORMATS:
-            raise UnknownOutputFormatError(fmt, OUTPUT_FORMATS)
+        if fmt is not None and fmt not in formats.output_names():
+            raise UnknownOutputFormatError(fmt, formats.output_names())
         return await self.choose_model(model)
 
     async def accept(self, upload: Upload) -> Accepted:

@@ -17,6 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
+from configs import formats
 from deployments.contracts.errors import (
     AnimatedImageError,
     CorruptImageError,
@@ -28,13 +29,11 @@ from deployments.contracts.errors import (
 )
 from deployments.contracts.values import DecodedImage
 
-ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP")
+ALLOWED_FORMATS = tuple(sorted(f.pillow for f in formats.FORMATS))  # the plugins Pillow may try
 _FORMAT_OF = {"MPO": "JPEG"}  # Pillow's JPEG plugin opens multi-picture JPEGs as MPO
 # libjpeg's progressive scripts write 10 scans for colour (6·components + 4 for others: 28 for CMYK);
 # mozjpeg's scan optimisation chooses among at most 64. Nothing real writes more.
 MAX_JPEG_SCANS = 100
-EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
-CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 
 # Formats we can name when refusing them, by their leading bytes.
 _SIGNATURES: tuple[tuple[bytes, int, str], ...] = (
@@ -72,11 +71,11 @@ class Probe:
 
     @property
     def extension(self) -> str:
-        return EXTENSIONS[self.format]
+        return formats.by_pillow(self.format).extension
 
     @property
     def content_type(self) -> str:
-        return CONTENT_TYPES[self.format]
+        return formats.by_pillow(self.format).media_type
 
 
 def sniff(data: bytes) -> str | None:

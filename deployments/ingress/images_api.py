@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse
 
+from configs import formats
 from configs.settings import Settings
 from deployments.contracts.errors import EmptyUploadError, MissingFieldError
 from deployments.contracts.values import ModelSummary, SpoolStatus
@@ -30,10 +31,10 @@ def images_router(flow: Flow, metrics: IngressMetrics, stats: Stats, downloads: 
     @router.post("/api/images/upload", response_model=UploadResponse, responses=ERRORS)
     async def upload(
         request: Request,
-        image: UploadFile | None = File(None, description="The image: JPEG, PNG or WebP"),
+        image: UploadFile | None = File(None, description=f"The image: {formats.inputs_text()}"),
         model: str | None = Form(None, description="A model from GET /api/models (default: the service's)"),
         output_format: str | None = Form(
-            None, alias="format", description="Output format of an upscaled image: png, webp or jpeg"
+            None, alias="format", description=f"Output format of an upscaled image: {formats.outputs_text()}"
         ),
     ) -> UploadResponse:
         """Score the image; store it as is (good quality) or upscaled (or the original, if that fails)."""

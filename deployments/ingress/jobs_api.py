@@ -10,6 +10,7 @@ from http import HTTPStatus
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse
 
+from configs import formats
 from configs.settings import Settings
 from deployments.contracts.errors import (
     EmptyUploadError,
@@ -84,7 +85,7 @@ def _add_submit(router: APIRouter, flow: Flow, jobs: JobsHandle, settings: Setti
         request: Request,
         images: list[UploadFile] | None = File(None, description="One or more images (repeat the field)"),
         model: str | None = Form(None, description="A model from GET /api/models for every image"),
-        output_format: str | None = Form(None, alias="format", description="png, webp or jpeg"),
+        output_format: str | None = Form(None, alias="format", description=formats.outputs_text()),
         webhook_url: str | None = Form(None, description="POSTed a signed event when the job ends"),
     ) -> JSONResponse:
         """Accept a batch: stored durably and queued; 202 at once, with the job's URL in Location."""

@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from configs import formats
 from deployments.contracts.errors import ObjectNotFoundError
 from deployments.contracts.handles import StorageHandle
 from deployments.contracts.values import Folder
@@ -22,7 +23,7 @@ OBJECT_CSP = "default-src 'none'; sandbox"
 OBJECT_KEY = re.compile("^(" + "|".join(re.escape(f.value) for f in Folder) + r")/[A-Za-z0-9_-][A-Za-z0-9._-]{0,200}$")
 
 OBJECT_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"content": {t: {} for t in ("image/png", "image/jpeg", "image/webp")}, "description": "The object"},
+    200: {"content": {f.media_type: {} for f in formats.FORMATS}, "description": "The object"},
     **ERRORS,
 }
 

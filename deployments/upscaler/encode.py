@@ -23,13 +23,14 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import ExifTags, Image
 
+from configs import formats
 from deployments.contracts.values import EncodedImage
 from deployments.upscaler.png import LEVELS, write_png
 
 log = logging.getLogger("ray.serve")
 
-CONTENT_TYPES = {"png": "image/png", "webp": "image/webp", "jpeg": "image/jpeg"}
-EXTENSIONS = {"png": "png", "webp": "webp", "jpeg": "jpg"}
+# PNG_COMPRESS_LEVEL and the fast writer (png.py) are this format's own.
+PNG = formats.by_name("png")
 
 
 def exif_for_output(exif: bytes | None, keep_gps: bool = False) -> bytes | None:
@@ -54,30 +55,30 @@ def exif_for_output(exif: bytes | None, keep_gps: bool = False) -> bytes | None:
 
 def encode(
     pixels: NDArray[np.uint8],
-    fmt: str = "png",
+    fmt: str = formats.FALLBACK.name,
     png_compress_level: int = 1,
     icc_profile: bytes | None = None,
     exif: bytes | None = None,
 ) -> EncodedImage:
-    if fmt == "jpeg" and pixels.ndim == 3 and pixels.shape[2] == 4:
-        fmt = "png"  # JPEG has no alpha channel; never drop the user's transparency silently
-    if fmt == "png" and png_compress_level in LEVELS:
+    """``pixels`` written as the output format named ``fmt`` (``configs.formats``), with its table's
+    encoder options; as the fallback format (PNG) instead when ``fmt`` cannot carry the image's alpha
+    channel (never drop the user's transparency silently)."""
+    target = formats.by_name(fmt)
+    if not target.alpha and pixels.ndim == 3 and pixels.shape[2] == 4:
+        target = formats.FALLBACK
+    if target == PNG and png_compress_level in LEVELS:
         data = write_png(pixels, png_compress_level, icc_profile, exif)
-        return EncodedImage(data, "png", CONTENT_TYPES["png"], int(pixels.shape[1]), int(pixels.shape[0]))
+        return EncodedImage(data, PNG.extension, PNG.media_type, int(pixels.shape[1]), int(pixels.shape[0]))
     image = Image.fromarray(pixels)
-    options: dict[str, object] = {}
+    options: dict[str, object] = dict(target.encoder_options)
     if icc_profile:
         options["icc_profile"] = icc_profile
     if exif:
         options["exif"] = exif
-    if fmt == "png":
+    if target == PNG:
         options["compress_level"] = png_compress_level
         if 1 <= png_compress_level <= 3:
             options["compress_type"] = zlib.Z_RLE
-    elif fmt == "webp":
-        options.update(quality=90, method=4)
-    else:
-        options.update(quality=92, subsampling=0)
     buffer = io.BytesIO()
-    image.save(buffer, format=fmt.upper(), **options)
-    return EncodedImage(buffer.getvalue(), EXTENSIONS[fmt], CONTENT_TYPES[fmt], image.width, image.height)
+    image.save(buffer, format=target.pillow, **options)
+    return EncodedImage(buffer.getvalue(), target.extension, target.media_type, image.width, image.height)
