@@ -6,9 +6,9 @@
 - ``sharpness`` in [0, 1], higher is sharper: one minus the perceptual blur of Crete et al. (2007,
   "The blur effect: perception and estimation with a new no-reference perceptual blur metric"). The
   image is blurred again with a 9-tap box filter along each axis; a sharp image loses much of its
-  neighbour-to-neighbour variation to that blur, a blurred one little. ~0.6–0.75 for sharp photos,
-  ~0.45 after a Gaussian blur of σ 1 px, ~0.3 at σ 2 px. Noise raises it (noise is sharp), which is
-  why noise is measured separately.
+  neighbour-to-neighbour variation to that blur, a blurred one little (typical readings of sharp and
+  blurred photos: README, "Metrics on every upload"). Noise raises it (noise is sharp), which is why
+  noise is measured separately.
 - ``jpeg_quality`` in 1…100 (``None`` unless the file is a JPEG): the IJG/libjpeg quality whose
   scaled standard tables are nearest, in log ratio, to the file's own quantisation tables (Pillow's
   ``Image.quantization``). Exact for files written by libjpeg, Pillow, OpenCV, ImageMagick; an
@@ -16,15 +16,17 @@
 - ``noise``: the standard deviation of white noise per colour channel, in 8-bit levels: Immerkær's
   operator (1996: a 3×3 operator that cancels planes and edges to first order) on each channel, then
   per 16×16 block the part of that fine detail the three channels do not share (``noise_sigma``), so
-  dense texture does not read as noise; the 10th-percentile block is reported. Within ~20 % of σ for
-  σ 3–10 on photos and textured images alike; clean images read ~0.2–2.3 (``python -m bench.routing``).
+  dense texture does not read as noise; the 10th-percentile block is reported. ``python -m
+  bench.routing`` measures how close it reads to the σ added, and what clean textured images read
+  (README, "Metrics on every upload").
   Greyscale images use Immerkær's per-channel estimate, which texture can raise.
 
 Cost: the metrics read only a fixed grid of at most 9 crops of 128×128 pixels, so a 4K image costs
-the same few milliseconds as a 1080p one (``python -m bench.quality`` measures it). An image that is
+the same as a 1080p one (``python -m bench.quality`` measures it; README, "Metrics on every upload"). An image that is
 upscaled is measured on its decoded pixels; one stored as uploaded on the image its integrity check
 decoded, which for a JPEG is Pillow's 1/8-scale draft: ``measured_at_scale`` says which (sharpness
-and noise then describe the image seen at that scale; noise in particular reads about 8× lower).
+and noise then describe the image seen at that scale; noise in particular reads lower, since each
+draft pixel averages an 8×8 block).
 """
 
 from __future__ import annotations
@@ -41,11 +43,12 @@ CROP = 128
 MAX_CROPS_PER_SIDE = 3
 BLOCK = 16
 NOISE_PERCENTILE = 10.0
-# The 10th percentile of 16×16-block estimates of pure white noise is 0.89 σ (measured on 10⁴ blocks):
-# divided out, so flat noisy content reads σ.
+# The 10th percentile of the 16×16-block estimates of pure white noise, as a fraction of its σ
+# (calibrated on synthetic white noise): divided out, so flat noisy content reads σ. bench.routing
+# checks the result on photos.
 PERCENTILE_BIAS = 0.89
-# The same for the colour estimate (the smallest eigenvalue of a block's 3×3 channel covariance):
-# 0.80 σ, measured on 1.2·10⁴ blocks of white noise.
+# The same for the colour estimate (the smallest eigenvalue of a block's 3×3 channel covariance),
+# calibrated the same way.
 COLOUR_PERCENTILE_BIAS = 0.80
 # Blocks this close to black or white are left out: clipping there hides noise.
 CLIP_MARGIN = 16.0

@@ -1,10 +1,11 @@
 """A bound on the bytes of pixels one upscaler replica holds at once; requests beyond it queue.
 
-``max_ongoing_requests`` counts requests, not memory: sixteen ×4 upscales of a 4-megapixel input hold
-sixteen 200 MB outputs. Each request ``hold``s its input and output bytes for as long as it has them
-(from its tiles' forward passes to the end of encoding); when the budget is spent, later requests wait
-in arrival order. The forward pass runs one batch at a time, so a few images in flight keep it as busy
-as many: the queue costs latency only where memory would otherwise run out. An image larger than the
+``max_ongoing_requests`` counts requests, not memory: a ×4 upscale holds an output sixteen times its
+input's pixels, so a full replica of large ×4 uploads would hold several gigabytes. Each request
+``hold``s its input and output bytes for as long as it has them (from its tiles' forward passes to the
+end of encoding); when the budget is spent, later requests wait in arrival order. The forward pass
+runs one batch at a time, so a few images in flight keep it as busy as many: the queue costs latency
+only where memory would otherwise run out. An image larger than the
 whole budget is admitted alone, so no request waits forever.
 """
 
@@ -15,7 +16,10 @@ from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-DEFAULT_BYTES = 256 * 1024 * 1024  # two 2-MP ×4 requests (102 MB each); one 8.3-MP ×4 (423 MB) alone
+# Room for a couple of ordinary ×4 requests at once (``pixel_bytes``), while a 4K ×4 runs alone; the
+# peak memory it keeps is measured by ``python -m bench.peak_memory --service`` (docs/benchmarks.md,
+# "Memory").
+DEFAULT_BYTES = 256 * 1024 * 1024
 
 
 def pixel_bytes(height: int, width: int, channels: int, scale: int) -> int:

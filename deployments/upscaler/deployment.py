@@ -38,10 +38,13 @@ from models.tiling import DEFAULT_TILE_SIZE
 log = logging.getLogger("ray.serve")
 
 # The routed models (with UPSCALE_SCALE=auto: fidelity and real-world at ×2 and ×4) and one more named
-# by a request; a model of this size is ~1.4 MB of weights.
+# by a request: the bundled models' weights are small next to one tile's feature maps (their file
+# sizes are in GET /api/models), so keeping them all loaded costs little.
 MODELS_PER_REPLICA = 5
 HEALTH_PROBE_SIZE = 32
-HEALTH_TIMEOUT_S = 20.0  # under Serve's 30 s health-check timeout; a CPU batch of one 1024² tile takes ~1 s
+# Under Serve's 30 s health-check timeout, with room for the probe to wait behind the largest CPU batch
+# in flight (a batch's time per tile size: ``python -m bench.engine``, docs/benchmarks.md "Engine").
+HEALTH_TIMEOUT_S = 20.0
 
 
 def tile_pixels(jobs: list[TileJob]) -> int:
@@ -55,7 +58,8 @@ class Upscaler:
     def __init__(self, settings: Settings, registry: list[ModelEntry]) -> None:
         self.settings = settings
         self.device = resolve_device(settings.device)
-        keep_large_allocations()  # ~1.35× on CPU: no page faults for every tile's feature maps
+        # No page faults for every tile's feature maps (the gain: docs/benchmarks.md, "Where the time goes").
+        keep_large_allocations()
         if self.device.type == "cpu" and not threads_share_one_heap():
             log.warning(
                 "MALLOC_ARENA_MAX is not 1: the forward thread may get a heap that unmaps its feature maps "
@@ -110,8 +114,8 @@ class Upscaler:
         # Register the routed models (the default and, with the quality policy, its real-world
         # counterpart) with Serve's multiplexing on this replica. Every request names its model, and
         # Serve's router sends a model's requests to replicas that registered it first: a replica that
-        # had not loaded a model got none of its requests until the others were full (measured: 0/0/599
-        # with only the default registered, once the policy sent noisy test uploads to vcsr-real-x2).
+        # had not loaded a model got none of its requests until the others were full (tests/multinode
+        # checks that every replica serves: README, "Observability and scale").
         for name in self.catalog.routed:
             await self._engine(name)
 

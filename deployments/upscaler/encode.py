@@ -2,8 +2,9 @@
 
 Encoding sits on every upscale's critical path and shares the cores with the forward pass.
 ``PNG_COMPRESS_LEVEL`` 1 and 2 (1 is the default) use the fast writer in ``png.py`` (Average filter,
-ISA-L deflate at that level): on upscaled photographs 8–9× less CPU than Pillow's level 1 for
-files 11–15 % larger (``bench.encode``). Level 0 stores, and levels 3–9 use Pillow's zlib encoder for
+ISA-L deflate at that level): on upscaled photographs several times less CPU than Pillow's level 1
+for somewhat larger files (``python -m bench.encode``; the figures are in docs/benchmarks.md,
+"Encoding"). Level 0 stores, and levels 3–9 use Pillow's zlib encoder for
 smaller files at several times the cost (3 with zlib's run-length strategy, which at that level is
 as small as Pillow's default strategy at 6 and faster; 4–9 with the default strategy).
 

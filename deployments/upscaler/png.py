@@ -1,13 +1,13 @@
 """A fast lossless PNG writer: rows filtered with NumPy, deflated by ISA-L, ICC and EXIF chunks kept.
 
 Pillow's PNG encoder tries all five PNG filters on every row and keeps the best (libpng's heuristic),
-then deflates with zlib; on an upscaled 4K photograph that is ~0.5 s of one core at level 1, most of
-it the filter search and zlib. Here every row uses the Average filter (type 3: each byte minus the
+then deflates with zlib; on an upscaled 4K photograph most of its time is the filter search and
+zlib. Here every row uses the Average filter (type 3: each byte minus the
 mean of its left and upper neighbours), computed with whole-array uint8 operations, and the stream is
 deflated by Intel's ISA-L (``isal``, the maintained Python binding of the library behind igzip),
-which is several times faster than zlib at its fast levels. Measured on three upscaled 4K photographs
-and one 8K ×4 output (``python -m bench.encode``): 0.11–0.12× the CPU of Pillow at level 1 (with
-zlib's run-length strategy) for files 11–15 % larger; the figures are in docs/benchmarks.md.
+which is several times faster than zlib at its fast levels. ``python -m bench.encode`` measures it
+against Pillow on upscaled 4K photographs and an 8K ×4 output; the figures are in docs/benchmarks.md,
+"Encoding".
 
 ``PngWriter`` takes the rows top to bottom in strips of any height, so an image can be encoded while
 the rows below it are still being computed; ``write_png`` is the one-shot form. The output is a
@@ -26,7 +26,8 @@ from numpy.typing import NDArray
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 COLOUR_TYPES = {1: 0, 3: 2, 4: 6}  # channels → PNG colour type (grey, RGB, RGBA)
 AVERAGE = 3  # the PNG filter type every row uses
-LEVELS = (1, 2)  # ISA-L's levels used (0 is Huffman-only; 3 measured slower and larger on upscaled photos)
+# ISA-L's levels used: 0 is Huffman-only, and 3 was slower and larger on upscaled photos (bench.encode).
+LEVELS = (1, 2)
 STRIP_BYTES = 1 << 20  # rows filtered at once: ~1 MiB stays in cache between filter and deflate
 
 
