@@ -21,6 +21,7 @@ from deployments.ingress.access import AccessControl, AccessControlConfig, acces
 from deployments.ingress.api_keys import KeyRing
 from deployments.ingress.downloads import Downloads
 from deployments.ingress.errors import service_error
+from deployments.ingress.formats_api import formats_router
 from deployments.ingress.images_api import health_router, images_router
 from deployments.ingress.limits import BodyDeadline, ConcurrentUploadLimit, DeclaredLengthLimit
 from deployments.ingress.metrics import IngressMetrics
@@ -114,6 +115,7 @@ def create_api(
     app.include_router(health_router(flow, settings, app.access.unavailable_reasons))
     app.include_router(stats_router(flow.storage, settings, stats, jobs))
     app.include_router(objects_router(flow.storage))
+    app.include_router(formats_router())
     for router in routers or []:
         app.include_router(router)
     _install_error_handlers(app, app.respond, settings)

@@ -11,8 +11,9 @@ Deny by default. Open without a key:
   built, so a file added to the folder is open and nothing else is;
 - ``/api/health``, which then answers only ``{"status": …}`` (``status_only``): a load balancer needs
   the verdict, a stranger has no use for the reasons and the spool's figures;
-- the API's description (``/docs``, ``/redoc``, ``/openapi.json``): the same text as the repository's
-  code, no data, computed once; a browser cannot attach ``X-API-Key`` to a navigation, so behind a key
+- the API's description (``/docs``, ``/redoc``, ``/openapi.json``) and the image formats
+  (``/api/formats``, which the page builds its choices from): the same text as the repository's code,
+  no data, computed once; a browser cannot attach ``X-API-Key`` to a navigation, so behind a key
   the docs could not be read at all.
 
 Everything else (``/api/stats`` and ``/api/models`` included, and any path that matches no route)
@@ -30,6 +31,7 @@ from starlette.types import Message, Scope, Send
 
 HEALTH = "/api/health"
 DOCS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+FORMATS = "/api/formats"
 
 
 def route_path(scope: Scope) -> str:
@@ -43,7 +45,7 @@ class OpenPaths:
     def __init__(self, web_dir: Path | None = None) -> None:
         files = sorted(p for p in web_dir.rglob("*") if p.is_file()) if web_dir is not None else []
         page = {"/" + p.relative_to(web_dir).as_posix() for p in files} if web_dir is not None else set()
-        self.paths = frozenset(page | ({"/"} if "/index.html" in page else set()) | DOCS)
+        self.paths = frozenset(page | ({"/"} if "/index.html" in page else set()) | DOCS | {FORMATS})
 
     def __contains__(self, path: object) -> bool:
         return path in self.paths

@@ -17,6 +17,7 @@ import httpx
 import pytest
 from PIL import Image
 
+from configs import formats
 from tests.integration.browser import browser, screenshot_path  # noqa: F401  (fixture)
 from tests.integration.conftest import deployed
 from tests.integration.helpers import open_image, stored_files
@@ -115,6 +116,12 @@ def test_the_page_asks_for_the_api_key_and_keeps_it_in_the_tab(
     dialog = p.locator("#key-dialog")
     expect(dialog).to_be_visible()  # asked at once: the model list needs the key
     expect(dialog).to_contain_text("valid API key is required")
+    # The output choices and the accept list come from the service's table, open without a key.
+    expect(p.locator("#format option")).to_have_count(len(formats.outputs()))
+    assert p.eval_on_selector_all("#format option", "os => os.map(o => o.value)") == list(formats.output_names())
+    assert set(p.get_attribute("#file-input", "accept").split(",")) == {
+        t for f in formats.FORMATS for t in (f.media_type, *f.suffixes)
+    }
     p.screenshot(path=screenshot_path("api-key"))
     p.get_by_label("Key", exact=True).fill(API_KEY)
     p.get_by_role("button", name="Save key").click()

@@ -47,6 +47,21 @@ async function loadModels(queue) {
   queue.render();
 }
 
+// The formats come from the service's table (GET /api/formats, open without a key): the output choices,
+// the file input's accept list and the drop zone's words. Until it answers (or if it cannot), the
+// page offers the service's default format and any image.
+async function loadFormats() {
+  let answer;
+  try {
+    answer = await getJSON("/api/formats");
+  } catch { return; }
+  const outputs = answer.formats.filter((f) => f.output);
+  document.getElementById("format").replaceChildren(...outputs.map((f) => new Option(f.label, f.name)));
+  document.getElementById("file-input").accept = answer.formats
+    .flatMap((f) => [f.media_type, ...f.suffixes]).join(",");
+  document.getElementById("drop-formats").textContent = `${answer.inputs} · as many as you like`;
+}
+
 async function loadSettings(queue) {
   try {
     const stats = await getJSON("/api/stats");
@@ -150,6 +165,7 @@ function init() {
   dropzone(queue);
   router(new Monitor({ showMessage }));
   queue.render();
+  loadFormats();
   loadModels(queue);
   loadSettings(queue);
   checkHealth();

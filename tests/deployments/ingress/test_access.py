@@ -125,6 +125,7 @@ def test_the_page_and_the_api_description_stay_open(monkeypatch: pytest.MonkeyPa
         for path in ("/", "/index.html", "/app.css", "/js/main.js", "/favicon.svg", "/vendor/uplot/uPlot.min.css"):
             assert c.get(prefix + path).status_code == 200, path
         assert c.get(prefix + "/openapi.json").status_code == 200 and c.get(prefix + "/docs").status_code == 200
+        assert c.get(prefix + "/api/formats").status_code == 200
 
 
 def test_health_answers_a_caller_without_a_key_with_its_status_only(monkeypatch: pytest.MonkeyPatch) -> None:
