@@ -49,7 +49,7 @@ def row(path: Path, centre: tuple[float, float], scale: int, engines: dict[str, 
         metrics = quality.measure(
             pixels, pixels.shape[0] * pixels.shape[1] / (3840 * 2160), getattr(header, "quantization", None)
         )
-    decision = load_policy().decide(metrics.to_dict(), 0.5)
+    decision = load_policy().decide(metrics.routing_values(), 0.5)
     y = int(centre[1] * pixels.shape[0]) - CROP // 2
     x = int(centre[0] * pixels.shape[1]) - CROP // 2
     crop = np.ascontiguousarray(pixels[y : y + CROP, x : x + CROP])

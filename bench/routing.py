@@ -116,7 +116,7 @@ def run(policy_path: Path, scales: list[int], root: Path) -> list[dict[str, Any]
             small = np.asarray(image.resize((image.width // scale, image.height // scale), Image.Resampling.BICUBIC))
             for label, variant in VARIANTS.items():
                 metrics, ms = measure(degrade(small, variant, seed=index))
-                decision = policy.decide(metrics.to_dict(), THRESHOLD)
+                decision = policy.decide(metrics.routing_values(), THRESHOLD)
                 rows.append({
                     "source": name, "scale": scale, "variant": label, "expect": variant.expect,
                     "sigma": variant.sigma, "noise": metrics.noise, "sharpness": metrics.sharpness,

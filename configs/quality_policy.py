@@ -3,9 +3,10 @@
 ``configs/quality_policy.yaml`` (or the file ``QUALITY_POLICY`` names) lists rules in order; the first
 whose every condition holds decides (a) whether the image is stored as uploaded or upscaled and (b)
 which model family upscales it: ``fidelity`` (the configured model, e.g. ``vcsr-m-x2``, best on clean
-inputs) or ``real`` (``vcsr-real-x<scale>``, trained on JPEG, noise and blur). The last rule must match
-everything. A condition bounds one metric (``min`` ≤ value ≤ ``max``, inclusive); a metric that is
-``None`` (``jpeg_quality`` of a PNG) fails every condition on it. ``min: threshold`` on ``resolution``
+inputs) or ``real`` (the served model whose ``ModelSpec.family`` is ``real``, trained on JPEG, noise and
+blur). The last rule must match everything. A condition bounds one metric of
+``configs/routing_metrics.py`` (``min`` ≤ value ≤ ``max``, inclusive); a metric that is ``None``
+(``jpeg_quality`` of a PNG) fails every condition on it. ``min: threshold`` on ``resolution``
 stands for the service's ``QUALITY_THRESHOLD``, so the default policy keeps the seed's routing.
 
 The scale is ``UPSCALE_SCALE``; with ``UPSCALE_SCALE=auto`` it is ``scale_for``'s: the smallest bundled
@@ -22,10 +23,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from configs.routing_metrics import metric_names
 
 DEFAULT_POLICY = Path(__file__).resolve().with_name("quality_policy.yaml")
-Metric = Literal["resolution", "sharpness", "jpeg_quality", "noise"]
 
 
 class QualityPolicyError(ValueError):
@@ -57,9 +59,17 @@ class Rule(BaseModel):
 
     name: str = Field(min_length=1, pattern=r"^[a-z0-9][a-z0-9_-]*$")
     description: str = ""
-    when: dict[Metric, Bound] = Field(default_factory=dict)
+    when: dict[str, Bound] = Field(default_factory=dict)  # keyed by a name of configs.routing_metrics
     route: Literal["store", "upscale"]
     model: Literal["fidelity", "real"] | None = None
+
+    @field_validator("when")
+    @classmethod
+    def _known_metrics(cls, when: dict[str, Bound]) -> dict[str, Bound]:
+        unknown = sorted(set(when) - set(metric_names()))
+        if unknown:
+            raise ValueError(f"unknown metric {', '.join(unknown)}; a rule can bound {', '.join(metric_names())}")
+        return when
 
     @model_validator(mode="after")
     def _model_only_when_upscaling(self) -> Rule:

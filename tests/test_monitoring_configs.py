@@ -22,6 +22,8 @@ import yaml
 from ray._private.ray_constants import PROMETHEUS_SERVICE_DISCOVERY_FILE
 from ray.serve.schema import ServeDeploySchema
 
+from configs.routing_metrics import ROUTING_METRICS
+
 ROOT = Path(__file__).resolve().parents[1]
 PROMETHEUS = ROOT / "configs" / "monitoring" / "prometheus.yml"
 DASHBOARD = ROOT / "configs" / "monitoring" / "grafana-dashboard.json"
@@ -79,7 +81,10 @@ def metrics_defined_in(path: Path) -> list[Metric]:
 
 @cache
 def own_metrics() -> tuple[Metric, ...]:
-    return tuple(m for path in sorted((ROOT / "deployments").glob("**/*metrics.py")) for m in metrics_defined_in(path))
+    """The metrics named in the code, and the quality histograms made from the routing-metrics table."""
+    named = tuple(m for path in sorted((ROOT / "deployments").glob("**/*metrics.py")) for m in metrics_defined_in(path))
+    tabled = tuple(Metric(m.histogram, "Histogram", frozenset()) for m in ROUTING_METRICS if m.buckets is not None)
+    return named + tabled
 
 
 @cache

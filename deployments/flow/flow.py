@@ -221,7 +221,7 @@ class Flow:
             clock.lap("decode")
             metrics = quality.measure(decoded.pixels, accepted.score, probe.quantization)
         clock.lap("measure")
-        decision = self.policy.decide(metrics.to_dict(), self.settings.quality_threshold)
+        decision = self.policy.decide(metrics.routing_values(), self.settings.quality_threshold)
         return Routed(metrics, decision, await self._policy_model(accepted, decision), decoded)
 
     async def _policy_model(self, accepted: Accepted, decision: Decision) -> ModelSummary:

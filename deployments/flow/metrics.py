@@ -1,28 +1,21 @@
 """The quality metrics of every accepted image as Ray metrics (``ray_upscaler_quality_*``), recorded by
-both doors that run the flow: the upload route and the jobs consumer."""
+both doors that run the flow: the upload route and the jobs consumer. One histogram per routing metric
+with buckets (``configs/routing_metrics.py``)."""
 
 from __future__ import annotations
 
 from ray.serve import metrics
 
+from configs import routing_metrics
+
 
 class QualityHistograms:
     def __init__(self) -> None:
-        self._sharpness = metrics.Histogram(
-            "upscaler_quality_sharpness",
-            "Sharpness of accepted images (0-1, higher is sharper; deployments/flow/quality.py)",
-            boundaries=[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9],
-        )
-        self._jpeg_quality = metrics.Histogram(
-            "upscaler_quality_jpeg_quality",
-            "Estimated JPEG quality of accepted JPEG images (1-100, from the quantisation tables)",
-            boundaries=[10, 20, 30, 40, 50, 60, 70, 80, 90, 95],
-        )
-        self._noise = metrics.Histogram(
-            "upscaler_quality_noise",
-            "Estimated noise sigma of accepted images, in 8-bit levels",
-            boundaries=[0.5, 1, 2, 3, 5, 8, 12, 20],
-        )
+        self._histograms = {
+            m.name: metrics.Histogram(m.histogram, m.help, boundaries=list(m.buckets))
+            for m in routing_metrics.ROUTING_METRICS
+            if m.buckets is not None
+        }
         self._routes = metrics.Counter(
             "upscaler_quality_routes_total",
             "Images (uploads and job items) by the quality-policy rule that routed them and the model chosen",
@@ -33,12 +26,8 @@ class QualityHistograms:
         """An image's no-reference metrics (one histogram each) and the rule that routed it."""
         if values is None:
             return
-        for histogram, key in (
-            (self._sharpness, "sharpness"),
-            (self._jpeg_quality, "jpeg_quality"),
-            (self._noise, "noise"),
-        ):
-            value = values.get(key)
+        for name, histogram in self._histograms.items():
+            value = values.get(name)
             if value is not None:
                 histogram.observe(float(value))
         self._routes.inc(tags={"rule": rule or "none", "model": model or "none"})

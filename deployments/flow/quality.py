@@ -39,13 +39,15 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
+from configs import routing_metrics
+
 CROP = 128
 MAX_CROPS_PER_SIDE = 3
 BLOCK = 16
 NOISE_PERCENTILE = 10.0
 # The 10th percentile of the 16×16-block estimates of pure white noise, as a fraction of its σ
-# (calibrated on synthetic white noise): divided out, so flat noisy content reads σ. bench.routing
-# checks the result on photos.
+# (calibrated on synthetic white noise): divided out, so flat noisy content reads σ
+# (tests/deployments/flow/test_quality.py holds it to that; bench.routing measures it on photos).
 PERCENTILE_BIAS = 0.89
 # The same for the colour estimate (the smallest eigenvalue of a block's 3×3 channel covariance),
 # calibrated the same way.
@@ -78,6 +80,10 @@ class ImageQuality:
 
     def to_dict(self) -> dict[str, float | int | None]:
         return asdict(self)
+
+    def routing_values(self) -> dict[str, float | int | None]:
+        """The values the quality policy routes on, by their names in ``configs.routing_metrics``."""
+        return {m.name: getattr(self, m.name) for m in routing_metrics.ROUTING_METRICS}
 
 
 def ijg_table(standard: NDArray[np.float64], quality: int) -> NDArray[np.float64]:
