@@ -30,6 +30,19 @@ from torch import nn
 
 from models.tiling import Tile, cut, owned, paste, plan_tiles
 
+# The most pixels, in tiles of the configured size, a model that asks not to be tiled runs in one pass.
+UNTILED_TILES = 4
+
+
+def pad_batch(x: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
+    """``x`` (``N×C×h×w``) padded by ``rows`` below and ``cols`` right: mirrored as far as the input
+    allows, then the edge repeated (spandrel's ``pad_tensor``, which its own ``__call__`` uses)."""
+    if not rows and not cols:
+        return x
+    reflect_rows, reflect_cols = min(rows, x.shape[-2] - 1), min(cols, x.shape[-1] - 1)
+    x = torch.nn.functional.pad(x, (0, reflect_cols, 0, reflect_rows), "reflect")
+    return torch.nn.functional.pad(x, (0, cols - reflect_cols, 0, rows - reflect_rows), "replicate")
+
 
 @dataclass(frozen=True)
 class ModelInfo:
@@ -42,6 +55,33 @@ class ModelInfo:
     tile_margin: int
     supports_half: bool
     supports_bfloat16: bool
+    # spandrel's hints for third-party networks (its ``SizeRequirements`` and ``ModelTiling``), neutral
+    # for ours: an input side below ``min_size`` or not a multiple of ``size_multiple`` (or, with
+    # ``square``, a non-square input) is padded by ``run`` and the padding cropped off the output.
+    min_size: int = 0
+    size_multiple: int = 1
+    square: bool = False
+    # "supported", "discouraged" (the model relies on global information: tiles leave artefacts) or
+    # "internal" (the model tiles itself): only "supported" models are cut into the service's tiles.
+    tiling: str = "supported"
+
+    def padding(self, height: int, width: int) -> tuple[int, int]:
+        """Rows and columns to add below and right of a ``height × width`` input so that it meets the
+        size hints (spandrel's ``SizeRequirements.get_padding``, in rows-first order)."""
+        h, w = max(self.min_size, height), max(self.min_size, width)
+        h, w = -(-h // self.size_multiple) * self.size_multiple, -(-w // self.size_multiple) * self.size_multiple
+        if self.square:
+            h = w = max(h, w)
+        return h - height, w - width
+
+    def tile_side(self, height: int, width: int, tile: int) -> int:
+        """The tile side to cut a ``height × width`` image with: ``tile``, or the whole image as one
+        tile for a model that asks not to be tiled, as long as the image is at most ``UNTILED_TILES``
+        tiles' worth of pixels (its feature maps then stay within a few tiles' memory); past that it
+        is tiled anyway rather than risk running out of memory."""
+        if self.tiling == "supported" or height * width > UNTILED_TILES * tile * tile:
+            return tile
+        return max(height, width, tile)
 
 
 def keep_large_allocations() -> bool:
@@ -110,6 +150,7 @@ class TileEngine(ABC):
         """Tile one ``3×H×W`` uint8 plane and run it synchronously, up to ``max_batch`` equal tiles per
         pass: each tile with its upscaled output (evaluation, tests, CLI)."""
         _, height, width = plane.shape
+        tile = self.info.tile_side(height, width, tile)
         tiles = plan_tiles(height, width, tile, self.info.tile_margin, layout)
         crops = cut(plane, tiles)
         for i in range(0, len(crops), max_batch):
@@ -148,10 +189,15 @@ class Engine(TileEngine):
         self.module = module.to(device=device, dtype=dtype).to(memory_format=torch.channels_last).eval()
 
     def run(self, tiles: torch.Tensor) -> torch.Tensor:
+        """The inference contract, with the model's size hints met: a batch whose sides the model cannot
+        take is padded (``ModelInfo.padding``) and its output cropped back to ``s·h × s·w``."""
         check_batch(tiles)
+        height, width = tiles.shape[-2:]
+        rows, cols = self.info.padding(height, width)
         with torch.inference_mode():
-            x = tiles.to(self.device, non_blocking=True).to(self.dtype).div_(255.0)
+            x = pad_batch(tiles.to(self.device, non_blocking=True).to(self.dtype).div_(255.0), rows, cols)
             y = self.module(x.contiguous(memory_format=torch.channels_last))
+            y = y[..., : self.scale * height, : self.scale * width]
             out: torch.Tensor = y.float().clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8).cpu()
             return out
 

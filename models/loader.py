@@ -82,6 +82,10 @@ def _load_spandrel(path: Path, name: str) -> LoadedModel:
         tile_margin=DEFAULT_TILE_MARGIN,
         supports_half=descriptor.supports_half,
         supports_bfloat16=descriptor.supports_bfloat16,
+        min_size=descriptor.size_requirements.minimum,
+        size_multiple=descriptor.size_requirements.multiple_of,
+        square=descriptor.size_requirements.square,
+        tiling=descriptor.tiling.name.lower(),
     )
     return LoadedModel(descriptor.model, info)
 

@@ -181,7 +181,8 @@ class Upscaler:
             output: torch.Tensor = await self._forward_tiles((engine, tile))
             return output
 
-        tile_size = self.tile_size
+        height, width = image.pixels.shape[:2]
+        tile_size = engine.info.tile_side(height, width, self.tile_size)  # one tile if the model asks it
         while True:
             try:
                 return await upscale_pixels(

@@ -113,6 +113,22 @@ def test_out_of_memory_retries_with_smaller_tiles(upscaler: Any, monkeypatch: py
     assert seen == [1024, 512, 256, 128, 64]
 
 
+def test_a_model_that_asks_not_to_be_tiled_is_given_the_whole_image(
+    upscaler: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[int] = []
+
+    async def fake_upscale_pixels(pixels: Any, forward: Any, tile_size: int, *args: Any) -> Any:
+        seen.append(tile_size)
+        return pixels, 1
+
+    monkeypatch.setattr(deployment, "upscale_pixels", fake_upscale_pixels)
+    engine = upscaler.default_engine
+    monkeypatch.setattr(engine, "info", replace(engine.info, tiling="discouraged"))
+    asyncio.run(upscaler._upscale_pixels(engine, DecodedImage(np.zeros((1500, 1900, 3), np.uint8))))
+    assert seen == [1900]  # one tile over the whole image, instead of the configured 1024
+
+
 def test_out_of_memory_with_the_smallest_tiles_fails(upscaler: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     async def always_oom(*args: Any) -> Any:
         raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
