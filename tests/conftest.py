@@ -10,6 +10,7 @@ import pytest
 
 from bench.s3servers import S3Server, moto_server, seaweedfs_server, weed_data_dir
 from models.data import shared_root
+from tests.isolation import isolated
 from tests.redis_server import redis_server
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -19,6 +20,18 @@ os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "vcs-test-secret-key")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 
 SHARED = shared_root()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Multinode tests run only under scripts/isolated: their clusters stop every Ray they can see. A
+    ``-m`` given on the command line replaces any marker expression in addopts, so this hook, not
+    addopts, keeps them out of every other run."""
+    if isolated():
+        return
+    multinode = [item for item in items if item.get_closest_marker("multinode") is not None]
+    if multinode:
+        config.hook.pytest_deselected(items=multinode)
+        items[:] = [item for item in items if item.get_closest_marker("multinode") is None]
 
 
 @pytest.fixture(scope="module", params=["moto", "seaweedfs"])

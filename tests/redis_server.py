@@ -12,6 +12,7 @@ from pathlib import Path
 import redis
 
 from bench.s3servers import free_ports
+from tests.parts import skip_if_listed
 
 
 @contextmanager
@@ -19,6 +20,7 @@ def redis_server(folder: Path) -> Iterator[str]:
     """A throwaway Redis with its own folder and append-only file; yields its ``redis://`` URL."""
     binary = shutil.which("redis-server")
     if binary is None:
+        skip_if_listed("redis-server")
         raise RuntimeError("redis-server is not installed: run scripts/test (it installs Debian's redis-server)")
     (port,) = free_ports(1)
     command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder), "--save", "",

@@ -73,6 +73,11 @@ def embedded_ipv4(address: IPAddress) -> list[ipaddress.IPv4Address]:
 
 def is_public(address: IPAddress) -> bool:
     """A global unicast address that carries no non-public IPv4 address inside it."""
+    if isinstance(address, ipaddress.IPv6Address) and address.sixtofour is not None:
+        # A 6to4 address is as public as the IPv4 address it carries. Decided here because Python's own
+        # answer for 2002::/16 differs between releases (Debian 12's patched 3.11.2 calls it private,
+        # 3.11.7 global), so the same webhook URL would be accepted on one machine and refused on another.
+        return is_public(address.sixtofour)
     if not address.is_global or address.is_multicast:
         return False
     if isinstance(address, ipaddress.IPv6Address) and (address in _COMPATIBLE or address in _NAT64_LOCAL):

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from configs.settings import REPO_ROOT
+from tests.parts import skip_if_listed
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = REPO_ROOT / "test-artifacts" / "web"
@@ -23,6 +24,7 @@ ARTIFACTS = REPO_ROOT / "test-artifacts" / "web"
 def chromium_path() -> Path:
     if CHROMIUM.exists():
         return CHROMIUM
+    skip_if_listed("chromium")
     if shutil.which("apt-get") is None:
         pytest.fail("no /usr/bin/chromium and no apt-get to install it: install Debian's chromium package")
     env = {"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}

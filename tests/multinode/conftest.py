@@ -9,11 +9,11 @@ These tests start Ray clusters with fixed-role nodes and Ray's fake autoscaling 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 
-ISOLATION_MARK = b"vcs-isolated-ray"
+from tests.isolation import isolated
+
 # The config's own port. The network namespace is private, so a fixed port collides with nothing; a port
 # picked with bind(0) would, in a fresh namespace, be handed out again to the next Ray process that asks.
 SERVE_PORT = 8000
@@ -33,11 +33,6 @@ FAST_AUTOSCALING = {
     "RAY_AUTH_MODE": "disabled",
     "RAY_USAGE_STATS_ENABLED": "0",
 }
-
-
-def isolated() -> bool:
-    """PID 1 of this PID namespace is scripts/isolated's shell: no process outside it is visible."""
-    return ISOLATION_MARK in Path("/proc/1/cmdline").read_bytes().split(b"\0")
 
 
 @pytest.fixture(scope="session", autouse=True)
