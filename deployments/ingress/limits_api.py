@@ -27,7 +27,9 @@ class RateWindow(BaseModel):
 class LimitsResponse(BaseModel):
     """What one request, one job and one client may send (settings in brackets)."""
 
-    max_upload_bytes: int = Field(description="Bytes of one request's whole body, an upload or a job (MAX_UPLOAD_BYTES)")
+    max_upload_bytes: int = Field(
+        description="Bytes of one request's whole body, an upload or a job (MAX_UPLOAD_BYTES)"
+    )
     max_job_images: int = Field(description="Images in one POST /api/jobs (MAX_JOB_IMAGES)")
     max_job_bytes: int = Field(
         description="Bytes of one job's request body: the body limit, multipart framing included (MAX_UPLOAD_BYTES)"
