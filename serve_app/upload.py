@@ -20,7 +20,7 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -177,7 +177,12 @@ class Run:
     """One invocation: submits, polls, downloads, and tells a ``view`` (progress bars or nothing)."""
 
     def __init__(
-        self, client: Client, entries: list[Entry], options: Options, view: Any, sleep: Any = time.sleep
+        self,
+        client: Client,
+        entries: list[Entry],
+        options: Options,
+        view: Any,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.client = client
         self.sleep = sleep

@@ -31,9 +31,12 @@ def scripted(*answers: httpx.Response) -> tuple[Client, list[float], list[str]]:
 def test_a_429_is_waited_out_for_its_retry_after_then_asked_again() -> None:
     refused = httpx.Response(429, json={"error": "rate_limited", "message": "Too many"}, headers={"Retry-After": "7"})
     client, sleeps, seen = scripted(refused, httpx.Response(200, json=MODELS))
+    told: list[tuple[float, str]] = []
+    client.on_wait = lambda seconds, error: told.append((seconds, str(error)))
     assert client.models() == MODELS
     assert seen == ["GET /api/models"] * 2
     assert len(sleeps) == 1 and 7 <= sleeps[0] <= 7.5  # Retry-After plus a little jitter
+    assert told == [(sleeps[0], "Too many")]  # the progress view is told of the wait
 
 
 def test_a_503_without_retry_after_is_retried_on_exponential_backoff() -> None:
