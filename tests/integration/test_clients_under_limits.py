@@ -7,6 +7,7 @@ its own rate-limit budget."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -37,14 +38,21 @@ def service(serve_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 
 
 def images(folder: Path, prefix: str, small: int, large: int) -> list[Path]:
-    """``small`` 64×48 noise PNGs (~9 kB) and ``large`` 200×150 ones (~90 kB): the count limit binds for
-    the small ones, the body limit for the large ones."""
+    """``small`` 64×48 noise PNGs (~6 kB) and ``large`` 250×200 ones (~100 kB): the count limit binds for
+    the small ones, the body limit (300 kB: two large ones and their framing) for the large ones."""
     paths = []
-    for i, (width, height) in enumerate([(64, 48)] * small + [(200, 150)] * large):
+    for i, (width, height) in enumerate([(64, 48)] * small + [(250, 200)] * large):
         path = folder / f"{prefix}-{i:02d}.png"
         path.write_bytes(png(width, height, seed=i))
         paths.append(path)
     return paths
+
+
+def job_sizes(client: httpx.Client, key: str) -> list[int]:
+    """The files per job of ``key``'s jobs, oldest first (a 429 waited out: the key's budget may be spent)."""
+    while (answer := client.get("/api/jobs", headers={"X-API-Key": key})).status_code == 429:
+        time.sleep(int(answer.headers["retry-after"]))
+    return [job["total"] for job in reversed(answer.json()["jobs"])]
 
 
 def stored_stems(storage: Path, prefix: str) -> set[str]:
@@ -65,6 +73,7 @@ def test_the_cli_uploads_24_files_within_the_limits_and_exits_0(
     assert code == 0
     assert document["summary"]["succeeded"] == 24 and document["summary"]["failed"] == 0
     assert stored_stems(storage, "cli-") >= {p.stem for p in paths}
+    assert job_sizes(client, CLI_KEY) == [10, 10, 2, 2]  # 10 images a job; 2 of the ~100 kB ones fit 300 kB
 
 
 def test_25_files_dropped_on_the_page_are_all_stored_after_a_429_is_waited_out(
@@ -96,4 +105,5 @@ def test_25_files_dropped_on_the_page_are_all_stored_after_a_429_is_waited_out(
     finally:
         context.close()
     assert stored_stems(storage, "drop-") >= {p.stem for p in paths}
+    assert job_sizes(client, PAGE_KEY) == [10, 10, 2, 2, 1]
     assert errors == []
