@@ -1,14 +1,18 @@
 """Command line: run the service, or use a running one.
 
-python -m serve_app serve [--config serve_config.yaml]   # validates settings, then runs `serve run`
-python -m serve_app upload PATH… [--recursive] [--out DIR] [--json] [--url http://127.0.0.1:8000]
-python -m serve_app status [--json] [--url http://127.0.0.1:8000]
+visioncloud serve [--config serve_config.yaml]   # validates settings, then runs `serve run`
+visioncloud upload PATH… [--recursive] [--out DIR] [--json] [--url http://127.0.0.1:8000]
+visioncloud status [--json] [--url http://127.0.0.1:8000]
+visioncloud --version
+
+``visioncloud`` is the console script the package installs; ``python -m serve_app`` is the same program.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.metadata
 import os
 import signal
 import subprocess
@@ -135,10 +139,28 @@ def run_forwarding_signals(command: list[str], env: dict[str, str] | None = None
     return 128 - status if status < 0 else status
 
 
+DISTRIBUTION = "visioncloud-upscaler"
+
+
+def version() -> str:
+    """The installed distribution's version (``unknown`` when the code runs from a checkout not installed)."""
+    try:
+        return importlib.metadata.version(DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def program_name(argv0: str) -> str:
+    """``visioncloud`` as the console script, ``python -m serve_app`` as a module (argv[0] is __main__.py)."""
+    name = Path(argv0).name
+    return "python -m serve_app" if name in ("__main__.py", "") else name
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m serve_app", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog=program_name(sys.argv[0]), description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("serve", help="run the service with `serve run`")
     run.add_argument("--config", type=Path, default=REPO_ROOT / "serve_config.yaml")

@@ -1,6 +1,8 @@
 """The client subcommands: ``upload`` (files and folders → jobs → results) and ``status``.
 
-The API key comes from ``$VISIONCLOUD_API_KEY`` (a key on the command line would show in ``ps``).
+The API key comes from ``$VISIONCLOUD_API_KEY`` (a key on the command line would show in ``ps``), the
+service's URL from ``--url``, else ``$VISIONCLOUD_URL``, else the local default. These variables are the
+client's, read here: the service's settings (``configs/settings.py``) are another program's.
 """
 
 from __future__ import annotations
@@ -20,10 +22,17 @@ from rich.table import Table
 from configs import formats
 from serve_app.client import ApiError, Client
 from serve_app.progress import BarsView, QuietView, print_summary, summary
+from serve_app.service_limits import ServiceLimits
 from serve_app.upload import Entry, Options, Run, collect, digest
 
 API_KEY_VARIABLE = "VISIONCLOUD_API_KEY"
+URL_VARIABLE = "VISIONCLOUD_URL"
 DEFAULT_URL = "http://127.0.0.1:8000"
+
+
+def _url_option(parser: argparse.ArgumentParser) -> None:
+    default = os.environ.get(URL_VARIABLE) or DEFAULT_URL
+    parser.add_argument("--url", default=default, help=f"the service (default ${URL_VARIABLE}, else {DEFAULT_URL})")
 
 
 def add_upload(commands: Any) -> None:
@@ -31,20 +40,22 @@ def add_upload(commands: Any) -> None:
         "upload", help="upload images (files and folders) as jobs, download the results", description=UPLOAD_HELP
     )
     send.add_argument("paths", type=Path, nargs="+", metavar="PATH", help="image files and folders")
-    send.add_argument("--url", default=DEFAULT_URL, help=f"the service (default {DEFAULT_URL})")
+    _url_option(send)
     send.add_argument("-r", "--recursive", action="store_true", help="include images in subfolders")
     send.add_argument("-o", "--out", type=Path, help="write results to OUT/<folder>/ and resume from OUT")
     send.add_argument("--model", help="a model from `status` (default: the service's)")
     send.add_argument("--format", dest="fmt", choices=formats.output_names(), help="output format")
-    send.add_argument("--batch", type=int, default=16, help="files per job (default 16)")
-    send.add_argument("--batch-mb", type=float, default=40, help="megabytes per job request (default 40)")
+    send.add_argument("--batch", type=int, help="files per job (default and most: the service's MAX_JOB_IMAGES)")
+    send.add_argument(
+        "--batch-mb", type=float, help="megabytes per job request (default and most: the service's body limit)"
+    )
     send.add_argument("--json", action="store_true", help="print one JSON document instead of progress bars")
     send.set_defaults(func=upload)
 
 
 def add_status(commands: Any) -> None:
     status = commands.add_parser("status", help="print the service's health, models and statistics")
-    status.add_argument("--url", default=DEFAULT_URL, help=f"the service (default {DEFAULT_URL})")
+    _url_option(status)
     status.add_argument("--json", action="store_true", help="print one JSON document")
     status.set_defaults(func=show_status)
 
@@ -70,14 +81,15 @@ def upload(args: argparse.Namespace) -> int:
         err.print("No images found." + ("" if args.recursive else " (Folders are read one level deep: --recursive.)"))
         return 2
     entries = [Entry(p, digest(p), p.stat().st_size) for p in files]
-    options = Options(args.out, args.model, args.fmt, max(1, args.batch), int(args.batch_mb * 1_000_000))
     started = time.monotonic()
     try:
         with _client(args.url) as client:
+            options = _options(args, client.limits())
             if args.json:
                 _run(Run(client, entries, options, QuietView()))
             else:
                 with BarsView(Console(), len(entries)) as view:
+                    client.on_wait = view.waiting
                     _run(Run(client, entries, options, view))
     except ApiError as exc:
         err.print(f"[red]The service refused: {exc}[/red] ({exc.code})", highlight=False)
@@ -97,6 +109,13 @@ def upload(args: argparse.Namespace) -> int:
     return 1 if totals["failed"] or problems else 0
 
 
+def _options(args: argparse.Namespace, limits: ServiceLimits) -> Options:
+    """Batches within the service's limits (``--batch`` and ``--batch-mb`` may only lower them)."""
+    files = min(limits.max_job_images, max(1, args.batch)) if args.batch else limits.max_job_images
+    wanted = int(args.batch_mb * 1_000_000) if args.batch_mb else limits.job_bytes
+    return Options(args.out, args.model, args.fmt, files, min(limits.job_bytes, wanted), limits.poll_interval_s)
+
+
 def _run(run: Run) -> None:
     run.skip_finished()
     run.resume_jobs()
@@ -111,7 +130,10 @@ def show_status(args: argparse.Namespace) -> int:
             healthy, health = client.health()
             models = client.models()
             stats = client.stats()
-    except (httpx.HTTPError, ApiError) as exc:
+    except ApiError as exc:
+        Console(stderr=True).print(f"[red]{args.url}: {exc}[/red] ({exc.code})", highlight=False)
+        return 2
+    except httpx.HTTPError as exc:
         Console(stderr=True).print(f"[red]Cannot reach {args.url}: {exc}[/red]", highlight=False)
         return 2
     if args.json:

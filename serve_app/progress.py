@@ -32,6 +32,7 @@ class QuietView:
     def started(self, entry: Entry) -> None: ...
     def update(self, entry: Entry) -> None: ...
     def finished(self, entry: Entry) -> None: ...
+    def waiting(self, seconds: float, error: BaseException | None) -> None: ...
 
 
 class BarsView:
@@ -74,6 +75,11 @@ class BarsView:
     def update(self, entry: Entry) -> None:
         self.progress.update(self._task(entry), state=LABEL.get(entry.status, entry.status))
 
+    def waiting(self, seconds: float, error: BaseException | None) -> None:
+        """The service said "not now" (429 or 503): shown on the total's bar until the next answer."""
+        why = f" ({error})" if error else ""
+        self.progress.update(self.total, state=f"waiting {seconds:.0f} s{why}")
+
     def finished(self, entry: Entry) -> None:
         task = self.tasks.pop(id(entry), None)
         if task is not None:
@@ -84,6 +90,7 @@ class BarsView:
         self.progress.console.print(
             f"[{style}]{entry.status:>9}[/{style}] {entry.path.name} {where}{message}", markup=True, highlight=False
         )
+        self.progress.update(self.total, state="")  # a wait, if one was shown, is over
         self.progress.advance(self.total)
 
 

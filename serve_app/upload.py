@@ -1,10 +1,14 @@
 """``python -m serve_app upload PATH…``: files and folders in, jobs submitted, results downloaded.
 
-Files go in batches (one job each, within the service's count and body limits); the jobs run on the
-service while this polls them, showing a bar per file in flight and one for the total with an ETA
-(rich). With ``--out DIR`` each result is written to ``DIR/<folder>/<name>`` (the service's three
-folders) and a manifest in DIR remembers finished files and submitted jobs, so re-running the same
-command after a stop resumes: finished files are skipped, jobs still known to the service are polled
+Files go in batches (one job each) within the limits the service publishes (``GET /api/limits``: images
+and bytes per job); the jobs run on the service while this polls them, showing a bar per file in flight
+and one for the total with an ETA (rich). Polls back off (``PollDelay``) and never come faster than the
+service's rate limit allows for them, and only the oldest unfinished job is polled: the service works
+through jobs in order, so a later one is asked about once the earlier ones have ended.
+
+With ``--out DIR`` each result is written to ``DIR/<folder>/<name>`` (the service's three folders) and
+a manifest in DIR remembers finished files and submitted jobs, so re-running the same command after a
+stop resumes: finished files are skipped, jobs still known to the service are polled
 again instead of being resubmitted, and anything resubmitted lands on the same keys (the service's
 keys are content addresses, so nothing is stored twice). Exit status: 0 when every file succeeded,
 1 when any failed (refused, couldn't_upscale, cancelled), 2 when the service could not be used.
@@ -16,7 +20,7 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,9 +28,12 @@ from typing import Any
 from configs import formats
 from deployments.contracts.jobs import ItemView, JobView
 from serve_app.client import ApiError, Client
+from serve_app.service_limits import PART_OVERHEAD_BYTES
 
 MANIFEST = ".visioncloud-upload.json"
-POLL_S = 0.5
+POLL_FIRST_S = 0.5  # the first wait after progress; doubled while nothing changes, up to POLL_MAX_S
+POLL_MAX_S = 10.0
+SPLIT_CODES = {"upload_too_large", "too_many_images"}  # a batch over a limit the service did not publish
 ENDED = {"success", "error", "cancelled"}
 JOB_ENDED = {"completed", "failed", "cancelled"}
 
@@ -88,15 +95,18 @@ def digest(path: Path) -> str:
 
 
 def batches(entries: list[Entry], max_files: int, max_bytes: int) -> Iterator[list[Entry]]:
-    """Consecutive groups within both limits (a file over ``max_bytes`` goes alone: the service says why)."""
+    """Consecutive groups of at most ``max_files`` whose bytes, each file counted with its part's
+    framing (``PART_OVERHEAD_BYTES``), stay within ``max_bytes`` (a file over it goes alone: the
+    service says why)."""
     group: list[Entry] = []
     size = 0
     for entry in entries:
-        if group and (len(group) >= max_files or size + entry.size > max_bytes):
+        cost = entry.size + PART_OVERHEAD_BYTES
+        if group and (len(group) >= max_files or size + cost > max_bytes):
             yield group
             group, size = [], 0
         group.append(entry)
-        size += entry.size
+        size += cost
     if group:
         yield group
 
@@ -148,13 +158,35 @@ class Options:
     fmt: str | None
     max_files: int
     max_bytes: int
+    poll_interval_s: float = 0.0  # the least wait between polls (from the rate limit)
+
+
+class PollDelay:
+    """The wait before the next poll: ``POLL_FIRST_S`` after progress, doubled while nothing changes, at
+    most ``POLL_MAX_S``, and never under ``floor_s`` (the rate limit's share for polls)."""
+
+    def __init__(self, floor_s: float = 0.0) -> None:
+        self.floor_s = floor_s
+        self.current = POLL_FIRST_S
+
+    def next(self, progressed: bool) -> float:
+        self.current = POLL_FIRST_S if progressed else min(self.current * 2, POLL_MAX_S)
+        return max(self.current, self.floor_s)
 
 
 class Run:
     """One invocation: submits, polls, downloads, and tells a ``view`` (progress bars or nothing)."""
 
-    def __init__(self, client: Client, entries: list[Entry], options: Options, view: Any) -> None:
+    def __init__(
+        self,
+        client: Client,
+        entries: list[Entry],
+        options: Options,
+        view: Any,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.client = client
+        self.sleep = sleep
         self.entries = entries
         self.options = options
         self.view = view
@@ -200,6 +232,11 @@ class Run:
                 answer = self.client.submit([e.path for e in group], self.options.model, self.options.fmt)
             except ApiError as exc:
                 refused = {f["index"]: f for f in exc.refused_files}
+                if not refused and exc.code in SPLIT_CODES and len(group) > 1:
+                    half = len(group) // 2  # over a limit we did not know of: halve until it fits
+                    self.submit(group[:half])
+                    self.submit(group[half:])
+                    return
                 if not refused:
                     if 400 <= exc.status < 500 and exc.status != 401:
                         for entry in group:
@@ -223,34 +260,43 @@ class Run:
         self.view.finished(entry)
 
     def poll(self) -> None:
+        """Poll the oldest unfinished job until every job has ended, one request per wait."""
+        delay = PollDelay(self.options.poll_interval_s)
         while self.active:
-            for job_id in list(self.active):
-                job = self.client.job(job_id)
-                if job is None:
-                    for entry in self.active.pop(job_id):
-                        if entry.status not in ENDED:
-                            self.fail(entry, "error", f"job {job_id} is no longer known to the service")
-                    continue
-                self.apply(job_id, job)
+            job_id = next(iter(self.active))
+            job = self.client.job(job_id)
+            if job is None:
+                for entry in self.active.pop(job_id):
+                    if entry.status not in ENDED:
+                        self.fail(entry, "error", f"job {job_id} is no longer known to the service")
+                progressed = True
+            else:
+                progressed = self.apply(job_id, job)
             if self.active:
-                time.sleep(POLL_S)
+                self.sleep(delay.next(progressed))
 
-    def apply(self, job_id: str, job: JobView) -> None:
+    def apply(self, job_id: str, job: JobView) -> bool:
+        """Takes in the job's news; whether any file moved on (or the job ended)."""
         members = self.active[job_id]
+        progressed = False
         for item in job["items"]:
             entry = members[item["index"]]
             if entry.status in ENDED or entry.status == "skipped" or not entry.size:
                 continue
             if item["status"] not in ENDED:
-                if item["status"] != entry.status:
-                    entry.status = "running" if item["status"] == "running" else "queued"
+                status = "running" if item["status"] == "running" else "queued"
+                if status != entry.status:
+                    entry.status, progressed = status, True
                     self.view.update(entry)
                 continue
             self.finish(entry, item)
+            progressed = True
         if job["status"] in JOB_ENDED or all(e.status in ENDED or not e.size for e in members):
             del self.active[job_id]
             self.manifest.jobs.pop(job_id, None)
             self.manifest.save()
+            progressed = True
+        return progressed
 
     def finish(self, entry: Entry, item: ItemView) -> None:
         result = item["result"]

@@ -24,6 +24,7 @@ from deployments.ingress.errors import service_error
 from deployments.ingress.formats_api import formats_router
 from deployments.ingress.images_api import health_router, images_router
 from deployments.ingress.limits import BodyDeadline, ConcurrentUploadLimit, DeclaredLengthLimit
+from deployments.ingress.limits_api import limits_router
 from deployments.ingress.metrics import IngressMetrics
 from deployments.ingress.multipart import allow_long_part_headers, keep_file_parts_in_memory
 from deployments.ingress.objects_api import objects_router
@@ -114,6 +115,7 @@ def create_api(
     app.include_router(images_router(flow, metrics, stats, Downloads(flow.storage)))
     app.include_router(health_router(flow, settings, app.access.unavailable_reasons))
     app.include_router(stats_router(flow.storage, settings, stats, jobs))
+    app.include_router(limits_router(settings))
     app.include_router(objects_router(flow.storage))
     app.include_router(formats_router())
     for router in routers or []:

@@ -16,8 +16,9 @@ Deny by default. Open without a key:
   no data, computed once; a browser cannot attach ``X-API-Key`` to a navigation, so behind a key
   the docs could not be read at all.
 
-Everything else (``/api/stats`` and ``/api/models`` included, and any path that matches no route)
-needs a key when keys are configured.
+Everything else (``/api/stats``, ``/api/models`` and ``/api/limits`` included, and any path that matches
+no route) needs a key when keys are configured. ``/api/limits`` is no secret, but only a caller with a
+key can submit the work it sizes, so it follows the rule of ``/api/models`` rather than widen this list.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 // The service's HTTP API as the page uses it. The API key lives in this tab's sessionStorage and is
 // sent as the X-API-Key header, never in a URL. A 401 asks the page for a key (event "needkey").
+// A 429 or 503 is a "not now": `patiently` waits what its Retry-After says and asks again.
 
 const KEY_ITEM = "visioncloud.apiKey";
 
@@ -9,11 +10,44 @@ export const apiKey = {
 };
 
 export class ApiError extends Error {
-  constructor(status, body) {
+  constructor(status, body, retryAfter = null) {
     super((body && body.message) || `The service answered ${status}.`);
     this.status = status;
     this.body = body || {};
     this.code = this.body.error || `http_${status}`;
+    this.retryAfter = retryAfterSeconds(retryAfter); // seconds the answer asked to wait, or null
+  }
+}
+
+/** Retry-After in seconds: delay-seconds or an HTTP-date (RFC 9110); null when absent or unreadable. */
+function retryAfterSeconds(value) {
+  if (value === null || value === undefined || value === "") return null;
+  if (/^\s*\d+\s*$/.test(value)) return Number(value);
+  const when = Date.parse(value);
+  return Number.isNaN(when) ? null : Math.max(0, (when - Date.now()) / 1000);
+}
+
+const RETRIED = new Set([429, 503]);
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** `call()` until it is not refused with 429 or 503: each wait is the refusal's Retry-After (plus up to
+ * half a second, so tabs refused together do not return together), or without one an exponential
+ * backoff from 1 s to 30 s with jitter. Past `maxWaitS` in all, the refusal stands. `onWait(seconds,
+ * error)` hears of each wait, for the page to show it. */
+export async function patiently(call, { onWait = () => {}, maxWaitS = 600 } = {}) {
+  let waited = 0;
+  for (let attempt = 0; ; attempt += 1) {
+    try {
+      return await call();
+    } catch (error) {
+      if (!(error instanceof ApiError) || !RETRIED.has(error.status)) throw error;
+      const backoff = Math.min(2 ** attempt, 30) + Math.random();
+      const seconds = error.retryAfter !== null ? error.retryAfter + Math.random() / 2 : backoff;
+      if (waited + seconds > maxWaitS) throw error;
+      onWait(seconds, error);
+      await sleep(seconds * 1000);
+      waited += seconds;
+    }
   }
 }
 
@@ -27,7 +61,7 @@ async function parse(response) {
   const body = type.includes("json") ? await response.json().catch(() => null) : null;
   if (!response.ok) {
     if (response.status === 401) window.dispatchEvent(new CustomEvent("needkey", { detail: body }));
-    throw new ApiError(response.status, body);
+    throw new ApiError(response.status, body, response.headers.get("Retry-After"));
   }
   return body;
 }
@@ -65,9 +99,22 @@ export function submitJob(files, { model, format }, onProgress) {
       try { body = JSON.parse(xhr.responseText); } catch { body = null; }
       if (xhr.status >= 200 && xhr.status < 300) return resolve(body);
       if (xhr.status === 401) window.dispatchEvent(new CustomEvent("needkey", { detail: body }));
-      reject(new ApiError(xhr.status, body));
+      reject(new ApiError(xhr.status, body, xhr.getResponseHeader("Retry-After")));
     });
     xhr.addEventListener("error", () => reject(new ApiError(0, { message: "The service could not be reached." })));
     xhr.send(form);
   });
+}
+
+// What the page assumes of a service too old to publish its limits (it answers 404): its defaults.
+export const DEFAULT_LIMITS = { max_job_images: 100, max_job_bytes: 50 * 1024 * 1024, max_upload_bytes: 50 * 1024 * 1024, rate_limits: [] };
+
+/** GET /api/limits (images and bytes per job, the rate limit), or DEFAULT_LIMITS from an older service. */
+export async function getLimits() {
+  try {
+    return await patiently(() => getJSON("/api/limits"));
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 404) return DEFAULT_LIMITS;
+    throw error;
+  }
 }

@@ -1,7 +1,8 @@
 // Wiring: views (#/upscale, #/monitor), health, models, the API key dialog, drag and drop.
 
-import { apiKey, getJSON } from "./api.js";
+import { apiKey, getJSON, getLimits } from "./api.js";
 import { Compare } from "./compare.js";
+import { bytes } from "./format.js";
 import { Monitor } from "./monitor.js";
 import { Results } from "./results.js";
 import { UploadQueue } from "./upload.js";
@@ -60,6 +61,24 @@ async function loadFormats() {
   document.getElementById("file-input").accept = answer.formats
     .flatMap((f) => [f.media_type, ...f.suffixes]).join(",");
   document.getElementById("drop-formats").textContent = `${answer.inputs} · as many as you like`;
+}
+
+// The service's limits (GET /api/limits), asked once and again after a key is saved; a failed ask is
+// forgotten, so the next Upscale asks again.
+let limitsAsked = null;
+
+function limits() {
+  if (!limitsAsked) {
+    limitsAsked = getLimits().then((found) => { describeLimits(found); return found; });
+    limitsAsked.catch(() => { limitsAsked = null; });
+  }
+  return limitsAsked;
+}
+
+function describeLimits(found) {
+  const note = document.getElementById("drop-limits");
+  note.textContent = `up to ${bytes(found.max_upload_bytes)} a file · sent ${found.max_job_images} to a job`;
+  note.hidden = false;
 }
 
 async function loadSettings(queue) {
@@ -156,18 +175,20 @@ function init() {
       get threshold() { return state.threshold; },
       model: selectedModel,
       format: () => document.getElementById("format").value,
+      limits,
     },
     onResult: (item, result) => results.add(item, result),
     showMessage,
   });
   document.getElementById("model").addEventListener("change", () => { describeModel(); queue.render(); });
-  keyDialog(() => { loadModels(queue); loadSettings(queue); });
+  keyDialog(() => { limitsAsked = null; loadModels(queue); loadSettings(queue); limits().catch(() => {}); });
   dropzone(queue);
   router(new Monitor({ showMessage }));
   queue.render();
   loadFormats();
   loadModels(queue);
   loadSettings(queue);
+  limits().catch(() => {}); // shown under the drop zone; a refusal here is the model list's too
   checkHealth();
   setInterval(checkHealth, 15000);
 }
