@@ -15,16 +15,18 @@ from bench.s3servers import free_ports
 
 
 @contextmanager
-def redis_server(folder: Path) -> Iterator[str]:
-    """A throwaway Redis with its own folder and append-only file; yields its ``redis://`` URL."""
+def redis_server(folder: Path, password: str | None = None) -> Iterator[str]:
+    """A throwaway Redis with its own folder and append-only file; yields its ``redis://`` URL (which
+    carries ``password`` when one is given: the server then refuses clients without it)."""
     binary = shutil.which("redis-server")
     if binary is None:
         raise RuntimeError("redis-server is not installed: run scripts/test (it installs Debian's redis-server)")
     (port,) = free_ports(1)
     command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder), "--save", "",
                "--appendonly", "yes", "--protected-mode", "no", "--loglevel", "warning"]  # fmt: skip
+    command += ["--requirepass", password] if password else []
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-    url = f"redis://127.0.0.1:{port}/0"
+    url = f"redis://{f':{password}@' if password else ''}127.0.0.1:{port}/0"
     try:
         deadline = time.monotonic() + 15
         while True:
