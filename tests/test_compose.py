@@ -143,10 +143,21 @@ def test_the_app_runs_the_image_the_cluster_runs() -> None:
     assert service("upscaler")["build"] == "."
 
 
+def mounts(spec: dict[str, Any]) -> list[tuple[str, str]]:
+    """A service's (source, target) mounts, in compose's short (``src:dst[:ro]``) or long syntax."""
+    found = []
+    for volume in spec.get("volumes", []):
+        if isinstance(volume, dict):
+            found.append((str(volume["source"]), str(volume["target"])))
+        else:
+            source, target = volume.split(":")[:2]
+            found.append((source, target))
+    return found
+
+
 def test_every_mounted_file_is_in_the_repository() -> None:
     for name, spec in compose()["services"].items():
-        for volume in spec.get("volumes", []):
-            source = volume.split(":", 1)[0]
+        for source, _ in mounts(spec):
             if source.startswith("./"):
                 assert (ROOT / source).exists(), f"{name} mounts {source}, which does not exist"
 
@@ -156,10 +167,21 @@ def test_grafana_reads_the_prometheus_service_and_our_dashboard() -> None:
     (source,) = yaml.safe_load((provisioning / "datasources" / "prometheus.yaml").read_text())["datasources"]
     assert (source["type"], source["url"]) == ("prometheus", "http://prometheus:9090")
     (provider,) = yaml.safe_load((provisioning / "dashboards" / "upscaler.yaml").read_text())["providers"]
-    mounts = [v.split(":")[1] for v in service("grafana")["volumes"]]
-    assert any(m.startswith(provider["options"]["path"] + "/") for m in mounts)
-    prometheus_mounts = [v.split(":")[1] for v in service("prometheus")["volumes"]]
-    assert "/tmp/ray" in prometheus_mounts  # the discovery file Ray writes on the head node
+    grafana_mounts = [target for _, target in mounts(service("grafana"))]
+    assert any(m.startswith(provider["options"]["path"] + "/") for m in grafana_mounts)
+
+
+def test_prometheus_reads_rays_temp_folder_at_the_path_the_app_writes_it_and_nothing_else_of_the_volume() -> None:
+    """The discovery file is a link into Ray's session folder by absolute path: only the same path resolves."""
+    from tests.test_container_image import image_env
+
+    ray_temp = f"{image_env()['RAY_TMPDIR']}/ray"
+    (mount,) = [v for v in service("prometheus")["volumes"] if isinstance(v, dict) and v["source"] == "upscaler-data"]
+    assert (mount["target"], mount["read_only"], mount["volume"]["subpath"]) == (ray_temp, True, "ray")
+    assert ("upscaler-data", "/data") in mounts(service("upscaler")) and ray_temp.startswith("/data/")
+    files = [f for job in yaml.safe_load((ROOT / "configs/monitoring/prometheus.yml").read_text())["scrape_configs"]
+             for sd in job.get("file_sd_configs", []) for f in sd["files"]]  # fmt: skip
+    assert any(f.startswith(f"{ray_temp}/prom_metrics_service_discovery") for f in files)
 
 
 def test_every_port_is_published_on_this_host_only_unless_the_operator_widens_it_with_keys() -> None:
