@@ -186,9 +186,11 @@ def base_python() -> str:
     for candidate in (sys.executable, f"/usr/bin/{version}"):
         user = image_user()
         as_user: dict[str, object] = {"user": user[0], "group": user[1], "extra_groups": []} if user else {}
-        check = subprocess.run([candidate, "-c", "pass"], cwd="/", capture_output=True, **as_user)
-        if check.returncode == 0:
-            return candidate
+        try:
+            if subprocess.run([candidate, "-c", "pass"], cwd="/", capture_output=True, **as_user).returncode == 0:
+                return candidate
+        except PermissionError:  # the exec itself was refused
+            continue
     raise AssertionError(f"no {version} that the user {image_user()} may run")
 
 
