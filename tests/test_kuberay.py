@@ -235,3 +235,11 @@ def test_the_heads_probes_leave_its_proxy_to_kuberay() -> None:
     (container,) = cluster()["headGroupSpec"]["template"]["spec"]["containers"]
     assert not [u for u in probe_urls(container["readinessProbe"]) if ":8000/" in u]
     assert "http://127.0.0.1:8265/api/gcs_healthz" in probe_urls(container["readinessProbe"])
+
+
+def test_ray_keeps_its_temp_folder_where_kuberay_shares_it_between_the_head_and_the_autoscaler() -> None:
+    """The image moves Ray's temp folder onto its /data volume (RAY_TMPDIR); KubeRay's log volume is /tmp/ray."""
+    autoscaler = {e["name"]: e["value"] for e in cluster()["autoscalerOptions"]["env"]}
+    assert autoscaler["RAY_TMPDIR"] == "/tmp"
+    for container in pod_containers():
+        assert {e["name"]: e.get("value") for e in container["env"]}["RAY_TMPDIR"] == "/tmp"
