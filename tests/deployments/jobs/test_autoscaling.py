@@ -13,7 +13,8 @@ import redis
 from ray.serve._private.common import DeploymentID
 from ray.serve.config import AutoscalingConfig, AutoscalingContext
 
-from configs.settings import SettingsError, load_settings
+from configs.settings import load_settings
+from deployments.broker.redis_server import EmbeddedRedis
 from deployments.jobs.autoscaling import JobsQueuePolicy
 from deployments.jobs.deployment import QUEUE
 from tests.redis_server import redis_server
@@ -81,7 +82,22 @@ def test_without_the_password_the_queue_is_invisible_which_is_what_the_old_confi
     assert (state["queue_length"], desired) == (0, 0)
 
 
-def test_the_policy_refuses_to_start_without_a_shared_broker(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("JOBS_BROKER_URL", raising=False)
-    with pytest.raises(SettingsError, match="JOBS_BROKER_URL"):
-        JobsQueuePolicy(queue_name=QUEUE, settings=load_settings(jobs_broker_url=None))
+def test_without_a_broker_url_it_watches_the_embedded_brokers_queue(tmp_path: Path) -> None:
+    """One host, no JOBS_BROKER_URL: the queue is the embedded Redis's, on its unix socket."""
+    settings = load_settings(jobs_broker_url=None, jobs_dir=tmp_path / "jobs")
+    broker = EmbeddedRedis(settings.jobs_dir, settings.embedded_broker_socket)
+    broker.start()
+    try:
+        broker.client().rpush(QUEUE, *[f"task-{i}" for i in range(QUEUED)])
+        policy = JobsQueuePolicy(queue_name=QUEUE, poll_interval_s=0.01, settings=settings)
+        desired, state = asyncio.run(decide(policy, context(replicas=2)))
+        assert (state["queue_length"], desired) == (QUEUED, QUEUED / 8)
+    finally:
+        broker.stop()
+
+
+def test_a_tls_broker_gets_a_client_instead_of_an_error_at_every_tick() -> None:
+    settings = load_settings(jobs_broker_url="rediss://:pw@redis.example:6380/0")
+    policy = JobsQueuePolicy(queue_name=QUEUE, settings=settings)
+    policy._ensure_broker()  # Ray's own raises ValueError("rediss broker requires broker_use_ssl")
+    assert policy._broker is not None
