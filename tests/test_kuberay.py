@@ -184,16 +184,23 @@ def test_every_redis_url_carries_the_password_the_redis_requires(path: Path) -> 
     assert not [u for u in urls if not re.match(r"rediss?://[^/@]*:[^/@]+@", u)], urls
 
 
-def test_the_jobs_consumer_scales_on_the_queue_of_the_broker_in_the_secret() -> None:
-    from configs.settings import load_settings
+def test_the_jobs_consumer_scales_on_the_queue_of_the_broker_in_the_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The policy as Serve's controller makes it from the config (imported, pickled by value, then
+    instantiated with ``policy_kwargs``) watches the queue at JOBS_BROKER_URL, password included."""
+    from ray.serve._private.autoscaling_state import _resolve_policy_callable
+    from ray.serve.config import AutoscalingConfig
+
     from deployments.jobs.autoscaling import JobsQueuePolicy
     from deployments.jobs.deployment import QUEUE
 
-    policy = deployment("JobsConsumer")["autoscaling_config"]["policy"]
+    config = deployment("JobsConsumer")["autoscaling_config"]
+    policy = config["policy"]
     assert policy["policy_function"] == "deployments.jobs.autoscaling:JobsQueuePolicy"
     assert "broker_url" not in policy["policy_kwargs"] and policy["policy_kwargs"]["queue_name"] == QUEUE
-    settings = load_settings(jobs_broker_url="redis://:pw@upscaler-redis:6379/1")
-    assert JobsQueuePolicy(**policy["policy_kwargs"], settings=settings)._broker_url == settings.jobs_broker()
+    monkeypatch.setenv("JOBS_BROKER_URL", "redis://:pw@upscaler-redis:6379/1")
+    made = _resolve_policy_callable(AutoscalingConfig(**config).policy)
+    assert type(made).__name__ == JobsQueuePolicy.__name__  # a copy of the class: Serve pickles it by value
+    assert made._broker_url == "redis://:pw@upscaler-redis:6379/1"
     head_env = {e["name"]: e for e in cluster()["headGroupSpec"]["template"]["spec"]["containers"][0]["env"]}
     # Serve's controller, where the policy runs, is on the head: the Secret's URL must be in its environment.
     secret = {"name": "upscaler-redis", "key": "JOBS_BROKER_URL"}
