@@ -377,3 +377,15 @@ def test_the_cpu_build_takes_torch_from_the_index_and_the_rest_from_the_lock_wit
     assert {"ray", "spandrel", "filelock", "sympy"} <= lock_names(installed)  # torch's CPU needs stay, hashed
     entries = [e for e in re.split(r"\n(?=[a-z0-9])", installed) if re.match(r"^[a-z0-9]", e)]
     assert entries and all("--hash=sha256:" in entry for entry in entries)
+
+
+def test_the_lock_holds_the_dependencies_pinned_with_hashes_and_not_the_project() -> None:
+    """What ``pip install --require-hashes`` needs before the code is copied: no ``-e .`` or local path
+    (the project comes in its own layer), every requirement ``==`` with at least one hash."""
+    text = (ROOT / LOCK).read_text()
+    assert not re.search(r"^\s*(-e|--editable)\b|^\s*(\.|/|file:)", text, flags=re.M)
+    entries = [e for e in re.split(r"\n(?=[a-z0-9])", text) if re.match(r"^[a-z0-9]", e)]
+    assert len(entries) > 20
+    assert not [e.split()[0] for e in entries if "==" not in e.split()[0] or "--hash=sha256:" not in e]
+    names = {re.split(r"[=\[ ;]", e, maxsplit=1)[0] for e in entries}
+    assert "visioncloud-upscaler" not in names and {"ray", "torch", "fastapi"} <= names
