@@ -210,6 +210,12 @@ class Settings(BaseSettings):
         description="seconds in [0, 30] a health probe is reused (per ingress replica for /api/health, per "
         "storage replica for the bucket HEAD and spool write); a failure shows within about twice that",
     )
+    dashboard_host: str = Field(
+        "127.0.0.1",
+        min_length=1,
+        description="an address for the dashboard of the local Ray `python -m serve_app serve` starts: 127.0.0.1 "
+        "(this machine only; Ray's default) or 0.0.0.0 (every interface: the image's, for its published port)",
+    )
     keep_gps: bool = Field(
         False,
         description="true or false: keep the EXIF GPS position in upscaled outputs (default false: it is "

@@ -6,14 +6,21 @@ at once: a Storage or Upscaler replica with nothing in flight stops within secon
 replica still holding uploads that will call it, and it waits for Serve at most 30 s before ``serve
 run`` exits and tears the local Ray down. Here it first waits, up to ``GRACE_S``, until no Ingress
 replica holds a request, then shuts Serve down allowing it ``GRACE_S`` too.
+
+A local Ray it starts (``--address local``) serves its dashboard on ``DASHBOARD_HOST``: ``serve run``
+calls ``ray.init`` without ``dashboard_host``, so Ray binds 127.0.0.1, which a container's published
+port never reaches, and Ray reads no variable for it.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+
+from configs.settings import load_settings
 
 log = logging.getLogger("ray.serve")
 
@@ -70,11 +77,29 @@ def install(grace_s: float, held: Callable[[], int] = ingress_requests, poll_s: 
     serve.shutdown = shutdown
 
 
+def starts_a_local_ray(serve_args: Sequence[str]) -> bool:
+    """Whether ``serve …`` starts a Ray of its own (``--address local``) rather than joining a cluster."""
+    args = list(serve_args)
+    return any(a == "--address" and args[i + 1 : i + 2] == ["local"] for i, a in enumerate(args)) or (
+        "--address=local" in args
+    )
+
+
+def dashboard_on(host: str) -> None:
+    """Make the ``ray.init`` that ``serve run`` calls start the dashboard on ``host``. Only for a Ray
+    started here: Ray Client (``ray://``) refuses the argument, and a cluster keeps its own dashboard."""
+    import ray
+
+    ray.init = functools.partial(ray.init, dashboard_host=host)
+
+
 def main(argv: list[str]) -> int:
     """``GRACE_S`` then ``serve``'s own arguments."""
     from ray.serve.scripts import cli
 
     install(float(argv[0]))
+    if starts_a_local_ray(argv[1:]):
+        dashboard_on(load_settings().dashboard_host)
     sys.argv = ["serve", *argv[1:]]
     cli()  # click's: exits with serve's own status
     return 0

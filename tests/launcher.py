@@ -51,12 +51,22 @@ def marked_processes(marker: str) -> list[int]:
 
 @contextlib.contextmanager
 def launched_until_healthy(
-    command: list[str], cwd: Path, env: dict[str, str], port: int, marker: str, log_path: Path
+    command: list[str],
+    cwd: Path,
+    env: dict[str, str],
+    port: int,
+    marker: str,
+    log_path: Path,
+    user: tuple[int, int] | None = None,
 ) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    """``command`` started with ``marker`` in its environment, once ``/api/health`` answers 200 (or it
-    ended, or START_TIMEOUT_S passed); afterwards it and every process carrying the marker are killed."""
+    """``command`` started with ``marker`` in its environment (as the ``(uid, gid)`` of ``user`` if given:
+    root only), once ``/api/health`` answers 200 (or it ended, or START_TIMEOUT_S passed); afterwards it
+    and every process carrying the marker are killed."""
     log = log_path.open("wb")
-    process = subprocess.Popen(command, cwd=cwd, env={**env, MARKER: marker}, stdout=log, stderr=subprocess.STDOUT)
+    as_user: dict[str, object] = {"user": user[0], "group": user[1], "extra_groups": []} if user else {}
+    process = subprocess.Popen(
+        command, cwd=cwd, env={**env, MARKER: marker}, stdout=log, stderr=subprocess.STDOUT, **as_user
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + START_TIMEOUT_S

@@ -16,8 +16,9 @@ from tests.parts import skip_if_listed
 
 
 @contextmanager
-def redis_server(folder: Path) -> Iterator[str]:
-    """A throwaway Redis with its own folder and append-only file; yields its ``redis://`` URL."""
+def redis_server(folder: Path, password: str | None = None) -> Iterator[str]:
+    """A throwaway Redis with its own folder and append-only file; yields its ``redis://`` URL (which
+    carries ``password`` when one is given: the server then refuses clients without it)."""
     binary = shutil.which("redis-server")
     if binary is None:
         skip_if_listed("redis-server")
@@ -25,8 +26,9 @@ def redis_server(folder: Path) -> Iterator[str]:
     (port,) = free_ports(1)
     command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder), "--save", "",
                "--appendonly", "yes", "--protected-mode", "no", "--loglevel", "warning"]  # fmt: skip
+    command += ["--requirepass", password] if password else []
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-    url = f"redis://127.0.0.1:{port}/0"
+    url = f"redis://{f':{password}@' if password else ''}127.0.0.1:{port}/0"
     try:
         deadline = time.monotonic() + 15
         while True:

@@ -1,6 +1,8 @@
 """compose.yaml runs the product on one host: valid for the compose spec, the app stores into the
-S3-compatible server's bucket and uses Redis, the S3 server's command really creates that bucket, and
-the monitoring profile mounts files that exist."""
+S3-compatible server's bucket and uses Redis, which requires a password every Redis URL carries, the
+operator's API keys, webhook secret and rate limit reach the app, .env.example documents every variable
+the file reads, the S3 server's command really creates that bucket, and the monitoring profile mounts
+files that exist."""
 
 from __future__ import annotations
 
@@ -24,7 +26,14 @@ ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "compose.yaml"
 VARIABLE = re.compile(r"\$\{(\w+)(?::([-?])([^}]*))?\}")
 # What an operator's .env holds: compose refuses to start without these (``${VAR:?message}``).
-OPERATOR_ENV = {"UPSCALER_S3_ACCESS_KEY": "key", "UPSCALER_S3_SECRET_KEY": "secret", "GRAFANA_ADMIN_PASSWORD": "pw"}
+OPERATOR_ENV = {
+    "UPSCALER_S3_ACCESS_KEY": "key",
+    "UPSCALER_S3_SECRET_KEY": "secret",
+    "GRAFANA_ADMIN_PASSWORD": "pw",
+    "REDIS_PASSWORD": "0123456789abcdef",
+}
+ENV_EXAMPLE = ROOT / ".env.example"
+REDIS_URL = re.compile(r"rediss?://[^\s\"',}]+")
 
 
 class MissingVariableError(Exception):
@@ -60,6 +69,11 @@ def environment(name: str) -> dict[str, str]:
     return {key: str(value) for key, value in service(name).get("environment", {}).items()}
 
 
+def app_settings(env: dict[str, str]) -> Settings:
+    """The app's settings from the environment compose gives its container."""
+    return Settings(**{k.lower(): v for k, v in env.items() if k.lower() in Settings.model_fields})
+
+
 def weed_flags() -> dict[str, str]:
     return dict(arg.lstrip("-").split("=", 1) for arg in service("s3")["command"][1:])
 
@@ -89,6 +103,33 @@ def test_the_jobs_broker_is_the_redis_service() -> None:
     assert "--appendonly" in service("redis")["command"]
 
 
+def test_redis_requires_the_operators_password_and_every_redis_url_carries_it() -> None:
+    command = service("redis")["command"]
+    assert command[command.index("--requirepass") + 1] == OPERATOR_ENV["REDIS_PASSWORD"]
+    urls = REDIS_URL.findall(interpolate(COMPOSE.read_text(), OPERATOR_ENV))
+    assert urls and all(urlsplit(u).password == OPERATOR_ENV["REDIS_PASSWORD"] for u in urls), urls
+    assert environment("redis")["REDISCLI_AUTH"] == OPERATOR_ENV["REDIS_PASSWORD"]  # the health check's client
+
+
+def test_the_app_receives_the_operators_api_keys_webhook_secret_and_rate_limit() -> None:
+    operator = {"API_KEYS": "k" * 16 + ",k2" + "x" * 16, "WEBHOOK_SECRET": "w" * 24, "RATE_LIMIT": "20/minute"}
+    env = {k: str(v) for k, v in compose({**OPERATOR_ENV, **operator})["services"]["upscaler"]["environment"].items()}
+    assert {k: env[k] for k in operator} == operator
+    settings = app_settings(env)
+    assert settings.api_key_list == operator["API_KEYS"].split(",") and settings.rate_limit == "20/minute"
+    assert settings.webhook_secret and settings.webhook_secret.get_secret_value() == operator["WEBHOOK_SECRET"]
+    unset = app_settings(environment("upscaler"))
+    assert (unset.api_keys, unset.webhook_secret, unset.rate_limit) == (None, None, None)  # empty is off
+
+
+def test_env_example_documents_every_variable_compose_reads_and_no_other() -> None:
+    lines = ENV_EXAMPLE.read_text().splitlines()
+    listed = {line.split("=", 1)[0] for line in lines if re.match(r"^[A-Z0-9_]+=", line)}
+    code = "\n".join(line for line in COMPOSE.read_text().splitlines() if not line.lstrip().startswith("#"))
+    assert listed == {name for name, _, _ in VARIABLE.findall(code)}
+    assert "/.env" in (ROOT / ".gitignore").read_text().splitlines()  # the filled-in copy is never committed
+
+
 def test_the_redis_service_fsyncs_every_write_like_the_embedded_broker() -> None:
     command = service("redis")["command"]
     assert command[command.index("--appendonly") + 1] == "yes"
@@ -102,10 +143,21 @@ def test_the_app_runs_the_image_the_cluster_runs() -> None:
     assert service("upscaler")["build"] == "."
 
 
+def mounts(spec: dict[str, Any]) -> list[tuple[str, str]]:
+    """A service's (source, target) mounts, in compose's short (``src:dst[:ro]``) or long syntax."""
+    found = []
+    for volume in spec.get("volumes", []):
+        if isinstance(volume, dict):
+            found.append((str(volume["source"]), str(volume["target"])))
+        else:
+            source, target = volume.split(":")[:2]
+            found.append((source, target))
+    return found
+
+
 def test_every_mounted_file_is_in_the_repository() -> None:
     for name, spec in compose()["services"].items():
-        for volume in spec.get("volumes", []):
-            source = volume.split(":", 1)[0]
+        for source, _ in mounts(spec):
             if source.startswith("./"):
                 assert (ROOT / source).exists(), f"{name} mounts {source}, which does not exist"
 
@@ -115,10 +167,21 @@ def test_grafana_reads_the_prometheus_service_and_our_dashboard() -> None:
     (source,) = yaml.safe_load((provisioning / "datasources" / "prometheus.yaml").read_text())["datasources"]
     assert (source["type"], source["url"]) == ("prometheus", "http://prometheus:9090")
     (provider,) = yaml.safe_load((provisioning / "dashboards" / "upscaler.yaml").read_text())["providers"]
-    mounts = [v.split(":")[1] for v in service("grafana")["volumes"]]
-    assert any(m.startswith(provider["options"]["path"] + "/") for m in mounts)
-    prometheus_mounts = [v.split(":")[1] for v in service("prometheus")["volumes"]]
-    assert "/tmp/ray" in prometheus_mounts  # the discovery file Ray writes on the head node
+    grafana_mounts = [target for _, target in mounts(service("grafana"))]
+    assert any(m.startswith(provider["options"]["path"] + "/") for m in grafana_mounts)
+
+
+def test_prometheus_reads_rays_temp_folder_at_the_path_the_app_writes_it_and_nothing_else_of_the_volume() -> None:
+    """The discovery file is a link into Ray's session folder by absolute path: only the same path resolves."""
+    from tests.test_container_image import image_env
+
+    ray_temp = f"{image_env()['RAY_TMPDIR']}/ray"
+    (mount,) = [v for v in service("prometheus")["volumes"] if isinstance(v, dict) and v["source"] == "upscaler-data"]
+    assert (mount["target"], mount["read_only"], mount["volume"]["subpath"]) == (ray_temp, True, "ray")
+    assert ("upscaler-data", "/data") in mounts(service("upscaler")) and ray_temp.startswith("/data/")
+    files = [f for job in yaml.safe_load((ROOT / "configs/monitoring/prometheus.yml").read_text())["scrape_configs"]
+             for sd in job.get("file_sd_configs", []) for f in sd["files"]]  # fmt: skip
+    assert any(f.startswith(f"{ray_temp}/prom_metrics_service_discovery") for f in files)
 
 
 def test_every_port_is_published_on_this_host_only_unless_the_operator_widens_it_with_keys() -> None:

@@ -4,13 +4,15 @@ deletes the deployments they need, and gives Serve the config's grace instead of
 from __future__ import annotations
 
 import inspect
+from typing import Any
 
 import pytest
+import ray
 from ray import serve
 from ray.serve import api, scripts
 from ray.serve._private.client import ServeControllerClient
 
-from serve_app.serve_cli import install, wait_until_idle
+from serve_app.serve_cli import dashboard_on, install, starts_a_local_ray, wait_until_idle
 
 
 def test_ray_serve_run_stops_through_serve_shutdown_which_waits_only_its_clients_default() -> None:
@@ -44,3 +46,27 @@ def test_past_the_grace_it_stops_anyway_and_a_failed_count_is_asked_again() -> N
         return answer
 
     assert wait_until_idle(held, grace_s=60.0, poll_s=0.0) and not answers
+
+
+def test_serve_run_starts_its_ray_with_the_dashboard_on_ray_s_default_host() -> None:
+    """What ``dashboard_on`` is for in Ray 2.60: ``serve run`` passes no ``dashboard_host`` (so 127.0.0.1)."""
+    source = inspect.getsource(scripts.run.callback)  # type: ignore[arg-type]
+    assert "ray.init(" in source and "dashboard_host" not in source
+    assert inspect.signature(ray.init).parameters["dashboard_host"].default == "127.0.0.1"
+
+
+def test_the_local_ray_serve_run_starts_listens_for_the_dashboard_on_the_given_host(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(ray, "init", lambda **kwargs: calls.append(kwargs))
+    dashboard_on("0.0.0.0")
+    ray.init(address="local", namespace="serve", runtime_env={})  # as `serve run` calls it
+    assert calls == [{"address": "local", "namespace": "serve", "runtime_env": {}, "dashboard_host": "0.0.0.0"}]
+
+
+def test_only_a_ray_started_here_gets_a_dashboard_host() -> None:
+    assert starts_a_local_ray(["run", "c.yaml", "--app-dir", "/app", "--address", "local"])
+    assert starts_a_local_ray(["run", "c.yaml", "--address=local"])
+    assert not starts_a_local_ray(["run", "c.yaml", "--address", "ray://head:10001"])
+    assert not starts_a_local_ray(["run", "c.yaml", "--address"])
