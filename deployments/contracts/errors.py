@@ -65,16 +65,21 @@ class UploadRejectedError(ServiceError):
 
 
 class MissingFieldError(UploadRejectedError):
+    """A required multipart field is absent (or the body is not multipart at all): the OpenAPI schema
+    marks the file field required, so the answer is the schema's 422 like every other invalid field."""
+
     code = "missing_field"
-    status = HTTPStatus.BAD_REQUEST
+    status = HTTPStatus.UNPROCESSABLE_ENTITY
 
     def __init__(self, field: str = "image") -> None:
         super().__init__(f"No file found: send the image as multipart/form-data in a field named {field!r}.")
 
 
 class EmptyUploadError(UploadRejectedError):
+    """An empty file: a well-formed request whose field holds no image (422, like a missing one)."""
+
     code = "empty_file"
-    status = HTTPStatus.BAD_REQUEST
+    status = HTTPStatus.UNPROCESSABLE_ENTITY
 
     def __init__(self) -> None:
         super().__init__("The uploaded file is empty.")
@@ -211,8 +216,11 @@ class BodyTimeoutError(UploadRejectedError):
 
 
 class UnknownModelError(UploadRejectedError):
+    """The ``model`` field names no registered model: an invalid field like any other (422), not a
+    missing resource (the route exists and answers)."""
+
     code = "unknown_model"
-    status = HTTPStatus.NOT_FOUND
+    status = HTTPStatus.UNPROCESSABLE_ENTITY
 
     def __init__(self, name: str, known: list[str]) -> None:
         super().__init__(f"Unknown model {name!r}; available models: {', '.join(known)}.")

@@ -11,7 +11,7 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse
 
 from configs.settings import Settings
-from deployments.contracts.errors import EmptyUploadError, MissingFieldError
+from deployments.contracts.errors import EmptyUploadError
 from deployments.contracts.values import ModelSummary, SpoolStatus
 from deployments.flow.flow import Flow, Upload
 from deployments.flow.recent import Recent
@@ -20,17 +20,17 @@ from deployments.ingress.downloads import Downloads
 from deployments.ingress.errors import UnhealthyError
 from deployments.ingress.metrics import IngressMetrics
 from deployments.ingress.responder import request_id
-from deployments.ingress.schemas import ERRORS, HealthResponse, UploadResponse
+from deployments.ingress.schemas import SUBMIT_ERRORS, HealthResponse, UploadResponse
 from deployments.ingress.stats import Stats
 
 
 def images_router(flow: Flow, metrics: IngressMetrics, stats: Stats, downloads: Downloads) -> APIRouter:
     router = APIRouter()
 
-    @router.post("/api/images/upload", response_model=UploadResponse, responses=ERRORS)
+    @router.post("/api/images/upload", response_model=UploadResponse, responses=SUBMIT_ERRORS)
     async def upload(
         request: Request,
-        image: UploadFile | None = File(None, description="The image: JPEG, PNG or WebP"),
+        image: UploadFile = File(description="The image: JPEG, PNG or WebP"),
         model: str | None = Form(None, description="A model from GET /api/models (default: the service's)"),
         output_format: str | None = Form(
             None, alias="format", description="Output format of an upscaled image: png, webp or jpeg"
@@ -38,8 +38,6 @@ def images_router(flow: Flow, metrics: IngressMetrics, stats: Stats, downloads: 
     ) -> UploadResponse:
         """Score the image; store it as is (good quality) or upscaled (or the original, if that fails)."""
         started = time.perf_counter()
-        if image is None:
-            raise MissingFieldError()
         data = await image.read()
         if not data:
             raise EmptyUploadError()

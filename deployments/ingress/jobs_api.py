@@ -28,7 +28,7 @@ from deployments.flow.flow import Flow, Upload
 from deployments.ingress.api_keys import request_key_id
 from deployments.ingress.downloads import Downloads
 from deployments.ingress.responder import request_id
-from deployments.ingress.schemas import ERRORS, JobAccepted, JobList, JobResponse
+from deployments.ingress.schemas import ERRORS, SUBMIT_ERRORS, JobAccepted, JobList, JobResponse
 
 
 async def _accept_all(flow: Flow, images: list[UploadFile], model: str | None, fmt: str | None) -> list[NewFile]:
@@ -79,10 +79,10 @@ def jobs_router(flow: Flow, jobs: JobsHandle, settings: Settings) -> APIRouter:
 
 
 def _add_submit(router: APIRouter, flow: Flow, jobs: JobsHandle, settings: Settings) -> None:
-    @router.post("", status_code=202, response_model=JobAccepted, responses=ERRORS)
+    @router.post("", status_code=202, response_model=JobAccepted, responses=SUBMIT_ERRORS)
     async def submit(
         request: Request,
-        images: list[UploadFile] | None = File(None, description="One or more images (repeat the field)"),
+        images: list[UploadFile] = File(min_length=1, description="One or more images (repeat the field)"),
         model: str | None = Form(None, description="A model from GET /api/models for every image"),
         output_format: str | None = Form(None, alias="format", description="png, webp or jpeg"),
         webhook_url: str | None = Form(None, description="POSTed a signed event when the job ends"),

@@ -11,9 +11,9 @@ Deny by default. Open without a key:
   built, so a file added to the folder is open and nothing else is;
 - ``/api/health``, which then answers only ``{"status": …}`` (``status_only``): a load balancer needs
   the verdict, a stranger has no use for the reasons and the spool's figures;
-- the API's description (``/docs``, ``/redoc``, ``/openapi.json``): the same text as the repository's
-  code, no data, computed once; a browser cannot attach ``X-API-Key`` to a navigation, so behind a key
-  the docs could not be read at all.
+- the API's description (``/docs``, ``/redoc``, ``/openapi.json`` and the docs' own assets): the same
+  text as the repository's code, no data, computed once; a browser cannot attach ``X-API-Key`` to a
+  navigation, so behind a key the docs could not be read at all.
 
 Everything else (``/api/stats`` and ``/api/models`` included, and any path that matches no route)
 needs a key when keys are configured.
@@ -28,8 +28,10 @@ from starlette._utils import get_route_path  # the router's own function: our de
 from starlette.datastructures import MutableHeaders
 from starlette.types import Message, Scope, Send
 
+from deployments.ingress.docs import DOCS_PATHS
+
 HEALTH = "/api/health"
-DOCS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+DOCS = DOCS_PATHS  # the docs pages, their assets and the schema
 
 
 def route_path(scope: Scope) -> str:

@@ -3,8 +3,8 @@
 The page is plain files (``serve_app/web/``, handed over by the app builder), so ``/api/...`` always
 wins. Its responses carry a Content-Security-Policy that allows only the page's own origin (plus
 ``blob:`` images: previews of the user's own files and fetched results), no inline script or style, no
-framing. ``/docs`` keeps FastAPI's defaults (Swagger UI loads its own assets), so the policy is set on
-the page's responses only.
+framing. ``/docs`` and ``/redoc`` carry their own policy (``docs.DOCS_CSP``: scripts from this origin
+only, inline styles allowed for Swagger UI and ReDoc), so this one is set on the page's responses only.
 """
 
 from __future__ import annotations
