@@ -64,6 +64,14 @@ class UploadRejectedError(ServiceError):
     code = "rejected"
 
 
+class MalformedRequestError(UploadRejectedError):
+    """The body cannot be parsed as it claims to be (a broken multipart body): 400, the only refusal
+    that is not about a field's value."""
+
+    code = "bad_request"
+    status = HTTPStatus.BAD_REQUEST
+
+
 class MissingFieldError(UploadRejectedError):
     """A required multipart field is absent (or the body is not multipart at all): the OpenAPI schema
     marks the file field required, so the answer is the schema's 422 like every other invalid field."""
@@ -275,6 +283,41 @@ class InvalidImagesError(UploadRejectedError):
     def details(self) -> dict[str, object]:
         files = [{"index": i, "filename": name, "error": e.code, "message": e.message} for i, name, e in self.failures]
         return {"files": files}
+
+
+class IdempotencyKeyReusedError(UploadRejectedError):
+    """An Idempotency-Key already used (by this API key, on this route, within a day) with another body."""
+
+    code = "idempotency_key_reused"
+    status = HTTPStatus.UNPROCESSABLE_ENTITY
+
+    def __init__(self) -> None:
+        super().__init__(
+            "This Idempotency-Key was used with another request body in the last 24 hours; "
+            "send a new key for a new request."
+        )
+
+
+class IdempotencyKeyInFlightError(UploadRejectedError):
+    """The first request with this Idempotency-Key is still running: retry to get its answer."""
+
+    code = "idempotency_key_in_flight"
+    status = HTTPStatus.CONFLICT
+    retry_after_s = 1
+
+    def __init__(self) -> None:
+        super().__init__("A request with this Idempotency-Key is still being processed; retry to get its answer.")
+
+
+class IdempotencyUnavailableError(ServiceError):
+    """The store of idempotency keys (the broker's Redis) does not answer: nothing ran, retry later."""
+
+    code = "idempotency_unavailable"
+    status = HTTPStatus.SERVICE_UNAVAILABLE
+    retry_after_s = 5
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"Idempotency keys cannot be checked now ({reason}); nothing was done, retry later.")
 
 
 class JobNotFoundError(ServiceError):

@@ -7,6 +7,7 @@ import logging
 from http import HTTPStatus
 from pathlib import Path
 
+import redis.asyncio as aioredis
 from fastapi import APIRouter, FastAPI, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -25,6 +26,7 @@ from deployments.ingress.api_keys import KeyRing
 from deployments.ingress.docs import add_docs
 from deployments.ingress.downloads import Downloads
 from deployments.ingress.errors import HTTPRefusal, service_error
+from deployments.ingress.idempotency import idempotency
 from deployments.ingress.images_api import health_router, images_router
 from deployments.ingress.limits import BodyDeadline, ConcurrentUploadLimit, DeclaredLengthLimit
 from deployments.ingress.methods import allowed_methods
@@ -35,7 +37,7 @@ from deployments.ingress.page import PageHeaders, mount_web
 from deployments.ingress.ratelimit import storage_url
 from deployments.ingress.responder import Responder
 from deployments.ingress.schemas import DOOR_ERRORS
-from deployments.ingress.stats import Stats
+from deployments.ingress.shared_stats import stats_book
 from deployments.ingress.stats_api import stats_router
 
 log = logging.getLogger("ray.serve")
@@ -104,13 +106,16 @@ def create_api(
     web_dir: Path | None = None,
     jobs: JobsHandle | None = None,
     limits_url: str | None = None,
+    shared: aioredis.Redis | None = None,
 ) -> FastAPI:
     """The ingress app. ``keys`` are the hashed API keys (the builder makes them from the settings, so
     plain keys never reach a replica); none: the API is open. The web UI's routes (``/api/stats`` reads
     ``jobs`` for queue depth and finished job items) come before any extra ``routers``, and the page
     itself (static files from ``web_dir``) is served at ``/`` after every route. ``limits_url`` is where the
     rate-limit and key-failure counters live (the Ingress passes ``ratelimit.storage_url``, the embedded
-    broker's socket included; default: the settings' explicit store or broker, else this process's memory)."""
+    broker's socket included; default: the settings' explicit store or broker, else this process's memory).
+    ``shared`` is the broker's Redis, where the ``/api/stats`` counters and the Idempotency-Keys of every
+    replica live (none: in this process, for the in-process app)."""
     allow_long_part_headers()
     keep_file_parts_in_memory(settings.max_upload_bytes)
     metrics = IngressMetrics()
@@ -127,9 +132,10 @@ def create_api(
     )
     app.respond = Responder(metrics)
     app.access = access_config(settings, keys, web_dir, limits_url or storage_url(settings))
-    stats = Stats()
+    stats = stats_book(shared)
     protected = [Security(API_KEY)] if keys is not None else []  # documented only; AccessControl checks
-    app.include_router(images_router(flow, metrics, stats, Downloads(flow.storage)), dependencies=protected)
+    uploads = images_router(flow, metrics, stats, Downloads(flow.storage), idempotency(shared))
+    app.include_router(uploads, dependencies=protected)
     app.include_router(health_router(flow, settings, app.access.unavailable_reasons))
     app.include_router(stats_router(flow.storage, settings, stats, jobs), dependencies=protected)
     app.include_router(objects_router(flow.storage), dependencies=protected)

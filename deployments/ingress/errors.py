@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from deployments.contracts.errors import (
     InvalidParameterError,
+    MalformedRequestError,
     MissingFieldError,
     ServiceError,
     UploadTooLargeError,
@@ -71,6 +72,8 @@ def service_error(exc: Exception, max_upload_bytes: int) -> ServiceError:
     if isinstance(exc, StarletteHTTPException):
         if exc.status_code == HTTPStatus.REQUEST_ENTITY_TOO_LARGE:  # FastAPI's body limit, before reading it all
             return UploadTooLargeError(max_upload_bytes)
+        if exc.status_code == HTTPStatus.BAD_REQUEST:  # a body its parser could not read
+            return MalformedRequestError(str(exc.detail))
         return HTTPRefusal(exc.status_code, str(exc.detail), exc.headers)
     return as_service_error(exc)
 
