@@ -81,8 +81,8 @@ class UploadAPI(FastAPI):
             app,
             allow_origins=access.cors_origins,
             allow_methods=["GET", "POST", "DELETE"],
-            allow_headers=["X-API-Key", "Content-Type", "X-Request-ID"],
-            expose_headers=["Retry-After", "X-Request-ID", *RATE_LIMIT_HEADERS],
+            allow_headers=["X-API-Key", "Content-Type", "X-Request-ID", "Idempotency-Key"],
+            expose_headers=["Retry-After", "X-Request-ID", "Idempotent-Replayed", "Location", *RATE_LIMIT_HEADERS],
         )
 
 
@@ -127,7 +127,7 @@ def create_api(
         # body, and stops reading a chunked body at the limit.
         max_body_size=settings.max_upload_bytes,
         responses=DOOR_ERRORS,
-        docs_url=None,  # add_docs serves /docs and /redoc from this app, not from a CDN
+        docs_url=None,  # add_docs serves /docs from this app, not from a CDN; no ReDoc (its logo is on a CDN)
         redoc_url=None,
     )
     app.respond = Responder(metrics)

@@ -11,7 +11,7 @@ Deny by default. Open without a key:
   built, so a file added to the folder is open and nothing else is;
 - ``/api/health``, which then answers only ``{"status": …}`` (``status_only``): a load balancer needs
   the verdict, a stranger has no use for the reasons and the spool's figures;
-- the API's description (``/docs``, ``/redoc``, ``/openapi.json`` and the docs' own assets): the same
+- the API's description (``/docs``, ``/openapi.json`` and the docs' own assets): the same
   text as the repository's code, no data, computed once; a browser cannot attach ``X-API-Key`` to a
   navigation, so behind a key the docs could not be read at all.
 
