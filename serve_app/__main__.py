@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib.metadata
 import os
 import signal
 import subprocess
@@ -25,6 +24,7 @@ import yaml
 
 from configs.ray_env import RAY_ENV
 from configs.settings import REPO_ROOT, SettingsError, load_settings
+from configs.version import VERSION
 from serve_app.commands import add_status, add_upload
 
 
@@ -139,15 +139,10 @@ def run_forwarding_signals(command: list[str], env: dict[str, str] | None = None
     return 128 - status if status < 0 else status
 
 
-DISTRIBUTION = "visioncloud-upscaler"
-
-
 def version() -> str:
-    """The installed distribution's version (``unknown`` when the code runs from a checkout not installed)."""
-    try:
-        return importlib.metadata.version(DISTRIBUTION)
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
+    """The service's version from its one source (configs/version.py, which the package metadata and
+    OpenAPI read too), so a checkout that is not reinstalled never prints a stale one."""
+    return VERSION
 
 
 def program_name(argv0: str) -> str:

@@ -66,17 +66,30 @@ class UploadRejectedError(ServiceError):
     code = "rejected"
 
 
-class MissingFieldError(UploadRejectedError):
-    code = "missing_field"
+class MalformedRequestError(UploadRejectedError):
+    """The body cannot be parsed as it claims to be (a broken multipart body): 400, the only refusal
+    that is not about a field's value."""
+
+    code = "bad_request"
     status = HTTPStatus.BAD_REQUEST
+
+
+class MissingFieldError(UploadRejectedError):
+    """A required multipart field is absent (or the body is not multipart at all): the OpenAPI schema
+    marks the file field required, so the answer is the schema's 422 like every other invalid field."""
+
+    code = "missing_field"
+    status = HTTPStatus.UNPROCESSABLE_ENTITY
 
     def __init__(self, field: str = "image") -> None:
         super().__init__(f"No file found: send the image as multipart/form-data in a field named {field!r}.")
 
 
 class EmptyUploadError(UploadRejectedError):
+    """An empty file: a well-formed request whose field holds no image (422, like a missing one)."""
+
     code = "empty_file"
-    status = HTTPStatus.BAD_REQUEST
+    status = HTTPStatus.UNPROCESSABLE_ENTITY
 
     def __init__(self) -> None:
         super().__init__("The uploaded file is empty.")
@@ -213,8 +226,11 @@ class BodyTimeoutError(UploadRejectedError):
 
 
 class UnknownModelError(UploadRejectedError):
+    """The ``model`` field names no registered model: an invalid field like any other (422), not a
+    missing resource (the route exists and answers)."""
+
     code = "unknown_model"
-    status = HTTPStatus.NOT_FOUND
+    status = HTTPStatus.UNPROCESSABLE_ENTITY
 
     def __init__(self, name: str, known: list[str]) -> None:
         super().__init__(f"Unknown model {name!r}; available models: {', '.join(known)}.")
@@ -269,6 +285,41 @@ class InvalidImagesError(UploadRejectedError):
     def details(self) -> dict[str, object]:
         files = [{"index": i, "filename": name, "error": e.code, "message": e.message} for i, name, e in self.failures]
         return {"files": files}
+
+
+class IdempotencyKeyReusedError(UploadRejectedError):
+    """An Idempotency-Key already used (by this API key, on this route, within a day) with another body."""
+
+    code = "idempotency_key_reused"
+    status = HTTPStatus.UNPROCESSABLE_ENTITY
+
+    def __init__(self) -> None:
+        super().__init__(
+            "This Idempotency-Key was used with another request body in the last 24 hours; "
+            "send a new key for a new request."
+        )
+
+
+class IdempotencyKeyInFlightError(UploadRejectedError):
+    """The first request with this Idempotency-Key is still running: retry to get its answer."""
+
+    code = "idempotency_key_in_flight"
+    status = HTTPStatus.CONFLICT
+    retry_after_s = 1
+
+    def __init__(self) -> None:
+        super().__init__("A request with this Idempotency-Key is still being processed; retry to get its answer.")
+
+
+class IdempotencyUnavailableError(ServiceError):
+    """The store of idempotency keys (the broker's Redis) does not answer: nothing ran, retry later."""
+
+    code = "idempotency_unavailable"
+    status = HTTPStatus.SERVICE_UNAVAILABLE
+    retry_after_s = 5
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"Idempotency keys cannot be checked now ({reason}); nothing was done, retry later.")
 
 
 class JobNotFoundError(ServiceError):

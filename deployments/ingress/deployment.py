@@ -12,8 +12,10 @@ from deployments.contracts.handles import JobsHandle, StorageHandle, UpscalerHan
 from deployments.flow.flow import Flow
 from deployments.ingress.api import create_api
 from deployments.ingress.api_keys import KeyRing
+from deployments.ingress.idempotency import idempotency
 from deployments.ingress.jobs_api import jobs_router
 from deployments.ingress.ratelimit import storage_url
+from deployments.ingress.shared_redis import broker_redis_url, connect
 
 
 # Uploads past MAX_CONCURRENT_UPLOADS (24) get our 503 at once, leaving 8 slots for health and the small
@@ -45,10 +47,13 @@ class Ingress:
         # Rate-limit and key-failure counters live in the broker's Redis (the embedded broker's socket when
         # the builder deployed one) unless RATE_LIMIT_STORAGE_URL says otherwise: one count per service.
         self.limits_url = storage_url(settings, embedded_broker)
+        # The /api/stats counters and the Idempotency-Keys live in the broker's Redis: one for every replica.
+        self.shared_url = broker_redis_url(settings, embedded_broker)
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         # Built in the replica, after __init__, so the app is configured from this replica's settings.
-        routers = [jobs_router(self.flow, self.jobs, self.settings)]
+        shared = connect(self.shared_url) if self.shared_url else None
+        routers = [jobs_router(self.flow, self.jobs, self.settings, idempotency(shared))]
         return create_api(
-            self.flow, self.settings, routers, self.keys, self.web_dir, self.jobs, limits_url=self.limits_url
+            self.flow, self.settings, routers, self.keys, self.web_dir, self.jobs, self.limits_url, shared
         )

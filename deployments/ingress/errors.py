@@ -8,6 +8,7 @@ and nothing stored. The OpenAPI list of error responses is generated from the sa
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -16,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from deployments.contracts.errors import (
     InvalidParameterError,
+    MalformedRequestError,
     MissingFieldError,
     ServiceError,
     UploadTooLargeError,
@@ -27,9 +29,14 @@ class HTTPRefusal(ServiceError):
     """A refusal raised by Starlette or FastAPI themselves (no such route, a method the route does not
     take, a malformed request): it answers with the status they chose and a code named after it."""
 
-    def __init__(self, status: int, detail: str) -> None:
+    def __init__(self, status: int, detail: str, headers: Mapping[str, str] | None = None) -> None:
         super().__init__(detail)
         self._status = HTTPStatus(status)
+        self._headers = dict(headers or {})
+
+    def headers(self) -> dict[str, str]:
+        """The headers Starlette put on its refusal (``Allow`` on a 405), which the answer keeps."""
+        return self._headers
 
     # Read-only, carried by the instance: the base's class attributes are only ever read.
     @property
@@ -59,14 +66,25 @@ def service_error(exc: Exception, max_upload_bytes: int) -> ServiceError:
     anything unnamed is an ``InternalError``."""
     if isinstance(exc, RequestValidationError):
         bad = [e for e in exc.errors() if e.get("loc", ("body",))[0] in ("query", "path")]
-        if not bad:  # a missing or mistyped multipart body
-            return MissingFieldError()
+        if not bad:  # a missing or mistyped multipart body: name the first field the schema requires
+            return MissingFieldError(_body_field(exc))
         return InvalidParameterError("; ".join(f"{e['loc'][-1]}: {e['msg']}" for e in bad))
     if isinstance(exc, StarletteHTTPException):
         if exc.status_code == HTTPStatus.REQUEST_ENTITY_TOO_LARGE:  # FastAPI's body limit, before reading it all
             return UploadTooLargeError(max_upload_bytes)
-        return HTTPRefusal(exc.status_code, str(exc.detail))
+        if exc.status_code == HTTPStatus.BAD_REQUEST:  # a body its parser could not read
+            return MalformedRequestError(str(exc.detail))
+        return HTTPRefusal(exc.status_code, str(exc.detail), exc.headers)
     return as_service_error(exc)
+
+
+def _body_field(exc: RequestValidationError) -> str:
+    """The multipart field a body error is about (``image`` when FastAPI names none: not multipart)."""
+    for error in exc.errors():
+        loc = error.get("loc", ())
+        if len(loc) > 1 and loc[0] == "body" and isinstance(loc[1], str):
+            return loc[1]
+    return "image"
 
 
 def error_body(message: str, code: str, request_id: str | None = None, **extra: Any) -> dict[str, Any]:

@@ -12,46 +12,56 @@ from fastapi.responses import JSONResponse
 
 from configs import formats
 from configs.settings import Settings
-from deployments.contracts.errors import EmptyUploadError, MissingFieldError
+from deployments.contracts.errors import EmptyUploadError
 from deployments.contracts.values import ModelSummary, SpoolStatus
 from deployments.flow.flow import Flow, Upload
 from deployments.flow.recent import Recent
 from deployments.ingress.api_keys import request_key_id
 from deployments.ingress.downloads import Downloads
 from deployments.ingress.errors import UnhealthyError
+from deployments.ingress.idempotency import IDEMPOTENCY_KEY, Idempotency, fingerprint
 from deployments.ingress.metrics import IngressMetrics
 from deployments.ingress.responder import request_id
-from deployments.ingress.schemas import ERRORS, HealthResponse, UploadResponse
-from deployments.ingress.stats import Stats
+from deployments.ingress.schemas import SUBMIT_ERRORS, HealthResponse, UploadResponse
+from deployments.ingress.shared_stats import StatsBook
 
 
-def images_router(flow: Flow, metrics: IngressMetrics, stats: Stats, downloads: Downloads) -> APIRouter:
+def images_router(
+    flow: Flow, metrics: IngressMetrics, stats: StatsBook, downloads: Downloads, once: Idempotency
+) -> APIRouter:
     router = APIRouter()
 
-    @router.post("/api/images/upload", response_model=UploadResponse, responses=ERRORS)
+    @router.post("/api/images/upload", response_model=UploadResponse, responses=SUBMIT_ERRORS)
     async def upload(
         request: Request,
-        image: UploadFile | None = File(None, description=f"The image: {formats.inputs_text()}"),
+        image: UploadFile = File(description=f"The image: {formats.inputs_text()}"),
         model: str | None = Form(None, description="A model from GET /api/models (default: the service's)"),
         output_format: str | None = Form(
             None, alias="format", description=f"Output format of an upscaled image: {formats.outputs_text()}"
         ),
-    ) -> UploadResponse:
-        """Score the image; store it as is (good quality) or upscaled (or the original, if that fails)."""
-        started = time.perf_counter()
-        if image is None:
-            raise MissingFieldError()
-        data = await image.read()
-        if not data:
-            raise EmptyUploadError()
-        rid = request_id()
-        owner = request_key_id(request)  # what it stores belongs to the caller's key
-        outcome = await flow.process(Upload(data, image.filename, rid, model or None, output_format or None, owner))
-        seconds = time.perf_counter() - started
-        metrics.upload(outcome.folder, outcome.status, outcome.quality_score, seconds)
-        metrics.quality(outcome.quality_metrics, outcome.route, outcome.model)
-        stats.record(outcome.folder, outcome.status, outcome.quality_score, seconds)
-        return UploadResponse.of(outcome, rid, await downloads.url(outcome.stored.key, owner))
+        idempotency_key: str | None = IDEMPOTENCY_KEY,
+    ) -> JSONResponse:
+        """Score the image; store it as is (good quality) or upscaled (or the original, if that fails).
+        With an ``Idempotency-Key``, the same key and body within a day answer the same result."""
+
+        async def run() -> JSONResponse:
+            started = time.perf_counter()
+            data = await image.read()
+            if not data:
+                raise EmptyUploadError()
+            rid = request_id()
+            owner = request_key_id(request)  # what it stores belongs to the caller's key
+            upload = Upload(data, image.filename, rid, model or None, output_format or None, owner)
+            outcome = await flow.process(upload)
+            seconds = time.perf_counter() - started
+            metrics.upload(outcome.folder, outcome.status, outcome.quality_score, seconds)
+            metrics.quality(outcome.quality_metrics, outcome.route, outcome.model)
+            await stats.record(outcome.folder, outcome.status, outcome.quality_score, seconds)
+            answer = UploadResponse.of(outcome, rid, await downloads.url(outcome.stored.key, owner))
+            return JSONResponse(answer.model_dump(mode="json"))
+
+        fields = {"model": model, "format": output_format}
+        return await once.answer(request, lambda: fingerprint("upload", fields, [image]), run)
 
     @router.get("/api/models", response_model=list[ModelSummary])
     async def list_models() -> list[ModelSummary]:

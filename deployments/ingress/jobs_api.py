@@ -17,7 +17,6 @@ from deployments.contracts.errors import (
     InvalidImagesError,
     InvalidWebhookError,
     JobNotFoundError,
-    MissingFieldError,
     TooManyImagesError,
     UploadRejectedError,
 )
@@ -28,8 +27,9 @@ from deployments.contracts.webhook_targets import check_webhook_url
 from deployments.flow.flow import Flow, Upload
 from deployments.ingress.api_keys import request_key_id
 from deployments.ingress.downloads import Downloads
+from deployments.ingress.idempotency import IDEMPOTENCY_KEY, Idempotency, fingerprint, idempotency
 from deployments.ingress.responder import request_id
-from deployments.ingress.schemas import ERRORS, JobAccepted, JobList, JobResponse
+from deployments.ingress.schemas import ERRORS, SUBMIT_ERRORS, JobAccepted, JobList, JobResponse
 
 
 async def _accept_all(flow: Flow, images: list[UploadFile], model: str | None, fmt: str | None) -> list[NewFile]:
@@ -71,36 +71,41 @@ async def _shown(job: JobView | None, job_id: str, owner: str | None, downloads:
     return job
 
 
-def jobs_router(flow: Flow, jobs: JobsHandle, settings: Settings) -> APIRouter:
-    """Submit first, then the routes that read or cancel a job (the OpenAPI order)."""
+def jobs_router(flow: Flow, jobs: JobsHandle, settings: Settings, once: Idempotency | None = None) -> APIRouter:
+    """Submit first, then the routes that read or cancel a job (the OpenAPI order). ``once`` keeps the
+    submit route's Idempotency-Keys (default: in this process, for the in-process app)."""
     router = APIRouter(prefix="/api/jobs", tags=["jobs"])
-    _add_submit(router, flow, jobs, settings)
+    _add_submit(router, flow, jobs, settings, once or idempotency(None))
     _add_reads(router, jobs, Downloads(flow.storage))
     return router
 
 
-def _add_submit(router: APIRouter, flow: Flow, jobs: JobsHandle, settings: Settings) -> None:
-    @router.post("", status_code=202, response_model=JobAccepted, responses=ERRORS)
+def _add_submit(router: APIRouter, flow: Flow, jobs: JobsHandle, settings: Settings, once: Idempotency) -> None:
+    @router.post("", status_code=202, response_model=JobAccepted, responses=SUBMIT_ERRORS)
     async def submit(
         request: Request,
-        images: list[UploadFile] | None = File(None, description="One or more images (repeat the field)"),
+        images: list[UploadFile] = File(min_length=1, description="One or more images (repeat the field)"),
         model: str | None = Form(None, description="A model from GET /api/models for every image"),
         output_format: str | None = Form(None, alias="format", description=formats.outputs_text()),
         webhook_url: str | None = Form(None, description="POSTed a signed event when the job ends"),
+        idempotency_key: str | None = IDEMPOTENCY_KEY,
     ) -> JSONResponse:
-        """Accept a batch: stored durably and queued; 202 at once, with the job's URL in Location."""
-        if not images:
-            raise MissingFieldError("images")
+        """Accept a batch: stored durably and queued; 202 at once, with the job's URL in Location. With an
+        ``Idempotency-Key``, the same key and body within a day answer the same job."""
         if len(images) > settings.max_job_images:
             raise TooManyImagesError(len(images), settings.max_job_images)
-        files = await _accept_all(flow, images, model or None, output_format or None)
-        url = await _webhook(webhook_url, settings)
-        owner = request_key_id(request) or ""
-        job = await jobs.submit.remote(NewJob(files, model or None, output_format or None, url, owner))
-        body = JobAccepted(job_id=job["job_id"], status=job["status"], total=job["total"])
-        return JSONResponse(
-            body.model_dump(), status_code=HTTPStatus.ACCEPTED, headers={"Location": f"/api/jobs/{body.job_id}"}
-        )
+
+        async def run() -> JSONResponse:
+            files = await _accept_all(flow, images, model or None, output_format or None)
+            url = await _webhook(webhook_url, settings)
+            owner = request_key_id(request) or ""
+            job = await jobs.submit.remote(NewJob(files, model or None, output_format or None, url, owner))
+            body = JobAccepted(job_id=job["job_id"], status=job["status"], total=job["total"])
+            location = {"Location": f"/api/jobs/{body.job_id}"}
+            return JSONResponse(body.model_dump(), status_code=HTTPStatus.ACCEPTED, headers=location)
+
+        fields = {"model": model, "format": output_format, "webhook_url": webhook_url}
+        return await once.answer(request, lambda: fingerprint("jobs", fields, images), run)
 
 
 def _add_reads(router: APIRouter, jobs: JobsHandle, downloads: Downloads) -> None:

@@ -11,7 +11,7 @@ Deny by default. Open without a key:
   built, so a file added to the folder is open and nothing else is;
 - ``/api/health``, which then answers only ``{"status": …}`` (``status_only``): a load balancer needs
   the verdict, a stranger has no use for the reasons and the spool's figures;
-- the API's description (``/docs``, ``/redoc``, ``/openapi.json``) and the image formats
+- the API's description (``/docs``, ``/openapi.json`` and the docs' own assets) and the image formats
   (``/api/formats``, which the page builds its choices from): the same text as the repository's code,
   no data, computed once; a browser cannot attach ``X-API-Key`` to a navigation, so behind a key
   the docs could not be read at all.
@@ -30,8 +30,10 @@ from starlette._utils import get_route_path  # the router's own function: our de
 from starlette.datastructures import MutableHeaders
 from starlette.types import Message, Scope, Send
 
+from deployments.ingress.docs import DOCS_PATHS
+
 HEALTH = "/api/health"
-DOCS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+DOCS = DOCS_PATHS  # the docs pages, their assets and the schema
 FORMATS = "/api/formats"
 
 

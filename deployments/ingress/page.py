@@ -3,8 +3,8 @@
 The page is plain files (``serve_app/web/``, handed over by the app builder), so ``/api/...`` always
 wins. Its responses carry a Content-Security-Policy that allows only the page's own origin (plus
 ``blob:`` images: previews of the user's own files and fetched results), no inline script or style, no
-framing. ``/docs`` keeps FastAPI's defaults (Swagger UI loads its own assets), so the policy is set on
-the page's responses only.
+framing. ``/docs`` carries its own policy (``docs.DOCS_CSP``: this origin only, plus ``data:`` images for
+Swagger UI's icons), so this one is set on the page's responses only.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ PAGE_HEADERS = [
     (b"referrer-policy", b"no-referrer"),
     (b"x-frame-options", b"DENY"),
 ]
-NOT_THE_PAGE = ("/api/", "/docs", "/redoc", "/openapi.json")
+NOT_THE_PAGE = ("/api/", "/docs", "/openapi.json")
 
 
 class PageHeaders:

@@ -31,6 +31,8 @@ class ErrorResponse(BaseModel):
 
 # FastAPI ``responses=``: every refusal a route may answer, from the error classes.
 ERRORS = documented_errors(ErrorResponse)
+# The routes that take images: nothing they do is "not found" (an unknown model is an invalid field, 422).
+SUBMIT_ERRORS = {status: answer for status, answer in ERRORS.items() if status != 404}
 # What any route may answer at the door (``AccessControl``): no or a wrong key, a rate limit.
 DOOR_ERRORS: dict[int | str, dict[str, Any]] = {status: ERRORS[status] for status in (401, 429)}
 

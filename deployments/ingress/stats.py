@@ -1,13 +1,15 @@
-"""The monitoring summary ``GET /api/stats`` answers, computed from counters this replica keeps.
+"""The monitoring summary ``GET /api/stats`` answers: its arithmetic, and the counters of one process.
 
 Prometheus has the same figures (``ray_upscaler_*``) for teams that run it; this is for the web UI and
-the CLI, which should not need one. Every outcome the replica sees is recorded once (a job item seen
-again on a later poll is recognised by its id): images per folder, the quality-score histogram, the
-upscale success rate, and processing times in one-minute buckets, from which p50/p95 over time come.
+the CLI, which should not need one. Every outcome is recorded once (a job item seen again on a later
+poll is recognised by its id): images per folder, the quality-score histogram, the upscale success rate,
+and processing times in one-minute buckets, from which p50/p95 over time come.
 
-Counters are per replica and start at zero with it: with several ingress replicas each one answers
-for the requests it served (the UI says which replica answered). Memory is bounded: at most
-``WINDOW_MINUTES`` buckets of at most ``SAMPLES_PER_BUCKET`` timings, and ``SEEN_IDS`` recent ids.
+The service keeps these counters in the broker's Redis (``shared_stats.SharedStats``), so every ingress
+replica answers the same figures. ``Stats`` here keeps them in this process's memory: the in-process app
+(no broker) uses it, and the Redis version uses its arithmetic (``score_bin``, ``percentile``,
+``summary_of``). Memory is bounded: at most ``WINDOW_MINUTES`` buckets of at most ``SAMPLES_PER_BUCKET``
+timings, and ``SEEN_IDS`` recent ids.
 """
 
 from __future__ import annotations
@@ -28,6 +30,56 @@ SCORE_EDGES = (0.0, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
 WINDOW_MINUTES = 60
 SAMPLES_PER_BUCKET = 2000
 SEEN_IDS = 20000
+
+
+def score_bin(score: float) -> int:
+    """The histogram bin of a quality score (the last bin is open-ended: ≥ SCORE_EDGES[-1])."""
+    return max(0, bisect.bisect_right(SCORE_EDGES, score) - 1)
+
+
+def result_fields(result: Mapping[str, Any]) -> tuple[str, str, float, float, float]:
+    """A finished job item's result object (the upload route's JSON) as folder, status, score, seconds
+    and when it finished (Unix seconds)."""
+    processed = datetime.fromisoformat(str(result["processed_at"]).replace("Z", "+00:00")).timestamp()
+    seconds = float(result.get("timings_ms", {}).get("total", 0.0)) / 1000
+    return str(result["folder"]), str(result["status"]), float(result["quality_score"]), seconds, processed
+
+
+def timeline_point(minute: int, count: int, seconds: list[float]) -> dict[str, Any]:
+    """One point of the timeline: the minute's start (Unix seconds), count, p50 and p95 in ms."""
+    ordered = sorted(seconds)
+    p50, p95 = percentile(ordered, 50), percentile(ordered, 95)
+    return {"t": minute * 60, "count": count, "p50_ms": _ms(p50), "p95_ms": _ms(p95)}
+
+
+def summary_of(
+    folders: Mapping[str, int],
+    score_counts: list[int],
+    upscale: tuple[int, int],
+    recent_seconds: list[float],
+    timeline: list[dict[str, Any]],
+    since: float,
+) -> dict[str, Any]:
+    """The summary's JSON from the counters, wherever they are kept. ``upscale``: (tried, succeeded)."""
+    ordered = sorted(recent_seconds)
+    bins = [
+        {"from": low, "to": SCORE_EDGES[i + 1] if i + 1 < len(SCORE_EDGES) else None, "count": n}
+        for i, (low, n) in enumerate(zip(SCORE_EDGES, score_counts, strict=True))
+    ]
+    tried, ok = upscale
+    return {
+        "images_total": sum(folders.values()),
+        "images_per_folder": dict(folders),
+        "quality_score_histogram": bins,
+        "upscale": {"attempted": tried, "succeeded": ok, "success_rate": ok / tried if tried else None},
+        "processing_ms": {
+            "p50": _ms(percentile(ordered, 50)),
+            "p95": _ms(percentile(ordered, 95)),
+            "samples": len(ordered),
+        },
+        "timeline": timeline,
+        "since": since,
+    }
 
 
 def percentile(sorted_values: list[float], q: float) -> float | None:
@@ -77,7 +129,7 @@ class Stats:
             if len(self._seen) > SEEN_IDS:
                 self._seen.popitem(last=False)
         self.folders[folder] = self.folders.get(folder, 0) + 1
-        self.score_counts[max(0, bisect.bisect_right(SCORE_EDGES, score) - 1)] += 1
+        self.score_counts[score_bin(score)] += 1
         if folder != Folder.GOOD_QUALITY:
             self.upscale_tried += 1
             self.upscale_ok += status == Status.SUCCESS and folder == Folder.UPSCALED
@@ -91,11 +143,8 @@ class Stats:
 
     def record_result(self, result: Mapping[str, Any], item_id: str) -> bool:
         """Count a finished job item from its result object (the upload route's JSON)."""
-        processed = datetime.fromisoformat(str(result["processed_at"]).replace("Z", "+00:00")).timestamp()
-        seconds = float(result.get("timings_ms", {}).get("total", 0.0)) / 1000
-        return self.record(
-            result["folder"], result["status"], float(result["quality_score"]), seconds, item_id, processed
-        )
+        folder, status, score, seconds, processed = result_fields(result)
+        return self.record(folder, status, score, seconds, item_id, processed)
 
     def _bucket(self, minute: int) -> _Bucket | None:
         """The minute's bucket; None for a minute older than the window (counted, not plotted)."""
@@ -110,34 +159,14 @@ class Stats:
 
     def timeline(self) -> list[dict[str, Any]]:
         """One point per minute that saw work: its start (Unix seconds), count, p50 and p95 in ms."""
-        points = []
-        for bucket in sorted(self._buckets.values(), key=lambda b: b.minute):
-            ordered = sorted(bucket.seconds)
-            p50, p95 = percentile(ordered, 50), percentile(ordered, 95)
-            points.append({"t": bucket.minute * 60, "count": bucket.count, "p50_ms": _ms(p50), "p95_ms": _ms(p95)})
-        return points
+        buckets = sorted(self._buckets.values(), key=lambda b: b.minute)
+        return [timeline_point(b.minute, b.count, b.seconds) for b in buckets]
 
     def summary(self) -> dict[str, Any]:
-        ordered = sorted(self.all_seconds)
-        total = sum(self.folders.values())
-        bins = [
-            {"from": low, "to": SCORE_EDGES[i + 1] if i + 1 < len(SCORE_EDGES) else None, "count": n}
-            for i, (low, n) in enumerate(zip(SCORE_EDGES, self.score_counts, strict=True))
-        ]
-        rate = self.upscale_ok / self.upscale_tried if self.upscale_tried else None
-        return {
-            "images_total": total,
-            "images_per_folder": dict(self.folders),
-            "quality_score_histogram": bins,
-            "upscale": {"attempted": self.upscale_tried, "succeeded": self.upscale_ok, "success_rate": rate},
-            "processing_ms": {
-                "p50": _ms(percentile(ordered, 50)),
-                "p95": _ms(percentile(ordered, 95)),
-                "samples": len(ordered),
-            },
-            "timeline": self.timeline(),
-            "since": self.started_at,
-        }
+        upscale = (self.upscale_tried, self.upscale_ok)
+        return summary_of(
+            self.folders, self.score_counts, upscale, list(self.all_seconds), self.timeline(), self.started_at
+        )
 
 
 def _ms(seconds: float | None) -> float | None:

@@ -1,5 +1,6 @@
-"""The monitoring summary (``/api/stats``) the web page draws: what this replica processed, job items
-finished by the jobs consumer, queue and spool depth, and replica counts from the Serve controller."""
+"""The monitoring summary (``/api/stats``) the web page draws: what the service processed (counted in the
+broker's Redis by every ingress replica, so any replica answers the same), job items finished by the
+jobs consumer, queue and spool depth, and replica counts from the Serve controller."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from configs.settings import Settings
 from deployments.contracts.handles import JobsHandle, StorageHandle
 from deployments.contracts.jobs import ItemStatus
 from deployments.flow.recent import Recent
+from deployments.ingress.shared_stats import StatsBook
 from deployments.ingress.stats import Stats
 
 log = logging.getLogger("ray.serve")
@@ -52,7 +54,7 @@ class Replicas:
         return self._value
 
 
-async def count_job_items(jobs: JobsHandle, stats: Stats) -> None:
+async def count_job_items(jobs: JobsHandle, stats: StatsBook) -> None:
     """Job items are finished by the jobs consumer, not here: count those of the newest jobs from
     their records (each item once, by job id and index), so every replica sees the same job work."""
     views, _ = await jobs.list_jobs.remote(JOBS_SCANNED, None, None)  # owner None: every key's jobs
@@ -60,7 +62,7 @@ async def count_job_items(jobs: JobsHandle, stats: Stats) -> None:
         for item in job["items"]:
             result = item["result"]
             if result and item["status"] in (ItemStatus.SUCCESS, ItemStatus.ERROR):
-                stats.record_result(result, f"{job['job_id']}:{item['index']}")
+                await stats.record_result(result, f"{job['job_id']}:{item['index']}")
 
 
 async def _or_none(probe: Callable[[], Awaitable[Any]], what: str) -> Any:
@@ -74,7 +76,7 @@ async def _or_none(probe: Callable[[], Awaitable[Any]], what: str) -> Any:
 class Summary:
     """The summary's figures, computed afresh; ``null`` marks one this service cannot know now."""
 
-    def __init__(self, storage: StorageHandle, settings: Settings, stats: Stats, jobs: JobsHandle | None) -> None:
+    def __init__(self, storage: StorageHandle, settings: Settings, stats: StatsBook, jobs: JobsHandle | None) -> None:
         self.storage, self.settings, self.stats, self.jobs = storage, settings, stats, jobs
         self.replicas = Replicas()
 
@@ -85,8 +87,9 @@ class Summary:
             jobs = self.jobs
             await _or_none(lambda: count_job_items(jobs, self.stats), "job records")
             queue_depth = await _or_none(jobs.queue_depth.remote, "queue depth")
+        counted = await _or_none(self.stats.summary, "counters")  # None: the broker's Redis did not answer
         return {
-            **self.stats.summary(),
+            **(counted or Stats().summary()),
             "quality_threshold": self.settings.quality_threshold,
             "upscale_scale": self.settings.upscale_scale,
             "storage": self.settings.storage_backend,
@@ -97,15 +100,18 @@ class Summary:
         }
 
 
-def stats_router(storage: StorageHandle, settings: Settings, stats: Stats, jobs: JobsHandle | None = None) -> APIRouter:
+def stats_router(
+    storage: StorageHandle, settings: Settings, stats: StatsBook, jobs: JobsHandle | None = None
+) -> APIRouter:
     router = APIRouter()
     recent = Recent(Summary(storage, settings, stats, jobs).compute, settings.stats_cache_s)
 
     @router.get("/api/stats")
     async def summary() -> dict[str, Any]:
-        """What this ingress replica has processed (images per folder, quality scores, upscale success
-        rate, processing time p50/p95 per minute), the settings that route images, queue depth (jobs
-        waiting in the broker), spool depth (objects waiting for the bucket) and replicas. ``null``
+        """What the service has processed, whichever ingress replica answers (images per folder, quality
+        scores, upscale success rate, processing time p50/p95 per minute), the settings that route
+        images, queue depth (jobs waiting in the broker), spool depth (objects waiting for the bucket)
+        and replicas. ``null``
         marks a figure this service cannot know now. One answer serves every caller for
         ``STATS_CACHE_S`` (``generated_at`` says when it was made): a flood of calls costs no more."""
         return await recent.get()

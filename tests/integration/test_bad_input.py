@@ -49,16 +49,16 @@ def assert_refused(response: httpx.Response, status: int, code: str, words: str)
 
 def test_missing_image_field(client: httpx.Client) -> None:
     response = client.post("/api/images/upload", files={"picture": ("a.jpg", images.jpeg(8, 8), "image/jpeg")})
-    assert_refused(response, 400, "missing_field", "field named 'image'")
+    assert_refused(response, 422, "missing_field", "field named 'image'")
 
 
 def test_not_multipart_at_all(client: httpx.Client) -> None:
     response = client.post("/api/images/upload", json={"image": "aGVsbG8="})
-    assert_refused(response, 400, "missing_field", "multipart/form-data")
+    assert_refused(response, 422, "missing_field", "multipart/form-data")
 
 
 def test_empty_file(client: httpx.Client) -> None:
-    assert_refused(upload(client, b"", "empty.jpg"), 400, "empty_file", "empty")
+    assert_refused(upload(client, b"", "empty.jpg"), 422, "empty_file", "empty")
 
 
 def test_non_image_bytes(client: httpx.Client) -> None:

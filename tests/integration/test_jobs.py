@@ -99,7 +99,7 @@ def test_too_many_images_are_refused(client: httpx.Client) -> None:
 
 def test_a_job_needs_images(client: httpx.Client) -> None:
     response = client.post("/api/jobs", data={"model": "vcsr-m-x2"})
-    assert response.status_code == 400 and response.json()["error"] == "missing_field"
+    assert response.status_code == 422 and response.json()["error"] == "missing_field"
 
 
 @pytest.mark.parametrize("method", ["GET", "DELETE"])

@@ -58,9 +58,9 @@ def test_requests_for_different_models_share_the_service(client: httpx.Client) -
     assert open_image(stored_bytes(client, default)).size == (80, 80)
 
 
-def test_an_unknown_model_is_a_404_listing_the_valid_names(client: httpx.Client) -> None:
+def test_an_unknown_model_is_a_422_listing_the_valid_names(client: httpx.Client) -> None:
     response = post(client, images.png(8, 8), model="nope")
-    assert response.status_code == 404
+    assert response.status_code == 422
     body = response.json()
     assert body["error"] == "unknown_model" and "realesr-animevideov3" in body["message"]
 

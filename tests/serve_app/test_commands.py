@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from configs.settings import REPO_ROOT
+from configs.version import VERSION
 from serve_app.__main__ import program_name
 from tests.serve_app.fake_service import Answer, fake_service
 
@@ -76,10 +77,10 @@ def test_the_url_comes_from_visioncloud_url_when_not_given() -> None:
     assert service.requests == [("GET", "/api/health")] and done.returncode == 2
 
 
-def test_version_prints_the_installed_distributions_version() -> None:
+def test_version_prints_the_services_version() -> None:
     done = cli("--version")
     assert done.returncode == 0
-    assert done.stdout.strip() == f"python -m serve_app {importlib.metadata.version('visioncloud-upscaler')}"
+    assert done.stdout.strip() == f"python -m serve_app {VERSION}"
 
 
 def test_a_visioncloud_console_script_runs_the_same_main() -> None:

@@ -235,3 +235,14 @@ def test_cors_is_closed_by_default_and_opens_to_listed_origins(monkeypatch: pyte
     assert refused.status_code == 401 and refused.headers.get("access-control-allow-origin") is None
     refused = c.post("/api/images/upload", headers={"Origin": "https://app.example"}, files={"image": ("a", b"x")})
     assert refused.headers["access-control-allow-origin"] == "https://app.example"
+
+
+def test_a_listed_origin_may_send_an_idempotency_key_and_read_the_replay_marker(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    c = client(monkeypatch, [K1], cors_allow_origins="https://app.example")
+    ask = {"Origin": "https://app.example", "Access-Control-Request-Method": "POST",
+           "Access-Control-Request-Headers": "X-API-Key, Idempotency-Key"}  # fmt: skip
+    assert c.options("/api/jobs", headers=ask).status_code == 200
+    answer = c.get("/api/health", headers={"Origin": "https://app.example"})
+    assert "idempotent-replayed" in answer.headers["access-control-expose-headers"].lower()

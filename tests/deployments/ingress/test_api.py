@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from unittest.mock import ANY
 
 import pytest
 from fastapi.testclient import TestClient
@@ -78,7 +79,7 @@ def test_a_job_is_accepted_with_202_and_its_location(client: TestClient, jobs: F
     ("form", "status", "code"),
     [
         ({"format": "gif"}, 422, "unknown_format"),
-        ({"model": "nope"}, 404, "unknown_model"),
+        ({"model": "nope"}, 422, "unknown_model"),
         ({"webhook_url": "http://10.0.0.1/h"}, 422, "invalid_webhook_url"),
     ],
 )
@@ -116,9 +117,28 @@ def test_a_bad_query_parameter_is_named(client: TestClient) -> None:
 
 
 def test_openapi_lists_the_error_codes_per_status(client: TestClient) -> None:
-    responses = client.get("/openapi.json").json()["paths"]["/api/jobs"]["post"]["responses"]
-    assert {"202", "404", "413", "415", "422", "503"} <= set(responses)
+    paths = client.get("/openapi.json").json()["paths"]
+    responses = paths["/api/jobs"]["post"]["responses"]
+    assert {"202", "413", "415", "422", "503"} <= set(responses)
     assert "too_many_images" in responses["413"]["description"]
+    for submit in (responses, paths["/api/images/upload"]["post"]["responses"]):
+        assert "404" not in submit and "unknown_model" in submit["422"]["description"]
+    assert "job_not_found" in paths["/api/jobs/{job_id}"]["get"]["responses"]["404"]["description"]
+
+
+@pytest.mark.parametrize(
+    ("path", "files", "field"),
+    [("/api/images/upload", {"picture": ("a.png", b"x", "image/png")}, "image"), ("/api/jobs", None, "images")],
+)
+def test_a_missing_file_field_is_a_422_naming_it_as_the_schema_requires_it(
+    client: TestClient, path: str, files: dict[str, tuple[str, bytes, str]] | None, field: str
+) -> None:
+    response = client.post(path, files=files, data={"model": "vcsr-m-x2"})
+    assert (response.status_code, response.json()["error"]) == (422, "missing_field")
+    assert f"field named {field!r}" in response.json()["message"]
+    schema = client.get("/openapi.json").json()["paths"][path]["post"]["requestBody"]["content"]
+    body = schema["multipart/form-data"]["schema"]["$ref"].rsplit("/", 1)[-1]
+    assert client.get("/openapi.json").json()["components"]["schemas"][body]["required"] == [field]
 
 
 def test_a_key_sees_only_the_jobs_it_created(jobs: FakeJobs, storage: FakeStorage) -> None:
@@ -145,6 +165,22 @@ def test_an_unknown_route_and_a_wrong_method_are_named_after_their_status(client
     assert (wrong.status_code, wrong.json()["error"]) == (405, "method_not_allowed")
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("PUT", "/api/images/upload", "POST"),
+        ("PATCH", "/api/jobs", "GET, POST"),  # two routes on one path: both named (RFC 9110 §10.2.1)
+        ("POST", "/api/jobs/job1", "DELETE, GET"),
+        ("DELETE", "/api/health", "GET"),
+    ],
+)
+def test_a_405_names_every_method_the_path_takes_in_allow(
+    client: TestClient, method: str, path: str, allow: str
+) -> None:
+    response = client.request(method, path)
+    assert response.status_code == 405 and response.headers["allow"] == allow
+
+
 def test_an_unexpected_exception_is_an_internal_error_and_says_nothing_stored(storage: FakeStorage) -> None:
     settings = load_settings()
     flow = Flow(FakeUpscaler(), storage, settings)
@@ -157,3 +193,26 @@ def test_an_unexpected_exception_is_an_internal_error_and_says_nothing_stored(st
         response = c.get("/api/models")
     assert response.status_code == 500 and response.json()["error"] == "internal_error"
     assert response.json()["message"] == "Internal error (KeyError); nothing was stored."
+
+
+def test_openapi_declares_the_api_key_scheme_on_every_route_that_needs_a_key(storage: FakeStorage) -> None:
+    settings = load_settings()
+    flow = Flow(FakeUpscaler(), storage, settings)
+    keys = KeyRing.from_keys([KEY])
+    spec = create_api(flow, settings, [jobs_router(flow, FakeJobs(), settings)], keys=keys).openapi()
+    assert spec["components"]["securitySchemes"] == {
+        "ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key", "description": ANY}}  # fmt: skip
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            open_path = path in ("/api/health", "/api/formats")  # open_paths.py: no key asked
+            assert (operation.get("security") == [{"ApiKey": []}]) == (not open_path), (method, path)
+    open_api = create_api(flow, settings).openapi()  # no keys configured: nothing to declare
+    assert "securitySchemes" not in open_api.get("components", {})
+
+
+def test_a_refused_key_keeps_the_services_own_401_body(storage: FakeStorage) -> None:
+    settings = load_settings()
+    app = create_api(Flow(FakeUpscaler(), storage, settings), settings, keys=KeyRing.from_keys([KEY]))
+    with TestClient(app) as c:
+        response = c.get("/api/models", headers={"X-API-Key": "wrong-key-0123456789"})
+    assert response.status_code == 401 and response.json()["error"] == "unauthorized"
