@@ -244,7 +244,13 @@ def test_the_image_reaches_healthy_with_its_defaults_and_writes_only_its_volume(
     process, url, _ = launched
     log = (installed_app.parent / "launcher.log").read_text()[-3000:]
     assert process.poll() is None and httpx.get(f"{url}/api/health", timeout=10).status_code == 200, log
-    assert (data_volume / "jobs" / "redis.sock").is_socket()  # the embedded broker, under JOBS_DIR
+    # The embedded broker is no part of health (nothing it holds is needed to answer an upload), so its
+    # replica may still be starting when the ingress first answers 200: wait for its socket.
+    socket = data_volume / "jobs" / "redis.sock"
+    deadline = time.monotonic() + 120
+    while not socket.is_socket() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert socket.is_socket(), log  # the embedded broker, under JOBS_DIR
     assert (data_volume / "ray" / "session_latest").exists()  # Ray's temp folder, under RAY_TMPDIR
 
 
