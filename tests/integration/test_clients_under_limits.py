@@ -25,6 +25,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 CLI_KEY = "cli-limits-key-0123456789abcdef"
 PAGE_KEY = "page-limits-key-0123456789abcdef"
+MONITOR_KEY = "monitor-limits-key-0123456789abcdef"
 LIMITS = {"rate_limit": "20/minute", "max_job_images": 10, "max_upload_bytes": 300_000}
 
 
@@ -33,7 +34,7 @@ def service(serve_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     storage = tmp_path_factory.mktemp("storage")
     jobs = tmp_path_factory.mktemp("jobs")
     with deployed(serve_url, storage_dir=str(storage), jobs_dir=str(jobs), upscale_scale=2, device="cpu",
-                  api_keys=f"{CLI_KEY},{PAGE_KEY}", **LIMITS) as client:  # fmt: skip
+                  api_keys=f"{CLI_KEY},{PAGE_KEY},{MONITOR_KEY}", **LIMITS) as client:  # fmt: skip
         yield client, storage
 
 
@@ -107,3 +108,29 @@ def test_25_files_dropped_on_the_page_are_all_stored_after_a_429_is_waited_out(
     assert stored_stems(storage, "drop-") >= {p.stem for p in paths}
     assert job_sizes(client, PAGE_KEY) == [10, 10, 2, 2, 1]
     assert errors == []
+
+
+def test_an_open_monitor_refreshes_within_its_share_of_the_rate_limit(
+    browser: Any,  # noqa: F811
+    service: tuple[httpx.Client, Path],
+) -> None:
+    """At 20/minute the Monitor view asks for /api/stats every 12 s (a quarter of the budget), not every
+    2 s: a tab left open on it must not spend the budget its own uploads need."""
+    from playwright.sync_api import expect
+
+    client, _ = service
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    asked: list[int] = []
+    page.on("response", lambda r: asked.append(r.status) if r.url.endswith("/api/stats") else None)
+    try:
+        page.goto(str(client.base_url))
+        page.get_by_label("Key", exact=True).fill(MONITOR_KEY)
+        page.get_by_role("button", name="Save key").click()
+        page.get_by_role("link", name="Monitor").click()
+        expect(page.locator("#stats-updated")).to_contain_text("Live", timeout=30_000)
+        page.wait_for_timeout(15_000)
+    finally:
+        context.close()
+    assert asked and set(asked) == {200}
+    assert len(asked) <= 2, asked  # at 2 s it was 8

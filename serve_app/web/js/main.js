@@ -183,7 +183,7 @@ function init() {
   document.getElementById("model").addEventListener("change", () => { describeModel(); queue.render(); });
   keyDialog(() => { limitsAsked = null; loadModels(queue); loadSettings(queue); limits().catch(() => {}); });
   dropzone(queue);
-  router(new Monitor({ showMessage }));
+  router(new Monitor({ showMessage, limits }));
   queue.render();
   loadFormats();
   loadModels(queue);

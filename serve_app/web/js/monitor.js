@@ -1,15 +1,26 @@
 // The monitoring view: GET /api/stats every few seconds while it is shown; tiles, per-folder bars and
-// two uPlot charts (vendored in vendor/uplot, no CDN).
+// two uPlot charts (vendored in vendor/uplot, no CDN). Its refreshes count against the key's rate limit
+// like any request, so they are paced to a share of it and wait out a 429's Retry-After: an open
+// Monitor tab must never spend the budget the uploads need.
 
-import { getJSON } from "./api.js";
+import { ApiError, getJSON } from "./api.js";
 import { count, el, FOLDERS, folderClass, ms, percent } from "./format.js";
 
 const REFRESH_MS = 2000;
+const STATS_SHARE = 0.25; // of the tightest rate-limit window: submits and job polls need the rest
+
+/** The pause between two refreshes: 2 s, or longer where the rate limit would let the monitor use more
+ * than its share (20/minute → 12 s). */
+export function refreshDelay(limits) {
+  const windows = (limits && limits.rate_limits) || [];
+  return Math.max(REFRESH_MS, ...windows.map((w) => (w.period_s / w.amount / STATS_SHARE) * 1000));
+}
 const AXIS = { stroke: "#93a0b8", grid: { stroke: "#1f2738", width: 1 }, ticks: { stroke: "#263044", width: 1 } };
 
 export class Monitor {
-  constructor({ showMessage }) {
+  constructor({ showMessage, limits = async () => null }) {
     this.showMessage = showMessage;
+    this.limits = limits; // () => Promise of GET /api/limits' answer
     this.timer = null;
     this.hist = null;
     this.time = null;
@@ -17,11 +28,12 @@ export class Monitor {
   }
 
   start() {
-    if (this.timer) return;
+    if (this.timer !== null) return;
     const tick = async () => {
-      await this.refresh();
-      this.timer = setTimeout(tick, REFRESH_MS);
+      const wait = await this.refresh();
+      if (this.timer !== null) this.timer = setTimeout(tick, wait);
     };
+    this.timer = 0; // started: stop() before the first answer ends the loop
     tick();
   }
 
@@ -30,13 +42,19 @@ export class Monitor {
     this.timer = null;
   }
 
+  /** Fetch and show the numbers once; the milliseconds to wait before the next refresh. */
   async refresh() {
+    const pace = refreshDelay(await this.limits().catch(() => null));
     try {
       const stats = await getJSON("/api/stats");
       this.last = stats;
       this.render(stats);
+      return pace;
     } catch (error) {
-      document.getElementById("stats-updated").textContent = `Not updated: ${error.message}`;
+      const asked = error instanceof ApiError && error.retryAfter !== null ? error.retryAfter * 1000 : 0;
+      const note = asked ? ` (next in ${Math.ceil(asked / 1000)} s, as the service asked)` : "";
+      document.getElementById("stats-updated").textContent = `Not updated: ${error.message}${note}`;
+      return Math.max(pace, asked);
     }
   }
 
