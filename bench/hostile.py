@@ -24,9 +24,7 @@ import concurrent.futures
 import io
 import json
 import os
-import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -42,7 +40,7 @@ import httpx
 import yaml
 from PIL import ExifTags, Image
 
-from bench.launcher import free_port, healthy, until
+from bench.launcher import free_port, serving, until
 from configs.settings import REPO_ROOT
 
 KEYS = [f"hostile-check-key-{i}-{'x' * 16}" for i in range(6)]
@@ -73,20 +71,12 @@ def service(prefix: str = "/") -> Iterator[str]:
         "WEBHOOK_SECRET": "hostile-check-webhook-secret",
         "WEBHOOK_ALLOWED_HOSTS": "127.0.0.1",
     }
-    log = (folder / "serve.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "serve_app", "serve", "--config", str(config)], env=env, stdout=log, stderr=log
-    )
+    command = [sys.executable, "-m", "serve_app", "serve", "--config", str(config)]
     url = f"http://127.0.0.1:{port}{prefix.rstrip('/')}"
     try:
-        until(lambda: healthy(url), 600, time.monotonic())
-        yield url
+        with serving(command, env, folder / "serve.log", url):
+            yield url
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(120)
-        except subprocess.TimeoutExpired:
-            process.kill()
         print(f"(service log: {folder / 'serve.log'})", flush=True)
 
 

@@ -18,6 +18,8 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +63,24 @@ def healthy(url: str) -> bool:
         return httpx.get(f"{url}/api/health", timeout=5).status_code == 200
     except httpx.TransportError:
         return False
+
+
+@contextmanager
+def serving(command: list[str], env: dict[str, str], log: Path, url: str, stop: int = signal.SIGTERM) -> Iterator[None]:
+    """``command`` (a launcher of the service) run from the repository with ``env`` and its output in
+    ``log``, until ``url`` answers healthy (600 s at most); then stopped with ``stop`` (SIGTERM: the
+    launcher's graceful path; SIGINT for ``serve run``) and, after 120 s, killed with its process group."""
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=out, stderr=out, start_new_session=True)
+    try:
+        until(lambda: healthy(url), 600, time.monotonic())
+        yield
+    finally:
+        process.send_signal(stop)
+        try:
+            process.wait(120)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
 
 
 def measure(config: Path) -> dict[str, Any]:

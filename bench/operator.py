@@ -38,7 +38,7 @@ import httpx
 import yaml
 
 from bench.images import png
-from bench.launcher import free_port, healthy, until
+from bench.launcher import free_port, serving
 from configs.settings import REPO_ROOT
 
 KEY = "operator-check-key-0123456789abcdef"
@@ -80,21 +80,13 @@ def service() -> Iterator[Service]:
         "RATE_LIMIT": "20/minute",
         "MAX_JOB_IMAGES": "10",
     }
-    log = (folder / "serve.log").open("wb")
-    serve = Path(sys.executable).with_name("serve")
-    process = subprocess.Popen(
-        [str(serve), "run", str(config)], cwd=REPO_ROOT, env=env, stdout=log, stderr=log, start_new_session=True
-    )
+    serve = [str(Path(sys.executable).with_name("serve")), "run", str(config)]
     url = f"http://127.0.0.1:{port}"
     try:
-        until(lambda: healthy(url), 600, time.monotonic())
-        yield Service(url, folder / "storage", folder)
+        # SIGINT: serve run's graceful path, which shuts the app and its Ray down
+        with serving(serve, env, folder / "serve.log", url, stop=signal.SIGINT):
+            yield Service(url, folder / "storage", folder)
     finally:
-        process.send_signal(signal.SIGINT)  # serve run's graceful path: shut the app and its Ray down
-        try:
-            process.wait(120)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
         print(f"(service log: {folder / 'serve.log'})", flush=True)
 
 

@@ -19,8 +19,6 @@ import argparse
 import io
 import json
 import os
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,9 +31,8 @@ import httpx
 import numpy as np
 from PIL import Image
 
-from bench.launcher import free_port, healthy, until
+from bench.launcher import free_port, serving
 from bench.machine import describe, write_json
-from configs.settings import REPO_ROOT
 from models.data import shared_root
 from models.metrics import psnr_y
 
@@ -70,19 +67,9 @@ def service(precision: str | None) -> Iterator[str]:
     env.pop("PRECISION", None)
     if precision:
         env["PRECISION"] = precision
-    log = (folder / "serve.log").open("wb")
-    process = subprocess.Popen([sys.executable, "-m", "serve_app", "serve"], cwd=REPO_ROOT, env=env, stdout=log,
-                               stderr=log)  # fmt: skip
     url = f"http://127.0.0.1:{port}"
-    try:
-        until(lambda: healthy(url), 600, time.monotonic())
+    with serving([sys.executable, "-m", "serve_app", "serve"], env, folder / "serve.log", url):
         yield url
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(120)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 def upload(client: httpx.Client, data: bytes, name: str, model: str) -> tuple[dict[str, Any], float]:
