@@ -11,6 +11,12 @@ A degradation-aware network (``conditions`` set, SRMD/FFDNet style) also takes w
 on the upload, one number per image per condition (``condition_vector``), fed to the head as constant
 input planes: a small network then need not guess the JPEG quality or the noise level blindly.
 ``Conditioned`` binds one image's values so that a conditioned network runs wherever a plain one does.
+
+The bicubic base has two exact forms: ``F.interpolate`` (training and the torch engines) and, with
+``phase_base`` set (``use_phase_base``), a fixed convolution in low-resolution space whose ``scale²``
+outputs per channel are the output's sub-pixel phases, added before the pixel shuffle. The second is
+for graph runtimes: OpenVINO's Interpolate spent 43 % of an int8 ×4 pass on this CPU, where the phase
+convolution costs ~1 % of the network's arithmetic and its add fuses into the tail convolution.
 """
 
 from __future__ import annotations
@@ -71,6 +77,53 @@ def condition_vector(config: VCSRConfig, measured: Mapping[str, float | None]) -
     return torch.tensor([values], dtype=torch.float32)
 
 
+# PyTorch's bicubic kernel (Keys, a = -0.75): ``F.interpolate``'s, which the network was trained on.
+CUBIC_A = -0.75
+PHASE_RADIUS = 2  # input pixels on each side that one output phase reads (taps -2..+2 cover every phase)
+
+
+def _cubic(t: float) -> float:
+    t, a = abs(t), CUBIC_A
+    if t <= 1:
+        return ((a + 2) * t - (a + 3)) * t * t + 1
+    if t < 2:
+        return ((a * t - 5 * a) * t + 8 * a) * t - 4 * a
+    return 0.0
+
+
+def bicubic_phase_taps(scale: int) -> torch.Tensor:
+    """``scale×5`` weights: row ``p`` gives output phase ``p`` (output ``scale·i + p``) from inputs
+    ``i-2 … i+2``, as ``F.interpolate(mode="bicubic", align_corners=False)`` computes it (half-pixel
+    centres, edges by clamped reads, i.e. replicate padding)."""
+    taps = torch.zeros(scale, 2 * PHASE_RADIUS + 1, dtype=torch.float64)
+    for phase in range(scale):
+        source = (phase + 0.5) / scale - 0.5  # relative to input pixel i
+        for offset in range(-PHASE_RADIUS, PHASE_RADIUS + 1):
+            taps[phase, offset + PHASE_RADIUS] = _cubic(source - offset)
+    return taps
+
+
+class PhaseBicubic(nn.Module):
+    """Bicubic upsampling by ``scale`` as ``channels·scale²`` low-resolution phase maps, laid out for
+    ``nn.PixelShuffle`` (channel ``c·scale² + dy·scale + dx``) and added to ``residual`` (maps in that
+    layout): ``shuffle(PhaseBicubic(x, 0))`` equals ``F.interpolate(x, scale, "bicubic")`` up to float
+    rounding. The add lives here so that a quantizer's ignored scope keeps it in float with the base."""
+
+    def __init__(self, scale: int, channels: int) -> None:
+        super().__init__()
+        taps = bicubic_phase_taps(scale)
+        width = taps.shape[1]
+        kernels = torch.einsum("yi,xj->yxij", taps, taps).reshape(scale * scale, 1, width, width)
+        self.register_buffer("weight", kernels.repeat(channels, 1, 1, 1).float(), persistent=False)
+        self.channels = channels
+
+    def forward(self, x: torch.Tensor, residual: torch.Tensor | float = 0.0) -> torch.Tensor:
+        padded = F.pad(x, (PHASE_RADIUS,) * 4, mode="replicate")
+        phases = F.conv2d(padded, self.get_buffer("weight").to(x.dtype), groups=self.channels)
+        out: torch.Tensor = phases + residual
+        return out
+
+
 class ResidualBlock(nn.Module):
     def __init__(self, channels: int) -> None:
         super().__init__()
@@ -92,6 +145,8 @@ class VCSR(nn.Module):
         self.body = nn.Sequential(*(ResidualBlock(c) for _ in range(config.blocks)))
         self.tail = nn.Conv2d(c, config.in_channels * config.scale**2, 3, padding=1)
         self.shuffle = nn.PixelShuffle(config.scale)
+        self.phases = PhaseBicubic(config.scale, config.in_channels)
+        self.phase_base = False  # the base by ``self.phases`` (module docstring; ``use_phase_base``)
         # A zero tail makes the untrained network exactly bicubic: training starts from the baseline.
         nn.init.zeros_(self.tail.weight)
         assert self.tail.bias is not None
@@ -99,15 +154,21 @@ class VCSR(nn.Module):
 
     def forward(self, x: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
         """``condition``: ``N×K`` plane values (``condition_vector``), required iff the config has conditions."""
+        residual = self.tail(self.body(self.head(self._with_planes(x, condition)).relu_()))
+        if self.phase_base:
+            shuffled: torch.Tensor = self.shuffle(self.phases(x, residual))
+            return shuffled
         base = F.interpolate(x, scale_factor=self.config.scale, mode="bicubic", align_corners=False)
+        out: torch.Tensor = self.shuffle(residual).add_(base)
+        return out
+
+    def _with_planes(self, x: torch.Tensor, condition: torch.Tensor | None) -> torch.Tensor:
         if self.config.conditions:
             if condition is None:
                 raise ValueError(f"this VCSR is conditioned on {self.config.conditions}: pass condition_vector(...)")
             planes = condition.to(x.dtype)[:, :, None, None].expand(-1, -1, x.shape[2], x.shape[3])
-            x = torch.cat([x, planes], dim=1)
-        features = self.head(x).relu_()
-        out: torch.Tensor = self.shuffle(self.tail(self.body(features))).add_(base)
-        return out
+            return torch.cat([x, planes], dim=1)
+        return x
 
 
 class Conditioned(nn.Module):
@@ -123,6 +184,14 @@ class Conditioned(nn.Module):
         condition = self.get_buffer("condition")
         out: torch.Tensor = self.model(x, condition.expand(x.shape[0], -1))
         return out
+
+
+def use_phase_base(module: nn.Module) -> nn.Module:
+    """``module`` with every VCSR in it computing its base by phase convolution (for graph export)."""
+    for part in module.modules():
+        if isinstance(part, VCSR):
+            part.phase_base = True
+    return module
 
 
 def widen_head(state: dict[str, torch.Tensor], config: VCSRConfig) -> dict[str, torch.Tensor]:

@@ -1,7 +1,16 @@
 import pytest
 import torch
 
-from models.arch import VCSR, Conditioned, VCSRConfig, condition_vector, flops_per_output_pixel, widen_head
+from models.arch import (
+    VCSR,
+    Conditioned,
+    PhaseBicubic,
+    VCSRConfig,
+    condition_vector,
+    flops_per_output_pixel,
+    use_phase_base,
+    widen_head,
+)
 from models.registry import BUILTIN, CANDIDATES
 
 
@@ -21,6 +30,29 @@ def test_untrained_network_is_exactly_bicubic() -> None:
         out = VCSR(VCSRConfig(scale=2)).eval()(x)
     expected = torch.nn.functional.interpolate(x, scale_factor=2, mode="bicubic", align_corners=False)
     assert torch.equal(out, expected)
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_the_phase_convolution_is_pytorchs_bicubic_upsample_edges_included(scale: int) -> None:
+    x = torch.rand(2, 3, 13, 9)  # odd sizes: every edge case of the clamped reads
+    expected = torch.nn.functional.interpolate(x, scale_factor=scale, mode="bicubic", align_corners=False)
+    out = torch.nn.PixelShuffle(scale)(PhaseBicubic(scale, 3)(x))
+    assert out.shape == expected.shape
+    assert torch.allclose(out, expected, atol=1e-5)
+
+
+def test_a_network_with_the_phase_base_computes_the_same_image_and_keeps_its_weights_file() -> None:
+    model = VCSR(VCSRConfig(scale=4, conditions=("noise",))).eval()
+    torch.nn.init.normal_(model.tail.weight, std=0.05)
+    bound = Conditioned(model, condition_vector(model.config, {"noise": 5.0}))
+    x = torch.rand(1, 3, 24, 24)
+    keys = set(model.state_dict())
+    with torch.no_grad():
+        expected = bound(x)
+        out = use_phase_base(bound)(x)
+    assert model.phase_base
+    assert torch.allclose(out, expected, atol=1e-5)
+    assert set(model.state_dict()) == keys  # the fixed kernels are not weights
 
 
 def test_config_rejects_unsupported_scale() -> None:
