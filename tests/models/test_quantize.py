@@ -33,12 +33,25 @@ def test_the_script_writes_an_int8_artefact_of_the_current_weights(train_root: P
     artefact = out / f"{NAME}.int8.xml"
     assert artefact.is_file() and artefact.with_suffix(".bin").is_file()
     assert artefact_matches(artefact, BUILTIN[NAME].path)
-    convolutions = [
-        op for op in ov.Core().read_model(artefact).get_ordered_ops() if op.get_type_name() == "Convolution"
-    ]
-    quantized = [c for c in convolutions if c.input_value(0).get_node().get_type_name() == "FakeQuantize"]
+    ops = ov.Core().read_model(artefact).get_ordered_ops()
+    convolutions = [op for op in ops if op.get_type_name() == "Convolution"]
     # Every convolution but the first and the last takes int8 activations.
-    assert len(quantized) == len(convolutions) - 2 and len(convolutions) == 2 + 2 * 4
+    assert len([c for c in convolutions if _takes_int8(c)]) == len(convolutions) - 2 == 2 * 4
+
+
+def test_the_residual_stream_and_the_bicubic_base_stay_in_float(train_root: Path, tmp_path: Path) -> None:
+    artefact = quantize.build(NAME, quantize.Recipe(calibration_crops=2, calibration_side=64), tmp_path, train_root)
+    ops = ov.Core().read_model(artefact).get_ordered_ops()
+    adds = [op for op in ops if op.get_type_name() == "Add" and "aten::add" in op.get_friendly_name()]
+    assert len(adds) == 4 + 1  # one per residual block, and the base's
+    assert not [op.get_friendly_name() for op in adds if _takes_int8(op)]
+    # The base is a float phase convolution, not OpenVINO's slow Interpolate.
+    assert not [op for op in ops if op.get_type_name() == "Interpolate"]
+    assert [op for op in ops if op.get_type_name() == "GroupConvolution" and not _takes_int8(op)]
+
+
+def _takes_int8(op: ov.Node) -> bool:
+    return any(value.get_node().get_type_name() == "FakeQuantize" for value in op.input_values())
 
 
 def test_the_artefact_upscales_like_the_float_model(train_root: Path, tmp_path: Path, shared_dir: Path) -> None:
