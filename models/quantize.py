@@ -10,14 +10,16 @@ calibrates in seconds):
   (NNCF's ``MIXED`` preset: the residual stream is);
 - activation ranges from the plain minimum and maximum over the calibration set: NNCF's default, the
   mean of per-sample extremes, clips flat saturated areas (measured −3.7 dB on a screenshot in Set14);
-- the first and the last convolution stay in float: they see 3 channels, carry ~6 % of the arithmetic,
-  and the first sees the raw pixels;
+- the first convolution stays in float: it sees the raw pixels and 3 channels (~1 % of the arithmetic);
+- the last convolution stays in float at ×2, where it makes 12 maps and float costs ~6 % of a pass,
+  and is int8 at ×4, where its 48 float maps took 15-18 % of the pass (a 1024² tile of vcsr-m-x4:
+  205 of 1286 ms): int8 there cost vcsr-m-x4 ~0.01 dB, against vcsr-m-x2's 0.035 mean and 0.14 on its
+  worst image, the rule's edge;
 - the residual stream stays in float: the blocks' additions are left out of the quantized scope, so
   each block's output is added in float and only the convolutions' inputs are rounded to int8. With the
   additions quantized, the rounding errors of eight blocks pile up in the stream (vcsr-m-x2: 0.052 dB
   mean loss on Set5, 0.23 dB on its worst BSD100 image, past the rule); in float, 0.008 and 0.025, at
-  ~9 % more time (single-thread 512² pass, 488 → 532 ms). Quantizing the tail as well saves ~6 % at ×2
-  and ~13 % at ×4 but costs vcsr-m-x2 0.035 dB mean, 0.14 worst: at the rule's edge, so it stays float;
+  ~9 % more time (single-thread 512² pass, 488 → 532 ms);
 - the bicubic base is exported as its phase convolution (``models.arch.use_phase_base``), in float with
   its add: OpenVINO's Interpolate took 37-43 % of a ×4 pass, the convolution takes ~2.6 %;
 - NNCF's fast bias correction (its default). Its channel alignment and full bias correction measured
@@ -59,9 +61,12 @@ from models.registry import BUILTIN, resolve
 
 log = logging.getLogger("models.quantize")
 DEFAULT_TRAIN_ROOT = shared_root() / "datasets" / "train"
-# What stays in float, as OpenVINO's converter names it after the modules: the first and the last
-# convolution, the bicubic base with its add, and the residual blocks' additions (module docstring).
-FLOAT_LAYERS = [r"__module\.(head|tail|phases)/.*", r"__module\.body\.\d+/aten::add_?/Add"]
+# What stays in float, as OpenVINO's converter names it after the modules: the first convolution, the
+# bicubic base with its add, the residual blocks' additions, and the last convolution where it is cheap
+# (module docstring).
+FLOAT_LAYERS = [r"__module\.(head|phases)/.*", r"__module\.body\.\d+/aten::add_?/Add"]
+FLOAT_TAIL = r"__module\.tail/.*"
+FLOAT_TAIL_MAX_SCALE = 2  # ×2: 12 output maps, float costs ~6 % of a pass; ×4: 48 maps, 15-18 %
 
 
 @dataclass(frozen=True)
@@ -88,6 +93,11 @@ def calibration_inputs(weights: Path, scale: int, recipe: Recipe, root: Path) ->
     return [sampler.batch(1)[0].numpy() for _ in range(recipe.calibration_crops)]
 
 
+def float_layers(scale: int) -> list[str]:
+    """The name patterns kept in float for a network of ``scale``."""
+    return FLOAT_LAYERS + ([FLOAT_TAIL] if scale <= FLOAT_TAIL_MAX_SCALE else [])
+
+
 def quantize(weights: Path, name: str, recipe: Recipe, root: Path = DEFAULT_TRAIN_ROOT) -> ov.Model:
     """The int8 OpenVINO model of ``weights``: float [0, 1] ``N×3×h×w`` in (any batch and size), the
     network's unclamped float output out."""
@@ -106,7 +116,7 @@ def quantize(weights: Path, name: str, recipe: Recipe, root: Path = DEFAULT_TRAI
         nncf.Dataset(calibration),
         preset=nncf.QuantizationPreset.MIXED,
         subset_size=len(calibration),
-        ignored_scope=nncf.IgnoredScope(patterns=FLOAT_LAYERS),
+        ignored_scope=nncf.IgnoredScope(patterns=float_layers(loaded.info.scale)),
         advanced_parameters=parameters,
     )
     quantized.set_friendly_name(name)

@@ -50,6 +50,15 @@ def test_the_residual_stream_and_the_bicubic_base_stay_in_float(train_root: Path
     assert [op for op in ops if op.get_type_name() == "GroupConvolution" and not _takes_int8(op)]
 
 
+def test_at_x4_the_last_convolution_is_int8_as_well(train_root: Path, tmp_path: Path) -> None:
+    recipe = quantize.Recipe(calibration_crops=2, calibration_side=64)
+    ops = ov.Core().read_model(quantize.build("vcsr-s-x4", recipe, tmp_path, train_root)).get_ordered_ops()
+    convolutions = [op for op in ops if op.get_type_name() == "Convolution"]
+    assert [c.get_friendly_name() for c in convolutions if not _takes_int8(c)] == [
+        "__module.head/aten::_convolution/Convolution"
+    ]
+
+
 def _takes_int8(op: ov.Node) -> bool:
     return any(value.get_node().get_type_name() == "FakeQuantize" for value in op.input_values())
 
