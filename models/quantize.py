@@ -19,7 +19,10 @@ calibrates in seconds):
   each block's output is added in float and only the convolutions' inputs are rounded to int8. With the
   additions quantized, the rounding errors of eight blocks pile up in the stream (vcsr-m-x2: 0.052 dB
   mean loss on Set5, 0.23 dB on its worst BSD100 image, past the rule); in float, 0.008 and 0.025, at
-  ~9 % more time (single-thread 512² pass, 488 → 532 ms);
+  ~9 % more time (single-thread 512² pass, 488 → 532 ms). Only the last four additions in float was
+  ~5 % faster and within the rule on the evaluation sets (vcsr-m-x2 0.014 / 0.088), but an int8 stream
+  clips on photographs brighter or more saturated than the calibration crops: vcsr-real-x4 lost 1.1 dB
+  on one of the six photographs of ``tests/models/test_int8_quality.py``, so the whole stream stays float;
 - the bicubic base is exported as its phase convolution (``models.arch.use_phase_base``), in float with
   its add: OpenVINO's Interpolate took 37-43 % of a ×4 pass, the convolution takes ~2.6 %;
 - NNCF's fast bias correction (its default). Its channel alignment and full bias correction measured
