@@ -64,6 +64,10 @@ class ModelInfo:
     # "supported", "discouraged" (the model relies on global information: tiles leave artefacts) or
     # "internal" (the model tiles itself): only "supported" models are cut into the service's tiles.
     tiling: str = "supported"
+    # A degradation-aware network's conditions (``models.arch.CONDITIONS``: what the service measures on
+    # the upload), empty for every other model: such a network runs once bound to one image's values
+    # (``models.conditioning.bind``).
+    conditions: tuple[str, ...] = ()
 
     def padding(self, height: int, width: int) -> tuple[int, int]:
         """Rows and columns to add below and right of a ``height × width`` input so that it meets the

@@ -14,7 +14,8 @@ with a seed fixed per setting and image, and every model — and bicubic — is 
 *clean* high-resolution image. A degradation-aware model (a candidate such as ``vcsr-real-c-x2``) gets
 the values the service would measure on such an upload (``setting_condition``: the JPEG's quality, read
 exactly from its tables, and the noise added after the last JPEG, since the service's per-channel
-estimate does not see noise under a JPEG's chroma).
+estimate does not see noise under a JPEG's chroma). On the clean sets (``--model``, ``--weights``, and
+the ``--precision`` check that lets the service run it in bf16) it is told what a clean upload measures.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ import torch
 from numpy.typing import NDArray
 from PIL import Image
 
-from models.arch import VCSR, Conditioned, condition_vector
+from models.conditioning import bind
 from models.data import shared_root
 from models.degrade import convolve, gaussian_kernel, gaussian_noise, jpeg
 from models.engine import Engine, TileEngine, resolve_device
@@ -48,6 +49,9 @@ DEFAULT_EVAL_ROOT = shared_root() / "datasets" / "eval"
 SETS = ("Set5", "Set14", "BSD100")
 
 Upscaler = Callable[[NDArray[np.uint8]], NDArray[np.uint8]]
+# A degradation-aware model on the clean sets (and in the precision check) is told what the service
+# would measure on a clean upload: no JPEG, no noise.
+CLEAN: dict[str, float | None] = {}
 
 
 @dataclass(frozen=True)
@@ -140,13 +144,10 @@ def setting_condition(setting: str) -> dict[str, float | None]:
     return {"jpeg_quality": jpeg_quality, "noise": noise}
 
 
-def setting_engine(loaded: LoadedModel, device: torch.device, setting: str) -> Engine:
+def setting_engine(loaded: LoadedModel, device: torch.device, setting: str) -> TileEngine:
     """An engine for ``loaded`` on inputs degraded at ``setting``: a degradation-aware VCSR is bound to
     ``setting_condition``; any other model runs as it is."""
-    module = loaded.module
-    if isinstance(module, VCSR) and module.config.conditions:
-        module = Conditioned(module, condition_vector(module.config, setting_condition(setting)))
-    return Engine(module, loaded.info, device)
+    return bind(Engine(loaded.module, loaded.info, device), setting_condition(setting))
 
 
 def evaluate_degraded(upscale: Upscaler, set_dir: Path, scale: int, setting: str) -> list[ImageScore]:
@@ -173,7 +174,7 @@ def precision_losses(path: Path, name: str, device: torch.device, set5: Path) ->
     reference: float | None = None
     for dtype_name in ["fp32", *candidates(device, load_model(path, name).info)]:
         loaded = load_model(path, name)
-        engine = Engine(loaded.module, loaded.info, device, DTYPES[dtype_name])
+        engine = bind(Engine(loaded.module, loaded.info, device, DTYPES[dtype_name]), CLEAN)
         psnr = summarise(evaluate_set(engine_upscaler(engine), set5, engine.scale))["psnr"]
         if reference is None:
             reference = psnr
@@ -303,10 +304,10 @@ def main(argv: list[str] | None = None) -> int:
             args.json.write_text(json.dumps(degraded, indent=1))
         return 0
 
-    path = resolve(args.model).path if args.model else args.weights
+    path = resolve(args.model, CANDIDATES).path if args.model else args.weights
     loaded = load_model(path, args.model)
     device = resolve_device(args.device)
-    engine = Engine(loaded.module, loaded.info, device, DTYPES[args.dtype])
+    engine = bind(Engine(loaded.module, loaded.info, device, DTYPES[args.dtype]), CLEAN)
     torch.set_grad_enabled(False)
     report: dict[str, object] = {"model": loaded.info.name, "scale": engine.scale, "sets": {}}
     fp32_psnr: dict[str, list[float]] = {}

@@ -62,6 +62,7 @@ def _load_vcsr(path: Path, name: str, metadata: dict[str, str]) -> LoadedModel:
         tile_margin=config.receptive_radius,
         supports_half=True,
         supports_bfloat16=True,
+        conditions=config.conditions,
     )
     return LoadedModel(module, info)
 

@@ -59,8 +59,9 @@ BUILTIN: dict[str, ModelSpec] = {
 
 
 # Models trained and evaluated here (``models.train``, ``models.evaluate --degraded``) that the service
-# does not serve yet: a degradation-aware network needs the upscaler to pass each upload's measured
-# condition, and it ships only once it beats the real-world model it would replace on the degraded sets.
+# does not serve yet: a degradation-aware one ships only once it beats the real-world model it would
+# replace on the degraded sets. The service can run one (the upscaler binds each upload's measured JPEG
+# quality and noise, ``models.conditioning``): registered in configs/models.yaml it is served by name.
 CANDIDATES: dict[str, ModelSpec] = {
     "vcsr-real-c-x2": ModelSpec(
         "vcsr-real-c-x2",

@@ -2,9 +2,9 @@
 objects whose methods answer ``.remote(...)`` with an awaitable, as Serve's handles do, so the flow
 and the ingress's HTTP contract run in milliseconds.
 
-- ``FakeUpscaler``: ×``scale``, recording what reached it; a placeholder output by default, a real
-  bicubic picture with ``pixels=True`` (the web UI's tests), ``fail=True`` raises, ``delay_s`` waits
-  (a cancellation is counted).
+- ``FakeUpscaler``: ×``scale``, recording what reached it (pixels, format, measured degradation); a
+  placeholder output by default, a real bicubic picture with ``pixels=True`` (the web UI's tests),
+  ``fail=True`` raises, ``delay_s`` waits (a cancellation is counted).
 - ``FakeStorage``: objects in a dict under the keys storage would give them.
 - ``LocalStorage``: the real Storage deployment's code over the local backend in a folder.
 - ``FakeJobs``: the jobs consumer's ingress-facing methods over dicts.
@@ -25,7 +25,15 @@ from PIL import Image
 
 from configs.settings import load_settings
 from deployments.contracts.errors import JobsUnavailableError
-from deployments.contracts.values import DecodedImage, EncodedImage, ModelSummary, NewJob, StoredObject, UpscaledImage
+from deployments.contracts.values import (
+    DecodedImage,
+    Degradation,
+    EncodedImage,
+    ModelSummary,
+    NewJob,
+    StoredObject,
+    UpscaledImage,
+)
 from deployments.storage.deployment import Storage
 from deployments.upscaler.encode import encode
 
@@ -51,6 +59,7 @@ class FakeUpscaler:
         self.summary = ModelSummary(f"vcsr-m-x{scale}", "vcsr", scale, 1, 1, "", True, False, True, {}, "fidelity")
         self.formats: list[str] = []
         self.received: list[DecodedImage] = []
+        self.degradations: list[Degradation | None] = []
         self.cancelled = 0
         self.models = Method(lambda: [self.summary])
         self.unavailable_reason = Method(lambda: None)
@@ -59,10 +68,13 @@ class FakeUpscaler:
     def options(self, *, multiplexed_model_id: str) -> FakeUpscaler:
         return self
 
-    async def _upscale(self, image: DecodedImage, fmt: str | None = None) -> UpscaledImage:
+    async def _upscale(
+        self, image: DecodedImage, fmt: str | None = None, degradation: Degradation | None = None
+    ) -> UpscaledImage:
         fmt = fmt or "png"
         self.formats.append(fmt)
         self.received.append(image)
+        self.degradations.append(degradation)
         if self.fail:
             raise RuntimeError("the fake upscaler was told to fail")
         try:

@@ -10,6 +10,7 @@ from typing import Protocol, TypeVar
 from deployments.contracts.jobs import JobView
 from deployments.contracts.values import (
     DecodedImage,
+    Degradation,
     EncodedImage,
     Folder,
     ModelSummary,
@@ -76,7 +77,9 @@ class StorageHandle(Protocol):
 
 
 class Upscale(Protocol):
-    def remote(self, image: DecodedImage, fmt: str | None = None) -> Awaitable[UpscaledImage]: ...
+    def remote(
+        self, image: DecodedImage, fmt: str | None = None, degradation: Degradation | None = None
+    ) -> Awaitable[UpscaledImage]: ...
 
 
 class UpscalerHandle(Protocol):

@@ -45,6 +45,21 @@ class DecodedImage:
 
 
 @dataclass(frozen=True)
+class Degradation:
+    """What the flow measured on an upload that a degradation-aware model is conditioned on (the names
+    of ``models.arch.CONDITIONS``): the JPEG quality read from its tables (``None``: not a JPEG) and the
+    noise σ per colour channel in 8-bit levels, both measured on the upload's own pixels. The default is
+    a clean upload; a plain model ignores it."""
+
+    jpeg_quality: int | None = None
+    noise: float = 0.0
+
+    def values(self) -> dict[str, float | None]:
+        """By condition name, as ``models.conditioning.bind`` takes them."""
+        return {"jpeg_quality": self.jpeg_quality, "noise": self.noise}
+
+
+@dataclass(frozen=True)
 class EncodedImage:
     data: bytes
     extension: str  # without the dot (configs.formats.ImageFormat.extension)

@@ -7,9 +7,11 @@ JPEG as its cheap 1/8 draft); a smaller one is decoded to pixels. Either way the
 (``deployments/flow/quality.py``) are measured on what was decoded, and the quality policy
 (``configs/quality_policy.yaml``) decides: store as uploaded, or upscale with the fidelity or the
 real-world model (an explicit ``model`` in the request always wins). The default policy routes store
-vs upscale exactly as the seed did, on resolution alone. If upscaling fails
-for any reason (an exception in the model, out of memory, a replica that died) the original is stored
-under ``couldn't_upscale/`` and the outcome says so: an accepted image is never lost.
+vs upscale exactly as the seed did, on resolution alone. The measured JPEG quality and noise travel
+with the pixels to the upscaler (``Degradation``), where a degradation-aware model is conditioned on
+them. If upscaling fails for any reason (an exception in the model, out of memory, a replica that
+died) the original is stored under ``couldn't_upscale/`` and the outcome says so: an accepted image is
+never lost.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from deployments.contracts.errors import (
 from deployments.contracts.handles import Ask, StorageHandle, UpscalerHandle
 from deployments.contracts.values import (
     DecodedImage,
+    Degradation,
     EncodedImage,
     Folder,
     ModelSummary,
@@ -253,8 +256,9 @@ class Flow:
             clock.lap("decode")
         requested = accepted.upload.format or self.settings.output_format
         fmt = output_format(requested, probe.width, probe.height, routed.model.scale)
+        degradation = quality.degradation(routed.metrics, decoded.pixels)
         try:
-            upscaled = await self._upscale_within_deadline(accepted, routed.model, decoded, fmt)
+            upscaled = await self._upscale_within_deadline(accepted, routed.model, decoded, fmt, degradation)
         except BackPressureError as exc:  # every upscaler queue is full: a retry later will be upscaled
             raise OverloadedError() from exc
         except Exception as exc:  # whatever broke upscaling (or its deadline), the original must still be kept
@@ -266,16 +270,19 @@ class Flow:
         return _outcome(accepted, routed, Folder.UPSCALED, Status.SUCCESS, message, stored, clock, upscaled)
 
     async def _upscale_within_deadline(
-        self, accepted: Accepted, model: ModelSummary, decoded: DecodedImage, fmt: str
+        self, accepted: Accepted, model: ModelSummary, decoded: DecodedImage, fmt: str, degradation: Degradation
     ) -> UpscaledImage:
         """The upscaler's answer within UPSCALE_TIMEOUT_S. A call whose replica died is sent again every
         second (an upscale is pure: Serve routes it to a live or replacement replica) while the deadline
-        allows; past the deadline the request is cancelled and ``UpscaleDeadlineError`` raised."""
+        allows; past the deadline the request is cancelled and ``UpscaleDeadlineError`` raised. The
+        measured ``degradation`` goes with the pixels: a degradation-aware model is conditioned on it."""
         upscaler = self.upscaler.options(multiplexed_model_id=model.name)
         deadline = time.monotonic() + self.settings.upscale_timeout_s
         async for attempt in upscale_attempts(accepted.upload.request_id, self.settings.upscale_timeout_s):
             with attempt:
-                return await self._within(upscaler.upscale.remote(decoded, fmt), deadline - time.monotonic())
+                return await self._within(
+                    upscaler.upscale.remote(decoded, fmt, degradation), deadline - time.monotonic()
+                )
         raise AssertionError("unreachable: tenacity re-raises the last failure")
 
     async def _within(self, response: Awaitable[UpscaledImage], timeout: float) -> UpscaledImage:

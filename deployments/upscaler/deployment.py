@@ -24,7 +24,7 @@ from ray import serve
 from configs.model_registry import ModelEntry
 from configs.settings import Settings
 from deployments.contracts.errors import UpscaleError
-from deployments.contracts.values import DecodedImage, ModelSummary, UpscaledImage
+from deployments.contracts.values import DecodedImage, Degradation, ModelSummary, UpscaledImage
 from deployments.upscaler.budget import PixelBudget, pixel_bytes
 from deployments.upscaler.catalog import Catalog
 from deployments.upscaler.encode import encode, exif_for_output
@@ -32,6 +32,7 @@ from deployments.upscaler.metrics import UpscalerMetrics
 from deployments.upscaler.tiler import TileJob, run_grouped, upscale_pixels
 from deployments.upscaler.tunables import DEFAULT_BATCH_PIXELS, DEFAULT_BATCH_WAIT_S, MIN_TILE_SIZE, UpscalerConfig
 from models import precision
+from models.conditioning import bind
 from models.engine import TileEngine, keep_large_allocations, resolve_device, threads_share_one_heap
 from models.tiling import DEFAULT_TILE_SIZE
 
@@ -81,13 +82,15 @@ class Upscaler:
         log.info("default model %s on %s, %d threads", self.catalog.default, self.device, torch.get_num_threads())
 
     def _build_engine(self, name: str) -> TileEngine:
-        """The model's engine by the precision rule (``models.precision``): int8 (OpenVINO), or PyTorch."""
+        """The model's engine by the precision rule (``models.precision``): int8 (OpenVINO), or PyTorch.
+        A degradation-aware model's engine is bound to a clean upload's values, so it runs like any other
+        (the health probe); each upload rebinds it to its own (``upscale``)."""
         loaded = self.catalog.load(name)
         measured = self.catalog.precision_loss_db(name)
         path = self.catalog.specs[name].path
         engine = precision.build_engine(loaded, path, self.device, self.settings.precision, measured)
         log.info("model %s runs in %s on %s", name, engine.precision, self.device)
-        return engine
+        return bind(engine, Degradation().values())
 
     def configure(self, config: dict[str, Any] | UpscalerConfig) -> None:
         """Apply the tunables (``UpscalerConfig``: unknown keys and bad values raise, nothing is changed)."""
@@ -135,8 +138,14 @@ class Upscaler:
         self.metrics.batch(len(jobs), passes, time.perf_counter() - started, tile_pixels(jobs))
         return outputs
 
-    async def upscale(self, image: DecodedImage, fmt: str | None = None) -> UpscaledImage:
-        """Upscale ``image`` with the request's model and encode it; ``UpscaleError`` on any failure."""
+    async def upscale(
+        self, image: DecodedImage, fmt: str | None = None, degradation: Degradation | None = None
+    ) -> UpscaledImage:
+        """Upscale ``image`` with the request's model and encode it; ``UpscaleError`` on any failure.
+        ``degradation``: what the flow measured on the upload (none: a clean one), the values a
+        degradation-aware model runs with (``models.conditioning``); other models ignore it. Tiles of
+        such a model share forward passes only with tiles of the same upload (``run_grouped`` groups by
+        engine, and each upload has its own binding)."""
         pixels = image.width * image.height
         if pixels > self.settings.max_upscale_pixels:
             raise UpscaleError(
@@ -144,7 +153,8 @@ class Upscaler:
             )
         started = time.perf_counter()
         try:
-            engine = await self._engine(self.catalog.resolve(serve.get_multiplexed_model_id()))
+            model = await self._engine(self.catalog.resolve(serve.get_multiplexed_model_id()))
+            engine = bind(model, (degradation or Degradation()).values())
             channels = image.pixels.shape[2] if image.pixels.ndim == 3 else 1
             async with self.pixel_budget.hold(pixel_bytes(image.height, image.width, channels, engine.scale)):
                 output, tiles = await self._upscale_pixels(engine, image)

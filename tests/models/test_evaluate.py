@@ -97,3 +97,25 @@ def test_int8_is_measured_against_the_recorded_fp32_scores_and_recorded_beside_t
         "int8_worst_image": recorded["int8_loss_db"]["Set5"]["worst"],
     }
     assert written["sets"]["Set5"] == recorded["sets"]["Set5"]
+
+
+def test_a_degradation_aware_model_file_is_evaluated_and_its_precision_loss_measured_as_on_a_clean_upload(
+    tmp_path: Path,
+) -> None:
+    """What the precision rule reads (``precision_loss_db``), so the service may run it in bf16."""
+    import json
+
+    from models.evaluate import main
+    from tests.tiny_models import conditioned_model_file
+
+    folder = tmp_path / "Set5" / "x2"
+    folder.mkdir(parents=True)
+    y, x = np.mgrid[0:48, 0:64]
+    hr = np.stack([x * 4, y * 5, (x + y) * 2], axis=-1).astype(np.uint8)
+    Image.fromarray(hr).save(folder / "img_001_SRF_2_HR.png")
+    Image.fromarray(bicubic_down(hr)).save(folder / "img_001_SRF_2_LR.png")
+    weights, report = conditioned_model_file(tmp_path / "c.safetensors"), tmp_path / "c.eval.json"
+    args = ["--weights", str(weights), "--sets", "Set5", "--root", str(tmp_path), "--device", "cpu"]
+    assert main([*args, "--precision", "--json", str(report)]) == 0
+    written = json.loads(report.read_text())
+    assert written["sets"]["Set5"]["mean"]["psnr"] > 0 and "precision_loss_db" in written

@@ -17,7 +17,7 @@ import deployments.flow.flow as flow_module
 from bench import images
 from configs.settings import load_settings
 from deployments.contracts.errors import OverloadedError, StorageError
-from deployments.contracts.values import DecodedImage, Folder, Status
+from deployments.contracts.values import DecodedImage, Degradation, Folder, Status
 from deployments.flow import inspection
 from deployments.flow.flow import Flow, Upload, output_format
 from tests.fakes import FakeStorage, FakeUpscaler, LocalStorage, Method
@@ -192,3 +192,14 @@ def test_the_model_catalogue_is_asked_again_when_the_upscaler_replica_asked_died
     upscaler.models = Method(models)
     outcome = run(Flow(upscaler, FakeStorage(), load_settings()), images.png(32, 32))
     assert outcome.folder == Folder.UPSCALED and len(asked) == 2
+
+
+def test_the_measured_jpeg_quality_and_noise_go_to_the_upscaler_with_the_pixels() -> None:
+    """A degradation-aware model is conditioned on what the flow measured (the upscaler binds it)."""
+    upscaler = FakeUpscaler()
+    jpeg = run(Flow(upscaler, FakeStorage(), load_settings()), images.encode(images.noise(64, 48), "JPEG", quality=40))
+    png = run(Flow(upscaler, FakeStorage(), load_settings()), images.png(64, 48))
+    assert upscaler.degradations == [
+        Degradation(jpeg_quality=40, noise=jpeg.quality_metrics["noise"]),
+        Degradation(jpeg_quality=None, noise=png.quality_metrics["noise"]),
+    ]

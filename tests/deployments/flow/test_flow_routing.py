@@ -12,7 +12,7 @@ from numpy.typing import NDArray
 from PIL import Image, ImageFilter
 
 from configs.settings import load_settings
-from deployments.contracts.values import EncodedImage, ModelSummary, Outcome, UpscaledImage
+from deployments.contracts.values import Degradation, EncodedImage, ModelSummary, Outcome, UpscaledImage
 from deployments.flow.flow import Flow, Upload
 from tests.fakes import FakeStorage, Method
 
@@ -38,7 +38,7 @@ class RoutingUpscaler:
         self.chosen = multiplexed_model_id
         return self
 
-    def _upscale(self, image: Any, fmt: str | None) -> UpscaledImage:
+    def _upscale(self, image: Any, fmt: str | None, degradation: Degradation | None = None) -> UpscaledImage:
         encoded = EncodedImage(b"png", "png", "image/png", image.width * 2, image.height * 2)
         return UpscaledImage(encoded, self.chosen, 2, "float32", 1, 0.01, 0.01)
 

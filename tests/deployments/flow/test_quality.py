@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 
 import numpy as np
 import pytest
 from numpy.typing import NDArray
 from PIL import Image, ImageFilter
 
+from deployments.contracts.values import Degradation
 from deployments.flow import quality
 from models.data import shared_root
 
@@ -129,3 +131,13 @@ def test_tiny_and_thin_images_and_alpha_are_measured_without_error(shape: tuple[
 def test_only_a_fixed_number_of_crops_is_read_whatever_the_size() -> None:
     big = np.zeros((2160, 3840, 3), np.uint8)
     assert quality.crops(big).shape == (9, 128, 128, 3)
+
+
+def test_a_degradation_aware_model_is_told_the_jpeg_quality_and_the_full_scale_noise(photo: NDArray[np.uint8]) -> None:
+    pixels = noisy(photo, 8.0)
+    full = quality.measure(pixels, 0.1, jpeg_tables(photo, 60))
+    assert quality.degradation(full, pixels) == Degradation(jpeg_quality=60, noise=full.noise)
+    # Measured on a 1/8 draft the noise reads low; the model gets it measured again on the pixels it upscales.
+    draft = replace(full, noise=0.4, measured_at_scale=0.125)
+    assert quality.degradation(draft, pixels) == Degradation(jpeg_quality=60, noise=full.noise)
+    assert full.noise == pytest.approx(8.0, rel=0.2)

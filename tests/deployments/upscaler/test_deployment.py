@@ -2,6 +2,7 @@
 (Its batching and multiplexing need a real replica; tests/integration runs those.)"""
 
 import asyncio
+import io
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -9,20 +10,24 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from pydantic import ValidationError
 
 import deployments.upscaler.catalog as catalog_module
 import deployments.upscaler.deployment as deployment
 from configs.model_registry import ModelEntry
 from configs.settings import load_settings
-from deployments.contracts.values import DecodedImage
+from deployments.contracts.values import DecodedImage, Degradation
 from deployments.upscaler.catalog import Catalog
 from deployments.upscaler.deployment import Upscaler, tile_pixels
 from deployments.upscaler.tunables import UpscalerConfig
-from models.loader import LoadedModel, ModelLoadError
+from models.arch import Conditioned, condition_vector
+from models.engine import Engine
+from models.loader import LoadedModel, ModelLoadError, load_model
 from models.precision import PrecisionUnavailableError
 from models.registry import UnregisteredModelError
 from models.tiling import LAYOUTS
+from tests.tiny_models import CONDITIONED_X2, conditioned_model_file
 
 
 class NoMetrics:
@@ -278,3 +283,71 @@ def test_the_result_names_the_precision_the_model_ran_in(monkeypatch: pytest.Mon
         monkeypatch.setattr(upscaler, "_forward_tiles", forward_one)
         result = asyncio.run(upscaler.upscale(image, "png"))
         assert (result.precision, result.model) == (expected, "vcsr-m-x2")
+
+
+def served(monkeypatch: pytest.MonkeyPatch, settings: Any, entries: list[ModelEntry], model: str) -> Any:
+    """An upscaler whose requests name ``model``; Serve's multiplexing and batching need a replica, so the
+    model's engine is built directly and each tile runs on its own."""
+    monkeypatch.setattr(deployment, "UpscalerMetrics", NoMetrics)
+    monkeypatch.setattr(deployment.serve, "get_multiplexed_model_id", lambda: model)
+    upscaler = Upscaler.func_or_class(settings, entries)
+
+    async def engine(name: str) -> Any:
+        return upscaler._build_engine(name)
+
+    async def forward_one(job: Any) -> torch.Tensor:
+        engine, tile = job
+        return engine.run(tile[None])[0]  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(upscaler, "_engine", engine)
+    monkeypatch.setattr(upscaler, "_forward_tiles", forward_one)
+    return upscaler
+
+
+def upscaled_pixels(upscaler: Any, image: DecodedImage, degradation: Degradation | None) -> np.ndarray[Any, Any]:
+    result = asyncio.run(upscaler.upscale(image, "png", degradation))
+    return np.asarray(Image.open(io.BytesIO(result.image.data)))
+
+
+PHOTO = DecodedImage(np.random.default_rng(0).integers(0, 256, (20, 28, 3), dtype=np.uint8))
+JPEG_30 = Degradation(jpeg_quality=30, noise=0.0)
+NOISY = Degradation(jpeg_quality=None, noise=9.0)
+
+
+def test_a_degradation_aware_model_upscales_with_the_uploads_measured_values(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    entry = ModelEntry(name="cond-x2", path=conditioned_model_file(tmp_path / "cond-x2.safetensors"))
+    upscaler = served(monkeypatch, load_settings(upscale_scale=2, precision="fp32"), [entry], "cond-x2")
+    network = load_model(entry.path, "cond-x2").module
+    for degradation in (JPEG_30, NOISY):
+        bound = Conditioned(network, condition_vector(CONDITIONED_X2, degradation.values()))  # type: ignore[arg-type]
+        expected = Engine(bound, upscaler.catalog.infos["cond-x2"], torch.device("cpu")).upscale_image(PHOTO.pixels)
+        assert np.array_equal(upscaled_pixels(upscaler, PHOTO, degradation), expected)
+    assert not np.array_equal(upscaled_pixels(upscaler, PHOTO, JPEG_30), upscaled_pixels(upscaler, PHOTO, NOISY))
+    # Nothing measured (a caller that sends pixels alone) is a clean upload.
+    assert np.array_equal(upscaled_pixels(upscaler, PHOTO, None), upscaled_pixels(upscaler, PHOTO, Degradation()))
+
+
+def test_a_plain_model_ignores_the_measured_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    upscaler = served(monkeypatch, load_settings(upscale_scale=2, precision="fp32"), [], "vcsr-m-x2")
+    plain = upscaled_pixels(upscaler, PHOTO, None)
+    assert np.array_equal(upscaled_pixels(upscaler, PHOTO, JPEG_30), plain)
+    assert np.array_equal(upscaled_pixels(upscaler, PHOTO, NOISY), plain)
+
+
+def test_a_degradation_aware_default_model_passes_the_health_check(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Its engine is built bound to a clean upload, so the probe (pixels alone) runs it."""
+    monkeypatch.setattr(deployment, "UpscalerMetrics", NoMetrics)
+    path = conditioned_model_file(tmp_path / "cond-x2.safetensors")
+    upscaler = Upscaler.func_or_class(load_settings(model_path=path, upscale_scale=2), [])
+    asyncio.run(upscaler.check_health())
+    assert upscaler.default_engine.precision in ("float32", "bfloat16")  # never int8
+
+
+def test_forcing_int8_on_a_degradation_aware_model_fails_start_up_saying_why(tmp_path: Path) -> None:
+    path = conditioned_model_file(tmp_path / "cond-x2.safetensors")
+    with pytest.raises(PrecisionUnavailableError, match="cond-x2.*int8 engine does not take"):
+        Upscaler.func_or_class(load_settings(model_path=path, upscale_scale=2, precision="int8"), [])
