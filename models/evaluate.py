@@ -290,15 +290,20 @@ def main(argv: list[str] | None = None) -> int:
         help="only measure the int8 artefact, against the fp32 scores already in --json, and record it there",
     )
     args = parser.parse_args(argv)
+    if args.int8 and (args.json is None or not args.json.is_file()):
+        parser.error("--int8 records into an existing report: give --json <name>.eval.json from a full run")
+    # No gradients anywhere in an evaluation, and none left disabled for a caller that runs main() in-process.
+    with torch.no_grad():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.int8:
-        if args.json is None or not args.json.is_file():
-            parser.error("--int8 records into an existing report: give --json <name>.eval.json from a full run")
         name = args.model or args.weights.stem
         path = resolve(args.model).path if args.model else args.weights
         print("int8 PSNR-Y loss against fp32 (mean, worst image):", record_int8(args.json, path, name, args.root))
         return 0
     if args.degraded:
-        torch.set_grad_enabled(False)
         degraded = degraded_benchmark(args.degraded, args.sets, args.settings, args.root, resolve_device(args.device))
         if args.json:
             args.json.write_text(json.dumps(degraded, indent=1))
@@ -308,7 +313,6 @@ def main(argv: list[str] | None = None) -> int:
     loaded = load_model(path, args.model)
     device = resolve_device(args.device)
     engine = bind(Engine(loaded.module, loaded.info, device, DTYPES[args.dtype]), CLEAN)
-    torch.set_grad_enabled(False)
     report: dict[str, object] = {"model": loaded.info.name, "scale": engine.scale, "sets": {}}
     fp32_psnr: dict[str, list[float]] = {}
     print(f"{loaded.info.name} ×{engine.scale}  ({loaded.info.parameters:,} parameters)")

@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from bench import images
-from models.engine import Engine
+from models.engine import Engine, TileEngine
+from models.int8 import Int8Engine, artefact_path
 from models.loader import load_model
 from models.registry import default_model_name, resolve
 from tests.integration.conftest import deployed
@@ -94,12 +95,14 @@ def test_a_1x1_upload_is_upscaled_to_2x2(client: httpx.Client, storage: Path) ->
 def test_upscaled_pixels_are_the_models_output(client: httpx.Client, storage: Path) -> None:
     source = images.noise(160, 120, seed=3)
     result = upload(client, images.encode(source, "PNG"), "small.png", "image/png").json()["result"]
-    assert result["precision"] in {"float32", "bfloat16"}
-    loaded = load_model(resolve(default_model_name(2)).path)
-    dtype = getattr(torch, result["precision"])
-    expected = Engine(loaded.module, loaded.info, torch.device("cpu"), dtype).upscale_image(
-        np.asarray(source), tile=512
-    )
+    assert result["precision"] in {"float32", "bfloat16", "int8"}
+    spec = resolve(default_model_name(2))
+    loaded = load_model(spec.path)
+    if result["precision"] == "int8":  # the default on CPUs with VNNI: the committed int8 build
+        engine: TileEngine = Int8Engine(artefact_path(spec.path), loaded.info)
+    else:
+        engine = Engine(loaded.module, loaded.info, torch.device("cpu"), getattr(torch, result["precision"]))
+    expected = engine.upscale_image(np.asarray(source), tile=512)
     got = pixels(stored_path(storage, result).read_bytes())
     assert got.shape == expected.shape
     assert np.abs(got.astype(int) - expected.astype(int)).max() <= 1
