@@ -50,12 +50,7 @@ def test_named_degradations_are_seeded_per_image_and_keep_greyscale_grey() -> No
 
 
 def test_the_degraded_benchmark_scores_every_model_against_the_clean_image(tmp_path: Path) -> None:
-    folder = tmp_path / "Tiny" / "x2"
-    folder.mkdir(parents=True)
-    y, x = np.mgrid[0:48, 0:64]
-    hr = np.stack([x * 4, y * 5, (x + y) * 2], axis=-1).astype(np.uint8)
-    Image.fromarray(hr).save(folder / "img_001_SRF_2_HR.png")
-    Image.fromarray(bicubic_down(hr)).save(folder / "img_001_SRF_2_LR.png")
+    write_tiny_set(tmp_path / "Tiny" / "x2")
     report = degraded_benchmark(["vcsr-s-x2"], ["Tiny"], ["clean", "jpeg30"], tmp_path, torch.device("cpu"))
     clean, jpeg = report["settings"]["clean"]["Tiny"], report["settings"]["jpeg30"]["Tiny"]
     assert clean["vcsr-s-x2"]["psnr"] > jpeg["vcsr-s-x2"]["psnr"] and clean["bicubic"]["psnr"] > jpeg["bicubic"]["psnr"]
@@ -108,14 +103,18 @@ def test_a_degradation_aware_model_file_is_evaluated_and_its_precision_loss_meas
     from models.evaluate import main
     from tests.tiny_models import conditioned_model_file
 
-    folder = tmp_path / "Set5" / "x2"
-    folder.mkdir(parents=True)
-    y, x = np.mgrid[0:48, 0:64]
-    hr = np.stack([x * 4, y * 5, (x + y) * 2], axis=-1).astype(np.uint8)
-    Image.fromarray(hr).save(folder / "img_001_SRF_2_HR.png")
-    Image.fromarray(bicubic_down(hr)).save(folder / "img_001_SRF_2_LR.png")
+    write_tiny_set(tmp_path / "Set5" / "x2")
     weights, report = conditioned_model_file(tmp_path / "c.safetensors"), tmp_path / "c.eval.json"
     args = ["--weights", str(weights), "--sets", "Set5", "--root", str(tmp_path), "--device", "cpu"]
     assert main([*args, "--precision", "--json", str(report)]) == 0
     written = json.loads(report.read_text())
     assert written["sets"]["Set5"]["mean"]["psnr"] > 0 and "precision_loss_db" in written
+
+
+def write_tiny_set(folder: Path) -> None:
+    """One 64×48 gradient image and its bicubic ×2 input, laid out as an evaluation set's ``x2`` folder."""
+    folder.mkdir(parents=True)
+    y, x = np.mgrid[0:48, 0:64]
+    hr = np.stack([x * 4, y * 5, (x + y) * 2], axis=-1).astype(np.uint8)
+    Image.fromarray(hr).save(folder / "img_001_SRF_2_HR.png")
+    Image.fromarray(bicubic_down(hr)).save(folder / "img_001_SRF_2_LR.png")
