@@ -15,8 +15,8 @@ input planes: a small network then need not guess the JPEG quality or the noise 
 The bicubic base has two exact forms: ``F.interpolate`` (training and the torch engines) and, with
 ``phase_base`` set (``use_phase_base``), a fixed convolution in low-resolution space whose ``scale²``
 outputs per channel are the output's sub-pixel phases, added before the pixel shuffle. The second is
-for graph runtimes: OpenVINO's Interpolate spent 43 % of an int8 ×4 pass on this CPU, where the phase
-convolution costs ~1 % of the network's arithmetic and its add fuses into the tail convolution.
+for graph runtimes: OpenVINO's Interpolate spent 37-43 % of an int8 ×4 pass on this CPU, where the
+phase convolution took ~2 % (its per-layer counters).
 """
 
 from __future__ import annotations
