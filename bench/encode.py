@@ -1,16 +1,17 @@
 """Lossless encoders for upscaled outputs: CPU time and size, every candidate against Pillow in one run.
 
     python -m bench.encode [--photos astronaut.png coffee.png chelsea.png] [--x4 astronaut.png]
-                           [--repeats 5] [--json F]
+                           [--repeats 5] [--json F] [--encoders service Pillow …]
 
 Each photograph (scikit-image's) is resized to 1920×1080 and upscaled by the default model, as the
 service would: ×2 for every photo (4K outputs), ×4 for ``--x4`` (a 7680×4320 output). Every candidate
 then encodes it ``--repeats`` times, the candidates interleaved round by round so the machine's noise
-falls on all of them alike; the table gives the median CPU time of the encoding thread (and wall time)
+falls on all of them alike; the table gives the median CPU time of the process's threads (and wall time)
 and each candidate's time and size as ratios to what the service used before this round — Pillow's
 PNG at level 1 with zlib's run-length strategy — measured in the same rounds.
 
-Candidates: the service's writer (``deployments/upscaler/png.py``: Average filter, ISA-L levels 1–2),
+Candidates: the service's writer (``deployments/upscaler/png.py``: Average filter, ISA-L levels 1–2, and
+level 1 in bands on every core as the upscaler runs it),
 Pillow at levels 1 (run-length) and 6, the same NumPy filters with other deflaters (zlib-ng, libdeflate,
 ISA-L with the Up filter), fpng (Up filter, its own deflate; RGB/RGBA only and no metadata chunks),
 libpng through imagecodecs, and WebP lossless (Pillow, method 0). The optional ones run when their
@@ -45,6 +46,7 @@ from models.registry import default_model_name
 
 Encoder = Callable[[np.ndarray], bytes]
 BASELINE = "Pillow level 1 (run-length; before)"
+CORES = len(os.sched_getaffinity(0))
 
 
 def pillow_png(level: int, strategy: int | None = None) -> Encoder:
@@ -91,6 +93,7 @@ def candidates() -> dict[str, Encoder]:
     found: dict[str, Encoder] = {
         "service writer, ISA-L 1 (after)": lambda p: write_png(p, 1),
         "service writer, ISA-L 2": lambda p: write_png(p, 2),
+        f"service writer, ISA-L 1, {CORES} threads (bands)": lambda p: write_png(p, 1, threads=CORES),
         BASELINE: pillow_png(1, zlib.Z_RLE),
         "Pillow level 6": pillow_png(6),
         "Up filter + ISA-L 1": lambda p: numpy_png(p, up_filter(p), lambda f: isal_zlib.compress(f, 1)),
@@ -118,15 +121,16 @@ def candidates() -> dict[str, Encoder]:
 
 
 def measure(pixels: np.ndarray, encoders: dict[str, Encoder], repeats: int) -> dict[str, dict[str, float]]:
-    """Median thread-CPU and wall seconds per encoder over interleaved rounds, and the output size."""
+    """Median CPU (every thread of this process: the banded writer uses several) and wall seconds per
+    encoder over interleaved rounds, and the output size."""
     cpu: dict[str, list[float]] = {name: [] for name in encoders}
     wall: dict[str, list[float]] = {name: [] for name in encoders}
     size: dict[str, int] = {}
     for _ in range(repeats):
         for name, encode in encoders.items():
-            started, started_cpu = time.perf_counter(), time.thread_time()
+            started, started_cpu = time.perf_counter(), time.process_time()
             data = encode(pixels)
-            cpu[name].append(time.thread_time() - started_cpu)
+            cpu[name].append(time.process_time() - started_cpu)
             wall[name].append(time.perf_counter() - started)
             if name not in size:
                 decoded = np.asarray(Image.open(io.BytesIO(data)).convert(Image.fromarray(pixels).mode))
@@ -159,12 +163,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--x4", nargs="*", default=["astronaut.png"])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--encoders", nargs="*", help="only the candidates whose name holds one of these")
     args = parser.parse_args(argv)
     info = describe()
     print(header(info), flush=True)
     keep_large_allocations()
     torch.set_num_threads(len(os.sched_getaffinity(0)))
-    encoders = candidates()
+    encoders = {
+        name: encoder
+        for name, encoder in candidates().items()
+        if name == BASELINE or not args.encoders or any(part in name for part in args.encoders)
+    }
     rows: list[dict[str, Any]] = []
     columns = ["output", "encoder", "cpu ms", "wall ms", "MB", "cpu / before", "size / before"]
     for scale, sources in ((2, args.photos), (4, args.x4)):

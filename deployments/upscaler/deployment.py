@@ -4,7 +4,8 @@ Each request names a model through Serve's model multiplexing (``multiplexed_mod
 the default). Its image is cut into overlapping tiles (``models.tiling``); every tile is submitted to
 the ``@serve.batch`` method on its own, so tiles of all concurrent requests fill the same batches.
 The forward pass runs on one dedicated thread, never on the replica's event loop, so every pass reuses
-the same thread's OpenMP pool and heap; encoding runs beside it on other threads. Batch size, batch
+the same thread's OpenMP pool and heap; encoding runs beside it on other threads (a large PNG on as
+many threads as the forward pass, in bands: ``png.py``). Batch size, batch
 wait, tile size and tile layout are runtime tunables (``user_config`` in serve_config.yaml, applied by
 ``reconfigure``).
 """
@@ -105,6 +106,7 @@ class Upscaler:
         self.tile_layout = tunables.tile_layout
         self.pixel_budget.set_limit(tunables.max_pixel_bytes_in_flight)
         threads = tunables.torch_threads or len(os.sched_getaffinity(0))
+        self.encode_threads = threads  # a PNG's bands are deflated on as many threads (png.py)
         torch.set_num_threads(threads)
         # OpenMP keeps a thread count per thread: set it on the thread that runs the forward passes.
         self._forward_thread.submit(torch.set_num_threads, threads).result()
@@ -166,6 +168,7 @@ class Upscaler:
                     self.settings.png_compress_level,
                     image.icc_profile,
                     exif_for_output(image.exif, self.settings.keep_gps),
+                    self.encode_threads,
                 )
                 del output  # the budget covers it until here
         except Exception as exc:

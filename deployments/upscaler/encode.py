@@ -60,15 +60,17 @@ def encode(
     png_compress_level: int = 1,
     icc_profile: bytes | None = None,
     exif: bytes | None = None,
+    threads: int = 1,
 ) -> EncodedImage:
     """``pixels`` written as the output format named ``fmt`` (``configs.formats``), with its table's
     encoder options; as the fallback format (PNG) instead when ``fmt`` cannot carry the image's alpha
-    channel (never drop the user's transparency silently)."""
+    channel (never drop the user's transparency silently). ``threads``: how many a large PNG is
+    deflated on (the fast writer's bands); the other encoders use one."""
     target = formats.by_name(fmt)
     if not target.alpha and pixels.ndim == 3 and pixels.shape[2] == 4:
         target = formats.FALLBACK
     if target == PNG and png_compress_level in LEVELS:
-        data = write_png(pixels, png_compress_level, icc_profile, exif)
+        data = write_png(pixels, png_compress_level, icc_profile, exif, threads)
         return EncodedImage(data, PNG.extension, PNG.media_type, int(pixels.shape[1]), int(pixels.shape[0]))
     image = Image.fromarray(pixels)
     options: dict[str, object] = dict(target.encoder_options)

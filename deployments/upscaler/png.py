@@ -1,4 +1,4 @@
-"""A fast lossless PNG writer: rows filtered with NumPy, deflated by ISA-L, ICC and EXIF chunks kept.
+"""A fast lossless PNG writer: rows filtered with NumPy, deflated by ISA-L in parallel bands, ICC and EXIF kept.
 
 Pillow's PNG encoder tries all five PNG filters on every row and keeps the best (libpng's heuristic),
 then deflates with zlib; on an upscaled 4K photograph most of its time is the filter search and
@@ -9,15 +9,21 @@ which is several times faster than zlib at its fast levels. ``python -m bench.en
 against Pillow on upscaled 4K photographs and an 8K ×4 output; the figures are in docs/benchmarks.md,
 "Encoding".
 
-``PngWriter`` takes the rows top to bottom in strips of any height, so an image can be encoded while
-the rows below it are still being computed; ``write_png`` is the one-shot form. The output is a
-standard 8-bit PNG (greyscale, RGB or RGBA): IHDR, iCCP, eXIf, IDAT…, IEND, as Pillow writes them.
+A large image is cut into horizontal bands deflated at once on ``threads`` threads (NumPy and ISA-L
+release the GIL), pigz's way: every band but the last ends on a sync flush (a byte boundary, not a
+final block), so the raw streams joined are one deflate stream; the bands' Adler-32 sums are combined
+as zlib's ``adler32_combine`` does. Each band restarts the 32 KiB window, which on a 7680×4320 output
+costs a few hundred bytes of 17 MB. The output is a standard 8-bit PNG (greyscale, RGB or RGBA):
+IHDR, iCCP, eXIf, IDAT…, IEND, as Pillow writes them; the IDAT chunks hold the zlib header, one chunk
+per band, and the Adler-32 trailer.
 """
 
 from __future__ import annotations
 
 import struct
 import zlib
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 from isal import isal_zlib
@@ -29,6 +35,9 @@ AVERAGE = 3  # the PNG filter type every row uses
 # ISA-L's levels used: 0 is Huffman-only, and 3 was slower and larger on upscaled photos (bench.encode).
 LEVELS = (1, 2)
 STRIP_BYTES = 1 << 20  # rows filtered at once: ~1 MiB stays in cache between filter and deflate
+BAND_BYTES = 4 << 20  # no band smaller than this: below it a thread costs more than it saves
+ZLIB_HEADER = b"\x78\x01"  # deflate, 32 KiB window, no dictionary; the level hint is informative only
+ADLER_BASE = 65521
 
 
 def chunk(kind: bytes, data: bytes = b"") -> bytes:
@@ -71,62 +80,83 @@ def average_filter(rows: NDArray[np.uint8], above: NDArray[np.uint8], channels: 
     return out
 
 
-class PngWriter:
-    """Encodes an image whose rows arrive top to bottom (``add``), then ``finish`` gives the file."""
+@dataclass(frozen=True)
+class Band:
+    """Rows filtered and deflated alone: an IDAT chunk of their raw deflate stream, and the Adler-32 of
+    (and the number of) the filtered bytes it holds."""
 
-    def __init__(
-        self,
-        width: int,
-        height: int,
-        channels: int,
-        level: int = 1,
-        icc_profile: bytes | None = None,
-        exif: bytes | None = None,
-    ) -> None:
-        if channels not in COLOUR_TYPES:
-            raise ValueError(f"PNG takes 1, 3 or 4 channels, got {channels}")
-        if level not in LEVELS:
-            raise ValueError(f"level must be one of {LEVELS}, got {level}")
-        self.width, self.height, self.channels = width, height, channels
-        ihdr = struct.pack(">IIBBBBB", width, height, 8, COLOUR_TYPES[channels], 0, 0, 0)
-        self._parts = [SIGNATURE, chunk(b"IHDR", ihdr), *metadata_chunks(icc_profile, exif)]
-        self._deflate = isal_zlib.compressobj(level)
-        self._last_row: NDArray[np.uint8] = np.zeros((1, width * channels), np.uint8)
-        self.rows_done = 0
+    idat: bytes
+    adler: int
+    length: int
 
-    def add(self, rows: NDArray[np.uint8]) -> None:
-        """The next rows (``n × width[× channels]`` uint8), below those added before."""
-        rows = np.ascontiguousarray(rows).reshape(rows.shape[0], self.width * self.channels)
-        if self.rows_done + rows.shape[0] > self.height:
-            raise ValueError(f"{self.rows_done + rows.shape[0]} rows added to an image {self.height} rows high")
-        step = max(1, STRIP_BYTES // rows.shape[1])
-        for start in range(0, rows.shape[0], step):
-            strip = rows[start : start + step]
-            if start == 0:
-                above = np.concatenate([self._last_row, strip[:-1]])
-            else:
-                above = rows[start - 1 : start - 1 + len(strip)]
-            self._idat(self._deflate.compress(average_filter(strip, above, self.channels)))
-        self._last_row = rows[-1:].copy()
-        self.rows_done += rows.shape[0]
 
-    def _idat(self, data: bytes) -> None:
-        if data:
-            self._parts.append(chunk(b"IDAT", data))
+def deflate_band(
+    rows: NDArray[np.uint8], above: NDArray[np.uint8], channels: int, level: int, last: bool, lead: bytes = b""
+) -> Band:
+    """``rows`` (``n × row_bytes``) whose upper neighbour is ``above`` (``1 × row_bytes``; zeros for
+    the image's first row), filtered in strips and deflated as one raw stream that ends the image
+    (``last``) or on a sync flush; ``lead`` (the zlib header) goes before it in its IDAT chunk."""
+    deflate = isal_zlib.compressobj(level, isal_zlib.DEFLATED, -15)
+    parts, adler, step = [lead], 1, max(1, STRIP_BYTES // rows.shape[1])
+    for start in range(0, rows.shape[0], step):
+        strip = rows[start : start + step]
+        strip_above = np.concatenate([above, strip[:-1]]) if start == 0 else rows[start - 1 : start - 1 + len(strip)]
+        filtered = average_filter(strip, strip_above, channels)
+        adler = isal_zlib.adler32(filtered, adler)
+        parts.append(deflate.compress(filtered))
+    parts.append(deflate.flush(isal_zlib.Z_FINISH if last else isal_zlib.Z_SYNC_FLUSH))
+    return Band(chunk(b"IDAT", b"".join(parts)), adler, rows.size + rows.shape[0])
 
-    def finish(self) -> bytes:
-        if self.rows_done != self.height:
-            raise ValueError(f"only {self.rows_done} of {self.height} rows were added")
-        self._idat(self._deflate.flush())
-        self._parts.append(chunk(b"IEND"))
-        return b"".join(self._parts)
+
+def adler32_combine(first: int, second: int, second_length: int) -> int:
+    """The Adler-32 of two byte strings joined, from each one's sum and the second's length (zlib's
+    ``adler32_combine``, which Python's ``zlib`` does not expose)."""
+    rem = second_length % ADLER_BASE
+    low = (first & 0xFFFF) + (second & 0xFFFF) + ADLER_BASE - 1
+    high = rem * (first & 0xFFFF) + (first >> 16) + (second >> 16) + ADLER_BASE - rem
+    return ((high % ADLER_BASE) << 16) | (low % ADLER_BASE)
+
+
+def band_bounds(height: int, row_bytes: int, threads: int) -> list[int]:
+    """Row indices cutting ``height`` rows into bands: two per thread, so that a thread done early takes
+    another, but none under ``BAND_BYTES``; a single band for a small image or one thread."""
+    bands = max(1, min(2 * threads if threads > 1 else 1, height * row_bytes // BAND_BYTES, height))
+    return [round(i * height / bands) for i in range(bands + 1)]
 
 
 def write_png(
-    pixels: NDArray[np.uint8], level: int = 1, icc_profile: bytes | None = None, exif: bytes | None = None
+    pixels: NDArray[np.uint8],
+    level: int = 1,
+    icc_profile: bytes | None = None,
+    exif: bytes | None = None,
+    threads: int = 1,
 ) -> bytes:
-    """``pixels`` (``H×W``, ``H×W×3`` or ``H×W×4`` uint8) as a PNG file, ISA-L ``level`` 1 or 2."""
+    """``pixels`` (``H×W``, ``H×W×3`` or ``H×W×4`` uint8) as a PNG file, ISA-L ``level`` 1 or 2, its
+    bands deflated on up to ``threads`` threads (the same bytes whatever the thread count, for a given
+    number of bands)."""
     channels = _channels(pixels)
-    writer = PngWriter(int(pixels.shape[1]), int(pixels.shape[0]), channels, level, icc_profile, exif)
-    writer.add(pixels)
-    return writer.finish()
+    if level not in LEVELS:
+        raise ValueError(f"level must be one of {LEVELS}, got {level}")
+    height, width = int(pixels.shape[0]), int(pixels.shape[1])
+    rows = np.ascontiguousarray(pixels).reshape(height, width * channels)
+    bounds = band_bounds(height, rows.shape[1], threads)
+    zeros = np.zeros((1, rows.shape[1]), np.uint8)
+
+    def band(i: int) -> Band:
+        top, bottom = bounds[i], bounds[i + 1]
+        above = rows[top - 1 : top] if top else zeros
+        return deflate_band(
+            rows[top:bottom], above, channels, level, i == len(bounds) - 2, ZLIB_HEADER if i == 0 else b""
+        )
+
+    if len(bounds) > 2:
+        with ThreadPoolExecutor(min(threads, len(bounds) - 1), thread_name_prefix="png-band") as pool:
+            bands = list(pool.map(band, range(len(bounds) - 1)))
+    else:
+        bands = [band(0)]
+    adler = bands[0].adler
+    for later in bands[1:]:
+        adler = adler32_combine(adler, later.adler, later.length)
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, COLOUR_TYPES[channels], 0, 0, 0)
+    head = [SIGNATURE, chunk(b"IHDR", ihdr), *metadata_chunks(icc_profile, exif)]
+    return b"".join([*head, *(b.idat for b in bands), chunk(b"IDAT", struct.pack(">I", adler)), chunk(b"IEND")])

@@ -1,10 +1,12 @@
 import io
+import struct
+import zlib
 
 import numpy as np
 import pytest
 from PIL import Image, ImageCms
 
-from deployments.upscaler.png import PngWriter, write_png
+from deployments.upscaler.png import adler32_combine, band_bounds, write_png
 
 
 def photo_like(shape: tuple[int, ...]) -> np.ndarray:
@@ -33,13 +35,51 @@ def test_random_pixels_survive_too() -> None:
     assert np.array_equal(decoded(write_png(pixels)), pixels)
 
 
-def test_rows_added_in_uneven_strips_make_the_same_image(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("deployments.upscaler.png.STRIP_BYTES", 500)  # several strips per add as well
+def idat_stream(data: bytes) -> bytes:
+    """The zlib stream of a PNG: its IDAT chunks' data joined."""
+    stream, pos = b"", 8
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        if data[pos + 4 : pos + 8] == b"IDAT":
+            stream += data[pos + 8 : pos + 8 + length]
+        pos += 12 + length
+    return stream
+
+
+@pytest.mark.parametrize("threads", [2, 3, 8])
+def test_an_image_deflated_in_parallel_bands_is_one_valid_zlib_stream(
+    monkeypatch: pytest.MonkeyPatch, threads: int
+) -> None:
+    monkeypatch.setattr("deployments.upscaler.png.BAND_BYTES", 2_000)  # a small image cut into many bands
+    monkeypatch.setattr("deployments.upscaler.png.STRIP_BYTES", 500)  # and each band into several strips
     pixels = photo_like((97, 41, 3))
-    writer = PngWriter(41, 97, 3)
-    for start, stop in [(0, 1), (1, 30), (30, 31), (31, 97)]:
-        writer.add(pixels[start:stop])
-    assert np.array_equal(decoded(writer.finish()), pixels)
+    data = write_png(pixels, threads=threads)
+    assert len(band_bounds(97, 41 * 3, threads)) - 1 == min(2 * threads, 97 * 41 * 3 // 2_000)
+    assert np.array_equal(decoded(data), pixels)
+    # zlib checks the Adler-32 trailer (Pillow does not): the bands' sums were combined right.
+    assert zlib.decompress(idat_stream(data)) == zlib.decompress(idat_stream(write_png(pixels)))
+
+
+def test_the_bands_do_not_change_the_image_only_a_few_bytes_of_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    pixels = photo_like((256, 256, 3))
+    one = write_png(pixels)
+    monkeypatch.setattr("deployments.upscaler.png.BAND_BYTES", 16_000)
+    four = write_png(pixels, threads=2)
+    assert np.array_equal(decoded(four), pixels)
+    assert len(idat_stream(four)) - len(idat_stream(one)) < 4 * 1024  # each band restarts the window
+
+
+def test_small_images_and_one_thread_make_a_single_band() -> None:
+    assert band_bounds(2160, 3840 * 3, 1) == [0, 2160]
+    assert band_bounds(64, 64 * 3, 8) == [0, 64]  # 12 KiB: a thread would cost more than it saves
+    assert band_bounds(4320, 7680 * 3, 2) == [0, 1080, 2160, 3240, 4320]
+
+
+@pytest.mark.parametrize("split", [0, 1, 5552, 65521, 70_000])
+def test_adler32_of_two_parts_combines_as_zlibs(split: int) -> None:
+    data = np.random.default_rng(2).integers(0, 256, 140_000, dtype=np.uint8).tobytes()
+    first, second = data[:split], data[split:]
+    assert adler32_combine(zlib.adler32(first), zlib.adler32(second), len(second)) == zlib.adler32(data)
 
 
 def test_icc_profile_and_exif_reach_pillow() -> None:
@@ -58,14 +98,8 @@ def test_the_file_is_smaller_than_the_pixels() -> None:
 
 def test_misuse_is_refused() -> None:
     with pytest.raises(ValueError, match="level"):
-        PngWriter(4, 4, 3, level=5)
-    with pytest.raises(ValueError, match="channels"):
-        PngWriter(4, 4, 2)
+        write_png(np.zeros((4, 4, 3), np.uint8), level=5)
+    with pytest.raises(ValueError, match="uint8"):
+        write_png(np.zeros((4, 4, 2), np.uint8))
     with pytest.raises(ValueError, match="uint8"):
         write_png(np.zeros((4, 4, 3), np.uint16))
-    writer = PngWriter(4, 4, 3)
-    writer.add(np.zeros((3, 4, 3), np.uint8))
-    with pytest.raises(ValueError, match="rows added"):
-        writer.add(np.zeros((2, 4, 3), np.uint8))
-    with pytest.raises(ValueError, match="only 3 of 4 rows"):
-        writer.finish()
