@@ -3,7 +3,11 @@
 Same contract as every engine (``models.engine.TileEngine.run``): ``N×3×h×w`` uint8 tiles in,
 ``N×3×(s·h)×(s·w)`` uint8 tiles out, on the CPU. The uint8 → [0, 1] scaling on the way in and the clamp,
 ×255, round-half-to-even and uint8 conversion on the way out are compiled into the graph (OpenVINO's
-pre/post-processing), so no float copy of a batch is made in Python.
+pre/post-processing), so no float copy of a batch is made in Python. The graph gives its output
+channels-last (``N×s·h×s·w×3``, the layout the CPU plugin computes in, so no reorder is added) and
+``run`` returns it as a channel-first view: pasting it into the H×W×C output image then copies whole
+rows of pixels, where a channel-first tile was scattered three bytes apart (1080p ×4: 80 → 35-40 ms of
+paste, the same pixels; ``python -m bench.outside``).
 
 Why OpenVINO: on CPUs with VNNI an int8 multiply-add does twice the work of a bf16 one, and OpenVINO's
 CPU plugin runs a quantized convolution network at ~2× torch's bf16 speed on this machine, where ONNX
@@ -68,7 +72,8 @@ def artefact_matches(artefact: Path, weights: Path) -> bool:
 
 
 def with_uint8_io(model: ov.Model) -> ov.Model:
-    """``model`` (float [0, 1] in, unclamped float out) wrapped to take and give uint8 pixels."""
+    """``model`` (float [0, 1] in, unclamped float NCHW out) wrapped to take uint8 NCHW pixels and give
+    uint8 NHWC ones."""
     ppp = PrePostProcessor(model)
     ppp.input().tensor().set_element_type(ov.Type.u8)
     ppp.input().preprocess().convert_element_type(ov.Type.f32).scale(255.0)
@@ -78,6 +83,8 @@ def with_uint8_io(model: ov.Model) -> ov.Model:
         return ops.convert(ops.round(scaled, "half_to_even"), ov.Type.u8).output(0)
 
     ppp.output().postprocess().custom(to_uint8)
+    ppp.output().model().set_layout(ov.Layout("NCHW"))
+    ppp.output().tensor().set_layout(ov.Layout("NHWC"))
     built: ov.Model = ppp.build()
     return built
 
@@ -138,4 +145,4 @@ class Int8Engine(TileEngine):
             request = self._request(tuple(tiles.shape), torch.get_num_threads())
             request.infer({0: pixels})
             out = np.array(request.get_output_tensor(0).data, copy=True)
-        return torch.from_numpy(out)
+        return torch.from_numpy(out).permute(0, 3, 1, 2)  # channels-last memory, as the paste wants it

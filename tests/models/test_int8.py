@@ -36,6 +36,11 @@ def test_run_maps_uint8_batches_to_uint8_batches_of_scaled_size(artefact: Path) 
     assert out.dtype == torch.uint8 and out.shape == (3, 3, 20, 14)
 
 
+def test_tiles_come_out_channels_last_in_memory_so_pasting_copies_whole_rows(artefact: Path) -> None:
+    out = Int8Engine(artefact, INFO).run(torch.randint(0, 256, (2, 3, 10, 7), dtype=torch.uint8))
+    assert out.shape == (2, 3, 20, 14) and out.permute(0, 2, 3, 1).is_contiguous()
+
+
 def test_pixels_match_the_torch_engine_to_rounding(artefact: Path) -> None:
     tiles = torch.randint(0, 256, (2, 3, 24, 24), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
     ours = Int8Engine(artefact, INFO).run(tiles).int()
