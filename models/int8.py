@@ -7,7 +7,7 @@ pre/post-processing), so no float copy of a batch is made in Python. The graph g
 channels-last (``N×s·h×s·w×3``, the layout the CPU plugin computes in, so no reorder is added) and
 ``run`` returns it as a channel-first view: pasting it into the H×W×C output image then copies whole
 rows of pixels, where a channel-first tile was scattered three bytes apart (1080p ×4: 80 → 35-40 ms of
-paste, the same pixels; ``python -m bench.outside``).
+paste of a four-tile batch, the same pixels).
 
 Why OpenVINO: on CPUs with VNNI an int8 multiply-add does twice the work of a bf16 one, and OpenVINO's
 CPU plugin runs a quantized convolution network at ~2× torch's bf16 speed on this machine, where ONNX
