@@ -12,7 +12,8 @@ service that is already running (``--metrics``: Ray's Prometheus endpoint, for t
    scikit-image's motorcycle, quality 90) in a loop for ``--seconds``: uploads/s, p50/p99, and when the
    service runs on this machine the CPU seconds per upload of each of its processes (``/proc``).
 2. Upscaling path: a 1080p JPEG uploaded alone with ``model=vcsr-m-x2`` and with ``model=vcsr-m-x4``,
-   ``--repeats`` times each after one warm-up. The model's time is the service's
+   ``--repeats`` times each after one warm-up, every upload a new file (the JPEG numbered in a comment
+   segment, so none takes the idempotent path of a repeated upload). The model's time is the service's
    ``ray_upscaler_forward_seconds_total`` over the upload (read once the counters settle); outside the
    model is the client's time minus that. Medians of the repeats, and outside / model.
 """
@@ -48,6 +49,14 @@ def post(session: requests.Session, url: str, data: bytes, model: str | None = N
     response.raise_for_status()
     result: dict[str, Any] = response.json()["result"]
     return result
+
+
+def numbered(jpeg: bytes, n: int) -> bytes:
+    """``jpeg`` with a comment segment (COM) holding ``n`` after its SOI marker: the same pixels in other
+    bytes, so each upload is a new one with its own key. Sending the same bytes again is the idempotent
+    path instead, whose store reads the stored object back to compare it (~50 ms for a ×4 output)."""
+    text = f"upload {n}".encode()
+    return jpeg[:2] + b"\xff\xfe" + (len(text) + 2).to_bytes(2, "big") + text + jpeg[2:]
 
 
 def stored_as_uploaded(response: requests.Response) -> bool:
@@ -126,15 +135,16 @@ def counters_after(metrics_url: str, tiles: float, timeout: float = 90.0) -> dic
 
 
 def outside_the_model(url: str, metrics_url: str, data: bytes, model: str, repeats: int) -> dict[str, Any]:
-    """One upload at a time: client seconds, the model's forward seconds, and the rest."""
+    """One upload at a time, each a new image (``numbered``): client seconds, the model's forward
+    seconds, and the rest."""
     rows = []
     with requests.Session() as session:
         exported = counters(metrics_url)[TILES]  # every earlier upload's tiles were waited for
-        warm = post(session, url, data, model)  # warm-up: the model is loaded and its tile shapes seen
+        warm = post(session, url, numbered(data, 0), model)  # warm-up: the model loaded, its tile shapes seen
         before = counters_after(metrics_url, exported + warm["tiles"])
-        for _ in range(repeats):
+        for n in range(1, repeats + 1):
             started = time.perf_counter()
-            result = post(session, url, data, model)
+            result = post(session, url, numbered(data, n), model)
             client = time.perf_counter() - started
             after = counters_after(metrics_url, before[TILES] + result["tiles"])
             model_s, before = after[FORWARD] - before[FORWARD], after

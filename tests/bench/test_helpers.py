@@ -1,7 +1,13 @@
 """The benchmark scripts' arithmetic (their numbers go into docs/benchmarks.md, so it must be right)."""
 
-import pytest
+import hashlib
+import io
 
+import numpy as np
+import pytest
+from PIL import Image
+
+from bench.client import numbered
 from bench.machine import table
 from bench.service import Sample, summarise
 
@@ -103,3 +109,14 @@ def test_the_int8_peak_network_is_a_chain_of_int8_convolutions() -> None:
 
     ops = [op.get_type_name() for op in quantized_convs(1, 8, 16).get_ordered_ops()]
     assert ops.count("Convolution") == DEPTH and ops.count("FakeQuantize") == 2 * DEPTH
+
+
+def test_numbered_uploads_are_new_files_with_the_same_pixels() -> None:
+    buffer = io.BytesIO()
+    Image.fromarray(np.arange(48, dtype=np.uint8).reshape(4, 4, 3)).save(buffer, "JPEG")
+    jpeg = buffer.getvalue()
+    files = [numbered(jpeg, n) for n in range(3)]
+    assert len({hashlib.sha256(f).digest() for f in files}) == 3
+    for data in files:
+        with Image.open(io.BytesIO(data)) as image:
+            assert np.array_equal(np.asarray(image), np.asarray(Image.open(io.BytesIO(jpeg))))
