@@ -150,7 +150,8 @@ def client(report: dict[str, Any]) -> str:
         parts.append(
             "1080p uploads one at a time (medians of the repeats):\n\n"
             + md(rows, {"model": "model", "output": "output", "client_s": "client s", "model_s": "model s",
-                        "outside_s": "outside the model s", "ratio": "outside / model", "encode_s": "encode s"})
+                        "outside_s": "outside the model s", "ratio": "outside / model",
+                        "tiling_s": "tiling and paste s", "encode_s": "encode s", "store_s": "store s"})
         )  # fmt: skip
     return "\n\n".join(parts)
 
