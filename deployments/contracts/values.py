@@ -95,6 +95,9 @@ class ModelSummary:
     psnr: dict[str, float]  # mean PSNR-Y per evaluation set, where an evaluation file ships beside it
     # The quality policy's family this model serves at its scale ("fidelity" or "real"), if any.
     routed_as: str | None = None
+    # What a degradation-aware model is conditioned on (names of ``Degradation.values``: "jpeg_quality",
+    # "noise"), empty for a plain model. The flow measures only what the routed model reads.
+    conditions: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -256,7 +256,7 @@ class Flow:
             clock.lap("decode")
         requested = accepted.upload.format or self.settings.output_format
         fmt = output_format(requested, probe.width, probe.height, routed.model.scale)
-        degradation = quality.degradation(routed.metrics, decoded.pixels)
+        degradation = quality.degradation(routed.metrics, decoded.pixels, routed.model.conditions)
         try:
             upscaled = await self._upscale_within_deadline(accepted, routed.model, decoded, fmt, degradation)
         except BackPressureError as exc:  # every upscaler queue is full: a retry later will be upscaled

@@ -120,6 +120,7 @@ class Catalog:
                 supports_bfloat16=info.supports_bfloat16,
                 psnr=_scores(self.specs[name].path),
                 routed_as=self.families.get(name),
+                conditions=info.conditions,
             )
             for name, info in sorted(self.infos.items())
         ]

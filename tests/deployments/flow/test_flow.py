@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +16,11 @@ from ray.serve.exceptions import BackPressureError
 
 import deployments.flow.flow as flow_module
 from bench import images
+from configs.quality_policy import parse_policy
 from configs.settings import load_settings
 from deployments.contracts.errors import OverloadedError, StorageError
 from deployments.contracts.values import DecodedImage, Degradation, Folder, Status
-from deployments.flow import inspection
+from deployments.flow import inspection, quality
 from deployments.flow.flow import Flow, Upload, output_format
 from tests.fakes import FakeStorage, FakeUpscaler, LocalStorage, Method
 
@@ -203,3 +205,29 @@ def test_the_measured_jpeg_quality_and_noise_go_to_the_upscaler_with_the_pixels(
         Degradation(jpeg_quality=40, noise=jpeg.quality_metrics["noise"]),
         Degradation(jpeg_quality=None, noise=png.quality_metrics["noise"]),
     ]
+
+
+@pytest.mark.parametrize(("conditions", "measured_again"), [((), 0), (("jpeg_quality", "noise"), 1)])
+def test_the_full_pixels_are_measured_again_only_for_a_model_conditioned_on_noise(
+    monkeypatch: pytest.MonkeyPatch, conditions: tuple[str, ...], measured_again: int
+) -> None:
+    """A large JPEG is measured on its 1/8 draft; a policy that upscales it anyway then decodes it in full.
+    Only a model that reads the noise has it measured again on those full pixels: a plain model
+    ignores it, and gets the draft's reading."""
+    full_pixel_crops: list[object] = []
+    real_crops = quality.crops
+
+    def spy(pixels: Any) -> Any:
+        full_pixel_crops.append(pixels)
+        return real_crops(pixels)
+
+    monkeypatch.setattr(quality, "crops", spy)
+    upscaler = FakeUpscaler()
+    upscaler.summary = replace(upscaler.summary, conditions=conditions)
+    always = parse_policy({"rules": [{"name": "always", "route": "upscale", "model": "fidelity"}]})
+    flow = Flow(upscaler, FakeStorage(), load_settings(quality_threshold=0.0001), always)
+    outcome = run(flow, images.encode(images.noise(256, 192), "JPEG", quality=40))
+    assert outcome.folder == Folder.UPSCALED and outcome.quality_metrics["measured_at_scale"] == 0.125
+    assert len(full_pixel_crops) == measured_again
+    [told] = upscaler.degradations
+    assert told is not None and (told.noise == outcome.quality_metrics["noise"]) == (measured_again == 0)

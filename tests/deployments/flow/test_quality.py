@@ -133,11 +133,25 @@ def test_only_a_fixed_number_of_crops_is_read_whatever_the_size() -> None:
     assert quality.crops(big).shape == (9, 128, 128, 3)
 
 
+CONDITIONED = ("jpeg_quality", "noise")
+
+
 def test_a_degradation_aware_model_is_told_the_jpeg_quality_and_the_full_scale_noise(photo: NDArray[np.uint8]) -> None:
     pixels = noisy(photo, 8.0)
     full = quality.measure(pixels, 0.1, jpeg_tables(photo, 60))
-    assert quality.degradation(full, pixels) == Degradation(jpeg_quality=60, noise=full.noise)
+    assert quality.degradation(full, pixels, CONDITIONED) == Degradation(jpeg_quality=60, noise=full.noise)
     # Measured on a 1/8 draft the noise reads low; the model gets it measured again on the pixels it upscales.
     draft = replace(full, noise=0.4, measured_at_scale=0.125)
-    assert quality.degradation(draft, pixels) == Degradation(jpeg_quality=60, noise=full.noise)
+    assert quality.degradation(draft, pixels, CONDITIONED) == Degradation(jpeg_quality=60, noise=full.noise)
     assert full.noise == pytest.approx(8.0, rel=0.2)
+
+
+@pytest.mark.parametrize("conditions", [(), ("jpeg_quality",)])
+def test_the_draft_noise_is_not_measured_again_for_a_model_that_does_not_read_it(
+    photo: NDArray[np.uint8], conditions: tuple[str, ...]
+) -> None:
+    """A plain model (or one conditioned on the JPEG quality alone) ignores the noise: the value read on
+    the draft is passed on as it is, and the full pixels are never cropped and measured again."""
+    pixels = noisy(photo, 8.0)
+    draft = replace(quality.measure(pixels, 0.1, jpeg_tables(photo, 60)), noise=0.4, measured_at_scale=0.125)
+    assert quality.degradation(draft, pixels, conditions) == Degradation(jpeg_quality=60, noise=0.4)

@@ -336,6 +336,14 @@ def test_a_plain_model_ignores_the_measured_values(monkeypatch: pytest.MonkeyPat
     assert np.array_equal(upscaled_pixels(upscaler, PHOTO, NOISY), plain)
 
 
+def test_the_catalogue_says_which_models_are_conditioned_and_on_what(tmp_path: Path) -> None:
+    """The flow measures the full-scale noise again only for a model that reads it (ModelSummary.conditions)."""
+    entry = ModelEntry(name="cond-x2", path=conditioned_model_file(tmp_path / "cond-x2.safetensors"))
+    summaries = {m.name: m for m in Catalog(load_settings(), [entry]).summaries()}
+    assert summaries["cond-x2"].conditions == ("jpeg_quality", "noise")
+    assert summaries["vcsr-m-x2"].conditions == () and summaries["vcsr-real-x2"].conditions == ()
+
+
 def test_a_degradation_aware_default_model_passes_the_health_check(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
