@@ -10,7 +10,15 @@ calibrates in seconds):
   (NNCF's ``MIXED`` preset: the residual stream is);
 - activation ranges from the plain minimum and maximum over the calibration set: NNCF's default, the
   mean of per-sample extremes, clips flat saturated areas (measured −3.7 dB on a screenshot in Set14);
-- the first convolution stays in float: it sees the raw pixels and 3 channels (~1 % of the arithmetic);
+- the first convolution of a fidelity model is int8 with its input range pinned to exactly [0, 1] in 256
+  levels (``exact_pixel_range``): the engine feeds it uint8 pixels divided by 255
+  (``models.int8.with_uint8_io``), so every pixel value ``k/255`` is a quantization level and its input
+  rounding is lossless; only its per-channel weights are rounded. NNCF's calibration finds [0, 1] only
+  when the crops hold both a black and a white pixel, so the range is set after it. In float it took
+  ~2.7 % of a 768² vcsr-m-x2 pass (28-30 ms), in int8 ~2 % (16-22 ms); it cost vcsr-m-x2 0.018 dB on
+  Set5 (worst image 0.056), within the rule. A real-world model (weights recording ``degradation:
+  real``) keeps it in float: rounding its weights took vcsr-real-x2's worst BSD100 image from 0.056 to
+  0.30 dB, past the rule. So does a network with condition planes (its other inputs are not pixels);
 - the last convolution stays in float at ×2, where it makes 12 maps and float costs ~6 % of a pass,
   and is int8 at ×4, where its 48 float maps took 15-18 % of the pass (a 1024² tile of vcsr-m-x4:
   205 of 1286 ms): int8 there cost vcsr-m-x4 ~0.01 dB, against vcsr-m-x2's 0.035 mean and 0.14 on its
@@ -50,6 +58,7 @@ from pathlib import Path
 import nncf
 import numpy as np
 import openvino as ov
+import openvino.opset13 as ops
 import torch
 from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters
 from nncf.quantization.range_estimator import RangeEstimatorParametersSet
@@ -64,11 +73,14 @@ from models.registry import BUILTIN, resolve
 
 log = logging.getLogger("models.quantize")
 DEFAULT_TRAIN_ROOT = shared_root() / "datasets" / "train"
-# What stays in float, as OpenVINO's converter names it after the modules: the first convolution, the
-# bicubic base with its add, the residual blocks' additions, and the last convolution where it is cheap
-# (module docstring).
-FLOAT_LAYERS = [r"__module\.(head|phases)/.*", r"__module\.body\.\d+/aten::add_?/Add"]
+# What stays in float, as OpenVINO's converter names it after the modules: the bicubic base with its add,
+# the residual blocks' additions, the last convolution where it is cheap, and the first one of a real-world
+# or conditioned network (module docstring).
+FLOAT_LAYERS = [r"__module\.phases/.*", r"__module\.body\.\d+/aten::add_?/Add"]
 FLOAT_TAIL = r"__module\.tail/.*"
+FLOAT_HEAD = r"__module\.head/.*"
+HEAD = "__module.head/aten::_convolution/Convolution"
+PIXEL_LEVELS = 256  # 8-bit pixels: the head's input levels are exactly k/255
 FLOAT_TAIL_MAX_SCALE = 2  # ×2: 12 output maps, float costs ~6 % of a pass; ×4: 48 maps, 15-18 %
 
 
@@ -96,9 +108,25 @@ def calibration_inputs(weights: Path, scale: int, recipe: Recipe, root: Path) ->
     return [sampler.batch(1)[0].numpy() for _ in range(recipe.calibration_crops)]
 
 
-def float_layers(scale: int) -> list[str]:
-    """The name patterns kept in float for a network of ``scale``."""
-    return FLOAT_LAYERS + ([FLOAT_TAIL] if scale <= FLOAT_TAIL_MAX_SCALE else [])
+def float_layers(scale: int, float_head: bool = False) -> list[str]:
+    """The name patterns kept in float for a network of ``scale`` (and its first convolution or not)."""
+    tail = [FLOAT_TAIL] if scale <= FLOAT_TAIL_MAX_SCALE else []
+    return FLOAT_LAYERS + tail + ([FLOAT_HEAD] if float_head else [])
+
+
+def exact_pixel_range(model: ov.Model) -> ov.Model:
+    """``model`` with the FakeQuantize on its first convolution's input set to exactly [0, 1] in
+    ``PIXEL_LEVELS`` levels, the grid of 8-bit pixels divided by 255: lossless for the engine's input.
+    Raises ``ValueError`` when the model has no such quantizer (the head was left in float)."""
+    for op in model.get_ordered_ops():
+        consumers = [target.get_node().get_friendly_name() for target in op.output(0).get_target_inputs()]
+        if op.get_type_name() == "FakeQuantize" and consumers == [HEAD]:
+            op.set_levels(PIXEL_LEVELS)
+            for port, bound in zip(range(1, 5), (0.0, 1.0, 0.0, 1.0), strict=True):
+                shape = op.input_value(port).get_shape()
+                op.input(port).replace_source_output(ops.constant(np.full(shape, bound, np.float32)).output(0))
+            return model
+    raise ValueError(f"{model.get_friendly_name()}: no input quantizer on {HEAD}")
 
 
 def quantize(weights: Path, name: str, recipe: Recipe, root: Path = DEFAULT_TRAIN_ROOT) -> ov.Model:
@@ -110,6 +138,7 @@ def quantize(weights: Path, name: str, recipe: Recipe, root: Path = DEFAULT_TRAI
         module = use_phase_base(loaded.module.eval())  # the base as a convolution: OpenVINO's Interpolate is slow
         model = ov.convert_model(module, example_input=torch.rand(1, 3, 64, 64), input=[(-1, 3, -1, -1)])
     calibration = calibration_inputs(weights, loaded.info.scale, recipe, root)
+    float_head = bool(loaded.info.conditions) or read_metadata(weights).get("degradation") == "real"
     parameters = AdvancedQuantizationParameters(
         activations_range_estimator_params=RangeEstimatorParametersSet.MINMAX,
         disable_channel_alignment=not recipe.channel_alignment,
@@ -119,9 +148,11 @@ def quantize(weights: Path, name: str, recipe: Recipe, root: Path = DEFAULT_TRAI
         nncf.Dataset(calibration),
         preset=nncf.QuantizationPreset.MIXED,
         subset_size=len(calibration),
-        ignored_scope=nncf.IgnoredScope(patterns=float_layers(loaded.info.scale)),
+        ignored_scope=nncf.IgnoredScope(patterns=float_layers(loaded.info.scale, float_head)),
         advanced_parameters=parameters,
     )
+    if not float_head:
+        quantized = exact_pixel_range(quantized)
     quantized.set_friendly_name(name)
     quantized.set_rt_info(weights_digest(weights), DIGEST_KEY)
     quantized.set_rt_info(repr(recipe), ["vcsr", "recipe"])
