@@ -46,9 +46,10 @@ MAX_STATIC_SHAPES = 2  # static batch shapes kept per model; each holds its own 
 # Smaller batches always run on the dynamic model: the health check's 32² probe, every few seconds,
 # must not take a static slot from the service's tiles, and small passes gain little from one.
 MIN_STATIC_PIXELS = 256 * 256
-# What ``models.quantize`` leaves in float (the first convolution, the ×2 last one, the residual stream,
-# the bicubic base) runs in fp32, as it was measured: the CPU plugin's default on bf16-capable CPUs would
-# round it to bf16, ~10-15 % faster at ×2 but 0.93 dB lost on a photograph (vcsr-m-x2).
+# What ``models.quantize`` leaves in float (the residual stream, the bicubic base; a real-world or
+# conditioned network's first convolution and ×2 last one) runs in fp32, as it was measured: the CPU
+# plugin's default on bf16-capable CPUs would round it to bf16, ~10-15 % faster at ×2 but 0.93 dB lost on
+# a photograph (vcsr-m-x2, when its last convolution was float).
 COMPILE_CONFIG = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32", "ENABLE_CPU_PINNING": False}
 
 

@@ -10,11 +10,28 @@ calibrates in seconds):
   (NNCF's ``MIXED`` preset: the residual stream is);
 - activation ranges from the plain minimum and maximum over the calibration set: NNCF's default, the
   mean of per-sample extremes, clips flat saturated areas (measured −3.7 dB on a screenshot in Set14);
-- the first convolution stays in float: it sees the raw pixels and 3 channels (~1 % of the arithmetic);
-- the last convolution stays in float at ×2, where it makes 12 maps and float costs ~6 % of a pass,
-  and is int8 at ×4, where its 48 float maps took 15-18 % of the pass (a 1024² tile of vcsr-m-x4:
-  205 of 1286 ms): int8 there cost vcsr-m-x4 ~0.01 dB, against vcsr-m-x2's 0.035 mean and 0.14 on its
-  worst image, the rule's edge;
+- the first convolution of a fidelity model is int8 with its input range pinned to exactly [0, 1] in 256
+  levels (``exact_pixel_range``): the engine feeds it uint8 pixels divided by 255
+  (``models.int8.with_uint8_io``), so every pixel value ``k/255`` is a quantization level and its input
+  rounding is lossless; only its per-channel weights are rounded. NNCF's calibration finds [0, 1] only
+  when the crops hold both a black and a white pixel, so the range is set after it. In float it took
+  ~2.7 % of a 768² vcsr-m-x2 pass (28-30 ms), in int8 ~2 % (16-22 ms); it cost vcsr-m-x2 0.018 dB on
+  Set5 (worst image 0.056), within the rule. A real-world model (weights recording ``degradation:
+  real``) keeps it in float: rounding its weights took vcsr-real-x2's worst BSD100 image from 0.056 to
+  0.30 dB, past the rule. So does a network with condition planes (its other inputs are not pixels);
+- the last convolution is int8. At ×4 (48 maps; in float they took 15-18 % of a pass, 205 of 1286 ms
+  of a 1024² vcsr-m-x4 tile) its input range is the calibration's minimum and maximum, at a cost of
+  ~0.01 dB. At ×2 (12 maps, ~6 % of a pass in float) that range lost 0.44 dB on a smooth photograph:
+  textured crops stretch the range to −2.3…3.1 while such an image's values span −0.2…0.3, ~20 levels,
+  so the error is the step size, not clipping. Its range is therefore the ``Recipe.tail_quantile`` and
+  ``1 − tail_quantile`` quantiles of the calibration values (``tail_input_range``; 10⁻⁶: −1.61…1.68 for
+  vcsr-m-x2), which clips ~one value in a million: vcsr-m-x2 then loses 0.029 dB on Set5 (worst image
+  0.083; 0.015 and 0.010 on Set14 and BSD100) and 0.014 dB on the photographs of
+  ``tests/models/test_int8_quality.py`` against bf16 (worst 0.117, the smooth one, which lost 0.44 with
+  the min/max range), and runs 2-11 % faster than with that convolution in float (vcsr-s-x2, 12 maps of
+  32 channels: 16-19 %; ``bench.engine``'s timing, batches of four 256² and 512² tiles, same runs).
+  Quantization-aware fine-tuning under the min/max range did not help it (docs/benchmarks.md). A
+  real-world or conditioned ×2 network keeps it in float (not measured);
 - the residual stream stays in float: the blocks' additions are left out of the quantized scope, so
   each block's output is added in float and only the convolutions' inputs are rounded to int8. With the
   additions quantized, the rounding errors of eight blocks pile up in the stream (vcsr-m-x2: 0.052 dB
@@ -50,6 +67,7 @@ from pathlib import Path
 import nncf
 import numpy as np
 import openvino as ov
+import openvino.opset13 as ops
 import torch
 from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters
 from nncf.quantization.range_estimator import RangeEstimatorParametersSet
@@ -64,12 +82,17 @@ from models.registry import BUILTIN, resolve
 
 log = logging.getLogger("models.quantize")
 DEFAULT_TRAIN_ROOT = shared_root() / "datasets" / "train"
-# What stays in float, as OpenVINO's converter names it after the modules: the first convolution, the
-# bicubic base with its add, the residual blocks' additions, and the last convolution where it is cheap
-# (module docstring).
-FLOAT_LAYERS = [r"__module\.(head|phases)/.*", r"__module\.body\.\d+/aten::add_?/Add"]
+# What stays in float, as OpenVINO's converter names it after the modules: the bicubic base with its add,
+# the residual blocks' additions, the last convolution where it is cheap, and the first one of a real-world
+# or conditioned network (module docstring).
+FLOAT_LAYERS = [r"__module\.phases/.*", r"__module\.body\.\d+/aten::add_?/Add"]
 FLOAT_TAIL = r"__module\.tail/.*"
-FLOAT_TAIL_MAX_SCALE = 2  # ×2: 12 output maps, float costs ~6 % of a pass; ×4: 48 maps, 15-18 %
+FLOAT_HEAD = r"__module\.head/.*"
+HEAD = "__module.head/aten::_convolution/Convolution"
+TAIL = "__module.tail/aten::_convolution/Convolution"
+PIXEL_LEVELS = 256  # 8-bit pixels: the head's input levels are exactly k/255
+QUANTILE_TAIL_MAX_SCALE = 2  # up to ×2 the last convolution's input range is a quantile range (docstring)
+EXTREMES_PER_CROP = 4096  # the most extreme values kept per crop: enough for a quantile of 10⁻⁶
 
 
 @dataclass(frozen=True)
@@ -82,6 +105,7 @@ class Recipe:
     calibration_side: int = 192  # high-resolution side of a calibration crop (the input is side / scale)
     channel_alignment: bool = False
     seed: int = 0
+    tail_quantile: float = 1e-6  # at ×2: the last convolution's input range, as quantiles of its calibration
 
 
 def calibration_inputs(weights: Path, scale: int, recipe: Recipe, root: Path) -> list[NDArray[np.float32]]:
@@ -96,9 +120,65 @@ def calibration_inputs(weights: Path, scale: int, recipe: Recipe, root: Path) ->
     return [sampler.batch(1)[0].numpy() for _ in range(recipe.calibration_crops)]
 
 
-def float_layers(scale: int) -> list[str]:
-    """The name patterns kept in float for a network of ``scale``."""
-    return FLOAT_LAYERS + ([FLOAT_TAIL] if scale <= FLOAT_TAIL_MAX_SCALE else [])
+def float_layers(scale: int, fidelity: bool = True) -> list[str]:
+    """The name patterns kept in float for a network of ``scale``: a fidelity network's first and last
+    convolutions are int8, a real-world or conditioned one keeps its first, and its last at ×2."""
+    if fidelity:
+        return list(FLOAT_LAYERS)
+    return [*FLOAT_LAYERS, FLOAT_HEAD, *([FLOAT_TAIL] if scale <= QUANTILE_TAIL_MAX_SCALE else [])]
+
+
+def pin_input_range(model: ov.Model, conv: str, low: float, high: float, levels: int | None = None) -> ov.Model:
+    """``model`` with the FakeQuantize on the input of the convolution named ``conv`` set to [low, high]
+    (and ``levels``, when given). Raises ``ValueError`` when that input is not quantized."""
+    for op in model.get_ordered_ops():
+        consumers = [target.get_node().get_friendly_name() for target in op.output(0).get_target_inputs()]
+        if op.get_type_name() == "FakeQuantize" and consumers == [conv]:
+            if levels is not None:
+                op.set_levels(levels)
+            for port, bound in zip(range(1, 5), (low, high, low, high), strict=True):
+                shape = op.input_value(port).get_shape()
+                op.input(port).replace_source_output(ops.constant(np.full(shape, bound, np.float32)).output(0))
+            return model
+    raise ValueError(f"{model.get_friendly_name()}: no input quantizer on {conv}")
+
+
+def exact_pixel_range(model: ov.Model) -> ov.Model:
+    """``model`` with its first convolution's input quantized on exactly [0, 1] in ``PIXEL_LEVELS``
+    levels, the grid of 8-bit pixels divided by 255: lossless for the engine's input."""
+    return pin_input_range(model, HEAD, 0.0, 1.0, PIXEL_LEVELS)
+
+
+def tail_input_range(
+    module: torch.nn.Module, calibration: list[NDArray[np.float32]], quantile: float
+) -> tuple[float, float]:
+    """The ``quantile`` and ``1 - quantile`` quantiles of the last convolution's input (``module.tail``)
+    over ``calibration``, run in float; exact, from each crop's ``EXTREMES_PER_CROP`` lowest and highest."""
+    lows: list[torch.Tensor] = []
+    highs: list[torch.Tensor] = []
+    count = 0
+
+    def keep(_: torch.nn.Module, inputs: tuple[torch.Tensor, ...], __: torch.Tensor) -> None:
+        nonlocal count
+        values = inputs[0].flatten()
+        count += values.numel()
+        k = min(EXTREMES_PER_CROP, values.numel())
+        lows.append(values.topk(k, largest=False).values)
+        highs.append(values.topk(k).values)
+
+    hook = module.get_submodule("tail").register_forward_hook(keep)
+    try:
+        with torch.no_grad():
+            for crop in calibration:
+                module(torch.from_numpy(crop))
+    finally:
+        hook.remove()
+    rank = max(int(quantile * count), 1)
+    if rank > EXTREMES_PER_CROP:
+        raise ValueError(f"quantile {quantile} needs the {rank} most extreme values; {EXTREMES_PER_CROP} are kept")
+    low = torch.cat(lows).topk(rank, largest=False).values[-1]
+    high = torch.cat(highs).topk(rank).values[-1]
+    return float(low), float(high)
 
 
 def quantize(weights: Path, name: str, recipe: Recipe, root: Path = DEFAULT_TRAIN_ROOT) -> ov.Model:
@@ -110,6 +190,7 @@ def quantize(weights: Path, name: str, recipe: Recipe, root: Path = DEFAULT_TRAI
         module = use_phase_base(loaded.module.eval())  # the base as a convolution: OpenVINO's Interpolate is slow
         model = ov.convert_model(module, example_input=torch.rand(1, 3, 64, 64), input=[(-1, 3, -1, -1)])
     calibration = calibration_inputs(weights, loaded.info.scale, recipe, root)
+    fidelity = not loaded.info.conditions and read_metadata(weights).get("degradation") != "real"
     parameters = AdvancedQuantizationParameters(
         activations_range_estimator_params=RangeEstimatorParametersSet.MINMAX,
         disable_channel_alignment=not recipe.channel_alignment,
@@ -119,9 +200,14 @@ def quantize(weights: Path, name: str, recipe: Recipe, root: Path = DEFAULT_TRAI
         nncf.Dataset(calibration),
         preset=nncf.QuantizationPreset.MIXED,
         subset_size=len(calibration),
-        ignored_scope=nncf.IgnoredScope(patterns=float_layers(loaded.info.scale)),
+        ignored_scope=nncf.IgnoredScope(patterns=float_layers(loaded.info.scale, fidelity)),
         advanced_parameters=parameters,
     )
+    if fidelity:
+        quantized = exact_pixel_range(quantized)
+        if loaded.info.scale <= QUANTILE_TAIL_MAX_SCALE:
+            low, high = tail_input_range(module, calibration, recipe.tail_quantile)
+            quantized = pin_input_range(quantized, TAIL, low, high)
     quantized.set_friendly_name(name)
     quantized.set_rt_info(weights_digest(weights), DIGEST_KEY)
     quantized.set_rt_info(repr(recipe), ["vcsr", "recipe"])
