@@ -108,11 +108,16 @@ class Recipe:
     tail_quantile: float = 1e-6  # at ×2: the last convolution's input range, as quantiles of its calibration
 
 
+def trained_on_real(weights: Path) -> bool:
+    """Whether the weights record ``degradation: real``: a real-world model, trained on degraded inputs."""
+    return read_metadata(weights).get("degradation") == "real"
+
+
 def calibration_inputs(weights: Path, scale: int, recipe: Recipe, root: Path) -> list[NDArray[np.float32]]:
     """``1×3×p×p`` float crops of the training images, degraded as the model's own training data was:
     Pillow bicubic, or the realistic pipeline when the weights record ``degradation: real`` (with
     ``recipe.real_clean_share`` of them clean)."""
-    real = read_metadata(weights).get("degradation") == "real"
+    real = trained_on_real(weights)
     settings = DegradationSettings(clean_p=recipe.real_clean_share if real else 1.0)
     patch = recipe.calibration_side // scale
     images = load_hr_images([root / "T91", root / "BSD200"], scale, patch)
@@ -190,7 +195,7 @@ def quantize(weights: Path, name: str, recipe: Recipe, root: Path = DEFAULT_TRAI
         module = use_phase_base(loaded.module.eval())  # the base as a convolution: OpenVINO's Interpolate is slow
         model = ov.convert_model(module, example_input=torch.rand(1, 3, 64, 64), input=[(-1, 3, -1, -1)])
     calibration = calibration_inputs(weights, loaded.info.scale, recipe, root)
-    fidelity = not loaded.info.conditions and read_metadata(weights).get("degradation") != "real"
+    fidelity = not loaded.info.conditions and not trained_on_real(weights)
     parameters = AdvancedQuantizationParameters(
         activations_range_estimator_params=RangeEstimatorParametersSet.MINMAX,
         disable_channel_alignment=not recipe.channel_alignment,
