@@ -256,3 +256,47 @@ def test_keyboard_reaches_every_control_with_a_label(page: tuple[Any, Console]) 
         p.keyboard.press("Tab")
         focused.append(p.evaluate("() => document.activeElement.id || document.activeElement.textContent.trim()"))
     assert "file-input" in focused and "model" in focused and "format" in focused
+
+
+def test_a_refusal_that_arrives_after_the_key_is_saved_neither_reopens_the_dialog_nor_wipes_the_models(
+    browser: Any,  # noqa: F811
+    service: tuple[httpx.Client, Path],
+) -> None:
+    """The page asks for models and statistics as it loads, without a key; on a busy machine those
+    refusals can arrive after the person has saved a key and the page has asked again with it. A
+    refusal of a key the tab no longer holds is stale: it must not open the dialog over the page (focus
+    trapped in it) or replace the listed models with "Models unavailable"."""
+    from playwright.sync_api import expect
+
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    p = context.new_page()
+    console = Console()
+    p.on("console", console)
+    held: dict[str, Any] = {}
+
+    def hold_the_first(route: Any) -> None:
+        path = route.request.url.split("?")[0].rsplit("/", 1)[-1]
+        if path in held:
+            route.continue_()
+        else:
+            held[path] = route  # answered below, after the key is saved
+
+    try:
+        p.route("**/api/models", hold_the_first)
+        p.route("**/api/stats", hold_the_first)
+        p.goto(str(service[0].base_url))
+        type_key(p)  # the dialog was opened by the limits' refusal
+        wait_models(p)
+        expect(p.locator("#key-dialog")).to_be_hidden()
+        models = p.eval_on_selector_all("#model option", "os => os.map(o => o.value)")
+        assert set(held) == {"models", "stats"}
+        for name in ("models", "stats"):
+            with p.expect_response(lambda r, n=name: r.url.endswith(f"/api/{n}") and r.status == 401):
+                held[name].continue_()  # sent without a key: refused now
+        p.wait_for_timeout(300)
+        expect(p.locator("#key-dialog")).to_be_hidden()
+        assert p.eval_on_selector_all("#model option", "os => os.map(o => o.value)") == models
+        expect(p.locator("#message")).not_to_contain_text("Could not list models")
+        assert console.page_errors(allowed_statuses=(401,)) == []
+    finally:
+        context.close()

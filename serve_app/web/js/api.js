@@ -1,5 +1,6 @@
 // The service's HTTP API as the page uses it. The API key lives in this tab's sessionStorage and is
-// sent as the X-API-Key header, never in a URL. A 401 asks the page for a key (event "needkey").
+// sent as the X-API-Key header, never in a URL. A 401 asks the page for a key (event "needkey"), unless
+// the request went out with a key the tab no longer holds: that refusal is stale (the page asks again).
 // A 429 or 503 is a "not now": `patiently` waits what its Retry-After says and asks again.
 
 const KEY_ITEM = "visioncloud.apiKey";
@@ -51,35 +52,41 @@ export async function patiently(call, { onWait = () => {}, maxWaitS = 600 } = {}
   }
 }
 
-function headers(extra = {}) {
-  const key = apiKey.get();
+function headers(key, extra = {}) {
   return key ? { ...extra, "X-API-Key": key } : extra;
 }
 
-async function parse(response) {
+/** A 401 of the key this tab holds now asks for one; a 401 of a key since replaced (sent before the
+ * person saved one) asks nothing: whoever sent it asks again with the new key. */
+function refused(status, body, sentKey) {
+  if (status === 401 && sentKey === apiKey.get()) window.dispatchEvent(new CustomEvent("needkey", { detail: body }));
+}
+
+async function parse(response, sentKey) {
   const type = response.headers.get("content-type") || "";
   const body = type.includes("json") ? await response.json().catch(() => null) : null;
   if (!response.ok) {
-    if (response.status === 401) window.dispatchEvent(new CustomEvent("needkey", { detail: body }));
+    refused(response.status, body, sentKey);
     throw new ApiError(response.status, body, response.headers.get("Retry-After"));
   }
   return body;
 }
 
-export async function getJSON(path) {
-  return parse(await fetch(path, { headers: headers({ Accept: "application/json" }) }));
+async function send(path, method = "GET") {
+  const key = apiKey.get();
+  return parse(await fetch(path, { method, headers: headers(key, { Accept: "application/json" }) }), key);
 }
 
-export async function deleteJSON(path) {
-  return parse(await fetch(path, { method: "DELETE", headers: headers({ Accept: "application/json" }) }));
-}
+export const getJSON = (path) => send(path);
+export const deleteJSON = (path) => send(path, "DELETE");
 
 /** A stored result's bytes as a Blob, through the service's object route (same origin for both
  * storage backends, so the page's Content-Security-Policy needs no bucket origin). */
 export async function getObject(key) {
   const path = "/api/objects/" + key.split("/").map(encodeURIComponent).join("/");
-  const response = await fetch(path, { headers: headers() });
-  if (!response.ok) await parse(response);
+  const sent = apiKey.get();
+  const response = await fetch(path, { headers: headers(sent) });
+  if (!response.ok) await parse(response, sent);
   return response.blob();
 }
 
@@ -91,14 +98,15 @@ export function submitJob(files, { model, format }, onProgress) {
   if (format) form.append("format", format);
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
+    const key = apiKey.get();
     xhr.open("POST", "/api/jobs");
-    for (const [name, value] of Object.entries(headers({ Accept: "application/json" }))) xhr.setRequestHeader(name, value);
+    for (const [name, value] of Object.entries(headers(key, { Accept: "application/json" }))) xhr.setRequestHeader(name, value);
     xhr.upload.addEventListener("progress", (e) => e.lengthComputable && onProgress(e.loaded / e.total));
     xhr.addEventListener("load", () => {
       let body = null;
       try { body = JSON.parse(xhr.responseText); } catch { body = null; }
       if (xhr.status >= 200 && xhr.status < 300) return resolve(body);
-      if (xhr.status === 401) window.dispatchEvent(new CustomEvent("needkey", { detail: body }));
+      refused(xhr.status, body, key);
       reject(new ApiError(xhr.status, body, xhr.getResponseHeader("Retry-After")));
     });
     xhr.addEventListener("error", () => reject(new ApiError(0, { message: "The service could not be reached." })));

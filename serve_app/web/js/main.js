@@ -29,15 +29,23 @@ function describeModel() {
   info.textContent = `×${m.scale} · ${(m.parameters / 1000).toFixed(0)} k parameters${psnr ? ` · PSNR-Y ${psnr}` : ""}. ${m.description || ""}`;
 }
 
+// Each load numbered: an answer to an older ask (the one refused before a key was saved) is dropped.
+let modelsAsked = 0;
+
 async function loadModels(queue) {
   const select = document.getElementById("model");
+  const asked = ++modelsAsked;
+  let models;
   try {
-    state.models = await getJSON("/api/models");
+    models = await getJSON("/api/models");
   } catch (error) {
+    if (asked !== modelsAsked) return;
     select.replaceChildren(new Option("Models unavailable", ""));
     showMessage(`Could not list models: ${error.message}`);
     return;
   }
+  if (asked !== modelsAsked) return;
+  state.models = models;
   select.replaceChildren(...state.models.map((m) => {
     const psnr = m.psnr && Object.values(m.psnr).length ? ` · ${Object.values(m.psnr)[0].toFixed(2)} dB` : "";
     const option = new Option(`${m.name} · ×${m.scale}${psnr}${m.default ? " · default" : ""}`, m.name);
