@@ -120,8 +120,60 @@ def adler32_combine(first: int, second: int, second_length: int) -> int:
 def band_bounds(height: int, row_bytes: int, threads: int) -> list[int]:
     """Row indices cutting ``height`` rows into bands: two per thread, so that a thread done early takes
     another, but none under ``BAND_BYTES``; a single band for a small image or one thread."""
-    bands = max(1, min(2 * threads if threads > 1 else 1, height * row_bytes // BAND_BYTES, height))
-    return [round(i * height / bands) for i in range(bands + 1)]
+    return split_rows(height, row_bytes, 2 * threads if threads > 1 else 1)
+
+
+def split_rows(height: int, row_bytes: int, bands: int) -> list[int]:
+    """Row indices cutting ``height`` rows into up to ``bands`` bands of about equal height, none under
+    ``BAND_BYTES`` (at least one band)."""
+    count = max(1, min(bands, height * row_bytes // BAND_BYTES, height))
+    return [round(i * height / count) for i in range(count + 1)]
+
+
+class BandedPng:
+    """A PNG of ``pixels`` written band by band: ``band(i)`` may run on any thread, in any order, as soon
+    as rows ``bounds[i] - 1`` to ``bounds[i + 1] - 1`` hold their final values (a band's filter reads the
+    row above it), and ``finish`` joins the bands. The file's bytes depend on the bands' bounds only,
+    never on which thread deflated which band or when."""
+
+    def __init__(
+        self,
+        pixels: NDArray[np.uint8],
+        bounds: list[int],
+        level: int = 1,
+        icc_profile: bytes | None = None,
+        exif: bytes | None = None,
+    ) -> None:
+        self.channels = _channels(pixels)
+        if level not in LEVELS:
+            raise ValueError(f"level must be one of {LEVELS}, got {level}")
+        self.height, self.width = int(pixels.shape[0]), int(pixels.shape[1])
+        if bounds[0] != 0 or bounds[-1] != self.height or sorted(set(bounds)) != bounds:
+            raise ValueError(f"band bounds {bounds} do not cut {self.height} rows")
+        self.pixels, self.bounds, self.level = pixels, bounds, level
+        self.rows = pixels.reshape(self.height, self.width * self.channels)  # a view: rows still being written
+        self.head = metadata_chunks(icc_profile, exif)
+
+    @property
+    def bands(self) -> int:
+        return len(self.bounds) - 1
+
+    def band(self, i: int) -> Band:
+        top, bottom = self.bounds[i], self.bounds[i + 1]
+        above = self.rows[top - 1 : top] if top else np.zeros((1, self.rows.shape[1]), np.uint8)
+        lead = ZLIB_HEADER if i == 0 else b""
+        return deflate_band(self.rows[top:bottom], above, self.channels, self.level, i == self.bands - 1, lead)
+
+    def finish(self, bands: list[Band]) -> bytes:
+        """The file, from every band's ``band(i)`` in order."""
+        if len(bands) != self.bands:
+            raise ValueError(f"{len(bands)} bands for {self.bands}")
+        adler = bands[0].adler
+        for later in bands[1:]:
+            adler = adler32_combine(adler, later.adler, later.length)
+        ihdr = struct.pack(">IIBBBBB", self.width, self.height, 8, COLOUR_TYPES[self.channels], 0, 0, 0)
+        head = [SIGNATURE, chunk(b"IHDR", ihdr), *self.head]
+        return b"".join([*head, *(b.idat for b in bands), chunk(b"IDAT", struct.pack(">I", adler)), chunk(b"IEND")])
 
 
 def write_png(
@@ -135,28 +187,9 @@ def write_png(
     bands deflated on up to ``threads`` threads (the same bytes whatever the thread count, for a given
     number of bands)."""
     channels = _channels(pixels)
-    if level not in LEVELS:
-        raise ValueError(f"level must be one of {LEVELS}, got {level}")
-    height, width = int(pixels.shape[0]), int(pixels.shape[1])
-    rows = np.ascontiguousarray(pixels).reshape(height, width * channels)
-    bounds = band_bounds(height, rows.shape[1], threads)
-    zeros = np.zeros((1, rows.shape[1]), np.uint8)
-
-    def band(i: int) -> Band:
-        top, bottom = bounds[i], bounds[i + 1]
-        above = rows[top - 1 : top] if top else zeros
-        return deflate_band(
-            rows[top:bottom], above, channels, level, i == len(bounds) - 2, ZLIB_HEADER if i == 0 else b""
-        )
-
-    if len(bounds) > 2:
-        with ThreadPoolExecutor(min(threads, len(bounds) - 1), thread_name_prefix="png-band") as pool:
-            bands = list(pool.map(band, range(len(bounds) - 1)))
-    else:
-        bands = [band(0)]
-    adler = bands[0].adler
-    for later in bands[1:]:
-        adler = adler32_combine(adler, later.adler, later.length)
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, COLOUR_TYPES[channels], 0, 0, 0)
-    head = [SIGNATURE, chunk(b"IHDR", ihdr), *metadata_chunks(icc_profile, exif)]
-    return b"".join([*head, *(b.idat for b in bands), chunk(b"IDAT", struct.pack(">I", adler)), chunk(b"IEND")])
+    height, row_bytes = int(pixels.shape[0]), int(pixels.shape[1]) * channels
+    writer = BandedPng(np.ascontiguousarray(pixels), band_bounds(height, row_bytes, threads), level, icc_profile, exif)
+    if writer.bands > 1:
+        with ThreadPoolExecutor(min(threads, writer.bands), thread_name_prefix="png-band") as pool:
+            return writer.finish(list(pool.map(writer.band, range(writer.bands))))
+    return writer.finish([writer.band(0)])
