@@ -9,11 +9,11 @@ evaluation sets' protocol) and made into the file a client would upload at one o
 ``models.evaluate --degraded`` does; clean PNG), seeded per setting and photo as those benchmarks do.
 
 The route is the service's own, as for an upload with no ``model`` field: the flow's functions decode
-and measure the file (``inspection`` → ``quality.measure``), the quality policy the service is configured
-with (``QUALITY_POLICY``) decides, and the upscaler's catalogue (``Catalog.summaries``: the model serving
-each family at the scale) names the model, as ``Flow._policy_model`` does; a degradation-aware model would
-be bound to what was measured (``quality.degradation``). ``tests/bench/test_quality_sheet.py`` holds the
-route to the flow's own answer.
+and measure the file (``route_quality.measure``: ``inspection`` → ``quality.measure``), the quality
+policy the service is configured with (``QUALITY_POLICY``) decides, and the upscaler's catalogue
+(``Catalog.summaries``: the model serving each family at the scale) names the model, as
+``Flow._policy_model`` does; a degradation-aware model would be bound to what was measured
+(``quality.degradation``). ``tests/bench/test_quality_sheet.py`` holds the route to the flow's own answer.
 
 A crop is shown, left to right, as uploaded (pixels repeated), bicubic, the fidelity model (what
 ``model=vcsr-m-x<scale>`` gives) and the routed model, all ×scale, in fp32; each upscaled crop carries its
@@ -32,12 +32,12 @@ import torch
 from numpy.typing import NDArray
 from PIL import Image, ImageDraw
 
-from bench.route_quality import SETTINGS, upload
+from bench.route_quality import SETTINGS, measure, upload
 from configs.model_registry import load_registry
 from configs.quality_policy import QualityPolicy, load_policy
 from configs.settings import load_settings
 from deployments.contracts.values import Degradation, ModelSummary
-from deployments.flow import inspection, quality
+from deployments.flow import quality
 from deployments.upscaler.catalog import Catalog
 from models.conditioning import bind
 from models.data import shared_root
@@ -48,7 +48,6 @@ from models.precision import build_engine
 
 CROP = 128  # low-resolution pixels shown per row
 MARGIN = 16  # context upscaled around the crop and cut off, so no panel shows tile-border effects
-MAX_PIXELS = 100_000_000
 
 
 @dataclass(frozen=True)
@@ -88,14 +87,6 @@ def describe(setting: str) -> str:
     ops = SETTINGS[setting]
     text = ", then ".join(words[op].format(value) for op, value in ops) or "clean"
     return text if ops and ops[-1][0] == "jpeg" else f"{text}, saved as PNG"
-
-
-def service_view(data: bytes) -> tuple[NDArray[np.uint8], quality.ImageQuality]:
-    """The upload's pixels as the flow decodes an image it upscales, and the metrics it measures on them."""
-    probe = inspection.inspect(data, MAX_PIXELS)
-    pixels = inspection.decode(probe, MAX_PIXELS).pixels
-    score = inspection.quality_score(probe.width, probe.height)
-    return pixels, quality.measure(pixels, score, probe.quantization)
 
 
 def service_route(
@@ -168,7 +159,7 @@ class Service:
     def upload(self, sample: Sample, photos: Path) -> tuple[NDArray[np.uint8], NDArray[np.uint8], Route]:
         """The row's reference, its upload's pixels as the flow decodes them, and the service's route."""
         hr, lr = photo_pair(photos / sample.photo, self.scale)
-        pixels, metrics = service_view(upload(lr, sample.setting, sample.photo))
+        pixels, metrics = measure(upload(lr, sample.setting, sample.photo))
         return hr, pixels, service_route(metrics, pixels, self.policy, self.threshold, self.served, self.scale)
 
     def engines(self, route: Route, pixels: NDArray[np.uint8]) -> tuple[TileEngine, TileEngine]:
