@@ -11,9 +11,10 @@ evaluation sets' protocol) and made into the file a client would upload at one o
 The route is the service's own, as for an upload with no ``model`` field: the flow's functions decode
 and measure the file (``route_quality.measure``: ``inspection`` → ``quality.measure``), the quality
 policy the service is configured with (``QUALITY_POLICY``) decides, and the upscaler's catalogue
-(``Catalog.summaries``: the model serving each family at the scale) names the model, as
-``Flow._policy_model`` does; a degradation-aware model would be bound to what was measured
-(``quality.degradation``). ``tests/bench/test_quality_sheet.py`` holds the route to the flow's own answer.
+(``Catalog.summaries``: the model serving each family at the scale) names the model through the
+flow's own ``families.family_model``, as ``Flow._policy_model`` does; a degradation-aware model would be
+bound to what was measured (``quality.degradation``). ``tests/bench/test_quality_sheet.py`` holds the
+route to the flow's own answer.
 
 A crop is shown, left to right, as uploaded (pixels repeated), bicubic, the fidelity model (what
 ``model=vcsr-m-x<scale>`` gives) and the routed model, all ×scale, in fp32; each upscaled crop carries its
@@ -38,6 +39,7 @@ from configs.quality_policy import QualityPolicy, load_policy
 from configs.settings import load_settings
 from deployments.contracts.values import Degradation, ModelSummary
 from deployments.flow import quality
+from deployments.flow.families import family_model
 from deployments.upscaler.catalog import Catalog
 from models.conditioning import bind
 from models.data import shared_root
@@ -100,8 +102,9 @@ def service_route(
     """The policy's rule for ``metrics`` and the served model of its family at ``scale`` (the fidelity
     model when that family is not served), as the flow picks them for an upload without a model."""
     decision = policy.decide(metrics.routing_values(), threshold)
-    by_family = {m.routed_as: m for m in served if m.routed_as and m.scale == scale}
-    model = by_family.get(decision.model or "fidelity") or by_family["fidelity"]
+    model = family_model(served, decision.model or "fidelity", scale)
+    if model is None:
+        raise LookupError(f"no fidelity model is served at ×{scale}")
     return Route(decision.rule, model, metrics, quality.degradation(metrics, pixels, model.conditions))
 
 
