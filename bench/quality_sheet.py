@@ -9,10 +9,11 @@ evaluation sets' protocol) and made into the file a client would upload at one o
 ``models.evaluate --degraded`` does; clean PNG), seeded per setting and photo as those benchmarks do.
 
 The route is the service's own, as for an upload with no ``model`` field: the flow's functions decode
-and measure the file (``inspection`` → ``quality.measure``), the quality policy the service is configured
-with (``QUALITY_POLICY``) decides, and the upscaler's catalogue (``Catalog.summaries``: the model serving
-each family at the scale) names the model, as ``Flow._policy_model`` does; a degradation-aware model would
-be bound to what was measured (``quality.degradation``). ``tests/bench/test_quality_sheet.py`` holds the
+and measure the file (``route_quality.measure``: ``inspection`` → ``quality.measure``), the quality
+policy the service is configured with (``QUALITY_POLICY``) decides, and the upscaler's catalogue
+(``Catalog.summaries``: the model serving each family at the scale) names the model through the
+flow's own ``families.family_model``, as ``Flow._policy_model`` does; a degradation-aware model would be
+bound to what was measured (``quality.degradation``). ``tests/bench/test_quality_sheet.py`` holds the
 route to the flow's own answer.
 
 A crop is shown, left to right, as uploaded (pixels repeated), bicubic, the fidelity model (what
@@ -32,12 +33,13 @@ import torch
 from numpy.typing import NDArray
 from PIL import Image, ImageDraw
 
-from bench.route_quality import SETTINGS, upload
+from bench.route_quality import SETTINGS, measure, upload
 from configs.model_registry import load_registry
 from configs.quality_policy import QualityPolicy, load_policy
 from configs.settings import load_settings
 from deployments.contracts.values import Degradation, ModelSummary
-from deployments.flow import inspection, quality
+from deployments.flow import quality
+from deployments.flow.families import family_model
 from deployments.upscaler.catalog import Catalog
 from models.conditioning import bind
 from models.data import shared_root
@@ -48,7 +50,6 @@ from models.precision import build_engine
 
 CROP = 128  # low-resolution pixels shown per row
 MARGIN = 16  # context upscaled around the crop and cut off, so no panel shows tile-border effects
-MAX_PIXELS = 100_000_000
 
 
 @dataclass(frozen=True)
@@ -90,14 +91,6 @@ def describe(setting: str) -> str:
     return text if ops and ops[-1][0] == "jpeg" else f"{text}, saved as PNG"
 
 
-def service_view(data: bytes) -> tuple[NDArray[np.uint8], quality.ImageQuality]:
-    """The upload's pixels as the flow decodes an image it upscales, and the metrics it measures on them."""
-    probe = inspection.inspect(data, MAX_PIXELS)
-    pixels = inspection.decode(probe, MAX_PIXELS).pixels
-    score = inspection.quality_score(probe.width, probe.height)
-    return pixels, quality.measure(pixels, score, probe.quantization)
-
-
 def service_route(
     metrics: quality.ImageQuality,
     pixels: NDArray[np.uint8],
@@ -109,8 +102,9 @@ def service_route(
     """The policy's rule for ``metrics`` and the served model of its family at ``scale`` (the fidelity
     model when that family is not served), as the flow picks them for an upload without a model."""
     decision = policy.decide(metrics.routing_values(), threshold)
-    by_family = {m.routed_as: m for m in served if m.routed_as and m.scale == scale}
-    model = by_family.get(decision.model or "fidelity") or by_family["fidelity"]
+    model = family_model(served, decision.model or "fidelity", scale)
+    if model is None:
+        raise LookupError(f"no fidelity model is served at ×{scale}")
     return Route(decision.rule, model, metrics, quality.degradation(metrics, pixels, model.conditions))
 
 
@@ -168,7 +162,7 @@ class Service:
     def upload(self, sample: Sample, photos: Path) -> tuple[NDArray[np.uint8], NDArray[np.uint8], Route]:
         """The row's reference, its upload's pixels as the flow decodes them, and the service's route."""
         hr, lr = photo_pair(photos / sample.photo, self.scale)
-        pixels, metrics = service_view(upload(lr, sample.setting, sample.photo))
+        pixels, metrics = measure(upload(lr, sample.setting, sample.photo))
         return hr, pixels, service_route(metrics, pixels, self.policy, self.threshold, self.served, self.scale)
 
     def engines(self, route: Route, pixels: NDArray[np.uint8]) -> tuple[TileEngine, TileEngine]:

@@ -77,12 +77,12 @@ def upload(image: NDArray[np.uint8], setting: str, key: str) -> bytes:
     return buffer.getvalue()
 
 
-def measure(data: bytes) -> tuple[NDArray[np.uint8], dict[str, float | int | None]]:
-    """The upload's pixels as the flow decodes them and the metrics it measures on them."""
+def measure(data: bytes) -> tuple[NDArray[np.uint8], quality.ImageQuality]:
+    """The upload's pixels as the flow decodes an image it upscales, and the metrics it measures on them."""
     probe = inspection.inspect(data, MAX_PIXELS)
     pixels = inspection.decode(probe, MAX_PIXELS).pixels
-    metrics = quality.measure(pixels, inspection.quality_score(probe.width, probe.height), probe.quantization)
-    return pixels, metrics.to_dict()
+    score = inspection.quality_score(probe.width, probe.height)
+    return pixels, quality.measure(pixels, score, probe.quantization)
 
 
 def score_set(
@@ -101,7 +101,8 @@ def score_set(
         lr = read_image(hr_path.with_name(hr_path.name.replace("_HR", "_LR")))
         if lr.ndim == 2:  # a greyscale upload is measured and upscaled as RGB, as the flow decodes it
             lr, hr = np.repeat(lr[..., None], 3, axis=2), np.repeat(hr[..., None], 3, axis=2)
-        pixels, metrics = measure(upload(lr, setting, hr_path.name))
+        pixels, measured = measure(upload(lr, setting, hr_path.name))
+        metrics = measured.to_dict()
         families = [p.decide(metrics, THRESHOLD).model or "fidelity" for p in policies]
         wanted = {"fidelity", *families} if args.routed_only else set(engines)
         psnr = {name: psnr_y(engine(pixels), hr, scale) for name, engine in engines.items() if name in wanted}

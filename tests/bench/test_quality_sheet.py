@@ -11,7 +11,7 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from bench import quality_sheet
-from bench.route_quality import upload
+from bench.route_quality import measure, upload
 from configs.quality_policy import load_policy
 from configs.settings import load_settings
 from deployments.contracts.values import ModelSummary
@@ -50,14 +50,14 @@ def test_each_row_is_routed_as_the_flow_routes_the_same_upload(
 ) -> None:
     blob = upload(photo, setting, "astronaut")
     served = [FIDELITY, real, FIDELITY_X4]
-    pixels, metrics = quality_sheet.service_view(blob)
+    pixels, metrics = measure(blob)
     route = quality_sheet.service_route(metrics, pixels, load_policy(), 0.5, served, 2)
     assert (route.rule, route.model.name, route.degradation) == flow_answer(blob, served)
     assert route.rule == rule and route.model.name == (FIDELITY.name if rule == "clean" else real.name)
 
 
 def test_without_a_real_world_model_served_the_route_falls_back_to_the_fidelity_model(photo: NDArray[np.uint8]) -> None:
-    pixels, metrics = quality_sheet.service_view(upload(photo, "jpeg50", "astronaut"))
+    pixels, metrics = measure(upload(photo, "jpeg50", "astronaut"))
     route = quality_sheet.service_route(metrics, pixels, load_policy(), 0.5, [FIDELITY], 2)
     assert (route.rule, route.model.name) == ("jpeg-artefacts", "vcsr-m-x2")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
 from typing import Any
 
 import numpy as np
@@ -102,9 +103,13 @@ def test_an_explicit_model_always_wins(versions: dict[str, bytes]) -> None:
     assert run(versions["clean"], model="vcsr-real-x2").model == "vcsr-real-x2"
 
 
-def test_without_a_real_world_model_served_the_default_model_runs(versions: dict[str, bytes]) -> None:
-    outcome = run(versions["jpeg30"], catalogue=[FIDELITY])
+def test_without_a_real_world_model_served_the_default_model_runs_and_the_flow_says_so(
+    versions: dict[str, bytes], caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="ray.serve"):
+        outcome = run(versions["jpeg30"], catalogue=[FIDELITY])
     assert (outcome.route, outcome.model) == ("jpeg-artefacts", "vcsr-m-x2")
+    assert "quality policy asked for the real model at ×2, which is not served" in caplog.text
 
 
 def test_a_large_image_is_stored_and_still_measured(versions: dict[str, bytes]) -> None:
