@@ -23,6 +23,7 @@ from models.tiling import Tile, cut, plan_tiles
 
 ForwardTile = Callable[[torch.Tensor], Awaitable[torch.Tensor]]
 TileJob = tuple[TileEngine, torch.Tensor]
+RowsDone = Callable[[NDArray[np.uint8], int], None]
 
 
 def run_grouped(jobs: list[TileJob]) -> tuple[list[torch.Tensor], int]:
@@ -53,23 +54,44 @@ class _Output:
         return self._sinks[plane]
 
 
+class _FinalRows:
+    """Which output rows hold their final pixels: those above the first row that a tile still pending (of
+    any plane) owns. ``on_rows(pixels, rows)`` hears each time that count grows."""
+
+    def __init__(self, height: int, on_rows: RowsDone | None) -> None:
+        self.height, self.on_rows = height, on_rows
+        self.pending: dict[tuple[int, int], int] = {}  # (plane, tile) → the first output row it owns
+        self.final = 0
+
+    def expect(self, plane: int, tiles: list[Tile], scale: int) -> None:
+        for i, tile in enumerate(tiles):
+            self.pending[(plane, i)] = scale * tile.rows.keep_start
+
+    def done(self, plane: int, tile: int, pixels: NDArray[np.uint8]) -> None:
+        del self.pending[(plane, tile)]
+        final = min(self.pending.values(), default=self.height)
+        if final > self.final:
+            self.final = final
+            if self.on_rows is not None:
+                self.on_rows(pixels, final)
+
+
 async def _upscale_plane(
     plane: torch.Tensor,
     index: int,
+    tiles: list[Tile],
     output: _Output,
     forward_tile: ForwardTile,
-    tile_size: int,
-    margin: int,
-    layout: str,
+    rows: _FinalRows,
 ) -> int:
-    _, height, width = plane.shape
-    tiles = plan_tiles(height, width, tile_size, margin, layout)
-
-    async def one(crop: torch.Tensor, tile: Tile) -> None:
+    async def one(i: int, crop: torch.Tensor, tile: Tile) -> None:
         upscaled = await forward_tile(crop)
         output.sink(index).put(upscaled, tile, output.scale)
+        assert output.pixels is not None
+        rows.done(index, i, output.pixels)
 
-    await asyncio.gather(*(one(crop, tile) for crop, tile in zip(cut(plane, tiles), tiles, strict=True)))
+    crops = cut(plane, tiles)
+    await asyncio.gather(*(one(i, crop, tile) for i, (crop, tile) in enumerate(zip(crops, tiles, strict=True))))
     return len(tiles)
 
 
@@ -80,14 +102,21 @@ async def upscale_pixels(
     margin: int,
     scale: int,
     layout: str = "balanced",
+    on_rows: RowsDone | None = None,
 ) -> tuple[NDArray[np.uint8], int]:
-    """The upscaled image laid out like ``pixels`` (L, RGB or RGBA), and how many tiles it took."""
+    """The upscaled image laid out like ``pixels`` (L, RGB or RGBA), and how many tiles it took.
+    ``on_rows(output, rows)`` is called, in the event loop, each time more rows from the top of the
+    output hold their final pixels (the last call with every row), so that work on them (the encoder's
+    bands) can start while later tiles are still upscaled."""
     output = _Output(pixels, scale)
+    planes = split_planes(pixels)
+    rows = _FinalRows(scale * int(pixels.shape[0]), on_rows)
+    plans = [plan_tiles(int(p.shape[1]), int(p.shape[2]), tile_size, margin, layout) for p in planes]
+    for i, tiles in enumerate(plans):
+        rows.expect(i, tiles, scale)
+    jobs = zip(planes, plans, strict=True)
     counts = await asyncio.gather(
-        *(
-            _upscale_plane(plane, i, output, forward_tile, tile_size, margin, layout)
-            for i, plane in enumerate(split_planes(pixels))
-        )
+        *(_upscale_plane(plane, i, tiles, output, forward_tile, rows) for i, (plane, tiles) in enumerate(jobs))
     )
     assert output.pixels is not None  # every plane has at least one tile
     return output.pixels, sum(counts)

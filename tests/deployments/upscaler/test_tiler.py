@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from deployments.upscaler.tiler import run_grouped, upscale_pixels
+from models.tiling import plan_tiles
 from tests.models.test_engine import make_engine
 
 
@@ -34,3 +35,31 @@ def test_async_tiles_stitch_to_the_synchronous_result(shape: tuple[int, ...]) ->
     assert tiles == len(calls) > 1
     # Batched and single forward passes may round one level apart, never more.
     assert np.abs(out.astype(int) - engine.upscale_image(image, tile=32).astype(int)).max() <= 1
+
+
+@pytest.mark.parametrize("shape", [(70, 90, 3), (70, 90, 4)])
+def test_rows_are_reported_final_as_the_tiles_above_them_arrive_out_of_order(shape: tuple[int, ...]) -> None:
+    """Tiles come back in any order; a row is reported only once every tile of every
+    plane that owns part of it is pasted, the count only grows, and its pixels never change afterwards."""
+    engine = make_engine()
+    image = np.random.default_rng(1).integers(0, 256, shape, dtype=np.uint8)
+    reported: list[tuple[int, np.ndarray]] = []
+    per_plane = len(plan_tiles(70, 90, 32, engine.info.tile_margin, "balanced"))
+    jitter = np.random.default_rng(2).uniform(0, 0.012, 100)
+    asked = iter(range(100))
+
+    async def forward_tile(tile: torch.Tensor) -> torch.Tensor:
+        k = next(asked)  # roughly top to bottom, neighbours shuffled, each plane in turn
+        await asyncio.sleep(0.004 * (k % per_plane) + jitter[k])
+        return run_grouped([(engine, tile)])[0][0]
+
+    def on_rows(output: np.ndarray, rows: int) -> None:
+        reported.append((rows, output[:rows].copy()))
+
+    out, _ = asyncio.run(
+        upscale_pixels(image, forward_tile, 32, engine.info.tile_margin, engine.scale, on_rows=on_rows)
+    )
+    counts = [rows for rows, _ in reported]
+    assert counts == sorted(set(counts)) and counts[-1] == out.shape[0] and len(counts) > 1
+    for rows, pixels in reported:
+        assert np.array_equal(pixels, out[:rows])
