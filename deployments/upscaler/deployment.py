@@ -19,18 +19,21 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import numpy as np
 import torch
+from numpy.typing import NDArray
 from ray import serve
 
 from configs.model_registry import ModelEntry
 from configs.settings import Settings
 from deployments.contracts.errors import UpscaleError
-from deployments.contracts.values import DecodedImage, Degradation, ModelSummary, UpscaledImage
+from deployments.contracts.values import DecodedImage, Degradation, EncodedImage, ModelSummary, UpscaledImage
 from deployments.upscaler.budget import PixelBudget, pixel_bytes
 from deployments.upscaler.catalog import Catalog
-from deployments.upscaler.encode import encode, exif_for_output
+from deployments.upscaler.encode import PNG, encode, exif_for_output, fast_png
 from deployments.upscaler.metrics import UpscalerMetrics
-from deployments.upscaler.tiler import TileJob, run_grouped, upscale_pixels
+from deployments.upscaler.streaming import PngStream, idle_executor
+from deployments.upscaler.tiler import RowsDone, TileJob, run_grouped, upscale_pixels
 from deployments.upscaler.tunables import DEFAULT_BATCH_PIXELS, DEFAULT_BATCH_WAIT_S, MIN_TILE_SIZE, UpscalerConfig
 from models import precision
 from models.conditioning import bind
@@ -69,6 +72,9 @@ class Upscaler:
             )
         # One thread runs every forward pass (one batch at a time): its OpenMP pool and heap stay warm.
         self._forward_thread = ThreadPoolExecutor(1, thread_name_prefix="upscaler-forward")
+        # A large PNG is deflated band by band while later tiles are upscaled, on cycles the forward pass
+        # leaves idle (streaming.py); None where the system cannot run a thread only when a core idles.
+        self._idle_encoder = idle_executor()
         self.catalog = Catalog(settings, registry)
         self.default_engine = self._build_engine(self.catalog.default)
         self.tile_size = DEFAULT_TILE_SIZE
@@ -159,18 +165,8 @@ class Upscaler:
             engine = bind(model, (degradation or Degradation()).values())
             channels = image.pixels.shape[2] if image.pixels.ndim == 3 else 1
             async with self.pixel_budget.hold(pixel_bytes(image.height, image.width, channels, engine.scale)):
-                output, tiles = await self._upscale_pixels(engine, image)
-                upscaled = time.perf_counter()
-                encoded = await asyncio.to_thread(
-                    encode,
-                    output,
-                    fmt or self.settings.output_format,
-                    self.settings.png_compress_level,
-                    image.icc_profile,
-                    exif_for_output(image.exif, self.settings.keep_gps),
-                    self.encode_threads,
-                )
-                del output  # the budget covers it until here
+                # The output is freed on return, while the budget still covers it.
+                encoded, tiles, upscaled = await self._upscale_and_encode(engine, image, fmt)
         except Exception as exc:
             self.metrics.failure()
             log.exception("upscaling a %dx%d image failed", image.width, image.height)
@@ -187,7 +183,43 @@ class Upscaler:
             done - upscaled,
         )
 
-    async def _upscale_pixels(self, engine: TileEngine, image: DecodedImage) -> tuple[Any, int]:
+    async def _upscale_and_encode(
+        self, engine: TileEngine, image: DecodedImage, fmt: str | None
+    ) -> tuple[EncodedImage, int, float]:
+        """The output encoded, the tiles it took, and when its last tile was in (``perf_counter``)."""
+        fmt = fmt or self.settings.output_format
+        stream = self._png_stream(image, fmt)
+        try:
+            output, tiles = await self._upscale_pixels(engine, image, stream.rows if stream else None)
+            upscaled = time.perf_counter()
+            return await asyncio.to_thread(self._encode, output, image, fmt, stream), tiles, upscaled
+        finally:
+            if stream is not None:
+                stream.abandon()  # an upscale that failed or was cancelled leaves no band queued
+
+    def _png_stream(self, image: DecodedImage, fmt: str) -> PngStream | None:
+        """A stream that deflates the output's bands as they are done, for an output the fast PNG writer
+        takes; None for other formats (and without an idle thread)."""
+        channels = image.pixels.shape[2] if image.pixels.ndim == 3 else 1
+        if self._idle_encoder is None or not fast_png(fmt, self.settings.png_compress_level, channels):
+            return None
+        exif = exif_for_output(image.exif, self.settings.keep_gps)
+        level = self.settings.png_compress_level
+        return PngStream(self._idle_encoder, level, image.icc_profile, exif, self.encode_threads)
+
+    def _encode(
+        self, output: NDArray[np.uint8], image: DecodedImage, fmt: str, stream: PngStream | None
+    ) -> EncodedImage:
+        """The upscaled ``output`` encoded: what the stream has not deflated yet, or the whole image."""
+        if stream is not None:
+            data = stream.finish(output)
+            return EncodedImage(data, PNG.extension, PNG.media_type, int(output.shape[1]), int(output.shape[0]))
+        exif = exif_for_output(image.exif, self.settings.keep_gps)
+        return encode(output, fmt, self.settings.png_compress_level, image.icc_profile, exif, self.encode_threads)
+
+    async def _upscale_pixels(
+        self, engine: TileEngine, image: DecodedImage, on_rows: RowsDone | None = None
+    ) -> tuple[Any, int]:
         """Tile and upscale; out of memory, try again with tiles half the size (down to 64 pixels)."""
 
         async def forward_tile(tile: torch.Tensor) -> torch.Tensor:
@@ -198,9 +230,8 @@ class Upscaler:
         tile_size = engine.info.tile_side(height, width, self.tile_size)  # one tile if the model asks it
         while True:
             try:
-                return await upscale_pixels(
-                    image.pixels, forward_tile, tile_size, engine.info.tile_margin, engine.scale, self.tile_layout
-                )
+                margin, scale, layout = engine.info.tile_margin, engine.scale, self.tile_layout
+                return await upscale_pixels(image.pixels, forward_tile, tile_size, margin, scale, layout, on_rows)
             except torch.OutOfMemoryError:
                 if self.device.type == "cuda":
                     torch.cuda.empty_cache()

@@ -54,6 +54,18 @@ def exif_for_output(exif: bytes | None, keep_gps: bool = False) -> bytes | None:
     return parsed.tobytes() if len(parsed) else None
 
 
+def output_target(fmt: str, channels: int) -> formats.ImageFormat:
+    """The format an output of ``channels`` channels is written in when ``fmt`` is asked: ``fmt``, or the
+    fallback (PNG) when ``fmt`` cannot carry the alpha channel (never drop the user's transparency)."""
+    target = formats.by_name(fmt)
+    return formats.FALLBACK if not target.alpha and channels == 4 else target
+
+
+def fast_png(fmt: str, png_compress_level: int, channels: int) -> bool:
+    """Whether ``encode`` writes this output with the fast band writer (``png.py``)."""
+    return output_target(fmt, channels) == PNG and png_compress_level in LEVELS
+
+
 def encode(
     pixels: NDArray[np.uint8],
     fmt: str = formats.FALLBACK.name,
@@ -66,9 +78,7 @@ def encode(
     encoder options; as the fallback format (PNG) instead when ``fmt`` cannot carry the image's alpha
     channel (never drop the user's transparency silently). ``threads``: how many a large PNG is
     deflated on (the fast writer's bands); the other encoders use one."""
-    target = formats.by_name(fmt)
-    if not target.alpha and pixels.ndim == 3 and pixels.shape[2] == 4:
-        target = formats.FALLBACK
+    target = output_target(fmt, 1 if pixels.ndim == 2 else int(pixels.shape[2]))
     if target == PNG and png_compress_level in LEVELS:
         data = write_png(pixels, png_compress_level, icc_profile, exif, threads)
         return EncodedImage(data, PNG.extension, PNG.media_type, int(pixels.shape[1]), int(pixels.shape[0]))

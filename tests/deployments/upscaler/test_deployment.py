@@ -359,3 +359,29 @@ def test_forcing_int8_on_a_degradation_aware_model_fails_start_up_saying_why(tmp
     path = conditioned_model_file(tmp_path / "cond-x2.safetensors")
     with pytest.raises(PrecisionUnavailableError, match="cond-x2.*int8 engine does not take"):
         Upscaler.func_or_class(load_settings(model_path=path, upscale_scale=2, precision="int8"), [])
+
+
+def test_a_png_output_is_deflated_band_by_band_while_the_tiles_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bands whose rows are done go to the idle thread before the last tile is in; the file holds the
+    model's exact pixels, with the upload's ICC profile. Other formats are encoded after the model."""
+    monkeypatch.setattr("deployments.upscaler.png.BAND_BYTES", 1024)  # a small image still gets 16 bands
+    upscaler = served(monkeypatch, load_settings(upscale_scale=2, precision="fp32"), [], "vcsr-m-x2")
+    upscaler.tile_size = 64  # (configure would reach the batcher, which is replaced here)
+    queued: list[int] = []
+    rows = deployment.PngStream.rows
+
+    def spy(stream: Any, pixels: Any, final: int) -> None:
+        rows(stream, pixels, final)
+        queued.append(len(stream.started))
+
+    monkeypatch.setattr(deployment.PngStream, "rows", spy)
+    image = DecodedImage(np.random.default_rng(3).integers(0, 256, (160, 64, 3), dtype=np.uint8), b"icc")
+    result = asyncio.run(upscaler.upscale(image, "png"))
+    assert max(queued) > 0  # bands left for the idle thread before the last tile
+    expected = upscaler.default_engine.upscale_image(image.pixels, tile=64)
+    written = Image.open(io.BytesIO(result.image.data))
+    assert np.abs(np.asarray(written).astype(int) - expected.astype(int)).max() <= 1  # batched passes round apart
+    assert written.info["icc_profile"] == b"icc"
+    queued.clear()
+    assert asyncio.run(upscaler.upscale(image, "jpeg")).image.content_type == "image/jpeg"
+    assert queued == []

@@ -1,0 +1,100 @@
+"""A large PNG deflated while the model still upscales its later tiles, on cycles the forward pass leaves idle.
+
+The forward pass keeps the cores about 90 % busy: between its passes the replica's event loop pastes
+tiles and the batcher waits, and one core idles. ``PngStream`` cuts the output into ``STREAM_BANDS``
+bands (``png.BandedPng``) and hands each band to one worker thread as soon as the tiler reports its rows
+final (``tiler.upscale_pixels``'s ``on_rows``). That thread runs under ``SCHED_IDLE``: the kernel gives
+it a core only when no other thread wants one, so it fills the forward pass's gaps and never takes a
+core from it (a preempted OpenMP thread would stall the other at the next barrier).
+
+``finish`` runs once the last tile is in: it keeps the bands the idle thread has finished and deflates
+every other band itself, at normal priority, on ``threads`` threads. A band the idle thread is still on
+is deflated again rather than waited for (a starved idle thread, on a replica busy with other requests'
+tiles, must never delay this one); band encoding is pure, so the file's bytes are the same whichever
+thread made each band. Without ``SCHED_IDLE`` (not Linux) nothing is streamed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import numpy as np
+from numpy.typing import NDArray
+
+from deployments.upscaler.png import Band, BandedPng, split_rows
+
+log = logging.getLogger("ray.serve")
+
+STREAM_BANDS = 16  # an 8K ×4 output: 16 bands of 6 MB; what is left after the model is about one band
+
+
+def _run_when_idle() -> bool:
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))  # 0: this thread only
+    except (AttributeError, OSError) as exc:
+        log.info("no SCHED_IDLE thread (%s): PNG outputs are deflated after the model", exc)
+        return False
+    return True
+
+
+def idle_executor() -> ThreadPoolExecutor | None:
+    """One worker thread that runs only on otherwise idle cores, or None where the system has no such
+    policy."""
+    pool = ThreadPoolExecutor(1, thread_name_prefix="png-idle")
+    if pool.submit(_run_when_idle).result():
+        return pool
+    pool.shutdown()
+    return None
+
+
+class PngStream:
+    """One upscale's PNG, its bands deflated on ``idle`` as their rows become final (``rows``, the
+    tiler's ``on_rows``) and the rest by ``finish``. A new output array (the tiler's retry with smaller
+    tiles) starts the stream afresh."""
+
+    def __init__(
+        self, idle: ThreadPoolExecutor, level: int, icc_profile: bytes | None, exif: bytes | None, threads: int
+    ) -> None:
+        self.idle, self.level, self.icc_profile, self.exif, self.threads = idle, level, icc_profile, exif, threads
+        self.writer: BandedPng | None = None
+        self.started: list[Future[Band]] = []  # band i's future at index i
+
+    def _writer_for(self, pixels: NDArray[np.uint8]) -> BandedPng:
+        if self.writer is None or self.writer.pixels is not pixels:
+            self.abandon()
+            channels = 1 if pixels.ndim == 2 else int(pixels.shape[2])
+            bounds = split_rows(int(pixels.shape[0]), int(pixels.shape[1]) * channels, STREAM_BANDS)
+            self.writer = BandedPng(pixels, bounds, self.level, self.icc_profile, self.exif)
+        return self.writer
+
+    def rows(self, pixels: NDArray[np.uint8], final: int) -> None:
+        """Rows ``[0, final)`` of ``pixels`` hold their final values: queue the bands they complete. The
+        bands completed by the last tile are left to ``finish``, which runs at once at normal priority."""
+        writer = self._writer_for(pixels)
+        if final >= writer.height:
+            return
+        while len(self.started) < writer.bands and writer.bounds[len(self.started) + 1] <= final:
+            self.started.append(self.idle.submit(writer.band, len(self.started)))
+
+    def finish(self, pixels: NDArray[np.uint8]) -> bytes:
+        """The PNG file of ``pixels`` (every row final): the idle thread's finished bands, and the others
+        deflated here on ``threads`` threads."""
+        writer = self._writer_for(pixels)
+        made = {i: f.result() for i, f in enumerate(self.started) if f.done() and not f.cancelled()}
+        self.abandon()
+        left = [i for i in range(writer.bands) if i not in made]
+        if len(left) > 1 and self.threads > 1:
+            with ThreadPoolExecutor(min(self.threads, len(left)), thread_name_prefix="png-band") as pool:
+                made.update(zip(left, pool.map(writer.band, left), strict=True))
+        else:
+            made.update((i, writer.band(i)) for i in left)
+        return writer.finish([made[i] for i in range(writer.bands)])
+
+    def abandon(self) -> None:
+        """Drop the queued bands (an upscale that failed, was cancelled or is finishing); one already
+        running ends on its own and is ignored."""
+        for future in self.started:
+            future.cancel()
+        self.started = []
