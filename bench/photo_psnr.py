@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--settings", nargs="+", default=["jpeg50", "noise5+jpeg75", "noise10"], choices=SETTINGS)
     parser.add_argument("--scale", type=int, default=2)
-    parser.add_argument("--models", nargs="+", default=["vcsr-m-x2", "vcsr-real-x2", "vcsr-real-c-x2"])
+    parser.add_argument("--models", nargs="*", default=["vcsr-m-x2", "vcsr-real-x2", "vcsr-real-c-x2"])
     parser.add_argument("--candidate", nargs="*", default=[], help="NAME=FILE.safetensors, also scored")
     parser.add_argument("--photos", nargs="*", help="only these photo files (default: all)")
     parser.add_argument("--threads", type=int, default=1)
