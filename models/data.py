@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from models.arch import VCSRConfig, condition_vector
-from models.degrade import Applied, DegradationSettings, degrade
+from models.degrade import Applied, DegradationSettings, degrade, soft_pair
 
 AUGMENT_FACTORS = (1.0, 0.9, 0.8, 0.7, 0.6)
 _REPO = Path(__file__).resolve().parents[1]
@@ -168,11 +168,23 @@ class DegradedSampler:
             crop = crop.transpose(1, 0, 2)
         return np.ascontiguousarray(crop)
 
+    def pair(self, hr: NDArray[np.uint8], applied: Applied) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
+        """``hr``'s (low, high) resolution pair: degraded by the pipeline, or, with the settings' ``soft``
+        share, a faithful soft pair (``models.degrade.soft_pair``: the target changes too). Without a
+        ``soft`` share it draws exactly what earlier recipes drew."""
+        soft = self.settings.soft if self.settings is not None else None
+        if soft is not None and self.rng.random() < soft.p:
+            hr, lr = soft_pair(hr, self.scale, self.rng, soft, applied)
+            return lr, hr
+        return degrade(hr, self.scale, self.rng, self.settings, applied), hr
+
     def sample(self, size: int) -> tuple[torch.Tensor, torch.Tensor, list[Applied]]:
         """A batch and, per sample, the degradation it ended with."""
-        hrs = [self.hr_patch() for _ in range(size)]
-        applied = [Applied() for _ in hrs]
-        lrs = [degrade(hr, self.scale, self.rng, self.settings, a) for hr, a in zip(hrs, applied, strict=True)]
+        patches = [self.hr_patch() for _ in range(size)]
+        applied = [Applied() for _ in patches]
+        lrs, hrs = (
+            list(t) for t in zip(*(self.pair(p, a) for p, a in zip(patches, applied, strict=True)), strict=True)
+        )
 
         def stack(arrays: list[NDArray[np.uint8]]) -> torch.Tensor:
             return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float().div_(255)
@@ -211,17 +223,22 @@ class DegradedBatches(torch.utils.data.IterableDataset[tuple[torch.Tensor, ...]]
         seed: int,
         start_step: int,
         config: VCSRConfig | None = None,
+        settings: DegradationSettings | None = None,
     ):
         super().__init__()
         self.images, self.scale, self.patch, self.batch = images, scale, patch, batch
-        self.seed, self.start_step, self.config = seed, start_step, config
+        self.seed, self.start_step, self.config, self.settings = seed, start_step, config, settings
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
         info = torch.utils.data.get_worker_info()
         worker = info.id if info is not None else 0
         torch.set_num_threads(1)
         sampler = DegradedSampler(
-            self.images, self.scale, self.patch, np.random.SeedSequence([self.seed, self.start_step, worker])
+            self.images,
+            self.scale,
+            self.patch,
+            np.random.SeedSequence([self.seed, self.start_step, worker]),
+            self.settings,
         )
         while True:
             if self.config is not None and self.config.conditions:

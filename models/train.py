@@ -10,7 +10,8 @@ Recipe: L1 loss, Adam, cosine learning-rate decay, random patches with flips and
 ``--amp`` trains with bf16 autocast.
 
 ``--degradation real`` makes each low-resolution patch with ``models.degrade`` (blur, resize, noise
-and JPEG, in up to two rounds; 30 % stay clean bicubic), ``--init`` starts from a bundled model's
+and JPEG, in up to two rounds; 30 % stay clean bicubic; ``--mix soft`` adds 30 % of faithful soft
+content, ``models.degrade.SoftSettings``), ``--init`` starts from a bundled model's
 weights (a fine-tune), ``--workers N`` runs the degradations in N processes (a resumed run then draws
 other, still seeded, batches), ``--time-budget S`` fixes the step count after a short calibration so
 that the cosine schedule ends inside S seconds.
@@ -40,6 +41,7 @@ import torch.nn.functional as F
 
 from models.arch import VCSR, Conditioned, VCSRConfig, condition_vector, widen_head
 from models.data import DegradedBatches, DegradedSampler, PatchSampler, load_hr_images, load_pairs
+from models.degrade import SOFT_MIX, DegradationSettings
 from models.engine import Engine, ModelInfo, resolve_device
 from models.evaluate import DEFAULT_EVAL_ROOT, engine_upscaler, evaluate_degraded, evaluate_set, summarise
 from models.loader import load_model, save_vcsr
@@ -48,6 +50,8 @@ from models.registry import CANDIDATES, ModelSpec, resolve
 log = logging.getLogger("models.train")
 DEFAULT_TRAIN_ROOT = DEFAULT_EVAL_ROOT.parent / "train"
 CALIBRATION_STEPS = 200
+# --mix: the real-world pipeline's distribution (``models.degrade``); "soft" adds faithful soft content.
+MIXES: dict[str, DegradationSettings | None] = {"default": None, "soft": SOFT_MIX}
 
 
 def spec_of(name: str) -> ModelSpec:
@@ -95,9 +99,10 @@ class Batches:
             self.sampler = PatchSampler(load_pairs(roots, scale, args.patch), scale, args.patch, args.seed)
             return
         images = load_hr_images(roots, scale, args.patch)
-        self.sampler = DegradedSampler(images, scale, args.patch, args.seed)
+        settings = MIXES[args.mix]
+        self.sampler = DegradedSampler(images, scale, args.patch, args.seed, settings)
         if args.workers > 0:
-            dataset = DegradedBatches(images, scale, args.patch, args.batch, args.seed, start_step, config)
+            dataset = DegradedBatches(images, scale, args.patch, args.batch, args.seed, start_step, config, settings)
             self.loader = iter(
                 torch.utils.data.DataLoader(
                     dataset, batch_size=None, num_workers=args.workers, prefetch_factor=4, pin_memory=True
@@ -255,6 +260,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--amp", action="store_true", help="bf16 autocast for the forward pass")
     parser.add_argument("--degradation", choices=["bicubic", "real"], default="bicubic")
+    parser.add_argument(
+        "--mix", choices=sorted(MIXES), default="default", help="real only: soft adds a share of faithful soft content"
+    )
     parser.add_argument("--init", help="start from this bundled model's weights (name or .safetensors file)")
     parser.add_argument("--workers", type=int, default=0, help="processes making degraded batches (real only)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")

@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from models import degrade
@@ -107,3 +108,43 @@ def test_the_recorded_degradation_is_what_the_service_would_measure_and_draws_no
     readings = {recorded(replace(NOTHING, noise_p=1.0, poisson_scale=(0.0, 0.0)), seed) for seed in range(12)}
     assert readings == {(None, 7.0), (None, 0.0)}
     assert recorded(replace(NOTHING, noise_p=1.0, jpeg_p=1.0), 1) == (40, 0.0)
+
+
+SOFT_ONLY = degrade.SoftSettings(p=1.0, blur_p=1.0, blur_sigma=(1.2, 1.2), contrast_p=0.0, jpeg_p=0.0)
+
+
+def fine_detail(image: np.ndarray) -> float:
+    """Mean absolute difference of horizontal neighbours: how much fine detail an image holds."""
+    return float(np.abs(np.diff(image.astype(np.float64), axis=1)).mean())
+
+
+def test_a_soft_pair_band_limits_its_target_and_keeps_the_upload_exact() -> None:
+    applied = degrade.Applied()
+    hr, lr = degrade.soft_pair(RNG_IMAGE, 2, np.random.default_rng(0), SOFT_ONLY, applied)
+    assert hr.shape == RNG_IMAGE.shape and fine_detail(hr) < fine_detail(RNG_IMAGE) / 3
+    # The upload is the target's plain bicubic downscale: no blur, noise or resize the condition hides.
+    expected = np.asarray(Image.fromarray(hr).resize((24, 32), Image.Resampling.BICUBIC))
+    assert np.array_equal(lr, expected) and applied.as_measured() == {"jpeg_quality": None, "noise": 0.0}
+
+
+def test_a_soft_pair_records_its_jpeg_and_may_lower_the_contrast() -> None:
+    settings = replace(SOFT_ONLY, blur_p=0.0, contrast_p=1.0, contrast=(0.5, 0.5), jpeg_p=1.0, jpeg_quality=(60, 60))
+    applied = degrade.Applied()
+    hr, lr = degrade.soft_pair(RNG_IMAGE, 2, np.random.default_rng(0), settings, applied)
+    assert hr.astype(np.float64).std() == pytest.approx(RNG_IMAGE.astype(np.float64).std() / 2, rel=0.02)
+    bicubic = np.asarray(Image.fromarray(hr).resize((24, 32), Image.Resampling.BICUBIC))
+    assert np.array_equal(lr, degrade.jpeg(bicubic, 60)) and applied.as_measured() == {"jpeg_quality": 60, "noise": 0.0}
+
+
+def test_the_sampler_makes_its_soft_share_of_pairs_and_the_default_recipe_draws_as_before() -> None:
+    images = [RNG_IMAGE]
+    soft = DegradedSampler(images, 2, 8, seed=3, settings=degrade.DegradationSettings(soft=SOFT_ONLY))
+    lr, hr, applied = soft.sample(4)
+    assert [a.jpeg_quality for a in applied] == [None] * 4  # SOFT_ONLY never saves a JPEG
+    for low, high in zip(lr, hr, strict=True):
+        high_u8 = (high.permute(1, 2, 0) * 255).round().byte().numpy()
+        expected = np.asarray(Image.fromarray(high_u8).resize((8, 8), Image.Resampling.BICUBIC))
+        assert np.array_equal((low.permute(1, 2, 0) * 255).round().byte().numpy(), expected)
+    # No soft share: not one extra draw, so the earlier models' runs stay reproducible.
+    plain = [DegradedSampler(images, 2, 8, seed=3, settings=s).batch(4) for s in (None, degrade.DegradationSettings())]
+    assert all(torch.equal(a, b) for a, b in zip(*plain, strict=True))

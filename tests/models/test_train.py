@@ -1,4 +1,5 @@
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -8,6 +9,8 @@ from safetensors.torch import load_file
 
 import models.train
 from models.arch import VCSRConfig
+from models.data import DegradedSampler
+from models.degrade import SOFT_MIX, DegradationSettings
 from models.loader import load_model
 from models.registry import ModelSpec
 from models.train import main
@@ -81,3 +84,24 @@ def test_a_degradation_aware_fine_tune_widens_the_plain_head_trains_on_condition
     assert float((a["head.weight"][:, :3] - bundled["head.weight"]).abs().max()) < 0.05
     assert float(a["head.weight"][:, 3:].abs().max()) > 0  # the condition planes' weights were trained
     assert load_model(straight).module.config.conditions == ("jpeg_quality", "noise")  # type: ignore[union-attr]
+
+
+def test_the_soft_mix_trains_on_the_soft_share_and_resumes_exactly(tmp_path: Path) -> None:
+    data = dataset(tmp_path / "data")
+    seen: list[DegradationSettings | None] = []
+    original = DegradedSampler.__init__
+
+    def spy(self: DegradedSampler, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        seen.append(self.settings)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(DegradedSampler, "__init__", spy)
+        straight = train(tmp_path, data, "soft", "--degradation", "real", "--mix", "soft")
+    assert seen == [SOFT_MIX] and SOFT_MIX.soft is not None
+    assert not train(
+        tmp_path, data, "soft-resumed", "--degradation", "real", "--mix", "soft", "--stop-after", "3"
+    ).exists()
+    resumed = train(tmp_path, data, "soft-resumed", "--degradation", "real", "--mix", "soft")
+    a, b = load_file(str(straight)), load_file(str(resumed))
+    assert all(torch.equal(a[k], b[k]) for k in a)
