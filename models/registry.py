@@ -70,6 +70,13 @@ CANDIDATES: dict[str, ModelSpec] = {
         VCSRConfig(scale=2, channels=48, blocks=8, conditions=("jpeg_quality", "noise")),
         "real",
     ),
+    "vcsr-real-cs-x2": ModelSpec(
+        "vcsr-real-cs-x2",
+        CHECKPOINTS_DIR / "vcsr-real-cs-x2" / "vcsr-real-cs-x2.safetensors",
+        "vcsr-real-c-x2 fine-tuned with a share of faithful soft content (models.train --mix soft)",
+        VCSRConfig(scale=2, channels=48, blocks=8, conditions=("jpeg_quality", "noise")),
+        "real",
+    ),
 }
 
 
