@@ -61,6 +61,7 @@ import argparse
 import logging
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,6 +94,8 @@ TAIL = "__module.tail/aten::_convolution/Convolution"
 PIXEL_LEVELS = 256  # 8-bit pixels: the head's input levels are exactly k/255
 QUANTILE_TAIL_MAX_SCALE = 2  # up to ×2 the last convolution's input range is a quantile range (docstring)
 EXTREMES_PER_CROP = 4096  # the most extreme values kept per crop: enough for a quantile of 10⁻⁶
+STREAM_START = "aten::relu_/Relu"  # the head's activation, as OpenVINO names it: the stream's first value
+Point = tuple[str, str]  # a tensor of the float network: (submodule, "in" for its first input or "out")
 
 
 @dataclass(frozen=True)
@@ -148,42 +151,90 @@ def pin_input_range(model: ov.Model, conv: str, low: float, high: float, levels:
     raise ValueError(f"{model.get_friendly_name()}: no input quantizer on {conv}")
 
 
+def pin_output_range(model: ov.Model, source: str, low: float, high: float) -> ov.Model:
+    """``model`` with the FakeQuantize on the output of the node named ``source`` set to [low, high].
+    Raises ``ValueError`` when that output is not quantized."""
+    for op in model.get_ordered_ops():
+        if op.get_type_name() == "FakeQuantize" and op.input_value(0).get_node().get_friendly_name() == source:
+            for port, bound in zip(range(1, 5), (low, high, low, high), strict=True):
+                shape = op.input_value(port).get_shape()
+                op.input(port).replace_source_output(ops.constant(np.full(shape, bound, np.float32)).output(0))
+            return model
+    raise ValueError(f"{model.get_friendly_name()}: no quantizer on the output of {source}")
+
+
+def stream_points(blocks: int) -> dict[str, Point]:
+    """The residual stream's quantized tensors of a VCSR with ``blocks`` blocks, as OpenVINO names the
+    nodes they leave (their FakeQuantize follows) → the same tensor in the float network: the head's
+    activation (the stream's start), and each block's second convolution and addition."""
+    points: dict[str, Point] = {STREAM_START: ("body.0", "in") if blocks else ("tail", "in")}
+    for block in range(blocks):
+        points[f"__module.body.{block}.conv2/aten::_convolution/Add"] = (f"body.{block}.conv2", "out")
+        points[f"__module.body.{block}/aten::add_/Add"] = (f"body.{block}", "out")
+    return points
+
+
 def exact_pixel_range(model: ov.Model) -> ov.Model:
     """``model`` with its first convolution's input quantized on exactly [0, 1] in ``PIXEL_LEVELS``
     levels, the grid of 8-bit pixels divided by 255: lossless for the engine's input."""
     return pin_input_range(model, HEAD, 0.0, 1.0, PIXEL_LEVELS)
 
 
-def tail_input_range(
-    module: torch.nn.Module, calibration: list[NDArray[np.float32]], quantile: float
-) -> tuple[float, float]:
-    """The ``quantile`` and ``1 - quantile`` quantiles of the last convolution's input (``module.tail``)
-    over ``calibration``, run in float; exact, from each crop's ``EXTREMES_PER_CROP`` lowest and highest."""
-    lows: list[torch.Tensor] = []
-    highs: list[torch.Tensor] = []
-    count = 0
+@dataclass(frozen=True)
+class Extremes:
+    """One tensor's most extreme values over a calibration set: enough for its quantiles up to
+    ``EXTREMES_PER_CROP`` values from either end (``quantile_range``)."""
 
-    def keep(_: torch.nn.Module, inputs: tuple[torch.Tensor, ...], __: torch.Tensor) -> None:
-        nonlocal count
-        values = inputs[0].flatten()
-        count += values.numel()
-        k = min(EXTREMES_PER_CROP, values.numel())
-        lows.append(values.topk(k, largest=False).values)
-        highs.append(values.topk(k).values)
+    lows: torch.Tensor  # each crop's lowest values, concatenated
+    highs: torch.Tensor  # each crop's highest values
+    count: int  # values seen in all
 
-    hook = module.get_submodule("tail").register_forward_hook(keep)
+    def quantile_range(self, quantile: float) -> tuple[float, float]:
+        """The ``quantile`` and ``1 - quantile`` quantiles (at least the extremes); exact, else ``ValueError``."""
+        rank = max(int(quantile * self.count), 1)
+        if rank > EXTREMES_PER_CROP:
+            raise ValueError(f"quantile {quantile} needs the {rank} most extreme values; {EXTREMES_PER_CROP} are kept")
+        return float(self.lows.topk(rank, largest=False).values[-1]), float(self.highs.topk(rank).values[-1])
+
+
+def activation_extremes(
+    module: torch.nn.Module, points: list[Point], calibration: list[NDArray[np.float32]]
+) -> dict[Point, Extremes]:
+    """Each point's ``Extremes`` over ``calibration``, run in float; a point is a submodule and ``"in"``
+    (its first input) or ``"out"`` (its output). Each crop keeps its ``EXTREMES_PER_CROP`` lowest and
+    highest values, so any quantile within that many values of either end is exact."""
+    lows: dict[Point, list[torch.Tensor]] = {point: [] for point in points}
+    highs: dict[Point, list[torch.Tensor]] = {point: [] for point in points}
+    counts = dict.fromkeys(points, 0)
+
+    def keeper(point: Point) -> Callable[[torch.nn.Module, tuple[torch.Tensor, ...], torch.Tensor], None]:
+        def keep(_: torch.nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+            values = (inputs[0] if point[1] == "in" else output).flatten()
+            counts[point] += values.numel()
+            k = min(EXTREMES_PER_CROP, values.numel())
+            lows[point].append(values.topk(k, largest=False).values)
+            highs[point].append(values.topk(k).values)
+
+        return keep
+
+    hooks = [module.get_submodule(point[0]).register_forward_hook(keeper(point)) for point in points]
     try:
         with torch.no_grad():
             for crop in calibration:
                 module(torch.from_numpy(crop))
     finally:
-        hook.remove()
-    rank = max(int(quantile * count), 1)
-    if rank > EXTREMES_PER_CROP:
-        raise ValueError(f"quantile {quantile} needs the {rank} most extreme values; {EXTREMES_PER_CROP} are kept")
-    low = torch.cat(lows).topk(rank, largest=False).values[-1]
-    high = torch.cat(highs).topk(rank).values[-1]
-    return float(low), float(high)
+        for hook in hooks:
+            hook.remove()
+    return {point: Extremes(torch.cat(lows[point]), torch.cat(highs[point]), counts[point]) for point in points}
+
+
+def tail_input_range(
+    module: torch.nn.Module, calibration: list[NDArray[np.float32]], quantile: float
+) -> tuple[float, float]:
+    """The ``quantile`` and ``1 - quantile`` quantiles of the last convolution's input (``module.tail``)
+    over ``calibration``, run in float (``activation_extremes``)."""
+    point = ("tail", "in")
+    return activation_extremes(module, [point], calibration)[point].quantile_range(quantile)
 
 
 def quantize(weights: Path, name: str, recipe: Recipe, root: Path = DEFAULT_TRAIN_ROOT) -> ov.Model:

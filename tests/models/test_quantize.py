@@ -134,3 +134,57 @@ def test_the_artefact_upscales_like_the_float_model(train_root: Path, tmp_path: 
     fp32 = Engine(loaded.module, loaded.info, torch.device("cpu")).upscale_image(np.ascontiguousarray(image))
     int8 = Int8Engine(artefact, loaded.info).upscale_image(np.ascontiguousarray(image))
     assert psnr_y(int8, fp32, 2) > 40.0  # the same picture to within quantization noise
+
+
+class Doubling(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * 2
+
+
+def test_activation_extremes_give_exact_quantiles_of_a_submodules_input_and_output(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(quantize, "EXTREMES_PER_CROP", 16)  # each crop keeps its 16 lowest and highest
+    module = torch.nn.Sequential()
+    module.add_module("twice", Doubling())
+    values = np.arange(-500, 500, dtype=np.float32)  # 1000 values in two crops of 500
+    crops = [values[::2].reshape(1, 1, 20, 25), values[1::2].reshape(1, 1, 20, 25)]
+    extremes = quantize.activation_extremes(module, [("twice", "in"), ("twice", "out")], crops)
+    assert extremes[("twice", "in")].count == 1000
+    assert extremes[("twice", "in")].quantile_range(0.01) == (-491.0, 490.0)  # the 10th value from each end
+    assert extremes[("twice", "out")].quantile_range(0.01) == (-982.0, 980.0)
+    assert extremes[("twice", "out")].quantile_range(1e-6) == (-1000.0, 998.0)  # under one value: the extremes
+    with pytest.raises(ValueError, match="most extreme values"):
+        extremes[("twice", "in")].quantile_range(0.02)  # the 20th value from each end: not kept
+
+
+def test_the_stream_points_are_the_quantizers_of_an_int8_stream(train_root: Path) -> None:
+    # bench.int8_stream's build: the additions quantized too. Every stream point names a node whose output
+    # is quantized, and pinning it sets exactly that quantizer's range.
+    from bench.int8_stream import stream_int8
+
+    loaded = load_model(BUILTIN[NAME].path, NAME)
+    recipe = quantize.Recipe(calibration_crops=2, calibration_side=64)
+    model = stream_int8(loaded, quantize.calibration_inputs(BUILTIN[NAME].path, 2, recipe, train_root), set())
+    points = quantize.stream_points(4)
+    assert len(points) == 1 + 2 * 4
+    for source in points:
+        quantize.pin_output_range(model, source, -0.25, 0.75)
+        (quantizer,) = [op for op in model.get_ordered_ops() if _quantizes_output_of(op, source)]
+        assert [float(quantizer.input_value(port).get_node().get_data().item()) for port in range(1, 5)] == [
+            -0.25,
+            0.75,
+            -0.25,
+            0.75,
+        ]
+
+
+def test_pinning_an_output_that_is_not_quantized_is_refused() -> None:
+    # The shipped recipe keeps the additions in float: the second convolution's output has no quantizer.
+    model = ov.Core().read_model(artefact_path(BUILTIN[NAME].path))
+    with pytest.raises(ValueError, match="no quantizer on the output"):
+        quantize.pin_output_range(model, "__module.body.0.conv2/aten::_convolution/Add", 0.0, 1.0)
+
+
+def _quantizes_output_of(op: ov.Node, source: str) -> bool:
+    return op.get_type_name() == "FakeQuantize" and op.input_value(0).get_node().get_friendly_name() == source
