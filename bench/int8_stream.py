@@ -8,7 +8,9 @@ float, only the convolutions' inputs are rounded). This builds the same network 
 quantized too (NNCF's own ranges, min/max over the recipe's training crops), then, per ``--quantiles``
 level q, the stream's quantizers — the head's activation and each block's second convolution and
 addition (``models.quantize.stream_points``) — pinned to the q / 1 − q quantiles of their calibration
-values (``models.quantize.activation_extremes``, the rule the ×2 last convolution ships with). Each
+values (``models.quantize.activation_extremes``, the rule the ×2 last convolution ships with); and per
+level a build with the stream's values on that range but the increments (the blocks' second convolutions'
+outputs, which feed only their addition) on NNCF's min/max range ("but increments"). Each
 ``--float-blocks`` set (comma-separated block indices; ``-`` for none) keeps those blocks' additions in
 float on every build, as the shipped recipe does for all of them.
 
@@ -142,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     if not isinstance(loaded.module, VCSR):
         raise SystemExit(f"{args.model} is not a VCSR network")
     points = q.stream_points(loaded.module.config.blocks)
-    extremes = q.activation_extremes(loaded.module, list(points.values()), calibration)
+    extremes = q.activation_extremes(loaded.module, list(points.values()), calibration, kept=16384)
     tail = q.tail_input_range(loaded.module, calibration, recipe.tail_quantile)
     last = list(points)[-1]  # the last addition: its quantizer is the last convolution's input
     fp32 = Engine(load_model(weights, args.model).module, loaded.info, torch.device("cpu"))

@@ -188,21 +188,23 @@ class Extremes:
     lows: torch.Tensor  # each crop's lowest values, concatenated
     highs: torch.Tensor  # each crop's highest values
     count: int  # values seen in all
+    kept: int  # values kept per crop from either end
 
     def quantile_range(self, quantile: float) -> tuple[float, float]:
         """The ``quantile`` and ``1 - quantile`` quantiles (at least the extremes); exact, else ``ValueError``."""
         rank = max(int(quantile * self.count), 1)
-        if rank > EXTREMES_PER_CROP:
-            raise ValueError(f"quantile {quantile} needs the {rank} most extreme values; {EXTREMES_PER_CROP} are kept")
+        if rank > self.kept:
+            raise ValueError(f"quantile {quantile} needs the {rank} most extreme values; {self.kept} are kept")
         return float(self.lows.topk(rank, largest=False).values[-1]), float(self.highs.topk(rank).values[-1])
 
 
 def activation_extremes(
-    module: torch.nn.Module, points: list[Point], calibration: list[NDArray[np.float32]]
+    module: torch.nn.Module, points: list[Point], calibration: list[NDArray[np.float32]], kept: int | None = None
 ) -> dict[Point, Extremes]:
     """Each point's ``Extremes`` over ``calibration``, run in float; a point is a submodule and ``"in"``
-    (its first input) or ``"out"`` (its output). Each crop keeps its ``EXTREMES_PER_CROP`` lowest and
-    highest values, so any quantile within that many values of either end is exact."""
+    (its first input) or ``"out"`` (its output). Each crop keeps its ``kept`` (``EXTREMES_PER_CROP``)
+    lowest and highest values, so any quantile within that many values of either end is exact."""
+    kept = kept or EXTREMES_PER_CROP
     lows: dict[Point, list[torch.Tensor]] = {point: [] for point in points}
     highs: dict[Point, list[torch.Tensor]] = {point: [] for point in points}
     counts = dict.fromkeys(points, 0)
@@ -211,7 +213,7 @@ def activation_extremes(
         def keep(_: torch.nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
             values = (inputs[0] if point[1] == "in" else output).flatten()
             counts[point] += values.numel()
-            k = min(EXTREMES_PER_CROP, values.numel())
+            k = min(kept, values.numel())
             lows[point].append(values.topk(k, largest=False).values)
             highs[point].append(values.topk(k).values)
 
@@ -225,7 +227,7 @@ def activation_extremes(
     finally:
         for hook in hooks:
             hook.remove()
-    return {point: Extremes(torch.cat(lows[point]), torch.cat(highs[point]), counts[point]) for point in points}
+    return {point: Extremes(torch.cat(lows[point]), torch.cat(highs[point]), counts[point], kept) for point in points}
 
 
 def tail_input_range(
