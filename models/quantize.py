@@ -39,7 +39,10 @@ calibrates in seconds):
   ~9 % more time (single-thread 512² pass, 488 → 532 ms). Only the last four additions in float was
   ~5 % faster and within the rule on the evaluation sets (vcsr-m-x2 0.014 / 0.088), but an int8 stream
   clips on photographs brighter or more saturated than the calibration crops: vcsr-real-x4 lost 1.1 dB
-  on one of the six photographs of ``tests/models/test_int8_quality.py``, so the whole stream stays float;
+  on one of the six photographs of ``tests/models/test_int8_quality.py``, so the whole stream stays float.
+  Nor do training-quantile ranges save an int8 stream (``bench.int8_stream``, vcsr-m-x2, 11-13 % faster):
+  at 10⁻⁶ a smooth photograph loses 0.25 dB to the step size, at 10⁻⁵ and 10⁻⁴ others 0.17-0.28 dB to
+  clipping, and the best build (increments on min/max) 0.28 dB on a Set14 image (docs/benchmarks.md);
 - the bicubic base is exported as its phase convolution (``models.arch.use_phase_base``), in float with
   its add: OpenVINO's Interpolate took 37-43 % of a ×4 pass, the convolution takes ~2.6 %;
 - NNCF's fast bias correction (its default). Its channel alignment and full bias correction measured
