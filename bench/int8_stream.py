@@ -82,6 +82,11 @@ def photo_pairs(scale: int) -> list[Pair]:
     return pairs
 
 
+def is_increment(source: str) -> bool:
+    """Whether ``source`` is a block's second convolution: the increment the block adds to the stream."""
+    return ".conv2/" in source
+
+
 def stream_int8(loaded: LoadedModel, calibration: list[NDArray[np.float32]], float_blocks: set[int]) -> ov.Model:
     """The recipe's build with the residual additions quantized (but those of ``float_blocks``): min/max
     ranges, the first convolution on exact pixel levels; the stream's ranges are set by the caller."""
@@ -153,10 +158,11 @@ def main(argv: list[str] | None = None) -> int:
     for spec in args.float_blocks:
         blocks = {int(b) for b in spec.split(",") if b not in ("", "-")}
         base = stream_int8(loaded, calibration, blocks)
-        variants = {"min/max": {last: tail}} | {
-            f"q {level:g}": {src: extremes[point].quantile_range(level) for src, point in points.items()}
-            for level in args.quantiles
-        }
+        variants = {"min/max": {last: tail}}
+        for level in args.quantiles:
+            ranges = {src: extremes[point].quantile_range(level) for src, point in points.items()}
+            variants[f"q {level:g}"] = ranges
+            variants[f"q {level:g} but increments"] = {s: r for s, r in ranges.items() if not is_increment(s)}
         for label, ranges in variants.items():
             model = with_ranges(base, ranges)
             model.set_rt_info(weights_digest(weights), DIGEST_KEY)
