@@ -44,7 +44,9 @@ def test_the_script_writes_an_int8_artefact_of_the_current_weights(train_root: P
 
 
 def test_the_residual_stream_and_the_bicubic_base_stay_in_float(train_root: Path, tmp_path: Path) -> None:
-    artefact = quantize.build(NAME, quantize.Recipe(calibration_crops=2, calibration_side=64), tmp_path, train_root)
+    recipe = quantize.Recipe(calibration_crops=2, calibration_side=64)
+    assert "vcsr-s-x4" not in recipe.int8_stream
+    artefact = quantize.build("vcsr-s-x4", recipe, tmp_path, train_root)
     ops = ov.Core().read_model(artefact).get_ordered_ops()
     adds = [op for op in ops if op.get_type_name() == "Add" and "aten::add" in op.get_friendly_name()]
     assert len(adds) == 4 + 1  # one per residual block, and the base's
@@ -110,6 +112,36 @@ def test_a_real_world_or_conditioned_network_keeps_its_first_convolution_and_its
     assert {quantize.FLOAT_HEAD, quantize.FLOAT_TAIL} <= set(quantize.float_layers(2, fidelity=False))
     assert quantize.FLOAT_TAIL not in quantize.float_layers(4, fidelity=False)
     assert not {quantize.FLOAT_HEAD, quantize.FLOAT_TAIL} & set(quantize.float_layers(2) + quantize.float_layers(4))
+    assert quantize.float_layers(2, int8_stream=True) == [r"__module\.phases/.*"]  # only the bicubic base
+
+
+def test_an_int8_stream_model_adds_in_int8_on_the_quantiles_of_its_stream(train_root: Path, tmp_path: Path) -> None:
+    # vcsr-s-x2 passed bench.int8_stream's training-crop check: its additions are int8, every stream
+    # quantizer on exactly the recipe's quantiles of that tensor over the calibration crops.
+    recipe = quantize.Recipe(calibration_crops=2, calibration_side=64)
+    assert NAME in recipe.int8_stream
+    model = ov.Core().read_model(quantize.build(NAME, recipe, tmp_path, train_root))
+    adds = [
+        op
+        for op in model.get_ordered_ops()
+        if op.get_type_name() == "Add" and "aten::add_/Add" in op.get_friendly_name()
+    ]
+    assert len(adds) == 4 and all(_takes_int8(op) for op in adds)
+    points = quantize.stream_points(4)
+    calibration = quantize.calibration_inputs(BUILTIN[NAME].path, 2, recipe, train_root)
+    extremes = quantize.activation_extremes(load_model(BUILTIN[NAME].path).module, list(points.values()), calibration)
+    for source, point in points.items():
+        (quantizer,) = [op for op in model.get_ordered_ops() if _quantizes_output_of(op, source)]
+        low, high = extremes[point].quantile_range(recipe.stream_quantile)
+        bounds = [float(quantizer.input_value(port).get_node().get_data().item()) for port in range(1, 5)]
+        assert bounds == pytest.approx([low, high, low, high], abs=0), source
+
+
+@pytest.mark.parametrize("name", [n for n in VCSR_MODELS if n not in REAL_WORLD and n.endswith("-x2")])
+def test_the_bundled_x2_fidelity_artefacts_add_in_int8_where_the_recipe_says(name: str) -> None:
+    ops = ov.Core().read_model(artefact_path(BUILTIN[name].path)).get_ordered_ops()
+    adds = [op for op in ops if op.get_type_name() == "Add" and "aten::add_/Add" in op.get_friendly_name()]
+    assert adds and all(_takes_int8(op) == (name in quantize.Recipe().int8_stream) for op in adds)
 
 
 def _pixel_range(model: ov.Model) -> tuple[int, list[float]]:
@@ -180,8 +212,9 @@ def test_the_stream_points_are_the_quantizers_of_an_int8_stream(train_root: Path
 
 
 def test_pinning_an_output_that_is_not_quantized_is_refused() -> None:
-    # The shipped recipe keeps the additions in float: the second convolution's output has no quantizer.
-    model = ov.Core().read_model(artefact_path(BUILTIN[NAME].path))
+    # vcsr-m-x2 keeps its additions in float: the second convolution's output has no quantizer.
+    assert "vcsr-m-x2" not in quantize.Recipe().int8_stream
+    model = ov.Core().read_model(artefact_path(BUILTIN["vcsr-m-x2"].path))
     with pytest.raises(ValueError, match="no quantizer on the output"):
         quantize.pin_output_range(model, "__module.body.0.conv2/aten::_convolution/Add", 0.0, 1.0)
 
