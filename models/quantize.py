@@ -39,7 +39,13 @@ calibrates in seconds):
   ~9 % more time (single-thread 512² pass, 488 → 532 ms). Only the last four additions in float was
   ~5 % faster and within the rule on the evaluation sets (vcsr-m-x2 0.014 / 0.088), but an int8 stream
   clips on photographs brighter or more saturated than the calibration crops: vcsr-real-x4 lost 1.1 dB
-  on one of the six photographs of ``tests/models/test_int8_quality.py``, so the whole stream stays float;
+  on one of the six photographs of ``tests/models/test_int8_quality.py``, so the whole stream stays float.
+  Nor do training-quantile ranges save an int8 stream (``bench.int8_stream``, vcsr-m-x2, 11-13 % faster):
+  at 10⁻⁶ a smooth photograph loses 0.25 dB to the step size, at 10⁻⁵ and 10⁻⁴ others 0.17-0.28 dB to
+  clipping, and the best build (increments on min/max) 0.28 dB on a Set14 image (docs/benchmarks.md).
+  The exception is ``Recipe.int8_stream``: vcsr-s-x2 (four blocks) passed that probe's check on training
+  crops with its stream on the ``Recipe.stream_quantile`` (10⁻⁵) ranges (``pin_stream``): 21-25 % faster,
+  sets 0.004 / 0.013 / 0.008 dB (worst image 0.088), photographs −0.018 / 0.057 against bf16;
 - the bicubic base is exported as its phase convolution (``models.arch.use_phase_base``), in float with
   its add: OpenVINO's Interpolate took 37-43 % of a ×4 pass, the convolution takes ~2.6 %;
 - NNCF's fast bias correction (its default). Its channel alignment and full bias correction measured
@@ -61,8 +67,10 @@ import argparse
 import logging
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import nncf
 import numpy as np
@@ -93,6 +101,8 @@ TAIL = "__module.tail/aten::_convolution/Convolution"
 PIXEL_LEVELS = 256  # 8-bit pixels: the head's input levels are exactly k/255
 QUANTILE_TAIL_MAX_SCALE = 2  # up to ×2 the last convolution's input range is a quantile range (docstring)
 EXTREMES_PER_CROP = 4096  # the most extreme values kept per crop: enough for a quantile of 10⁻⁶
+STREAM_START = "aten::relu_/Relu"  # the head's activation, as OpenVINO names it: the stream's first value
+Point = tuple[str, str]  # a tensor of the float network: (submodule, "in" for its first input or "out")
 
 
 @dataclass(frozen=True)
@@ -106,6 +116,11 @@ class Recipe:
     channel_alignment: bool = False
     seed: int = 0
     tail_quantile: float = 1e-6  # at ×2: the last convolution's input range, as quantiles of its calibration
+    # Fidelity models whose residual stream runs int8, each of its quantizers on these quantiles of its
+    # calibration values: those that passed ``bench.int8_stream``'s check on training crops (no worse
+    # than the float stream there). vcsr-m-x2 failed it (worst crop 0.106 dB against 0.060).
+    int8_stream: tuple[str, ...] = ("vcsr-s-x2",)
+    stream_quantile: float = 1e-5
 
 
 def trained_on_real(weights: Path) -> bool:
@@ -125,11 +140,11 @@ def calibration_inputs(weights: Path, scale: int, recipe: Recipe, root: Path) ->
     return [sampler.batch(1)[0].numpy() for _ in range(recipe.calibration_crops)]
 
 
-def float_layers(scale: int, fidelity: bool = True) -> list[str]:
+def float_layers(scale: int, fidelity: bool = True, int8_stream: bool = False) -> list[str]:
     """The name patterns kept in float for a network of ``scale``: a fidelity network's first and last
     convolutions are int8, a real-world or conditioned one keeps its first, and its last at ×2."""
     if fidelity:
-        return list(FLOAT_LAYERS)
+        return FLOAT_LAYERS[:1] if int8_stream else list(FLOAT_LAYERS)
     return [*FLOAT_LAYERS, FLOAT_HEAD, *([FLOAT_TAIL] if scale <= QUANTILE_TAIL_MAX_SCALE else [])]
 
 
@@ -148,42 +163,105 @@ def pin_input_range(model: ov.Model, conv: str, low: float, high: float, levels:
     raise ValueError(f"{model.get_friendly_name()}: no input quantizer on {conv}")
 
 
+def pin_output_range(model: ov.Model, source: str, low: float, high: float) -> ov.Model:
+    """``model`` with the FakeQuantize on the output of the node named ``source`` set to [low, high].
+    Raises ``ValueError`` when that output is not quantized."""
+    for op in model.get_ordered_ops():
+        if op.get_type_name() == "FakeQuantize" and op.input_value(0).get_node().get_friendly_name() == source:
+            for port, bound in zip(range(1, 5), (low, high, low, high), strict=True):
+                shape = op.input_value(port).get_shape()
+                op.input(port).replace_source_output(ops.constant(np.full(shape, bound, np.float32)).output(0))
+            return model
+    raise ValueError(f"{model.get_friendly_name()}: no quantizer on the output of {source}")
+
+
+def stream_points(blocks: int) -> dict[str, Point]:
+    """The residual stream's quantized tensors of a VCSR with ``blocks`` blocks, as OpenVINO names the
+    nodes they leave (their FakeQuantize follows) → the same tensor in the float network: the head's
+    activation (the stream's start), and each block's second convolution and addition."""
+    points: dict[str, Point] = {STREAM_START: ("body.0", "in") if blocks else ("tail", "in")}
+    for block in range(blocks):
+        points[f"__module.body.{block}.conv2/aten::_convolution/Add"] = (f"body.{block}.conv2", "out")
+        points[f"__module.body.{block}/aten::add_/Add"] = (f"body.{block}", "out")
+    return points
+
+
+def pin_stream(
+    model: ov.Model, module: torch.nn.Module, calibration: list[NDArray[np.float32]], quantile: float
+) -> ov.Model:
+    """``model`` (its additions quantized) with every quantizer of the residual stream (``stream_points``;
+    the last addition's is the last convolution's input) on the ``quantile`` / ``1 - quantile`` range of
+    its tensor over ``calibration`` in the float ``module``."""
+    points = stream_points(len(cast(torch.nn.Sequential, module.get_submodule("body"))))
+    extremes = activation_extremes(module, list(points.values()), calibration)
+    for source, point in points.items():
+        pin_output_range(model, source, *extremes[point].quantile_range(quantile))
+    return model
+
+
 def exact_pixel_range(model: ov.Model) -> ov.Model:
     """``model`` with its first convolution's input quantized on exactly [0, 1] in ``PIXEL_LEVELS``
     levels, the grid of 8-bit pixels divided by 255: lossless for the engine's input."""
     return pin_input_range(model, HEAD, 0.0, 1.0, PIXEL_LEVELS)
 
 
-def tail_input_range(
-    module: torch.nn.Module, calibration: list[NDArray[np.float32]], quantile: float
-) -> tuple[float, float]:
-    """The ``quantile`` and ``1 - quantile`` quantiles of the last convolution's input (``module.tail``)
-    over ``calibration``, run in float; exact, from each crop's ``EXTREMES_PER_CROP`` lowest and highest."""
-    lows: list[torch.Tensor] = []
-    highs: list[torch.Tensor] = []
-    count = 0
+@dataclass(frozen=True)
+class Extremes:
+    """One tensor's most extreme values over a calibration set: enough for its quantiles up to
+    ``EXTREMES_PER_CROP`` values from either end (``quantile_range``)."""
 
-    def keep(_: torch.nn.Module, inputs: tuple[torch.Tensor, ...], __: torch.Tensor) -> None:
-        nonlocal count
-        values = inputs[0].flatten()
-        count += values.numel()
-        k = min(EXTREMES_PER_CROP, values.numel())
-        lows.append(values.topk(k, largest=False).values)
-        highs.append(values.topk(k).values)
+    lows: torch.Tensor  # each crop's lowest values, concatenated
+    highs: torch.Tensor  # each crop's highest values
+    count: int  # values seen in all
+    kept: int  # values kept per crop from either end
 
-    hook = module.get_submodule("tail").register_forward_hook(keep)
+    def quantile_range(self, quantile: float) -> tuple[float, float]:
+        """The ``quantile`` and ``1 - quantile`` quantiles (at least the extremes); exact, else ``ValueError``."""
+        rank = max(int(quantile * self.count), 1)
+        if rank > self.kept:
+            raise ValueError(f"quantile {quantile} needs the {rank} most extreme values; {self.kept} are kept")
+        return float(self.lows.topk(rank, largest=False).values[-1]), float(self.highs.topk(rank).values[-1])
+
+
+def activation_extremes(
+    module: torch.nn.Module, points: list[Point], calibration: list[NDArray[np.float32]], kept: int | None = None
+) -> dict[Point, Extremes]:
+    """Each point's ``Extremes`` over ``calibration``, run in float; a point is a submodule and ``"in"``
+    (its first input) or ``"out"`` (its output). Each crop keeps its ``kept`` (``EXTREMES_PER_CROP``)
+    lowest and highest values, so any quantile within that many values of either end is exact."""
+    kept = kept or EXTREMES_PER_CROP
+    lows: dict[Point, list[torch.Tensor]] = {point: [] for point in points}
+    highs: dict[Point, list[torch.Tensor]] = {point: [] for point in points}
+    counts = dict.fromkeys(points, 0)
+
+    def keeper(point: Point) -> Callable[[torch.nn.Module, tuple[torch.Tensor, ...], torch.Tensor], None]:
+        def keep(_: torch.nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+            values = (inputs[0] if point[1] == "in" else output).flatten()
+            counts[point] += values.numel()
+            k = min(kept, values.numel())
+            lows[point].append(values.topk(k, largest=False).values)
+            highs[point].append(values.topk(k).values)
+
+        return keep
+
+    hooks = [module.get_submodule(point[0]).register_forward_hook(keeper(point)) for point in points]
     try:
         with torch.no_grad():
             for crop in calibration:
                 module(torch.from_numpy(crop))
     finally:
-        hook.remove()
-    rank = max(int(quantile * count), 1)
-    if rank > EXTREMES_PER_CROP:
-        raise ValueError(f"quantile {quantile} needs the {rank} most extreme values; {EXTREMES_PER_CROP} are kept")
-    low = torch.cat(lows).topk(rank, largest=False).values[-1]
-    high = torch.cat(highs).topk(rank).values[-1]
-    return float(low), float(high)
+        for hook in hooks:
+            hook.remove()
+    return {point: Extremes(torch.cat(lows[point]), torch.cat(highs[point]), counts[point], kept) for point in points}
+
+
+def tail_input_range(
+    module: torch.nn.Module, calibration: list[NDArray[np.float32]], quantile: float
+) -> tuple[float, float]:
+    """The ``quantile`` and ``1 - quantile`` quantiles of the last convolution's input (``module.tail``)
+    over ``calibration``, run in float (``activation_extremes``)."""
+    point = ("tail", "in")
+    return activation_extremes(module, [point], calibration)[point].quantile_range(quantile)
 
 
 def quantize(weights: Path, name: str, recipe: Recipe, root: Path = DEFAULT_TRAIN_ROOT) -> ov.Model:
@@ -196,6 +274,7 @@ def quantize(weights: Path, name: str, recipe: Recipe, root: Path = DEFAULT_TRAI
         model = ov.convert_model(module, example_input=torch.rand(1, 3, 64, 64), input=[(-1, 3, -1, -1)])
     calibration = calibration_inputs(weights, loaded.info.scale, recipe, root)
     fidelity = not loaded.info.conditions and not trained_on_real(weights)
+    stream = fidelity and name in recipe.int8_stream
     parameters = AdvancedQuantizationParameters(
         activations_range_estimator_params=RangeEstimatorParametersSet.MINMAX,
         disable_channel_alignment=not recipe.channel_alignment,
@@ -205,12 +284,14 @@ def quantize(weights: Path, name: str, recipe: Recipe, root: Path = DEFAULT_TRAI
         nncf.Dataset(calibration),
         preset=nncf.QuantizationPreset.MIXED,
         subset_size=len(calibration),
-        ignored_scope=nncf.IgnoredScope(patterns=float_layers(loaded.info.scale, fidelity)),
+        ignored_scope=nncf.IgnoredScope(patterns=float_layers(loaded.info.scale, fidelity, stream)),
         advanced_parameters=parameters,
     )
     if fidelity:
         quantized = exact_pixel_range(quantized)
-        if loaded.info.scale <= QUANTILE_TAIL_MAX_SCALE:
+        if stream:
+            quantized = pin_stream(quantized, module, calibration, recipe.stream_quantile)
+        elif loaded.info.scale <= QUANTILE_TAIL_MAX_SCALE:
             low, high = tail_input_range(module, calibration, recipe.tail_quantile)
             quantized = pin_input_range(quantized, TAIL, low, high)
     quantized.set_friendly_name(name)

@@ -44,7 +44,9 @@ def test_the_script_writes_an_int8_artefact_of_the_current_weights(train_root: P
 
 
 def test_the_residual_stream_and_the_bicubic_base_stay_in_float(train_root: Path, tmp_path: Path) -> None:
-    artefact = quantize.build(NAME, quantize.Recipe(calibration_crops=2, calibration_side=64), tmp_path, train_root)
+    recipe = quantize.Recipe(calibration_crops=2, calibration_side=64)
+    assert "vcsr-s-x4" not in recipe.int8_stream
+    artefact = quantize.build("vcsr-s-x4", recipe, tmp_path, train_root)
     ops = ov.Core().read_model(artefact).get_ordered_ops()
     adds = [op for op in ops if op.get_type_name() == "Add" and "aten::add" in op.get_friendly_name()]
     assert len(adds) == 4 + 1  # one per residual block, and the base's
@@ -110,6 +112,36 @@ def test_a_real_world_or_conditioned_network_keeps_its_first_convolution_and_its
     assert {quantize.FLOAT_HEAD, quantize.FLOAT_TAIL} <= set(quantize.float_layers(2, fidelity=False))
     assert quantize.FLOAT_TAIL not in quantize.float_layers(4, fidelity=False)
     assert not {quantize.FLOAT_HEAD, quantize.FLOAT_TAIL} & set(quantize.float_layers(2) + quantize.float_layers(4))
+    assert quantize.float_layers(2, int8_stream=True) == [r"__module\.phases/.*"]  # only the bicubic base
+
+
+def test_an_int8_stream_model_adds_in_int8_on_the_quantiles_of_its_stream(train_root: Path, tmp_path: Path) -> None:
+    # vcsr-s-x2 passed bench.int8_stream's training-crop check: its additions are int8, every stream
+    # quantizer on exactly the recipe's quantiles of that tensor over the calibration crops.
+    recipe = quantize.Recipe(calibration_crops=2, calibration_side=64)
+    assert NAME in recipe.int8_stream
+    model = ov.Core().read_model(quantize.build(NAME, recipe, tmp_path, train_root))
+    adds = [
+        op
+        for op in model.get_ordered_ops()
+        if op.get_type_name() == "Add" and "aten::add_/Add" in op.get_friendly_name()
+    ]
+    assert len(adds) == 4 and all(_takes_int8(op) for op in adds)
+    points = quantize.stream_points(4)
+    calibration = quantize.calibration_inputs(BUILTIN[NAME].path, 2, recipe, train_root)
+    extremes = quantize.activation_extremes(load_model(BUILTIN[NAME].path).module, list(points.values()), calibration)
+    for source, point in points.items():
+        (quantizer,) = [op for op in model.get_ordered_ops() if _quantizes_output_of(op, source)]
+        low, high = extremes[point].quantile_range(recipe.stream_quantile)
+        bounds = [float(quantizer.input_value(port).get_node().get_data().item()) for port in range(1, 5)]
+        assert bounds == pytest.approx([low, high, low, high], abs=0), source
+
+
+@pytest.mark.parametrize("name", [n for n in VCSR_MODELS if n not in REAL_WORLD and n.endswith("-x2")])
+def test_the_bundled_x2_fidelity_artefacts_add_in_int8_where_the_recipe_says(name: str) -> None:
+    ops = ov.Core().read_model(artefact_path(BUILTIN[name].path)).get_ordered_ops()
+    adds = [op for op in ops if op.get_type_name() == "Add" and "aten::add_/Add" in op.get_friendly_name()]
+    assert adds and all(_takes_int8(op) == (name in quantize.Recipe().int8_stream) for op in adds)
 
 
 def _pixel_range(model: ov.Model) -> tuple[int, list[float]]:
@@ -134,3 +166,58 @@ def test_the_artefact_upscales_like_the_float_model(train_root: Path, tmp_path: 
     fp32 = Engine(loaded.module, loaded.info, torch.device("cpu")).upscale_image(np.ascontiguousarray(image))
     int8 = Int8Engine(artefact, loaded.info).upscale_image(np.ascontiguousarray(image))
     assert psnr_y(int8, fp32, 2) > 40.0  # the same picture to within quantization noise
+
+
+class Doubling(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * 2
+
+
+def test_activation_extremes_give_exact_quantiles_of_a_submodules_input_and_output(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(quantize, "EXTREMES_PER_CROP", 16)  # each crop keeps its 16 lowest and highest
+    module = torch.nn.Sequential()
+    module.add_module("twice", Doubling())
+    values = np.arange(-500, 500, dtype=np.float32)  # 1000 values in two crops of 500
+    crops = [values[::2].reshape(1, 1, 20, 25), values[1::2].reshape(1, 1, 20, 25)]
+    extremes = quantize.activation_extremes(module, [("twice", "in"), ("twice", "out")], crops)
+    assert extremes[("twice", "in")].count == 1000
+    assert extremes[("twice", "in")].quantile_range(0.01) == (-491.0, 490.0)  # the 10th value from each end
+    assert extremes[("twice", "out")].quantile_range(0.01) == (-982.0, 980.0)
+    assert extremes[("twice", "out")].quantile_range(1e-6) == (-1000.0, 998.0)  # under one value: the extremes
+    with pytest.raises(ValueError, match="most extreme values"):
+        extremes[("twice", "in")].quantile_range(0.02)  # the 20th value from each end: not kept
+
+
+def test_the_stream_points_are_the_quantizers_of_an_int8_stream(train_root: Path) -> None:
+    # bench.int8_stream's build: the additions quantized too. Every stream point names a node whose output
+    # is quantized, and pinning it sets exactly that quantizer's range.
+    from bench.int8_stream import stream_int8
+
+    loaded = load_model(BUILTIN[NAME].path, NAME)
+    recipe = quantize.Recipe(calibration_crops=2, calibration_side=64)
+    model = stream_int8(loaded, quantize.calibration_inputs(BUILTIN[NAME].path, 2, recipe, train_root), set())
+    points = quantize.stream_points(4)
+    assert len(points) == 1 + 2 * 4
+    for source in points:
+        quantize.pin_output_range(model, source, -0.25, 0.75)
+        (quantizer,) = [op for op in model.get_ordered_ops() if _quantizes_output_of(op, source)]
+        assert [float(quantizer.input_value(port).get_node().get_data().item()) for port in range(1, 5)] == [
+            -0.25,
+            0.75,
+            -0.25,
+            0.75,
+        ]
+
+
+def test_pinning_an_output_that_is_not_quantized_is_refused() -> None:
+    # vcsr-m-x2 keeps its additions in float: the second convolution's output has no quantizer.
+    assert "vcsr-m-x2" not in quantize.Recipe().int8_stream
+    model = ov.Core().read_model(artefact_path(BUILTIN["vcsr-m-x2"].path))
+    with pytest.raises(ValueError, match="no quantizer on the output"):
+        quantize.pin_output_range(model, "__module.body.0.conv2/aten::_convolution/Add", 0.0, 1.0)
+
+
+def _quantizes_output_of(op: ov.Node, source: str) -> bool:
+    return op.get_type_name() == "FakeQuantize" and op.input_value(0).get_node().get_friendly_name() == source
