@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from bench.quality_sheet import Service, photo_pair, service_route, service_view
-from bench.route_quality import SETTINGS, upload
+from bench.quality_sheet import Service, photo_pair, service_route
+from bench.route_quality import SETTINGS, measure, upload
 from deployments.flow import quality
 from models.conditioning import bind
 from models.data import shared_root
@@ -51,7 +51,7 @@ def engines(names: list[str], candidates: list[str]) -> dict[str, Engine]:
 def score(photo: Path, setting: str, service: Service, models: dict[str, Engine]) -> dict[str, Any]:
     """One photo at one setting: its measured metrics, the service's route and every model's PSNR-Y."""
     hr, lr = photo_pair(photo, service.scale)
-    pixels, metrics = service_view(upload(lr, setting, photo.name))
+    pixels, metrics = measure(upload(lr, setting, photo.name))
     routed = service_route(metrics, pixels, service.policy, service.threshold, service.served, service.scale)
     row: dict[str, Any] = {
         "photo": photo.stem,
