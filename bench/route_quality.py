@@ -6,13 +6,14 @@ Each evaluation set's low-resolution image is degraded at a setting (``SETTINGS`
 per channel saved as PNG, JPEG at several qualities, noise then JPEG, blur; seeded per setting and image
 as in ``models.evaluate --degraded``) and written as the file a client would upload. The flow's own
 functions measure it (``inspection.inspect`` → ``inspection.decode`` → ``quality.measure``) and the policy
-picks a family (each of ``--policies`` in turn, on the same outputs); the bundled models of that scale,
-at the precision the service runs them in (``models.precision.served_engine``), upscale it. PSNR-Y is
+picks a family (each of ``--policies`` in turn, on the same outputs); the model the service routes each
+family to at that scale (its catalogue and ``family_model``), at the precision the service runs it in
+(``models.precision.served_engine``) and told what the service would tell it, upscales it. PSNR-Y is
 against the clean high-resolution image.
 
-Printed per scale, set and setting: how many images went to the real-world model, the mean PSNR-Y of
-bicubic, the fidelity model, the real-world model and the routed choice, and the routed choice minus
-the fidelity model (mean and worst image). The policy's promise on clean images: mean ≥ -0.05 dB and
+Printed per scale, set and setting: how many images went to the real-world model and to the JPEG
+specialist, the mean PSNR-Y of bicubic, of each family's model and of the routed choice, and the routed
+choice minus the fidelity model (mean and worst image). The policy's promise on clean images: mean ≥ -0.05 dB and
 no image below -0.2 dB; on degraded ones, the real-world path.
 """
 
@@ -22,7 +23,7 @@ import argparse
 import io
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 import torch
@@ -30,8 +31,12 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from bench.machine import describe, header, table, write_json
-from configs.quality_policy import DEFAULT_POLICY, QualityPolicy, load_policy
+from configs.quality_policy import DEFAULT_POLICY, Family, QualityPolicy, load_policy
+from configs.settings import load_settings
 from deployments.flow import inspection, quality
+from deployments.flow.families import family_model
+from deployments.upscaler.catalog import Catalog
+from models.conditioning import bind
 from models.degrade import convolve, gaussian_kernel, gaussian_noise
 from models.evaluate import DEFAULT_EVAL_ROOT, bicubic, engine_upscaler, read_image
 from models.metrics import psnr_y
@@ -55,6 +60,8 @@ SETTINGS: dict[str, tuple[tuple[str, float], ...]] = {
     "noise10+jpeg75": (("noise", 10), ("jpeg", 75)),
     "blur1.0": (("blur", 1.0),),
     "blur1.6": (("blur", 1.6),),
+    "blur1.0+jpeg50": (("blur", 1.0), ("jpeg", 50)),
+    "blur1.0+jpeg75": (("blur", 1.0), ("jpeg", 75)),
 }
 
 
@@ -85,16 +92,38 @@ def measure(data: bytes) -> tuple[NDArray[np.uint8], quality.ImageQuality]:
     return pixels, quality.measure(pixels, score, probe.quantization)
 
 
+class Served:
+    """The bundled models the service routes to at ``scale`` (its catalogue, as ``bench.quality_sheet``
+    reads it), each at the precision the service runs it in (``models.precision.served_engine``), and the
+    one each family names (``family_model``: a family not served there names its stand-in)."""
+
+    def __init__(self, scale: int) -> None:
+        served = Catalog(load_settings(upscale_scale=scale), []).summaries()
+        self.models = {}
+        for family in get_args(Family):
+            model = family_model(served, family, scale)
+            if model is None:
+                raise LookupError(f"no fidelity model is served at ×{scale}")
+            self.models[family] = model.name
+        self.engines = {name: served_engine(name, torch.device("cpu")) for name in set(self.models.values())}
+
+    def psnr(self, families: set[str], pixels: NDArray[np.uint8], measured: quality.ImageQuality,
+             hr: NDArray[np.uint8], scale: int) -> dict[str, float]:  # fmt: skip
+        """PSNR-Y per family of ``families``, each model run once on ``pixels`` and told what the service
+        would tell it (a degradation-aware model's measured values, ``models.conditioning``)."""
+        by_name = {}
+        for name in {self.models[f] for f in families}:
+            engine = self.engines[name]
+            told = bind(engine, quality.degradation(measured, pixels, engine.info.conditions).values())
+            by_name[name] = psnr_y(engine_upscaler(told)(pixels), hr, scale)
+        return {f: by_name[self.models[f]] for f in families}
+
+
 def score_set(
-    set_dir: Path,
-    scale: int,
-    setting: str,
-    args: argparse.Namespace,
-    engines: dict[str, Any],
-    policies: list[QualityPolicy],
+    set_dir: Path, scale: int, setting: str, args: argparse.Namespace, served: Served, policies: list[QualityPolicy]
 ) -> list[dict[str, Any]]:
-    """Per image of the set: its metrics, each policy's family and the PSNR-Y of bicubic and of the
-    models (with ``--routed-only``, the fidelity model and those a policy routed the image to)."""
+    """Per image of the set: its metrics, each policy's family and the PSNR-Y of bicubic and of each
+    family's model (with ``--routed-only``, the fidelity model's and those a policy routed the image to)."""
     rows = []
     for hr_path in sorted((set_dir / f"x{scale}").glob("*_HR.png"))[: args.limit]:
         hr = read_image(hr_path)
@@ -104,8 +133,8 @@ def score_set(
         pixels, measured = measure(upload(lr, setting, hr_path.name))
         metrics = measured.to_dict()
         families = [p.decide(metrics, THRESHOLD).model or "fidelity" for p in policies]
-        wanted = {"fidelity", *families} if args.routed_only else set(engines)
-        psnr = {name: psnr_y(engine(pixels), hr, scale) for name, engine in engines.items() if name in wanted}
+        wanted = {"fidelity", *families} if args.routed_only else set(served.models)
+        psnr = served.psnr(wanted, pixels, measured, hr, scale)
         psnr["bicubic"] = psnr_y(bicubic(pixels, scale), hr, scale)
         rows.append({"image": hr_path.name.removesuffix("_HR.png"), "metrics": metrics, "families": families, **psnr})
     return rows
@@ -117,8 +146,9 @@ def summary(key: dict[str, Any], rows: list[dict[str, Any]], index: int) -> dict
     routed = np.array([r[f] for r, f in zip(rows, families, strict=True)])
     delta = routed - np.array([r["fidelity"] for r in rows])
     mean = {k: float(np.mean([r[k] for r in rows])) if all(k in r for r in rows) else None
-            for k in ("bicubic", "fidelity", "real")}  # fmt: skip
-    return {**key, "images": len(rows), "to real": families.count("real"), **mean, "routed": float(routed.mean()),
+            for k in ("bicubic", *get_args(Family))}  # fmt: skip
+    counts = {f"to {f}": families.count(f) for f in get_args(Family)[1:]}
+    return {**key, "images": len(rows), **counts, **mean, "routed": float(routed.mean()),
             "routed-fidelity": float(delta.mean()), "worst": float(delta.min())}  # fmt: skip
 
 
@@ -140,16 +170,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     info = describe()
     print(header(info) + "\n", flush=True)
     summaries, details = [], {}
-    columns = ["policy", "scale", "set", "setting", "images", "to real", "bicubic", "fidelity", "real", "routed",
-               "routed-fidelity", "worst"]  # fmt: skip
+    columns = ["policy", "scale", "set", "setting", "images", "to real", "to jpeg", "bicubic", "fidelity", "real",
+               "jpeg", "routed", "routed-fidelity", "worst"]  # fmt: skip
     for scale in args.scales:
-        engines = {
-            family: engine_upscaler(served_engine(f"vcsr-{kind}-x{scale}", torch.device("cpu")))
-            for family, kind in (("fidelity", "m"), ("real", "real"))
-        }
+        served = Served(scale)
+        print(f"x{scale}: " + ", ".join(f"{f} {n}" for f, n in served.models.items()), flush=True)
         for setting in args.settings:
             for set_name in args.sets:
-                rows = score_set(args.root / set_name, scale, setting, args, engines, list(policies.values()))
+                rows = score_set(args.root / set_name, scale, setting, args, served, list(policies.values()))
                 details[f"x{scale}/{setting}/{set_name}"] = rows
                 for index in range(len(policies)):
                     key = {"policy": index, "scale": scale, "set": set_name, "setting": setting}

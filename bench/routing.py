@@ -126,7 +126,9 @@ def run(policy_path: Path, scales: list[int], root: Path) -> list[dict[str, Any]
 
 
 def confusion(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    counts = Counter((r["expect"], r["model"]) for r in rows)
+    """Images per expected family by where they went: the fidelity model, or a degraded-image one (the
+    real-world model or the JPEG specialist, both counted as "to real")."""
+    counts = Counter((r["expect"], "real" if r["model"] == "jpeg" else r["model"]) for r in rows)
     return [
         {"expected": e, "images": sum(counts[(e, m)] for m in ("fidelity", "real")),
          "to fidelity": counts[(e, "fidelity")], "to real": counts[(e, "real")]}

@@ -3,10 +3,11 @@
 ``configs/quality_policy.yaml`` (or the file ``QUALITY_POLICY`` names) lists rules in order; the first
 whose every condition holds decides (a) whether the image is stored as uploaded or upscaled and (b)
 which model family upscales it: ``fidelity`` (the configured model, e.g. ``vcsr-m-x2``, best on clean
-inputs) or ``real`` (the served model whose ``ModelSpec.family`` is ``real``, trained on JPEG, noise and
-blur). The last rule must match everything. A condition bounds one metric of
-``configs/routing_metrics.py`` (``min`` ≤ value ≤ ``max``, inclusive); a metric that is ``None``
-(``jpeg_quality`` of a PNG) fails every condition on it. ``min: threshold`` on ``resolution``
+inputs), ``real`` (the served model whose ``ModelSpec.family`` is ``real``, trained on JPEG, noise and
+blur) or ``jpeg`` (a specialist for JPEG uploads; where none is served at the scale, the real-world
+model stands in, ``deployments/flow/families.py``). The last rule must match everything. A condition
+bounds one metric of ``configs/routing_metrics.py`` (``min`` ≤ value ≤ ``max``, inclusive); a metric that
+is ``None`` (``jpeg_quality`` of a PNG) fails every condition on it. ``min: threshold`` on ``resolution``
 stands for the service's ``QUALITY_THRESHOLD``, so the default policy keeps the seed's routing.
 
 The scale is ``UPSCALE_SCALE``; with ``UPSCALE_SCALE=auto`` it is ``scale_for``'s: the smallest bundled
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -28,6 +29,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from configs.routing_metrics import metric_names
 
 DEFAULT_POLICY = Path(__file__).resolve().with_name("quality_policy.yaml")
+# The model families a rule can name: models.registry.Family, the same three (configs does not import models).
+Family = Literal["fidelity", "real", "jpeg"]
 
 
 class QualityPolicyError(ValueError):
@@ -61,7 +64,7 @@ class Rule(BaseModel):
     description: str = ""
     when: dict[str, Bound] = Field(default_factory=dict)  # keyed by a name of configs.routing_metrics
     route: Literal["store", "upscale"]
-    model: Literal["fidelity", "real"] | None = None
+    model: Family | None = None
 
     @field_validator("when")
     @classmethod
@@ -76,7 +79,7 @@ class Rule(BaseModel):
         if self.route == "store" and self.model is not None:
             raise ValueError("a rule that stores the image cannot name a model")
         if self.route == "upscale" and self.model is None:
-            raise ValueError("a rule that upscales needs model: fidelity or real")
+            raise ValueError(f"a rule that upscales needs model: {', '.join(get_args(Family))}")
         return self
 
     def matches(self, metrics: dict[str, float | int | None], threshold: float) -> bool:
@@ -87,7 +90,7 @@ class Rule(BaseModel):
 class Decision:
     rule: str
     route: Literal["store", "upscale"]
-    model: Literal["fidelity", "real"] | None
+    model: Family | None
 
 
 class QualityPolicy(BaseModel):

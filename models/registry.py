@@ -13,6 +13,11 @@ from typing import Literal
 
 from models.arch import VCSRConfig
 
+# What a model is for, as the quality policy names it (configs/quality_policy.py's ``Family`` is the same
+# three, tested): "fidelity" (bicubic degradation, clean inputs), "real" (trained on JPEG, noise and blur)
+# or "jpeg" (a specialist for JPEG uploads: artefacts and soft content, not blur).
+Family = Literal["fidelity", "real", "jpeg"]
+
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 # Candidates' weights and resumable training checkpoints, kept out of the package and the image.
 CHECKPOINTS_DIR = Path(__file__).resolve().parent / "checkpoints"
@@ -24,14 +29,10 @@ class ModelSpec:
     path: Path
     description: str = ""
     config: VCSRConfig | None = None  # set for our own architectures; None for spandrel files
-    # What the model is for: "fidelity" (bicubic degradation, clean inputs) or "real" (trained on JPEG,
-    # noise and blur); None for files that do not say.
-    family: Literal["fidelity", "real"] | None = None
+    family: Family | None = None  # None for files that do not say
 
 
-def _vcsr(
-    name: str, config: VCSRConfig, description: str, family: Literal["fidelity", "real"] = "fidelity"
-) -> ModelSpec:
+def _vcsr(name: str, config: VCSRConfig, description: str, family: Family = "fidelity") -> ModelSpec:
     return ModelSpec(name, WEIGHTS_DIR / f"{name}.safetensors", description, config, family)
 
 

@@ -52,7 +52,7 @@ from deployments.contracts.values import (
     UpscaledImage,
 )
 from deployments.flow import inspection, quality
-from deployments.flow.families import family_model
+from deployments.flow.families import family_model, unserved
 from deployments.flow.resend import REPLICA_FAILURES, store_attempts, upscale_attempts
 
 log = logging.getLogger("ray.serve")
@@ -230,13 +230,13 @@ class Flow:
 
     async def _policy_model(self, accepted: Accepted, decision: Decision) -> ModelSummary:
         """The request's own model if it named one; else the policy's family at the scale (UPSCALE_SCALE,
-        or with auto the smallest that lifts the resolution score to the threshold), or the fidelity model
-        there when that family is not served (``family_model``), which is logged."""
+        or with auto the smallest that lifts the resolution score to the threshold), or its stand-in there
+        when that family is not served (``family_model``); the fidelity model standing in is logged."""
         if accepted.upload.model is not None or decision.model is None:
             return accepted.model
         scale = scale_for(accepted.score, self.settings.quality_threshold, self.settings.scales)
         chosen = family_model(await self.models(), decision.model, scale)
-        if chosen is None or chosen.routed_as != decision.model:
+        if unserved(chosen, decision.model):
             log.warning("quality policy asked for the %s model at ×%d, which is not served", decision.model, scale)
         return chosen or accepted.model
 

@@ -18,9 +18,11 @@ from deployments.contracts.values import ModelSummary
 from models.engine import ModelInfo
 from models.loader import LoadedModel, load_model
 from models.precision import recorded_losses
-from models.registry import BUILTIN, ModelSpec, UnregisteredModelError, default_model_name
+from models.registry import BUILTIN, Family, ModelSpec, UnregisteredModelError, default_model_name
 
 log = logging.getLogger("ray.serve")
+# The families routed beside the fidelity model at each scale, each by its first served model there.
+SPECIALISTS: tuple[Family, ...] = ("real", "jpeg")
 
 
 def _evaluation(path: Path) -> dict[str, Any]:
@@ -68,21 +70,22 @@ class Catalog:
     def _families(self, scales: tuple[int, ...]) -> dict[str, str]:
         """The models the quality policy routes to, with their family: at each served scale (the
         default's, or with ``UPSCALE_SCALE=auto`` both) the fidelity model (the default, or the bundled
-        ``vcsr-m-x<scale>``) and, when one is served, the first model of that scale whose spec says it
-        is of the ``real`` family (``ModelSpec.family``: the name is never parsed)."""
+        ``vcsr-m-x<scale>``) and, for each other family served there, the first model of that scale
+        whose spec says it is of that family (``ModelSpec.family``: the name is never parsed)."""
         families: dict[str, str] = {}
         for scale in scales:
             fidelity = self.default if self.infos[self.default].scale == scale else default_model_name(scale)
             families.setdefault(fidelity, "fidelity")
-            real = self._real_world(scale)
-            if real is not None:
-                families.setdefault(real, "real")
+            for family in SPECIALISTS:
+                model = self._of_family(family, scale)
+                if model is not None:
+                    families.setdefault(model, family)
         return families
 
-    def _real_world(self, scale: int) -> str | None:
-        """The first served model of ``scale`` whose spec declares the real-world family."""
+    def _of_family(self, family: Family, scale: int) -> str | None:
+        """The first served model of ``scale`` whose spec declares ``family``."""
         return next(
-            (n for n, s in self.specs.items() if s.family == "real" and self.infos[n].scale == scale),
+            (n for n, s in self.specs.items() if s.family == family and self.infos[n].scale == scale),
             None,
         )
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import get_args
 
 import pytest
 
-from configs.quality_policy import QualityPolicyError, load_policy, parse_policy, scale_for
+from configs.quality_policy import Family, QualityPolicyError, load_policy, parse_policy, scale_for
+from models import registry
 
 CLEAN = {"resolution": 0.1, "sharpness": 0.65, "jpeg_quality": None, "noise": 0.8}
 
@@ -41,6 +43,14 @@ def test_the_default_picks_the_real_world_model_past_its_limits(policy, change, 
 
 def rules(*extra: dict[str, object]) -> dict[str, object]:
     return {"rules": [*extra, {"name": "rest", "route": "upscale", "model": "fidelity"}]}
+
+
+def test_a_rule_names_the_model_families_the_registry_knows_and_no_other() -> None:
+    assert get_args(Family) == get_args(registry.Family)
+    jpeg = rules({"name": "jpeg", "when": {"jpeg_quality": {"max": 80}}, "route": "upscale", "model": "jpeg"})
+    assert parse_policy(jpeg).decide({**CLEAN, "jpeg_quality": 50}, 0.5).model == "jpeg"
+    with pytest.raises(QualityPolicyError, match=r"rule 1 \('odd'\): model"):
+        parse_policy(rules({"name": "odd", "route": "upscale", "model": "anime"}))
 
 
 def test_a_missing_metric_fails_its_condition() -> None:

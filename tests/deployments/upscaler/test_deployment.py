@@ -248,6 +248,16 @@ def test_the_real_world_model_is_the_one_whose_spec_says_so_whatever_its_name(
     assert Catalog(load_settings(upscale_scale=4), []).routed == ["vcsr-m-x4", "street-x4"]
 
 
+def test_a_model_whose_spec_says_jpeg_is_routed_as_the_jpeg_specialist_beside_the_real_world_model(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    jpeg = replace(catalog_module.BUILTIN["vcsr-real-x4"], name="jpeg-x4", family="jpeg")
+    monkeypatch.setattr(catalog_module, "BUILTIN", {**catalog_module.BUILTIN, "jpeg-x4": jpeg})
+    catalog = Catalog(load_settings(upscale_scale=4), [])
+    assert catalog.routed == ["vcsr-m-x4", "vcsr-real-x4", "jpeg-x4"]
+    assert {m.name: m.routed_as for m in catalog.summaries()}["jpeg-x4"] == "jpeg"
+
+
 def test_auto_scale_routes_both_families_at_both_scales() -> None:
     catalog = Catalog(load_settings(upscale_scale="auto"), [])
     assert catalog.default == "vcsr-m-x2"
