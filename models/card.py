@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from models.arch import flops_per_output_pixel
+from models.conditioning import bind
 from models.engine import keep_large_allocations
 from models.loader import load_model
 from models.precision import MAX_IMAGE_LOSS_DB, MAX_LOSS_DB, int8_within_rule, served_engine
@@ -48,11 +49,18 @@ REAL_RECIPES = {
 }
 
 
+# The JPEG specialist: three stages on this 2-core CPU (docs/training/soft-mix.md, README "Quality policy").
+STAGED_RECIPES = {
+    "vcsr-jpeg-x2": "--degradation real --mix soft --init models/checkpoints/vcsr-real-c-x2/vcsr-real-c-x2.safetensors "
+    "--amp --lr 5e-5 --batch 16 --patch 48 --workers 1 --steps 1502 --seed 2",
+}
+
+
 def cpu_megapixels_per_s(spec: ModelSpec, seconds: float = 5.0) -> tuple[float, str]:
     """Input megapixels per second on 512×512 tiles, batch 1, the default precision, every core."""
     torch.set_num_threads(len(os.sched_getaffinity(0)))
     keep_large_allocations()  # as the upscaler replica does
-    engine = served_engine(spec.name, torch.device("cpu"))
+    engine = bind(served_engine(spec.name, torch.device("cpu")), {})  # a conditioned one told "clean"
     tile = torch.randint(0, 256, (1, 3, 512, 512), dtype=torch.uint8)
     engine.run(tile)
     best, spent = float("inf"), 0.0
@@ -90,6 +98,11 @@ def render(spec: ModelSpec, speed: tuple[float, str]) -> str:
         shown = ", ".join(f"{k} {v:+.4f} dB" for k, v in losses.items())
         lines.append(f"- **Precision**: Set5 PSNR-Y loss against fp32: {shown} (served in bf16 where ≤ 0.05 dB).")
     lines += _int8_lines(name, report.get("int8_loss_db", {}), int8_within_rule(report.get("precision_loss_db", {})))
+    if config.conditions:
+        lines += [
+            f"- **Conditions**: told each upload's measured {' and '.join(config.conditions)} (constant input",
+            "  planes, `models.conditioning`); so it runs in PyTorch (bf16 or fp32): int8 takes no condition planes.",
+        ]
     lines += [
         "",
         f"PSNR-Y / SSIM-Y (BT.601 luma, {scale} pixels shaved; greyscale images on their grey values):",
@@ -126,6 +139,18 @@ def _int8_lines(name: str, by_set: dict[str, dict[str, float]], served: bool) ->
 
 
 def _recipe(name: str) -> list[str]:
+    if name in STAGED_RECIPES:
+        return [
+            "- **Data**: `../shared/datasets/train` only (T91 + BSD200, 291 images), degraded by `models/degrade.py`",
+            "  as for `vcsr-real-x2`, each sample's JPEG quality and noise σ recorded as the service measures them;",
+            "  in the last stage 30 % faithful soft pairs (`--mix soft`: the target band-limited or lowered in",
+            "  contrast, the input its plain bicubic downscale, JPEG q30–95 or clean). No evaluation image was seen.",
+            "- **Recipe**: three stages on this project's 2-core CPU, bf16 autocast, L1 loss, Adam with cosine decay:",
+            "  from `vcsr-real-x2` with a zero-initialised widened head, 1 481 steps of 8 patches of 40²; 7 000",
+            "  steps of 16 patches of 48² from lr 1e-4 (seed 1; `models/checkpoints/vcsr-real-c-x2/`); then 1 502",
+            "  steps with `--mix soft` from lr 5e-5 (seed 2; `models/checkpoints/vcsr-real-cs-x2/`). About 2.5 h.",
+            f"- **Reproduce** (the last stage): `python -m models.train --model {name} {STAGED_RECIPES[name]}`",
+        ]
     if name in REAL_RECIPES:
         args = REAL_RECIPES[name]
         base = args.split("--init ")[1].split()[0]
@@ -182,7 +207,7 @@ def degraded_lines(report: dict[str, Any]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", nargs="+", required=True, choices=sorted({*RECIPES, *REAL_RECIPES}))
+    parser.add_argument("--model", nargs="+", required=True, choices=sorted({*RECIPES, *REAL_RECIPES, *STAGED_RECIPES}))
     parser.add_argument("--print", action="store_true", help="print instead of writing <name>.md")
     args = parser.parse_args(argv)
     for name in args.model:

@@ -311,7 +311,8 @@ def build(name: str, recipe: Recipe, out: Path | None = None, root: Path = DEFAU
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    vcsr = sorted(n for n, s in BUILTIN.items() if s.config is not None)
+    # Not a conditioned model: the int8 engine compiles a one-input network (models.conditioning).
+    vcsr = sorted(n for n, s in BUILTIN.items() if s.config is not None and not s.config.conditions)
     parser.add_argument("--model", nargs="+", default=vcsr, choices=vcsr)
     parser.add_argument("--out", type=Path, help="write here instead of beside the weights")
     parser.add_argument("--root", type=Path, default=DEFAULT_TRAIN_ROOT, help="the training images")

@@ -55,26 +55,26 @@ BUILTIN: dict[str, ModelSpec] = {
             "VCSR medium ×4 fine-tuned on realistic degradations (JPEG, noise, blur): real-world uploads",
             "real",
         ),
+        _vcsr(
+            "vcsr-jpeg-x2",
+            VCSRConfig(scale=2, channels=48, blocks=8, conditions=("jpeg_quality", "noise")),
+            "VCSR medium ×2 for JPEG uploads: told the measured JPEG quality and noise, keeps soft content soft",
+            "jpeg",
+        ),
     )
 }
 
 
 # Models trained and evaluated here (``models.train``, ``models.evaluate --degraded``) that the service
-# does not serve yet: a degradation-aware one ships only once it beats the real-world model it would
-# replace on the degraded sets. The service can run one (the upscaler binds each upload's measured JPEG
-# quality and noise, ``models.conditioning``): registered in configs/models.yaml it is served by name.
+# does not serve: a degradation-aware one ships only once it beats the served model of its family on the
+# degraded sets where the policy would route to it (``vcsr-jpeg-x2`` did: JPEG uploads, not blur). The
+# service can run one (the upscaler binds each upload's measured JPEG quality and noise,
+# ``models.conditioning``): registered in configs/models.yaml it is served by name.
 CANDIDATES: dict[str, ModelSpec] = {
     "vcsr-real-c-x2": ModelSpec(
         "vcsr-real-c-x2",
         CHECKPOINTS_DIR / "vcsr-real-c-x2" / "vcsr-real-c-x2.safetensors",
         "VCSR medium ×2, real-world, conditioned on the upload's JPEG quality and noise σ (SRMD style)",
-        VCSRConfig(scale=2, channels=48, blocks=8, conditions=("jpeg_quality", "noise")),
-        "real",
-    ),
-    "vcsr-real-cs-x2": ModelSpec(
-        "vcsr-real-cs-x2",
-        CHECKPOINTS_DIR / "vcsr-real-cs-x2" / "vcsr-real-cs-x2.safetensors",
-        "vcsr-real-c-x2 fine-tuned with a share of faithful soft content (models.train --mix soft)",
         VCSRConfig(scale=2, channels=48, blocks=8, conditions=("jpeg_quality", "noise")),
         "real",
     ),

@@ -29,14 +29,15 @@ def test_the_default_routes_store_vs_upscale_on_resolution_exactly_as_the_seed(p
     ("change", "rule", "model"),
     [
         ({}, "clean", "fidelity"),
-        ({"jpeg_quality": 30}, "jpeg-artefacts", "real"),
-        ({"jpeg_quality": 80}, "jpeg-artefacts", "real"),
+        ({"jpeg_quality": 30}, "jpeg-artefacts", "jpeg"),
+        ({"jpeg_quality": 80}, "jpeg-artefacts", "jpeg"),
+        ({"jpeg_quality": 50, "noise": 6.0, "sharpness": 0.3}, "jpeg-artefacts", "jpeg"),
         ({"jpeg_quality": 90}, "clean", "fidelity"),
         ({"noise": 5.0}, "noisy", "real"),
         ({"sharpness": 0.3}, "blurred", "real"),
     ],
 )
-def test_the_default_picks_the_real_world_model_past_its_limits(policy, change, rule, model) -> None:  # type: ignore[no-untyped-def]
+def test_the_default_picks_a_specialist_past_its_limits(policy, change, rule, model) -> None:  # type: ignore[no-untyped-def]
     decision = policy.decide({**CLEAN, **change}, 0.5)
     assert (decision.rule, decision.route, decision.model) == (rule, "upscale", model)
 

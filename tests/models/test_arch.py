@@ -14,13 +14,16 @@ from models.arch import (
 from models.registry import BUILTIN, CANDIDATES
 
 
-@pytest.mark.parametrize("name", sorted(BUILTIN))
-def test_every_registered_architecture_runs_forward_with_random_weights(name: str) -> None:
-    config = BUILTIN[name].config
+@pytest.mark.parametrize("name", sorted({**BUILTIN, **CANDIDATES}))
+def test_every_registered_architecture_runs_forward_with_random_weights_and_its_conditions(name: str) -> None:
+    config = {**BUILTIN, **CANDIDATES}[name].config
     assert config is not None
     model = VCSR(config).eval()
+    condition = (
+        condition_vector(config, {"jpeg_quality": 50, "noise": 5.0}).expand(2, -1) if config.conditions else None
+    )
     with torch.no_grad():
-        out = model(torch.rand(2, 3, 20, 17))
+        out = model(torch.rand(2, 3, 20, 17), condition)
     assert out.shape == (2, 3, 20 * config.scale, 17 * config.scale)
 
 
@@ -67,17 +70,6 @@ def test_flops_count_matches_the_convolutions() -> None:
 
 
 CONDITIONED = VCSRConfig(scale=2, channels=8, blocks=1, conditions=("jpeg_quality", "noise"))
-
-
-@pytest.mark.parametrize("name", sorted(CANDIDATES))
-def test_every_candidate_runs_forward_with_its_condition(name: str) -> None:
-    config = CANDIDATES[name].config
-    assert config is not None and config.conditions
-    model = VCSR(config).eval()
-    condition = condition_vector(config, {"jpeg_quality": 50, "noise": 5.0}).expand(2, -1)
-    with torch.no_grad():
-        out = model(torch.rand(2, 3, 20, 17), condition)
-    assert out.shape == (2, 3, 20 * config.scale, 17 * config.scale)
 
 
 def test_a_conditioned_network_refuses_to_run_without_its_condition() -> None:

@@ -5,8 +5,9 @@ import pytest
 import torch
 
 from models import precision
+from models.conditioning import bind
 from models.engine import Engine, ModelInfo
-from models.evaluate import engine_upscaler, evaluate_set, summarise
+from models.evaluate import CLEAN, engine_upscaler, evaluate_set, summarise
 from models.int8 import Int8Engine, artefact_matches, artefact_path
 from models.loader import load_model
 from models.registry import BUILTIN
@@ -56,7 +57,7 @@ def test_bf16_loses_at_most_0_05_db_on_set5_for_bundled_models(shared_dir: Path,
     scores = {}
     for dtype in (torch.float32, torch.bfloat16):
         loaded = load_model(BUILTIN[name].path)
-        engine = Engine(loaded.module, loaded.info, CPU, dtype)
+        engine = bind(Engine(loaded.module, loaded.info, CPU, dtype), CLEAN)  # a conditioned one told "clean"
         scores[dtype] = summarise(evaluate_set(engine_upscaler(engine), set5, engine.scale))["psnr"]
     assert scores[torch.float32] - scores[torch.bfloat16] <= precision.MAX_LOSS_DB
 

@@ -17,7 +17,8 @@ from models.registry import BUILTIN
 NAME = "vcsr-s-x2"  # the smallest bundled model: the recipe is the same for all
 HEAD = "__module.head/aten::_convolution/Convolution"  # the first convolution, as OpenVINO names it
 TAIL = "__module.tail/aten::_convolution/Convolution"  # the last one
-VCSR_MODELS = sorted(n for n, s in BUILTIN.items() if s.config is not None)
+# The bundled models with an int8 build: not a conditioned one (the int8 engine takes no condition planes).
+VCSR_MODELS = sorted(n for n, s in BUILTIN.items() if s.config is not None and not s.config.conditions)
 REAL_WORLD = [n for n in VCSR_MODELS if read_metadata(BUILTIN[n].path).get("degradation") == "real"]
 
 

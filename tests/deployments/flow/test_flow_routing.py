@@ -24,6 +24,7 @@ FIDELITY = ModelSummary("vcsr-m-x2", "vcsr", 2, 1, 1, "", True, False, True, {},
 REAL = ModelSummary("vcsr-real-x2", "vcsr", 2, 1, 1, "", False, False, True, {}, "real")
 FIDELITY_X4 = ModelSummary("vcsr-m-x4", "vcsr", 4, 1, 1, "", False, False, True, {}, "fidelity")
 REAL_X4 = ModelSummary("vcsr-real-x4", "vcsr", 4, 1, 1, "", False, False, True, {}, "real")
+JPEG = ModelSummary("vcsr-jpeg-x2", "vcsr", 2, 1, 1, "", False, False, True, {}, "jpeg", ("jpeg_quality", "noise"))
 
 
 class RoutingUpscaler:
@@ -67,7 +68,7 @@ def versions() -> dict[str, bytes]:
 
 
 def run(data_: bytes, model: str | None = None, catalogue: list[ModelSummary] | None = None, **env: Any) -> Outcome:
-    flow = Flow(RoutingUpscaler(catalogue or [FIDELITY, REAL]), FakeStorage(), load_settings(**env))
+    flow = Flow(RoutingUpscaler(catalogue or [FIDELITY, REAL, JPEG]), FakeStorage(), load_settings(**env))
     return asyncio.run(flow.process(Upload(data_, "p.png", "rid", model)))
 
 
@@ -85,13 +86,13 @@ def test_metrics_rank_and_size_the_five_versions(outcomes: dict[str, Outcome]) -
     assert all(v["resolution"] == pytest.approx(320 * 320 / (3840 * 2160), abs=1e-6) for v in m.values())
 
 
-def test_degraded_versions_go_to_the_real_world_model_and_the_clean_one_to_the_fidelity_model(
+def test_degraded_versions_go_to_the_jpeg_specialist_or_the_real_world_model_and_the_clean_one_to_the_fidelity_model(
     outcomes: dict[str, Outcome],
 ) -> None:
     routes = {name: (o.route, o.model) for name, o in outcomes.items()}
     assert routes == {
         "clean": ("clean", "vcsr-m-x2"),
-        "jpeg30": ("jpeg-artefacts", "vcsr-real-x2"),
+        "jpeg30": ("jpeg-artefacts", "vcsr-jpeg-x2"),
         "jpeg90": ("clean", "vcsr-m-x2"),
         "blurred": ("blurred", "vcsr-real-x2"),
         "noisy": ("noisy", "vcsr-real-x2"),
@@ -109,7 +110,19 @@ def test_without_a_real_world_model_served_the_default_model_runs_and_the_flow_s
     with caplog.at_level(logging.WARNING, logger="ray.serve"):
         outcome = run(versions["jpeg30"], catalogue=[FIDELITY])
     assert (outcome.route, outcome.model) == ("jpeg-artefacts", "vcsr-m-x2")
-    assert "quality policy asked for the real model at ×2, which is not served" in caplog.text
+    assert "quality policy asked for the jpeg model at ×2, which is not served" in caplog.text
+
+
+def test_without_the_jpeg_specialist_the_real_world_model_takes_its_uploads_and_nothing_is_logged(
+    versions: dict[str, bytes], caplog: pytest.LogCaptureFixture
+) -> None:
+    catalogue = [FIDELITY, REAL, JPEG, FIDELITY_X4, REAL_X4]
+    with caplog.at_level(logging.WARNING, logger="ray.serve"):
+        at_x4 = run(versions["jpeg30"], catalogue=catalogue, upscale_scale="auto", quality_threshold=0.1)
+        at_x2 = run(versions["jpeg30"], catalogue=[FIDELITY, REAL])
+    assert (at_x4.route, at_x4.model, at_x4.upscale_scale) == ("jpeg-artefacts", "vcsr-real-x4", 4)
+    assert (at_x2.route, at_x2.model) == ("jpeg-artefacts", "vcsr-real-x2")
+    assert "not served" not in caplog.text
 
 
 def test_a_large_image_is_stored_and_still_measured(versions: dict[str, bytes]) -> None:
