@@ -41,7 +41,7 @@ import torch.nn.functional as F
 
 from models.arch import VCSR, Conditioned, VCSRConfig, condition_vector, widen_head
 from models.data import DegradedBatches, DegradedSampler, PatchSampler, load_hr_images, load_pairs
-from models.degrade import SOFT_MIX, DegradationSettings
+from models.degrade import JPEG_MIX, SOFT_MIX, DegradationSettings
 from models.engine import Engine, ModelInfo, resolve_device
 from models.evaluate import DEFAULT_EVAL_ROOT, engine_upscaler, evaluate_degraded, evaluate_set, summarise
 from models.loader import load_model, save_vcsr
@@ -50,8 +50,9 @@ from models.registry import CANDIDATES, ModelSpec, resolve
 log = logging.getLogger("models.train")
 DEFAULT_TRAIN_ROOT = DEFAULT_EVAL_ROOT.parent / "train"
 CALIBRATION_STEPS = 200
-# --mix: the real-world pipeline's distribution (``models.degrade``); "soft" adds faithful soft content.
-MIXES: dict[str, DegradationSettings | None] = {"default": None, "soft": SOFT_MIX}
+# --mix: the real-world pipeline's distribution (``models.degrade``); "soft" adds faithful soft content;
+# "jpeg" is what the JPEG specialist is routed (JPEG uploads only, less blur and noise under them).
+MIXES: dict[str, DegradationSettings | None] = {"default": None, "soft": SOFT_MIX, "jpeg": JPEG_MIX}
 
 
 def spec_of(name: str) -> ModelSpec:
@@ -261,7 +262,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--amp", action="store_true", help="bf16 autocast for the forward pass")
     parser.add_argument("--degradation", choices=["bicubic", "real"], default="bicubic")
     parser.add_argument(
-        "--mix", choices=sorted(MIXES), default="default", help="real only: soft adds a share of faithful soft content"
+        "--mix",
+        choices=sorted(MIXES),
+        default="default",
+        help="real only: soft adds faithful soft content; jpeg: JPEG uploads only",
     )
     parser.add_argument("--init", help="start from this bundled model's weights (name or .safetensors file)")
     parser.add_argument("--workers", type=int, default=0, help="processes making degraded batches (real only)")

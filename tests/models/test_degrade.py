@@ -148,3 +148,11 @@ def test_the_sampler_makes_its_soft_share_of_pairs_and_the_default_recipe_draws_
     # No soft share: not one extra draw, so the earlier models' runs stay reproducible.
     plain = [DegradedSampler(images, 2, 8, seed=3, settings=s).batch(4) for s in (None, degrade.DegradationSettings())]
     assert all(torch.equal(a, b) for a, b in zip(*plain, strict=True))
+
+
+def test_every_sample_of_the_jpeg_mix_is_a_jpeg_the_policy_would_send_to_the_specialist() -> None:
+    sampler = DegradedSampler([RNG_IMAGE], 2, 8, seed=5, settings=degrade.JPEG_MIX)
+    _, _, applied = sampler.sample(40)
+    qualities = [a.jpeg_quality for a in applied]
+    assert all(q is not None and 25 <= q <= 85 for q in qualities)
+    assert len(set(qualities)) > 10
