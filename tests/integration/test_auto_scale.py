@@ -3,6 +3,7 @@ resolution score to the threshold, with the model family its quality asks for.""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from typing import Any
 
@@ -28,15 +29,22 @@ def client(serve_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         yield c
 
 
-def photo(size: int, noise_sigma: float = 0.0) -> bytes:
-    """scikit-image's astronaut at ``size``², with Gaussian noise of ``noise_sigma`` levels."""
+def photo(size: int, noise_sigma: float = 0.0, jpeg_quality: int | None = None) -> bytes:
+    """scikit-image's astronaut at ``size``², with Gaussian noise of ``noise_sigma`` levels, as a PNG or
+    a JPEG of ``jpeg_quality``."""
     pixels = np.asarray(Image.fromarray(data.astronaut()).resize((size, size), Image.Resampling.LANCZOS), float)
     noisy = pixels + np.random.default_rng(5).normal(0, noise_sigma, pixels.shape) if noise_sigma else pixels
-    return images.encode(Image.fromarray(np.clip(np.round(noisy), 0, 255).astype(np.uint8)), "PNG")
+    image = Image.fromarray(np.clip(np.round(noisy), 0, 255).astype(np.uint8))
+    if jpeg_quality is None:
+        return images.encode(image, "PNG")
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=jpeg_quality)
+    return buffer.getvalue()
 
 
 def post(client: httpx.Client, blob: bytes) -> dict[str, Any]:
-    response = upload(client, blob, "photo.png", "image/png")
+    jpeg = blob.startswith(b"\xff\xd8")
+    response = upload(client, blob, "photo.jpg" if jpeg else "photo.png", "image/jpeg" if jpeg else "image/png")
     assert response.status_code == 200, response.text
     result: dict[str, Any] = response.json()["result"]
     return result
@@ -54,11 +62,22 @@ def test_a_noisy_small_upload_gets_the_real_world_model_at_x4(client: httpx.Clie
     assert (result["route"], result["model"], result["upscale_scale"]) == ("noisy", "vcsr-real-x4", 4)
 
 
+def test_a_jpeg_gets_the_jpeg_specialist_at_x2_and_the_real_world_model_at_x4_where_there_is_none(
+    client: httpx.Client,
+) -> None:
+    larger, smaller = post(client, photo(400, jpeg_quality=50)), post(client, photo(200, jpeg_quality=50))
+    assert (larger["route"], larger["model"], larger["upscale_scale"]) == ("jpeg-artefacts", "vcsr-jpeg-x2", 2)
+    assert (smaller["route"], smaller["model"], smaller["upscale_scale"]) == ("jpeg-artefacts", "vcsr-real-x4", 4)
+    assert larger["precision"] in ("bfloat16", "float32")  # told the JPEG's quality: PyTorch, not int8
+    assert larger["output_width"] == 800 and larger["quality_metrics"]["jpeg_quality"] == 50
+
+
 def test_the_models_list_says_which_family_each_routed_model_serves(client: httpx.Client) -> None:
     models = {m["name"]: m["routed_as"] for m in client.get("/api/models").json()}
     assert {n: f for n, f in models.items() if f} == {
         "vcsr-m-x2": "fidelity",
         "vcsr-real-x2": "real",
+        "vcsr-jpeg-x2": "jpeg",
         "vcsr-m-x4": "fidelity",
         "vcsr-real-x4": "real",
     }
