@@ -43,6 +43,10 @@ class DecodedImage:
     def height(self) -> int:
         return int(self.pixels.shape[0])
 
+    @property
+    def channels(self) -> int:
+        return 1 if self.pixels.ndim == 2 else int(self.pixels.shape[2])
+
 
 @dataclass(frozen=True)
 class Degradation:

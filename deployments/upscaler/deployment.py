@@ -163,8 +163,7 @@ class Upscaler:
         try:
             model = await self._engine(self.catalog.resolve(serve.get_multiplexed_model_id()))
             engine = bind(model, (degradation or Degradation()).values())
-            channels = image.pixels.shape[2] if image.pixels.ndim == 3 else 1
-            async with self.pixel_budget.hold(pixel_bytes(image.height, image.width, channels, engine.scale)):
+            async with self.pixel_budget.hold(pixel_bytes(image.height, image.width, image.channels, engine.scale)):
                 # The output is freed on return, while the budget still covers it.
                 encoded, tiles, upscaled = await self._upscale_and_encode(engine, image, fmt)
         except Exception as exc:
@@ -200,8 +199,7 @@ class Upscaler:
     def _png_stream(self, image: DecodedImage, fmt: str) -> PngStream | None:
         """A stream that deflates the output's bands as they are done, for an output the fast PNG writer
         takes; None for other formats (and without an idle thread)."""
-        channels = image.pixels.shape[2] if image.pixels.ndim == 3 else 1
-        if self._idle_encoder is None or not fast_png(fmt, self.settings.png_compress_level, channels):
+        if self._idle_encoder is None or not fast_png(fmt, self.settings.png_compress_level, image.channels):
             return None
         exif = exif_for_output(image.exif, self.settings.keep_gps)
         level = self.settings.png_compress_level
