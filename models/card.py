@@ -49,7 +49,7 @@ REAL_RECIPES = {
 }
 
 
-# The JPEG specialist: three stages on this 2-core CPU (docs/training/soft-mix.md, README "Quality policy").
+# The JPEG specialist: three stages on this 2-core CPU (docs/training/soft-mix.md, README "Real-world models").
 STAGED_RECIPES = {
     "vcsr-jpeg-x2": "--degradation real --mix soft --init models/checkpoints/vcsr-real-c-x2/vcsr-real-c-x2.safetensors "
     "--amp --lr 5e-5 --batch 16 --patch 48 --workers 1 --steps 1502 --seed 2",

@@ -11,10 +11,10 @@ Recipe: L1 loss, Adam, cosine learning-rate decay, random patches with flips and
 
 ``--degradation real`` makes each low-resolution patch with ``models.degrade`` (blur, resize, noise
 and JPEG, in up to two rounds; 30 % stay clean bicubic; ``--mix soft`` adds 30 % of faithful soft
-content, ``models.degrade.SoftSettings``), ``--init`` starts from a bundled model's
-weights (a fine-tune), ``--workers N`` runs the degradations in N processes (a resumed run then draws
-other, still seeded, batches), ``--time-budget S`` fixes the step count after a short calibration so
-that the cosine schedule ends inside S seconds.
+content, ``models.degrade.SoftSettings``; ``--mix jpeg`` ends every sample in a JPEG, ``JPEG_MIX``),
+``--init`` starts from a bundled model's weights (a fine-tune), ``--workers N`` runs the degradations in
+N processes (a resumed run then draws other, still seeded, batches), ``--time-budget S`` fixes the step
+count after a short calibration so that the cosine schedule ends inside S seconds.
 
 A degradation-aware model (``conditions`` on its config, e.g. the candidate ``vcsr-real-c-x2``) is
 trained on each sample's recorded degradation (``models.degrade.Applied``: the values the service would
