@@ -76,37 +76,31 @@ def with_uint8_io(model: ov.Model) -> ov.Model:
     """``model`` (float [0, 1] in, unclamped float NCHW out) wrapped to take uint8 NCHW pixels and give
     uint8 NHWC ones."""
     ppp = PrePostProcessor(model)
-    ppp.input().tensor().set_element_type(ov.Type.u8)
-    ppp.input().preprocess().convert_element_type(ov.Type.f32).scale(255.0)
+    ppp.input(0).tensor().set_element_type(ov.Type.u8)
+    ppp.input(0).preprocess().convert_element_type(ov.Type.f32).scale(255.0)
 
     def to_uint8(node: ov.Output) -> ov.Output:
         scaled = ops.multiply(ops.clamp(node, 0.0, 1.0), np.float32(255.0))
         return ops.convert(ops.round(scaled, "half_to_even"), ov.Type.u8).output(0)
 
-    ppp.output().postprocess().custom(to_uint8)
-    ppp.output().model().set_layout(ov.Layout("NCHW"))
-    ppp.output().tensor().set_layout(ov.Layout("NHWC"))
+    ppp.output(0).postprocess().custom(to_uint8)
+    ppp.output(0).model().set_layout(ov.Layout("NCHW"))
+    ppp.output(0).tensor().set_layout(ov.Layout("NHWC"))
     built: ov.Model = ppp.build()
     return built
 
 
-class Int8Engine(TileEngine):
-    """An int8 artefact (``artefact_path(weights)``) behind the engine contract, on this CPU."""
+class Compiled:
+    """The compiled models of one artefact and the lock over them."""
 
-    def __init__(self, artefact: Path, info: ModelInfo, core: ov.Core | None = None) -> None:
-        if not artefact.is_file():
-            raise FileNotFoundError(f"no int8 model at {artefact}; build it with `python -m models.quantize`")
-        self.info = info
-        self.device = torch.device("cpu")
-        self.dtype = torch.int8
-        self.artefact = artefact
-        self._core = core or ov.Core()
-        self._model = with_uint8_io(self._core.read_model(artefact))
+    def __init__(self, core: ov.Core, model: ov.Model) -> None:
+        self._core = core
+        self._model = model
         self._requests: OrderedDict[tuple[int, ...], ov.InferRequest] = OrderedDict()  # static shapes
         self._seen: set[tuple[int, ...]] = set()  # shapes met once (cleared when large)
         self._dynamic: tuple[int, ov.InferRequest] | None = None  # (threads, request)
-        # One pass at a time per engine: an infer request's output buffer is reused by its next pass.
-        self._lock = threading.Lock()
+        # One pass at a time per artefact: an infer request's output buffer is reused by its next pass.
+        self.lock = threading.Lock()
 
     def _compile(self, shape: list[int] | None, threads: int) -> ov.InferRequest:
         model = self._model
@@ -116,7 +110,8 @@ class Int8Engine(TileEngine):
         config = {**COMPILE_CONFIG, "INFERENCE_NUM_THREADS": threads}
         return self._core.compile_model(model, "CPU", config).create_infer_request()
 
-    def _request(self, shape: tuple[int, ...], threads: int) -> ov.InferRequest:
+    def request(self, shape: tuple[int, ...], threads: int) -> ov.InferRequest:
+        """The request for a batch of pixel ``shape`` (N, 3, h, w); call it under ``lock``."""
         key = (*shape, threads)
         request = self._requests.get(key)
         if request is not None:
@@ -136,14 +131,32 @@ class Int8Engine(TileEngine):
 
     @property
     def static_shapes(self) -> list[tuple[int, ...]]:
-        """The (N, 3, h, w, threads) keys compiled for their static shape, least recently used first."""
         return list(self._requests)
+
+
+class Int8Engine(TileEngine):
+    """An int8 artefact (``artefact_path(weights)``) behind the engine contract, on this CPU."""
+
+    def __init__(self, artefact: Path, info: ModelInfo, core: ov.Core | None = None) -> None:
+        if not artefact.is_file():
+            raise FileNotFoundError(f"no int8 model at {artefact}; build it with `python -m models.quantize`")
+        self.info = info
+        self.device = torch.device("cpu")
+        self.dtype = torch.int8
+        self.artefact = artefact
+        core = core or ov.Core()
+        self._compiled = Compiled(core, with_uint8_io(core.read_model(artefact)))
+
+    @property
+    def static_shapes(self) -> list[tuple[int, ...]]:
+        """The (N, 3, h, w, threads) keys compiled for their static shape, least recently used first."""
+        return self._compiled.static_shapes
 
     def run(self, tiles: torch.Tensor) -> torch.Tensor:
         check_batch(tiles)
         pixels = np.ascontiguousarray(tiles.numpy())
-        with self._lock:
-            request = self._request(tuple(tiles.shape), torch.get_num_threads())
+        with self._compiled.lock:
+            request = self._compiled.request(tuple(tiles.shape), torch.get_num_threads())
             request.infer({0: pixels})
             out = np.array(request.get_output_tensor(0).data, copy=True)
         return torch.from_numpy(out).permute(0, 3, 1, 2)  # channels-last memory, as the paste wants it

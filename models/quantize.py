@@ -67,7 +67,7 @@ import argparse
 import logging
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
@@ -128,16 +128,25 @@ def trained_on_real(weights: Path) -> bool:
     return read_metadata(weights).get("degradation") == "real"
 
 
-def calibration_inputs(weights: Path, scale: int, recipe: Recipe, root: Path) -> list[NDArray[np.float32]]:
-    """``1×3×p×p`` float crops of the training images, degraded as the model's own training data was:
-    Pillow bicubic, or the realistic pipeline when the weights record ``degradation: real`` (with
-    ``recipe.real_clean_share`` of them clean)."""
-    real = trained_on_real(weights)
-    settings = DegradationSettings(clean_p=recipe.real_clean_share if real else 1.0)
+def calibration_sampler(weights: Path, scale: int, recipe: Recipe, root: Path) -> DegradedSampler:
+    """Crops of the training images, degraded as the model's own training data was: Pillow bicubic, or
+    the realistic pipeline when the weights record ``degradation: real`` (with ``recipe.real_clean_share``
+    of them clean)."""
+    settings = DegradationSettings(clean_p=recipe.real_clean_share if trained_on_real(weights) else 1.0)
     patch = recipe.calibration_side // scale
     images = load_hr_images([root / "T91", root / "BSD200"], scale, patch)
-    sampler = DegradedSampler(images, scale, patch, recipe.seed, settings)
+    return DegradedSampler(images, scale, patch, recipe.seed, settings)
+
+
+def calibration_inputs(weights: Path, scale: int, recipe: Recipe, root: Path) -> list[NDArray[np.float32]]:
+    """``recipe.calibration_crops`` float ``1×3×p×p`` crops (``calibration_sampler``)."""
+    sampler = calibration_sampler(weights, scale, recipe, root)
     return [sampler.batch(1)[0].numpy() for _ in range(recipe.calibration_crops)]
+
+
+def convert(module: torch.nn.Module) -> ov.Model:
+    """The float network as an OpenVINO model: ``N×3×h×w`` pixels in (any batch and size)."""
+    return ov.convert_model(module, example_input=torch.rand(1, 3, 64, 64), input=[(-1, 3, -1, -1)])
 
 
 def float_layers(scale: int, fidelity: bool = True, int8_stream: bool = False) -> list[str]:
@@ -271,10 +280,17 @@ def quantize(weights: Path, name: str, recipe: Recipe, root: Path = DEFAULT_TRAI
     loaded = load_model(weights, name)
     with torch.no_grad():
         module = use_phase_base(loaded.module.eval())  # the base as a convolution: OpenVINO's Interpolate is slow
-        model = ov.convert_model(module, example_input=torch.rand(1, 3, 64, 64), input=[(-1, 3, -1, -1)])
-    calibration = calibration_inputs(weights, loaded.info.scale, recipe, root)
-    fidelity = not loaded.info.conditions and not trained_on_real(weights)
-    stream = fidelity and name in recipe.int8_stream
+        model = convert(module)
+    quantized = quantize_plain(model, module, weights, name, loaded.info.scale, recipe, root)
+    quantized.set_friendly_name(name)
+    quantized.set_rt_info(weights_digest(weights), DIGEST_KEY)
+    quantized.set_rt_info(repr(recipe), ["vcsr", "recipe"])
+    return quantized
+
+
+def calibrate(model: ov.Model, calibration: Sequence[object], float_patterns: list[str], recipe: Recipe) -> ov.Model:
+    """NNCF's post-training quantization of ``model`` over ``calibration`` (each item one pass's inputs),
+    leaving the layers matching ``float_patterns`` in float."""
     parameters = AdvancedQuantizationParameters(
         activations_range_estimator_params=RangeEstimatorParametersSet.MINMAX,
         disable_channel_alignment=not recipe.channel_alignment,
@@ -284,19 +300,28 @@ def quantize(weights: Path, name: str, recipe: Recipe, root: Path = DEFAULT_TRAI
         nncf.Dataset(calibration),
         preset=nncf.QuantizationPreset.MIXED,
         subset_size=len(calibration),
-        ignored_scope=nncf.IgnoredScope(patterns=float_layers(loaded.info.scale, fidelity, stream)),
+        ignored_scope=nncf.IgnoredScope(patterns=float_patterns),
         advanced_parameters=parameters,
     )
-    if fidelity:
-        quantized = exact_pixel_range(quantized)
-        if stream:
-            quantized = pin_stream(quantized, module, calibration, recipe.stream_quantile)
-        elif loaded.info.scale <= QUANTILE_TAIL_MAX_SCALE:
-            low, high = tail_input_range(module, calibration, recipe.tail_quantile)
-            quantized = pin_input_range(quantized, TAIL, low, high)
-    quantized.set_friendly_name(name)
-    quantized.set_rt_info(weights_digest(weights), DIGEST_KEY)
-    quantized.set_rt_info(repr(recipe), ["vcsr", "recipe"])
+    return quantized
+
+
+def quantize_plain(
+    model: ov.Model, module: torch.nn.Module, weights: Path, name: str, scale: int, recipe: Recipe, root: Path
+) -> ov.Model:
+    """``calibrate`` for a network without condition planes, then the ranges the recipe pins (module
+    docstring): a fidelity network's pixel input, its int8 stream or its ×2 last convolution's input."""
+    calibration = calibration_inputs(weights, scale, recipe, root)
+    fidelity = not trained_on_real(weights)
+    stream = fidelity and name in recipe.int8_stream
+    quantized = calibrate(model, calibration, float_layers(scale, fidelity, stream), recipe)
+    if not fidelity:
+        return quantized
+    quantized = exact_pixel_range(quantized)
+    if stream:
+        return pin_stream(quantized, module, calibration, recipe.stream_quantile)
+    if scale <= QUANTILE_TAIL_MAX_SCALE:
+        return pin_input_range(quantized, TAIL, *tail_input_range(module, calibration, recipe.tail_quantile))
     return quantized
 
 
