@@ -29,6 +29,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from bench.int8_peak import int8_peak_gflops
 from bench.machine import describe, header, table, write_json
+from models.conditioning import bind
 from models.engine import Engine, TileEngine, keep_large_allocations, resolve_device
 from models.int8 import Int8Engine, artefact_matches, artefact_path
 from models.loader import load_model
@@ -113,11 +114,12 @@ def precisions(name: str, device: torch.device) -> list[str]:
 
 
 def engine_in(name: str, precision: str, device: torch.device) -> TileEngine:
+    """``name`` in ``precision``; a degradation-aware model told "clean" (any values cost the same)."""
     spec = resolve(name)
     loaded = load_model(spec.path, name)
     if precision == INT8:
-        return Int8Engine(artefact_path(spec.path), loaded.info)
-    return Engine(loaded.module, loaded.info, device, DTYPES[precision])
+        return bind(Int8Engine(artefact_path(spec.path), loaded.info), {})
+    return bind(Engine(loaded.module, loaded.info, device, DTYPES[precision]), {})
 
 
 def bench_model(

@@ -21,7 +21,7 @@ phase convolution took ~2 % (its per-layer counters).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 import torch
@@ -67,10 +67,15 @@ class VCSRConfig:
 
 
 def condition_vector(config: VCSRConfig, measured: Mapping[str, float | None]) -> torch.Tensor:
-    """``1×K`` plane values of ``config.conditions`` from measured values (``None`` or absent: the
-    condition's "none", e.g. no JPEG), each divided by its scale and clipped to [0, 1]."""
+    """``1×K`` plane values of ``config.conditions`` from measured values (``condition_values``)."""
+    return condition_values(config.conditions, measured)
+
+
+def condition_values(conditions: Sequence[str], measured: Mapping[str, float | None]) -> torch.Tensor:
+    """``1×K`` plane values of ``conditions`` from measured values (``None`` or absent: the condition's
+    "none", e.g. no JPEG), each divided by its scale and clipped to [0, 1]."""
     values = []
-    for name in config.conditions:
+    for name in conditions:
         scale, none = CONDITIONS[name]
         value = measured.get(name)
         values.append(min(max((none if value is None else float(value)) / scale, 0.0), 1.0))

@@ -101,7 +101,8 @@ def render(spec: ModelSpec, speed: tuple[float, str]) -> str:
     if config.conditions:
         lines += [
             f"- **Conditions**: told each upload's measured {' and '.join(config.conditions)} (constant input",
-            "  planes, `models.conditioning`); so it runs in PyTorch (bf16 or fp32): int8 takes no condition planes.",
+            "  planes, `models.conditioning`); its int8 build takes them as a second input, its int8 loss is",
+            "  measured on clean inputs and on those it is routed (`jpeg50/…`, `noise5+jpeg75/…`, told their values).",
         ]
     lines += [
         "",

@@ -14,8 +14,8 @@ plain model's engine is returned as it is. The service binds its engines to "no 
 builds them, so an engine that is never rebound (the health probe, a caller that measured nothing) runs
 the network as on a clean upload.
 
-Only the PyTorch engine takes condition planes; the int8 runtime compiles a one-input network
-(``models.precision`` refuses ``PRECISION=int8`` for a conditioned model).
+The int8 engine takes them too: its artefact has the values as a second input (``models.quantize``),
+and a binding (``models.int8.Int8Engine.bound_to``) shares the compiled models and feeds the values.
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping
 
-from models.arch import VCSR, Conditioned, condition_vector
+from models.arch import VCSR, Conditioned, condition_values, condition_vector
 from models.engine import Engine, TileEngine
+from models.int8 import Int8Engine
 
 
 class UnboundableEngineError(TypeError):
@@ -34,7 +35,7 @@ class UnboundableEngineError(TypeError):
         super().__init__(
             f"model {engine.info.name!r} is conditioned on {', '.join(engine.info.conditions)} but runs in "
             f"{type(engine).__name__} ({engine.precision}), which cannot take them; run it in PyTorch "
-            "(PRECISION=auto, bf16 or fp32)"
+            "or int8 (PRECISION=auto picks one)"
         )
         self.engine = engine
 
@@ -55,6 +56,8 @@ def bind(engine: TileEngine, measured: Mapping[str, float | None]) -> TileEngine
     take the values."""
     if not engine.info.conditions:
         return engine
+    if isinstance(engine, Int8Engine):
+        return engine.bound_to(condition_values(engine.info.conditions, measured))
     if not isinstance(engine, Engine):
         raise UnboundableEngineError(engine)
     model = network(engine)

@@ -52,6 +52,8 @@ Upscaler = Callable[[NDArray[np.uint8]], NDArray[np.uint8]]
 # A degradation-aware model on the clean sets (and in the precision check) is told what the service
 # would measure on a clean upload: no JPEG, no noise.
 CLEAN: dict[str, float | None] = {}
+# Where a degradation-aware model's int8 loss is measured besides the clean sets: what it is routed.
+INT8_DEGRADED_SETTINGS = ("jpeg50", "noise5+jpeg75")
 
 
 @dataclass(frozen=True)
@@ -185,18 +187,44 @@ def precision_losses(path: Path, name: str, device: torch.device, set5: Path) ->
 
 def int8_losses(path: Path, name: str, fp32_psnr: dict[str, list[float]], root: Path) -> dict[str, dict[str, float]]:
     """Per set, the mean and the worst per-image PSNR-Y loss of the int8 artefact of ``path`` against
-    ``fp32_psnr`` (each image's fp32 PSNR-Y, in ``evaluate_set``'s order); empty without an up-to-date
-    artefact."""
+    ``fp32_psnr`` (each image's fp32 PSNR-Y, in ``evaluate_set``'s order), and for a degradation-aware
+    model per degraded setting too (``int8_degraded_losses``); empty without an up-to-date artefact."""
     artefact = artefact_path(path)
     if not artefact_matches(artefact, path):
         return {}
-    engine = Int8Engine(artefact, load_model(path, name).info)
+    loaded = load_model(path, name)
+    engine = bind(Int8Engine(artefact, loaded.info), CLEAN)
     losses = {}
     for set_name, reference in fp32_psnr.items():
         scores = evaluate_set(engine_upscaler(engine), root / set_name, engine.scale)
-        diffs = [r - q.psnr for r, q in zip(reference, scores, strict=True)]
-        losses[set_name] = {"mean": round(float(np.mean(diffs)), 4), "worst": round(max(diffs), 4)}
+        losses[set_name] = _loss(reference, scores)
+    if loaded.info.conditions:
+        losses |= int8_degraded_losses(loaded, artefact, list(fp32_psnr), root)
     return losses
+
+
+def int8_degraded_losses(
+    loaded: LoadedModel, artefact: Path, sets: list[str], root: Path
+) -> dict[str, dict[str, float]]:
+    """A degradation-aware model's int8 loss on the inputs it is routed (``INT8_DEGRADED_SETTINGS``), each
+    engine told the setting's values, keyed ``setting/set``: where its condition input is not "clean"."""
+    cpu = torch.device("cpu")
+    losses = {}
+    for setting in INT8_DEGRADED_SETTINGS:
+        fp32, int8 = (
+            bind(e, setting_condition(setting))
+            for e in (Engine(loaded.module, loaded.info, cpu), Int8Engine(artefact, loaded.info))
+        )
+        for set_name in sets:
+            reference = [s.psnr for s in evaluate_degraded(engine_upscaler(fp32), root / set_name, fp32.scale, setting)]
+            scores = evaluate_degraded(engine_upscaler(int8), root / set_name, int8.scale, setting)
+            losses[f"{setting}/{set_name}"] = _loss(reference, scores)
+    return losses
+
+
+def _loss(reference: list[float], scores: list[ImageScore]) -> dict[str, float]:
+    diffs = [r - q.psnr for r, q in zip(reference, scores, strict=True)]
+    return {"mean": round(float(np.mean(diffs)), 4), "worst": round(max(diffs), 4)}
 
 
 def int8_rule_losses(by_set: dict[str, dict[str, float]]) -> dict[str, float]:

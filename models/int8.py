@@ -9,6 +9,11 @@ channels-last (``N×s·h×s·w×3``, the layout the CPU plugin computes in, so n
 rows of pixels, where a channel-first tile was scattered three bytes apart (1080p ×4: 80 → 35-40 ms of
 paste of a four-tile batch, the same pixels).
 
+A degradation-aware network (``ModelInfo.conditions``) is exported with a second input, its ``N×K``
+condition values (``models.arch.condition_values``), in float; the engine is bound to one image's values
+(``Int8Engine.bound_to``, by ``models.conditioning.bind``) and feeds them with every batch, so the
+contract stays the same. Every binding shares its artefact's compiled models (``Compiled``).
+
 Why OpenVINO: on CPUs with VNNI an int8 multiply-add does twice the work of a bf16 one, and OpenVINO's
 CPU plugin runs a quantized convolution network at ~2× torch's bf16 speed on this machine, where ONNX
 Runtime's int8 reached only ~1.2× (shared/NOTES.md, "CPU inference engines"); it is Apache-2.0 and runs
@@ -27,6 +32,7 @@ next pass.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import threading
 from collections import OrderedDict
@@ -36,6 +42,7 @@ import numpy as np
 import openvino as ov
 import openvino.opset13 as ops
 import torch
+from numpy.typing import NDArray
 from openvino.preprocess import PrePostProcessor
 
 from models.engine import ModelInfo, TileEngine, check_batch
@@ -91,7 +98,8 @@ def with_uint8_io(model: ov.Model) -> ov.Model:
 
 
 class Compiled:
-    """The compiled models of one artefact and the lock over them."""
+    """The compiled models of one artefact and the lock over them, shared by every binding of its engine
+    (``Int8Engine.bound_to``): a binding costs no compilation."""
 
     def __init__(self, core: ov.Core, model: ov.Model) -> None:
         self._core = core
@@ -106,7 +114,10 @@ class Compiled:
         model = self._model
         if shape is not None:
             model = model.clone()
-            model.reshape(shape)
+            shapes = {0: shape}
+            if len(model.inputs) > 1:  # a conditioned network's N×K values
+                shapes[1] = [shape[0], model.inputs[1].get_partial_shape()[1].get_length()]
+            model.reshape(shapes)
         config = {**COMPILE_CONFIG, "INFERENCE_NUM_THREADS": threads}
         return self._core.compile_model(model, "CPU", config).create_infer_request()
 
@@ -135,7 +146,9 @@ class Compiled:
 
 
 class Int8Engine(TileEngine):
-    """An int8 artefact (``artefact_path(weights)``) behind the engine contract, on this CPU."""
+    """An int8 artefact (``artefact_path(weights)``) behind the engine contract, on this CPU. A
+    degradation-aware model's artefact takes its condition values as a second input (``N×K`` floats):
+    its engine runs once bound to one image's values (``bound_to``, through ``models.conditioning.bind``)."""
 
     def __init__(self, artefact: Path, info: ModelInfo, core: ov.Core | None = None) -> None:
         if not artefact.is_file():
@@ -146,17 +159,35 @@ class Int8Engine(TileEngine):
         self.artefact = artefact
         core = core or ov.Core()
         self._compiled = Compiled(core, with_uint8_io(core.read_model(artefact)))
+        self.condition: NDArray[np.float32] | None = None  # 1×K, a conditioned model's bound values
+
+    def bound_to(self, condition: torch.Tensor) -> Int8Engine:
+        """This engine for one image of ``condition`` values (``1×K``, ``models.arch.condition_values``):
+        a shallow copy sharing the compiled models."""
+        if len(condition.reshape(-1)) != len(self.info.conditions):
+            raise ValueError(f"{self.info.name} takes {len(self.info.conditions)} condition values, got {condition}")
+        bound = copy.copy(self)
+        bound.condition = condition.reshape(1, -1).numpy().astype(np.float32)
+        return bound
 
     @property
     def static_shapes(self) -> list[tuple[int, ...]]:
         """The (N, 3, h, w, threads) keys compiled for their static shape, least recently used first."""
         return self._compiled.static_shapes
 
+    def _inputs(self, tiles: torch.Tensor) -> dict[int, NDArray[np.generic]]:
+        inputs: dict[int, NDArray[np.generic]] = {0: np.ascontiguousarray(tiles.numpy())}
+        if self.info.conditions:
+            if self.condition is None:
+                raise ValueError(f"{self.info.name} is conditioned on {self.info.conditions}: bind it first")
+            inputs[1] = np.repeat(self.condition, tiles.shape[0], axis=0)
+        return inputs
+
     def run(self, tiles: torch.Tensor) -> torch.Tensor:
         check_batch(tiles)
-        pixels = np.ascontiguousarray(tiles.numpy())
+        inputs = self._inputs(tiles)
         with self._compiled.lock:
             request = self._compiled.request(tuple(tiles.shape), torch.get_num_threads())
-            request.infer({0: pixels})
+            request.infer(inputs)
             out = np.array(request.get_output_tensor(0).data, copy=True)
         return torch.from_numpy(out).permute(0, 3, 1, 2)  # channels-last memory, as the paste wants it

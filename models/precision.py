@@ -16,9 +16,8 @@ device and measured harmless for that model, as recorded in the model's evaluati
 
 An explicit ``PRECISION`` wins; ``PRECISION=int8`` for a model that has no int8 artefact or no int8
 measurement (a community model, a retrained file) is refused with ``PrecisionUnavailableError``, which
-names the commands that make one. A degradation-aware model (``ModelInfo.conditions``) never runs in
-int8: the int8 engine takes the pixels alone, so ``auto`` picks bf16 or fp32 for it and a forced
-``int8`` is refused.
+names the commands that make one. A degradation-aware model (``ModelInfo.conditions``) follows the same
+rule: its int8 artefact takes the condition values as a second input (``models.int8``).
 """
 
 from __future__ import annotations
@@ -119,7 +118,7 @@ def choose_precision(
     if requested == INT8:
         _check_int8_forced(device, info, measured_loss_db, int8_ready)
         return INT8
-    harmless = int8_within_rule(measured_loss_db) and not info.conditions  # int8 takes no condition planes
+    harmless = int8_within_rule(measured_loss_db)
     if requested == "auto" and device.type == "cpu" and int8_ready and harmless and vnni_cpu(cpuinfo):
         return INT8
     dtype = choose(device, info, requested, measured_loss_db)
@@ -127,14 +126,6 @@ def choose_precision(
 
 
 def _check_int8_forced(device: torch.device, info: ModelInfo, measured: dict[str, float], ready: bool) -> None:
-    if info.conditions:
-        raise PrecisionUnavailableError(
-            info.name,
-            INT8,
-            f"it is conditioned on the upload's {' and '.join(info.conditions)} (extra input planes), which "
-            "the int8 engine does not take",
-            "set PRECISION=auto (bf16 or fp32 by the measured loss), bf16 or fp32",
-        )
     if device.type != "cpu":
         raise PrecisionUnavailableError(
             info.name, INT8, f"the int8 engine runs on CPUs only, the device is {device}", "use PRECISION=auto"

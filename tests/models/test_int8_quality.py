@@ -7,6 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
+from models.conditioning import bind
+from models.degrade import jpeg
 from models.engine import Engine
 from models.int8 import Int8Engine, artefact_path
 from models.loader import load_model
@@ -38,11 +40,17 @@ def test_some_bundled_models_are_served_in_int8() -> None:
 
 @pytest.mark.parametrize("name", SERVED_IN_INT8)
 def test_int8_loses_at_most_the_rule_against_bf16_on_photographs(shared_dir: Path, name: str) -> None:
+    """A degradation-aware model also on the photographs saved as JPEG q50, both engines told so."""
     loaded = load_model(BUILTIN[name].path)
+    scale = loaded.info.scale
     bf16 = Engine(loaded.module, loaded.info, torch.device("cpu"), torch.bfloat16)
     int8 = Int8Engine(artefact_path(BUILTIN[name].path), loaded.info)
+    uploads: list[tuple[np.ndarray, dict[str, float | None]]] = [(lr, {}) for lr, _ in photo_pairs(shared_dir, scale)]
+    if loaded.info.conditions:
+        uploads += [(jpeg(lr, 50), {"jpeg_quality": 50}) for lr, _ in photo_pairs(shared_dir, scale)]
+    references = [hr for _, hr in photo_pairs(shared_dir, scale)] * (len(uploads) // 6)
     losses = []
-    for lr, hr in photo_pairs(shared_dir, loaded.info.scale):
-        scale = loaded.info.scale
-        losses.append(psnr_y(bf16.upscale_image(lr), hr, scale) - psnr_y(int8.upscale_image(lr), hr, scale))
+    for (lr, told), hr in zip(uploads, references, strict=True):
+        ours, theirs = bind(bf16, told), bind(int8, told)
+        losses.append(psnr_y(ours.upscale_image(lr), hr, scale) - psnr_y(theirs.upscale_image(lr), hr, scale))
     assert np.mean(losses) <= MAX_LOSS_DB and max(losses) <= MAX_IMAGE_LOSS_DB, losses

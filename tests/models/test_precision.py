@@ -141,16 +141,11 @@ def test_a_model_without_an_int8_build_is_refused_int8_by_the_engine_builder(tmp
 CONDITIONED = replace(INFO, conditions=("jpeg_quality", "noise"))
 
 
-def test_a_degradation_aware_model_runs_in_bf16_or_fp32_never_int8(bf16_cpu: None, cpuinfo: Path) -> None:
-    """Even with an int8 build measured within the rule: the int8 engine takes the pixels alone."""
+def test_a_degradation_aware_model_follows_the_same_int8_rule(bf16_cpu: None, cpuinfo: Path) -> None:
+    """Its int8 artefact takes the condition values as a second input: measured within the rule, it is
+    int8; unmeasured or outside the rule, bf16 or fp32 as any model; forced, obeyed."""
     within = {"int8": 0.0, "int8_worst_image": 0.0, "bf16": 0.01}
-    assert precision.choose_precision(CPU, CONDITIONED, "auto", within, True, cpuinfo) == "bf16"
-    assert precision.choose_precision(CPU, CONDITIONED, "auto", within | {"bf16": 0.06}, True, cpuinfo) == "fp32"
-
-
-def test_forcing_int8_on_a_degradation_aware_model_is_refused_naming_why_and_the_fix(cpuinfo: Path) -> None:
-    within = {"int8": 0.0, "int8_worst_image": 0.0}
-    with pytest.raises(precision.PrecisionUnavailableError) as caught:
-        precision.choose_precision(CPU, CONDITIONED, "int8", within, True, cpuinfo)
-    assert "conditioned on the upload's jpeg_quality and noise" in str(caught.value)
-    assert "does not take" in str(caught.value) and "PRECISION=auto" in str(caught.value)
+    assert precision.choose_precision(CPU, CONDITIONED, "auto", within, True, cpuinfo) == "int8"
+    assert precision.choose_precision(CPU, CONDITIONED, "auto", within | {"int8": 0.06}, True, cpuinfo) == "bf16"
+    assert precision.choose_precision(CPU, CONDITIONED, "auto", {"bf16": 0.06}, True, cpuinfo) == "fp32"
+    assert precision.choose_precision(CPU, CONDITIONED, "int8", within, True, cpuinfo) == "int8"

@@ -7,6 +7,8 @@ import pytest
 import torch
 
 from models import quantize
+from models.conditioning import bind
+from models.degrade import jpeg
 from models.engine import Engine
 from models.evaluate import read_image
 from models.int8 import Int8Engine, artefact_matches, artefact_path
@@ -17,8 +19,7 @@ from models.registry import BUILTIN
 NAME = "vcsr-s-x2"  # the smallest bundled model: the recipe is the same for all
 HEAD = "__module.head/aten::_convolution/Convolution"  # the first convolution, as OpenVINO names it
 TAIL = "__module.tail/aten::_convolution/Convolution"  # the last one
-# The bundled models with an int8 build: not a conditioned one (the int8 engine takes no condition planes).
-VCSR_MODELS = sorted(n for n, s in BUILTIN.items() if s.config is not None and not s.config.conditions)
+VCSR_MODELS = sorted(n for n, s in BUILTIN.items() if s.config is not None)  # each has an int8 build
 REAL_WORLD = [n for n in VCSR_MODELS if read_metadata(BUILTIN[n].path).get("degradation") == "real"]
 
 
@@ -222,3 +223,26 @@ def test_pinning_an_output_that_is_not_quantized_is_refused() -> None:
 
 def _quantizes_output_of(op: ov.Node, source: str) -> bool:
     return op.get_type_name() == "FakeQuantize" and op.input_value(0).get_node().get_friendly_name() == source
+
+
+def test_a_conditioned_artefact_takes_the_images_values_and_upscales_like_the_float_model(
+    train_root: Path, tmp_path: Path, shared_dir: Path
+) -> None:
+    recipe = quantize.Recipe(calibration_crops=8, calibration_side=96)
+    artefact = quantize.build("vcsr-jpeg-x2", recipe, tmp_path, train_root)
+    model = ov.Core().read_model(artefact)
+    assert [str(i.get_partial_shape()) for i in model.inputs] == ["[?,3,?,?]", "[?,2]"]  # pixels, then the values
+    (head,) = [op for op in model.get_ordered_ops() if op.get_friendly_name() == HEAD]
+    assert not _takes_int8(head)  # it reads the values: float, as a real-world network's
+    loaded = load_model(BUILTIN["vcsr-jpeg-x2"].path)
+    hr = read_image(shared_dir / "datasets" / "eval" / "Set14" / "x2" / "img_005_SRF_2_LR.png")[:96, :96]
+    image = np.ascontiguousarray(jpeg(np.ascontiguousarray(hr), 30))
+    int8 = Int8Engine(artefact, loaded.info)
+    told, clean = {"jpeg_quality": 30, "noise": 0.0}, {}
+    fp32 = bind(Engine(loaded.module, loaded.info, torch.device("cpu")), told).upscale_image(image)
+    bound = bind(int8, told)
+    assert psnr_y(bound.upscale_image(image), fp32, 2) > 40.0  # the same picture to within quantization noise
+    assert not np.array_equal(bind(int8, clean).upscale_image(image), bound.upscale_image(image))  # values matter
+    assert bound._compiled is int8._compiled  # a binding compiles nothing of its own
+    with pytest.raises(ValueError, match="bind it first"):
+        int8.upscale_image(image)

@@ -360,17 +360,23 @@ def test_the_catalogue_says_which_models_are_conditioned_and_on_what(tmp_path: P
 def test_a_degradation_aware_default_model_passes_the_health_check(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """Its engine is built bound to a clean upload, so the probe (pixels alone) runs it."""
+    """Its engine is built bound to a clean upload, so the probe (pixels alone) runs it: in PyTorch for a
+    file without an int8 build, in int8 for the bundled JPEG specialist."""
     monkeypatch.setattr(deployment, "UpscalerMetrics", NoMetrics)
     path = conditioned_model_file(tmp_path / "cond-x2.safetensors")
     upscaler = Upscaler.func_or_class(load_settings(model_path=path, upscale_scale=2), [])
     asyncio.run(upscaler.check_health())
-    assert upscaler.default_engine.precision in ("float32", "bfloat16")  # never int8
+    assert upscaler.default_engine.precision in ("float32", "bfloat16")  # no int8 build beside it
+    bundled = Upscaler.func_or_class(load_settings(model_name="vcsr-jpeg-x2", upscale_scale=2, precision="int8"), [])
+    asyncio.run(bundled.check_health())
+    assert bundled.default_engine.precision == "int8"
 
 
-def test_forcing_int8_on_a_degradation_aware_model_fails_start_up_saying_why(tmp_path: Path) -> None:
+def test_forcing_int8_on_a_degradation_aware_model_without_an_int8_build_fails_start_up_saying_why(
+    tmp_path: Path,
+) -> None:
     path = conditioned_model_file(tmp_path / "cond-x2.safetensors")
-    with pytest.raises(PrecisionUnavailableError, match="cond-x2.*int8 engine does not take"):
+    with pytest.raises(PrecisionUnavailableError, match="cond-x2.*no int8 model built from its weights"):
         Upscaler.func_or_class(load_settings(model_path=path, upscale_scale=2, precision="int8"), [])
 
 
