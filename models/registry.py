@@ -78,6 +78,15 @@ CANDIDATES: dict[str, ModelSpec] = {
         VCSRConfig(scale=2, channels=48, blocks=8, conditions=("jpeg_quality", "noise")),
         "real",
     ),
+    # The same at ×4, from vcsr-real-x4 (a zero-initialised widened head), trained with the soft share
+    # the ×2 specialist shipped with; a run of several sessions (models/checkpoints/vcsr-real-c-x4/).
+    "vcsr-real-c-x4": ModelSpec(
+        "vcsr-real-c-x4",
+        CHECKPOINTS_DIR / "vcsr-real-c-x4" / "vcsr-real-c-x4.safetensors",
+        "VCSR medium ×4, real-world, conditioned on the upload's JPEG quality and noise σ (SRMD style)",
+        VCSRConfig(scale=4, channels=48, blocks=8, conditions=("jpeg_quality", "noise")),
+        "real",
+    ),
 }
 
 
