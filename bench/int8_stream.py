@@ -40,15 +40,12 @@ from PIL import Image
 
 from models import quantize as q
 from models.arch import VCSR, use_phase_base
-from models.data import shared_root
 from models.engine import Engine
 from models.int8 import DIGEST_KEY, Int8Engine, artefact_path, weights_digest
 from models.loader import LoadedModel, load_model
 from models.metrics import psnr_y
+from models.photos import LR_SIDE, Pair, photo_pairs
 from models.registry import resolve
-
-Pair = tuple[NDArray[np.uint8], NDArray[np.uint8]]
-LR_SIDE = 128  # as tests/models/test_int8_quality.py
 
 
 def validation_pairs(scale: int, count: int = 40, seed: int = 1, root: Path = q.DEFAULT_TRAIN_ROOT) -> list[Pair]:
@@ -66,18 +63,6 @@ def validation_pairs(scale: int, count: int = 40, seed: int = 1, root: Path = q.
         image = images[index]
         left, top = int(rng.integers(0, image.width - side + 1)), int(rng.integers(0, image.height - side + 1))
         hr = image.crop((left, top, left + side, top + side))
-        pairs.append((np.asarray(hr.resize((LR_SIDE, LR_SIDE), Image.Resampling.BICUBIC)), np.asarray(hr)))
-    return pairs
-
-
-def photo_pairs(scale: int) -> list[Pair]:
-    """The photographs of ``tests/models/test_int8_quality.py``: centre crops and their downscales."""
-    pairs = []
-    for path in sorted((shared_root() / "datasets" / "photos").glob("*.jpg"))[:6]:
-        with Image.open(path) as photo:
-            side = LR_SIDE * scale
-            left, top = (photo.width - side) // 2, (photo.height - side) // 2
-            hr = photo.convert("RGB").crop((left, top, left + side, top + side))
         pairs.append((np.asarray(hr.resize((LR_SIDE, LR_SIDE), Image.Resampling.BICUBIC)), np.asarray(hr)))
     return pairs
 

@@ -5,7 +5,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from models.conditioning import bind
 from models.degrade import jpeg
@@ -13,25 +12,12 @@ from models.engine import Engine
 from models.int8 import Int8Engine, artefact_path
 from models.loader import load_model
 from models.metrics import psnr_y
+from models.photos import photo_pairs
 from models.precision import MAX_IMAGE_LOSS_DB, MAX_LOSS_DB, int8_within_rule, recorded_losses
 from models.registry import BUILTIN
 
-LR_SIDE = 128
 # The bundled models the rule serves in int8 (their recorded loss is within it).
 SERVED_IN_INT8 = sorted(n for n, s in BUILTIN.items() if int8_within_rule(recorded_losses(s.path)))
-
-
-def photo_pairs(shared_dir: Path, scale: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """A centre crop of each of six photographs and its Pillow-bicubic downscale by ``scale``."""
-    pairs = []
-    for path in sorted((shared_dir / "datasets" / "photos").glob("*.jpg"))[:6]:
-        with Image.open(path) as photo:
-            side = LR_SIDE * scale
-            left, top = (photo.width - side) // 2, (photo.height - side) // 2
-            hr = photo.convert("RGB").crop((left, top, left + side, top + side))
-            lr = hr.resize((LR_SIDE, LR_SIDE), Image.Resampling.BICUBIC)
-        pairs.append((np.asarray(lr), np.asarray(hr)))
-    return pairs
 
 
 def test_some_bundled_models_are_served_in_int8() -> None:
@@ -45,10 +31,10 @@ def test_int8_loses_at_most_the_rule_against_bf16_on_photographs(shared_dir: Pat
     scale = loaded.info.scale
     bf16 = Engine(loaded.module, loaded.info, torch.device("cpu"), torch.bfloat16)
     int8 = Int8Engine(artefact_path(BUILTIN[name].path), loaded.info)
-    uploads: list[tuple[np.ndarray, dict[str, float | None]]] = [(lr, {}) for lr, _ in photo_pairs(shared_dir, scale)]
+    uploads: list[tuple[np.ndarray, dict[str, float | None]]] = [(lr, {}) for lr, _ in photo_pairs(scale, shared_dir)]
     if loaded.info.conditions:
-        uploads += [(jpeg(lr, 50), {"jpeg_quality": 50}) for lr, _ in photo_pairs(shared_dir, scale)]
-    references = [hr for _, hr in photo_pairs(shared_dir, scale)] * (len(uploads) // 6)
+        uploads += [(jpeg(lr, 50), {"jpeg_quality": 50}) for lr, _ in photo_pairs(scale, shared_dir)]
+    references = [hr for _, hr in photo_pairs(scale, shared_dir)] * (len(uploads) // 6)
     losses = []
     for (lr, told), hr in zip(uploads, references, strict=True):
         ours, theirs = bind(bf16, told), bind(int8, told)
