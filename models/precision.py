@@ -9,7 +9,9 @@ device and measured harmless for that model, as recorded in the model's evaluati
   ``MAX_LOSS_DB`` on each of Set5, Set14 and BSD100 (recorded as ``int8``: the worst set's mean) and
   at most ``MAX_IMAGE_LOSS_DB`` on every one of their images (``int8_worst_image``), the bound the
   service's acceptance check puts on any one photograph: post-training int8 has a noise floor that
-  smooth, high-PSNR images feel most (up to 0.5 dB on a 51-dB crop), which a mean alone hides;
+  smooth, high-PSNR images feel most (up to 0.5 dB on a 51-dB crop), which a mean alone hides. The
+  same two bounds hold against bf16 on the six photographs of ``models.photos``, as that check
+  measures (recorded beside the sets, and in the two figures);
 - else bf16 on CPUs with native bf16 instructions, fp16 or bf16 on CUDA (``models.engine.Engine``,
   PyTorch), where the Set5 loss is at most ``MAX_LOSS_DB``;
 - else fp32.
