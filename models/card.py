@@ -49,10 +49,28 @@ REAL_RECIPES = {
 }
 
 
-# The JPEG specialist: three stages on this 2-core CPU (docs/training/soft-mix.md, README "Real-world models").
+# The JPEG specialists, trained on this 2-core CPU (docs/training/soft-mix.md, README "Real-world models"):
+# the last stage's arguments, and how the stages went.
 STAGED_RECIPES = {
-    "vcsr-jpeg-x2": "--degradation real --mix soft --init models/checkpoints/vcsr-real-c-x2/vcsr-real-c-x2.safetensors "
-    "--amp --lr 5e-5 --batch 16 --patch 48 --workers 1 --steps 1502 --seed 2",
+    "vcsr-jpeg-x2": (
+        "--degradation real --mix soft --init models/checkpoints/vcsr-real-c-x2/vcsr-real-c-x2.safetensors "
+        "--amp --lr 5e-5 --batch 16 --patch 48 --workers 1 --steps 1502 --seed 2",
+        [
+            "- **Recipe**: three stages on this project's 2-core CPU, bf16 autocast, L1 loss, Adam with cosine decay:",
+            "  from `vcsr-real-x2` with a zero-initialised widened head, 1 481 steps of 8 patches of 40²; 7 000",
+            "  steps of 16 patches of 48² from lr 1e-4 (seed 1; `models/checkpoints/vcsr-real-c-x2/`); then 1 502",
+            "  steps with `--mix soft` from lr 5e-5 (seed 2; `models/checkpoints/vcsr-real-cs-x2/`). About 2.5 h.",
+        ],
+    ),
+    "vcsr-jpeg-x4": (
+        "--degradation real --mix soft --init vcsr-real-x4 --amp --lr 1e-4 --batch 16 --patch 40 --workers 1 "
+        "--steps 12000 --seed 3",
+        [
+            "- **Recipe**: one stage on this project's 2-core CPU, bf16 autocast, L1 loss, Adam with cosine decay:",
+            "  from `vcsr-real-x4` with a zero-initialised widened head, 12 000 steps of 16 patches of 40² with",
+            "  `--mix soft` from lr 1e-4 (seed 3; `models/checkpoints/vcsr-real-c-x4/`). About 1.3 h.",
+        ],
+    ),
 }
 
 
@@ -149,16 +167,14 @@ def _int8_lines(name: str, by_set: dict[str, dict[str, float]], served: bool) ->
 
 def _recipe(name: str) -> list[str]:
     if name in STAGED_RECIPES:
+        args, stages = STAGED_RECIPES[name]
         return [
             "- **Data**: `../shared/datasets/train` only (T91 + BSD200, 291 images), degraded by `models/degrade.py`",
-            "  as for `vcsr-real-x2`, each sample's JPEG quality and noise σ recorded as the service measures them;",
-            "  in the last stage 30 % faithful soft pairs (`--mix soft`: the target band-limited or lowered in",
+            "  as for the real-world models, each sample's JPEG quality and noise σ recorded as the service measures",
+            "  them; with `--mix soft`, 30 % faithful soft pairs instead (the target band-limited or lowered in",
             "  contrast, the input its plain bicubic downscale, JPEG q30–95 or clean). No evaluation image was seen.",
-            "- **Recipe**: three stages on this project's 2-core CPU, bf16 autocast, L1 loss, Adam with cosine decay:",
-            "  from `vcsr-real-x2` with a zero-initialised widened head, 1 481 steps of 8 patches of 40²; 7 000",
-            "  steps of 16 patches of 48² from lr 1e-4 (seed 1; `models/checkpoints/vcsr-real-c-x2/`); then 1 502",
-            "  steps with `--mix soft` from lr 5e-5 (seed 2; `models/checkpoints/vcsr-real-cs-x2/`). About 2.5 h.",
-            f"- **Reproduce** (the last stage): `python -m models.train --model {name} {STAGED_RECIPES[name]}`",
+            *stages,
+            f"- **Reproduce** (the last stage): `python -m models.train --model {name} {args}`",
         ]
     if name in REAL_RECIPES:
         args = REAL_RECIPES[name]

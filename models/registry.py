@@ -61,6 +61,12 @@ BUILTIN: dict[str, ModelSpec] = {
             "VCSR medium ×2 for JPEG uploads: told the measured JPEG quality and noise, keeps soft content soft",
             "jpeg",
         ),
+        _vcsr(
+            "vcsr-jpeg-x4",
+            VCSRConfig(scale=4, channels=48, blocks=8, conditions=("jpeg_quality", "noise")),
+            "VCSR medium ×4 for JPEG uploads: told the measured JPEG quality and noise, keeps soft content soft",
+            "jpeg",
+        ),
     )
 }
 

@@ -42,10 +42,10 @@ from models.tiling import DEFAULT_TILE_SIZE
 
 log = logging.getLogger("ray.serve")
 
-# The routed models (with UPSCALE_SCALE=auto: fidelity and real-world at ×2 and ×4, the JPEG specialist
-# at ×2) and one more named by a request: the bundled models' weights are small next to one tile's
+# The routed models (with UPSCALE_SCALE=auto: fidelity, real-world and JPEG specialist at ×2 and ×4)
+# and one more named by a request: the bundled models' weights are small next to one tile's
 # feature maps (their file sizes are in GET /api/models), so keeping them all loaded costs little.
-MODELS_PER_REPLICA = 6
+MODELS_PER_REPLICA = 7
 HEALTH_PROBE_SIZE = 32
 # Under Serve's 30 s health-check timeout, with room for the probe to wait behind the largest CPU batch
 # in flight (a batch's time per tile size: ``python -m bench.engine``, docs/benchmarks.md "Engine").

@@ -63,12 +63,12 @@ def test_a_noisy_small_upload_gets_the_real_world_model_at_x4(client: httpx.Clie
     assert (result["route"], result["model"], result["upscale_scale"]) == ("noisy", "vcsr-real-x4", 4)
 
 
-def test_a_jpeg_gets_the_jpeg_specialist_at_x2_and_the_real_world_model_at_x4_where_there_is_none(
+def test_a_jpeg_gets_the_jpeg_specialist_at_x2_and_at_x4(
     client: httpx.Client,
 ) -> None:
     larger, smaller = post(client, photo(400, jpeg_quality=50)), post(client, photo(200, jpeg_quality=50))
     assert (larger["route"], larger["model"], larger["upscale_scale"]) == ("jpeg-artefacts", "vcsr-jpeg-x2", 2)
-    assert (smaller["route"], smaller["model"], smaller["upscale_scale"]) == ("jpeg-artefacts", "vcsr-real-x4", 4)
+    assert (smaller["route"], smaller["model"], smaller["upscale_scale"]) == ("jpeg-artefacts", "vcsr-jpeg-x4", 4)
     assert (larger["precision"] == "int8") == vnni_cpu()  # its int8 build takes the JPEG's quality as an input
     assert larger["output_width"] == 800 and larger["quality_metrics"]["jpeg_quality"] == 50
 
@@ -81,4 +81,5 @@ def test_the_models_list_says_which_family_each_routed_model_serves(client: http
         "vcsr-jpeg-x2": "jpeg",
         "vcsr-m-x4": "fidelity",
         "vcsr-real-x4": "real",
+        "vcsr-jpeg-x4": "jpeg",
     }

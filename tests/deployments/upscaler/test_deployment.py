@@ -153,6 +153,7 @@ def test_the_catalogue_lists_bundled_and_registered_models(shared_dir: Path) -> 
         "vcsr-s-x4",
         "vcsr-real-x2",
         "vcsr-real-x4",
+        "vcsr-jpeg-x4",
         "vcsr-jpeg-x2",
         "anime",
     }
@@ -161,7 +162,8 @@ def test_the_catalogue_lists_bundled_and_registered_models(shared_dir: Path) -> 
     assert summaries["anime"].file_bytes == (shared_dir / "weights" / "realesr-animevideov3.pth").stat().st_size
     assert catalog.resolve(None) == "vcsr-m-x2" and catalog.resolve("anime") == "anime"
     with pytest.raises(
-        UnregisteredModelError, match="anime, vcsr-jpeg-x2, vcsr-m-x2, vcsr-m-x4, vcsr-real-x2, vcsr-real-x4, vcsr-s-x2"
+        UnregisteredModelError,
+        match="anime, vcsr-jpeg-x2, vcsr-jpeg-x4, vcsr-m-x2, vcsr-m-x4, vcsr-real-x2, vcsr-real-x4, vcsr-s-x2",
     ):
         catalog.resolve("nope")
 
@@ -233,7 +235,7 @@ def test_check_health_runs_the_model_on_the_forward_thread(upscaler: Any) -> Non
 
 def test_the_routed_models_are_the_default_and_its_specialists_at_its_scale() -> None:
     assert Catalog(load_settings(upscale_scale=2), []).routed == ["vcsr-m-x2", "vcsr-real-x2", "vcsr-jpeg-x2"]
-    assert Catalog(load_settings(upscale_scale=4), []).routed == ["vcsr-m-x4", "vcsr-real-x4"]  # no ×4 specialist
+    assert Catalog(load_settings(upscale_scale=4), []).routed == ["vcsr-m-x4", "vcsr-real-x4", "vcsr-jpeg-x4"]
     assert Catalog(load_settings(model_name="vcsr-real-x2"), []).routed == ["vcsr-real-x2", "vcsr-jpeg-x2"]
 
 
@@ -254,7 +256,8 @@ def test_a_model_whose_spec_says_jpeg_is_routed_as_the_jpeg_specialist_beside_th
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     jpeg = replace(catalog_module.BUILTIN["vcsr-real-x4"], name="jpeg-x4", family="jpeg")
-    monkeypatch.setattr(catalog_module, "BUILTIN", {**catalog_module.BUILTIN, "jpeg-x4": jpeg})
+    others = {n: s for n, s in catalog_module.BUILTIN.items() if n != "vcsr-jpeg-x4"}
+    monkeypatch.setattr(catalog_module, "BUILTIN", {**others, "jpeg-x4": jpeg})
     catalog = Catalog(load_settings(upscale_scale=4), [])
     assert catalog.routed == ["vcsr-m-x4", "vcsr-real-x4", "jpeg-x4"]
     assert {m.name: m.routed_as for m in catalog.summaries()}["jpeg-x4"] == "jpeg"
@@ -263,7 +266,7 @@ def test_a_model_whose_spec_says_jpeg_is_routed_as_the_jpeg_specialist_beside_th
 def test_auto_scale_routes_both_families_at_both_scales() -> None:
     catalog = Catalog(load_settings(upscale_scale="auto"), [])
     assert catalog.default == "vcsr-m-x2"
-    assert catalog.routed == ["vcsr-m-x2", "vcsr-real-x2", "vcsr-jpeg-x2", "vcsr-m-x4", "vcsr-real-x4"]
+    assert catalog.routed == ["vcsr-m-x2", "vcsr-real-x2", "vcsr-jpeg-x2", "vcsr-m-x4", "vcsr-real-x4", "vcsr-jpeg-x4"]
     assert len(catalog.routed) < deployment.MODELS_PER_REPLICA  # all stay loaded, with room for one more
     families = {m.name: (m.routed_as, m.scale) for m in catalog.summaries()}
     assert families["vcsr-m-x4"] == ("fidelity", 4) and families["vcsr-real-x2"] == ("real", 2)
