@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from bench import images
+from tests.bundled import BUNDLED
 from tests.integration.conftest import deployed
 from tests.integration.helpers import open_image, stored_bytes, upload
 
@@ -31,17 +32,7 @@ def post(client: httpx.Client, data: bytes, **fields: str) -> httpx.Response:
 
 def test_models_are_listed_with_scales_sizes_and_scores(client: httpx.Client) -> None:
     models = {m["name"]: m for m in client.get("/api/models").json()}
-    bundled = {
-        "vcsr-m-x2",
-        "vcsr-m-x4",
-        "vcsr-s-x2",
-        "vcsr-s-x4",
-        "vcsr-real-x2",
-        "vcsr-real-x4",
-        "vcsr-jpeg-x2",
-        "vcsr-jpeg-x4",
-    }
-    assert set(models) == bundled | {"realesr-animevideov3"}
+    assert set(models) == BUNDLED | {"realesr-animevideov3"}
     assert models["vcsr-m-x2"]["default"] and models["vcsr-m-x2"]["scale"] == 2
     assert not models["vcsr-s-x2"]["default"]
     assert models["vcsr-m-x2"]["psnr"]["Set5"] >= 37.53 and models["vcsr-m-x4"]["psnr"]["BSD100"] >= 27.29

@@ -27,6 +27,7 @@ from models.loader import LoadedModel, ModelLoadError, load_model
 from models.precision import PrecisionUnavailableError
 from models.registry import UnregisteredModelError
 from models.tiling import LAYOUTS
+from tests.bundled import BUNDLED
 from tests.tiny_models import CONDITIONED_X2, conditioned_model_file
 
 
@@ -146,17 +147,7 @@ def test_out_of_memory_with_the_smallest_tiles_fails(upscaler: Any, monkeypatch:
 def test_the_catalogue_lists_bundled_and_registered_models(shared_dir: Path) -> None:
     catalog = Catalog(load_settings(), [anime(shared_dir)])
     summaries = {m.name: m for m in catalog.summaries()}
-    assert set(summaries) == {
-        "vcsr-m-x2",
-        "vcsr-m-x4",
-        "vcsr-s-x2",
-        "vcsr-s-x4",
-        "vcsr-real-x2",
-        "vcsr-real-x4",
-        "vcsr-jpeg-x4",
-        "vcsr-jpeg-x2",
-        "anime",
-    }
+    assert set(summaries) == {*BUNDLED, "anime"}
     assert summaries["vcsr-m-x2"].default and summaries["vcsr-m-x2"].psnr["Set5"] > 37
     assert summaries["anime"].scale == 4 and summaries["anime"].architecture == "RealESRGAN Compact"
     assert summaries["anime"].file_bytes == (shared_dir / "weights" / "realesr-animevideov3.pth").stat().st_size
