@@ -194,13 +194,14 @@ def int8_losses(path: Path, name: str, fp32_psnr: dict[str, list[float]], root: 
     if not artefact_matches(artefact, path):
         return {}
     loaded = load_model(path, name)
-    engine = bind(Int8Engine(artefact, loaded.info), CLEAN)
+    int8 = Int8Engine(artefact, loaded.info)
+    engine = bind(int8, CLEAN)
     losses = {}
     for set_name, reference in fp32_psnr.items():
         scores = evaluate_set(engine_upscaler(engine), root / set_name, engine.scale)
-        losses[set_name] = _loss(reference, scores)
+        losses[set_name] = _loss(reference, [s.psnr for s in scores])
     if loaded.info.conditions:
-        losses |= int8_degraded_losses(loaded, artefact, list(fp32_psnr), root)
+        losses |= int8_degraded_losses(loaded, int8, list(fp32_psnr), root)
     return losses | int8_photo_losses(path, name, artefact, root.parent.parent)  # root: shared/datasets/eval
 
 
@@ -208,7 +209,7 @@ def int8_photo_losses(path: Path, name: str, artefact: Path, shared: Path) -> di
     """The int8 build's loss against bf16 on ``models.photos``' photographs (a degradation-aware model's
     also as JPEG q50, both engines told so): the service's acceptance bound on photos, which the sets can
     miss (a ×4 build within the rule on every set image lost 0.57-0.68 dB on two of them)."""
-    loaded = load_model(path, name)
+    loaded = load_model(path, name)  # its own copy: a bf16 Engine converts the module in place
     scale = loaded.info.scale
     bf16 = Engine(loaded.module, loaded.info, torch.device("cpu"), torch.bfloat16)
     int8 = Int8Engine(artefact, loaded.info)
@@ -216,38 +217,36 @@ def int8_photo_losses(path: Path, name: str, artefact: Path, shared: Path) -> di
     uploads = {"photos": [(lr, hr, CLEAN) for lr, hr in pairs]}
     if loaded.info.conditions:
         uploads["photos-jpeg50"] = [(jpeg(lr, 50), hr, {"jpeg_quality": 50}) for lr, hr in pairs]
-    losses = {}
-    for key, cases in uploads.items():
-        diffs = [
-            psnr_y(bind(bf16, told).upscale_image(lr), hr, scale)
-            - psnr_y(bind(int8, told).upscale_image(lr), hr, scale)
-            for lr, hr, told in cases
-        ]
-        losses[key] = {"mean": round(float(np.mean(diffs)), 4), "worst": round(max(diffs), 4)}
-    return losses
+
+    def psnrs(
+        engine: TileEngine, cases: list[tuple[NDArray[np.uint8], NDArray[np.uint8], dict[str, float | None]]]
+    ) -> list[float]:
+        return [psnr_y(bind(engine, told).upscale_image(lr), hr, scale) for lr, hr, told in cases]
+
+    return {key: _loss(psnrs(bf16, cases), psnrs(int8, cases)) for key, cases in uploads.items()}
 
 
 def int8_degraded_losses(
-    loaded: LoadedModel, artefact: Path, sets: list[str], root: Path
+    loaded: LoadedModel, int8: Int8Engine, sets: list[str], root: Path
 ) -> dict[str, dict[str, float]]:
     """A degradation-aware model's int8 loss on the inputs it is routed (``INT8_DEGRADED_SETTINGS``), each
     engine told the setting's values, keyed ``setting/set``: where its condition input is not "clean"."""
-    cpu = torch.device("cpu")
+    fp32 = Engine(loaded.module, loaded.info, torch.device("cpu"))
     losses = {}
     for setting in INT8_DEGRADED_SETTINGS:
-        fp32, int8 = (
-            bind(e, setting_condition(setting))
-            for e in (Engine(loaded.module, loaded.info, cpu), Int8Engine(artefact, loaded.info))
-        )
+        told = setting_condition(setting)
         for set_name in sets:
-            reference = [s.psnr for s in evaluate_degraded(engine_upscaler(fp32), root / set_name, fp32.scale, setting)]
-            scores = evaluate_degraded(engine_upscaler(int8), root / set_name, int8.scale, setting)
+            reference, scores = (
+                [s.psnr for s in evaluate_degraded(engine_upscaler(bind(e, told)), root / set_name, e.scale, setting)]
+                for e in (fp32, int8)
+            )
             losses[f"{setting}/{set_name}"] = _loss(reference, scores)
     return losses
 
 
-def _loss(reference: list[float], scores: list[ImageScore]) -> dict[str, float]:
-    diffs = [r - q.psnr for r, q in zip(reference, scores, strict=True)]
+def _loss(reference: list[float], got: list[float]) -> dict[str, float]:
+    """The mean and the worst of ``reference`` minus ``got``, image by image."""
+    diffs = [r - g for r, g in zip(reference, got, strict=True)]
     return {"mean": round(float(np.mean(diffs)), 4), "worst": round(max(diffs), 4)}
 
 
