@@ -210,6 +210,21 @@ def widen_head(state: dict[str, torch.Tensor], config: VCSRConfig) -> dict[str, 
     return {**state, "head.weight": torch.cat([weight, zeros], dim=1)}
 
 
+def deepen(state: dict[str, torch.Tensor], model: VCSR) -> dict[str, torch.Tensor]:
+    """A network's weights made to fit ``model``, which has as many or more residual blocks: the blocks the
+    source lacks come after its own, each with ``model``'s own first convolution and a zero second one (an
+    identity block), so ``model`` starts as exactly the source network and every new block still learns."""
+    own = model.state_dict()
+    source_blocks = {key.split(".")[1] for key in state if key.startswith("body.")}
+    grown = dict(state)
+    for index in range(len(source_blocks), model.config.blocks):
+        for part in ("conv1", "conv2"):
+            for kind in ("weight", "bias"):
+                key = f"body.{index}.{part}.{kind}"
+                grown[key] = own[key].clone() if part == "conv1" else torch.zeros_like(own[key])
+    return grown
+
+
 def flops_per_output_pixel(config: VCSRConfig) -> float:
     """Multiply-adds ×2 of the convolutions per output pixel (the bicubic base is negligible)."""
     c, k = config.channels, 9

@@ -93,6 +93,15 @@ CANDIDATES: dict[str, ModelSpec] = {
         VCSRConfig(scale=4, channels=48, blocks=8, conditions=("jpeg_quality", "noise")),
         "real",
     ),
+    # The ×2 JPEG specialist grown to 12 blocks (1.5× its arithmetic; the issue allows up to 2× the fidelity
+    # model's time on degraded uploads): the four new blocks start as identities (``models.arch.deepen``).
+    "vcsr-jpeg-l-x2": ModelSpec(
+        "vcsr-jpeg-l-x2",
+        CHECKPOINTS_DIR / "vcsr-jpeg-l-x2" / "vcsr-jpeg-l-x2.safetensors",
+        "VCSR 48×12 blocks ×2 for JPEG uploads, conditioned on the upload's JPEG quality and noise σ",
+        VCSRConfig(scale=2, channels=48, blocks=12, conditions=("jpeg_quality", "noise")),
+        "jpeg",
+    ),
 }
 
 

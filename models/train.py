@@ -39,7 +39,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from models.arch import VCSR, Conditioned, VCSRConfig, condition_vector, widen_head
+from models.arch import VCSR, Conditioned, VCSRConfig, condition_vector, deepen, widen_head
 from models.data import DegradedBatches, DegradedSampler, PatchSampler, load_hr_images, load_pairs
 from models.degrade import JPEG_MIX, SOFT_MIX, DegradationSettings
 from models.engine import Engine, ModelInfo, resolve_device
@@ -121,10 +121,11 @@ class Batches:
 
 
 def _initial_weights(model: VCSR, init: str) -> None:
-    """Copy a bundled model's weights (by name, or a file) into ``model``: the start of a fine-tune."""
+    """Copy a bundled model's weights (by name, or a file) into ``model``: the start of a fine-tune; a
+    wider head (condition planes) or more blocks than the source start as zero contributions."""
     path = Path(init) if init.endswith(".safetensors") else spec_of(init).path
     source = load_model(path, init).module
-    model.load_state_dict(widen_head(source.state_dict(), model.config), strict=True)
+    model.load_state_dict(deepen(widen_head(source.state_dict(), model.config), model), strict=True)
     log.info("initialised from %s", path)
 
 

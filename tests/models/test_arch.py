@@ -7,6 +7,7 @@ from models.arch import (
     PhaseBicubic,
     VCSRConfig,
     condition_vector,
+    deepen,
     flops_per_output_pixel,
     use_phase_base,
     widen_head,
@@ -99,6 +100,20 @@ def test_a_conditioned_network_made_from_a_plain_one_starts_as_exactly_that_netw
         for values in ({"jpeg_quality": 30, "noise": 0.0}, {"jpeg_quality": None, "noise": 10.0}):
             bound = Conditioned(conditioned, condition_vector(CONDITIONED, values))
             assert torch.allclose(bound(x), plain(x), atol=1e-6)
+
+
+def test_a_deeper_network_made_from_a_shallower_one_starts_as_exactly_that_network_and_learns() -> None:
+    torch.manual_seed(2)
+    shallow = VCSR(VCSRConfig(scale=2, channels=8, blocks=1))
+    torch.nn.init.normal_(shallow.tail.weight, std=0.1)
+    deep = VCSR(VCSRConfig(scale=2, channels=8, blocks=3))
+    deep.load_state_dict(deepen(shallow.state_dict(), deep), strict=True)
+    x = torch.rand(2, 3, 12, 12)
+    with torch.no_grad():
+        assert torch.allclose(deep(x), shallow(x), atol=1e-6)
+    assert deep.body[2].conv1.weight.abs().sum() > 0  # the new block's gradient reaches its zero conv2
+    deep(x).square().mean().backward()
+    assert deep.body[2].conv2.weight.grad is not None and deep.body[2].conv2.weight.grad.abs().sum() > 0
 
 
 def test_a_bound_network_runs_like_the_explicit_call() -> None:
