@@ -23,7 +23,7 @@ from models.conditioning import bind
 from models.engine import keep_large_allocations
 from models.loader import load_model
 from models.precision import MAX_IMAGE_LOSS_DB, MAX_LOSS_DB, int8_within_rule, served_engine
-from models.registry import BUILTIN, ModelSpec
+from models.registry import BUILTIN, ModelSpec, default_model_name
 
 PUBLISHED = {  # Set5 / Set14 / BSD100 PSNR-Y from the papers
     2: {"SRCNN": (36.66, 32.45, 31.36), "FSRCNN": (37.00, 32.63, 31.53), "VDSR": (37.53, 33.03, 31.90),
@@ -31,6 +31,9 @@ PUBLISHED = {  # Set5 / Set14 / BSD100 PSNR-Y from the papers
     4: {"SRCNN": (30.48, 27.50, 26.90), "FSRCNN": (30.72, 27.61, 26.98), "VDSR": (31.35, 28.01, 27.29),
         "EDSR": (32.46, 28.80, 27.71)},
 }  # fmt: skip
+
+# A model the policy routes only degraded uploads to may take up to this multiple of the fidelity model's time.
+MAX_ROUTED_COST = 2.0
 
 # How each bundled model was trained (the arguments given to ``python -m models.train``).
 RECIPES = {
@@ -90,7 +93,16 @@ def cpu_megapixels_per_s(spec: ModelSpec, seconds: float = 5.0) -> tuple[float, 
     return 512 * 512 / best / 1e6, engine.precision
 
 
-def render(spec: ModelSpec, speed: tuple[float, str]) -> str:
+def paired_speeds(spec: ModelSpec, fidelity: ModelSpec, rounds: int = 3) -> tuple[tuple[float, str], ...]:
+    """``spec``'s and ``fidelity``'s speeds, timed in turn ``rounds`` times and the best of each kept: on a
+    noisy machine the two figures of a ratio must see the same conditions."""
+    runs = [(cpu_megapixels_per_s(spec, 2.0), cpu_megapixels_per_s(fidelity, 2.0)) for _ in range(rounds)]
+    return max(r[0] for r in runs), max(r[1] for r in runs)
+
+
+def render(spec: ModelSpec, speed: tuple[float, str], fidelity_speed: tuple[float, str] | None = None) -> str:
+    """The card's text; ``fidelity_speed``, the fidelity model's speed measured in the same run, for a model
+    that runs only on the uploads routed to it (its cost is stated against the model it replaces there)."""
     assert spec.config is not None
     config, name = spec.config, spec.name
     scale = config.scale
@@ -107,6 +119,7 @@ def render(spec: ModelSpec, speed: tuple[float, str]) -> str:
         f"pixel ({flops_per_output_pixel(config) * scale**2 / 1e3:.0f} kFLOP per input pixel).",
         f"- **Speed**: {speed[0]:.2f} megapixels of input per second on this project's 2-core CPU "
         f"(512×512 tiles, {speed[1]}, both cores; `python -m bench.engine --models {name}` for the full table).",
+        *_cost_line(scale, speed, fidelity_speed),
         *_recipe(name),
         f"- **Evaluate**: `python -m models.evaluate --model {name} --precision --json {name}.eval.json`",
         f"  (the full per-image table is in `{name}.eval.json` beside this card).",
@@ -143,6 +156,19 @@ def render(spec: ModelSpec, speed: tuple[float, str]) -> str:
     published = ", ".join(f"{k} {' / '.join(f'{v:.2f}' for v in vals)}" for k, vals in PUBLISHED[scale].items())
     lines += ["", f"Published ×{scale} PSNR-Y (Set5 / Set14 / BSD100) for comparison: {published}.", ""]
     return "\n".join([*lines[:-1], *degraded_lines(report), ""])
+
+
+def _cost_line(scale: int, speed: tuple[float, str], fidelity_speed: tuple[float, str] | None) -> list[str]:
+    if fidelity_speed is None:
+        return []
+    fidelity = default_model_name(scale)
+    over = fidelity_speed[0] / speed[0] > MAX_ROUTED_COST
+    return [
+        f"- **Cost on a routed upload**: {fidelity_speed[0] / speed[0]:.2f}× the time of `{fidelity}` "
+        f"({fidelity_speed[0]:.2f} megapixels/s, {fidelity_speed[1]}, timed in turn); it runs only on the degraded",
+        f"  uploads the quality policy routes to it, where the project accepts up to {MAX_ROUTED_COST:g}×"
+        + (" (over it: its int8 build is outside the rule)." if over else "."),
+    ]
 
 
 def _int8_lines(name: str, by_set: dict[str, dict[str, float]], served: bool) -> list[str]:
@@ -237,7 +263,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     for name in args.model:
         spec = BUILTIN[name]
-        card = render(spec, cpu_megapixels_per_s(spec))
+        assert spec.config is not None
+        if spec.family == "fidelity":
+            card = render(spec, cpu_megapixels_per_s(spec))
+        else:
+            card = render(spec, *paired_speeds(spec, BUILTIN[default_model_name(spec.config.scale)]))
         if args.print:
             print(card)
         else:
