@@ -93,8 +93,10 @@ CANDIDATES: dict[str, ModelSpec] = {
         VCSRConfig(scale=4, channels=48, blocks=8, conditions=("jpeg_quality", "noise")),
         "real",
     ),
-    # The ×2 JPEG specialist grown to 12 blocks (1.5× its arithmetic; the issue allows up to 2× the fidelity
-    # model's time on degraded uploads): the four new blocks start as identities (``models.arch.deepen``).
+    # The ×2 JPEG specialist grown to 12 blocks (1.5× its arithmetic; up to 2× the fidelity model's time is
+    # accepted on degraded uploads), the four new blocks starting as identities (``models.arch.deepen``):
+    # 5 475 steps (65 min) with --mix soft gained only +0.01 to +0.03 dB on Set14/BSD100 JPEG settings, so
+    # it is not served (docs/training/soft-mix.md §6).
     "vcsr-jpeg-l-x2": ModelSpec(
         "vcsr-jpeg-l-x2",
         CHECKPOINTS_DIR / "vcsr-jpeg-l-x2" / "vcsr-jpeg-l-x2.safetensors",
