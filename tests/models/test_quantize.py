@@ -146,6 +146,23 @@ def test_the_bundled_x2_fidelity_artefacts_add_in_int8_where_the_recipe_says(nam
     assert adds and all(_takes_int8(op) == (name in quantize.Recipe().int8_stream) for op in adds)
 
 
+@pytest.mark.parametrize("name", VCSR_MODELS)
+def test_the_bundled_artefacts_keep_in_float_exactly_the_block_inputs_the_recipe_names(name: str) -> None:
+    ops = ov.Core().read_model(artefact_path(BUILTIN[name].path)).get_ordered_ops()
+    first = {
+        int(op.get_friendly_name().split(".")[2]): _takes_int8(op)
+        for op in ops
+        if op.get_type_name() == "Convolution" and ".conv1/" in op.get_friendly_name()
+    }
+    assert first and {block for block, int8 in first.items() if not int8} == set(quantize.Recipe().float_blocks(name))
+
+
+def test_a_model_with_float_block_inputs_calibrates_on_larger_crops() -> None:
+    recipe = quantize.Recipe()
+    assert recipe.for_model("vcsr-jpeg-x4").calibration_side == recipe.smooth_calibration_side > recipe.calibration_side
+    assert recipe.for_model("vcsr-m-x4") == recipe
+
+
 def _pixel_range(model: ov.Model) -> tuple[int, list[float]]:
     """The levels and the (input low, input high, output low, output high) of the head's input quantizer."""
     (head,) = [op for op in model.get_ordered_ops() if op.get_friendly_name() == HEAD]
