@@ -93,7 +93,7 @@ def cpu_megapixels_per_s(spec: ModelSpec, seconds: float = 5.0) -> tuple[float, 
     return 512 * 512 / best / 1e6, engine.precision
 
 
-def paired_speeds(spec: ModelSpec, fidelity: ModelSpec, rounds: int = 3) -> tuple[tuple[float, str], ...]:
+def paired_speeds(spec: ModelSpec, fidelity: ModelSpec, rounds: int = 3) -> tuple[tuple[float, str], tuple[float, str]]:
     """``spec``'s and ``fidelity``'s speeds, timed in turn ``rounds`` times and the best of each kept: on a
     noisy machine the two figures of a ratio must see the same conditions."""
     runs = [(cpu_megapixels_per_s(spec, 2.0), cpu_megapixels_per_s(fidelity, 2.0)) for _ in range(rounds)]
@@ -161,13 +161,12 @@ def render(spec: ModelSpec, speed: tuple[float, str], fidelity_speed: tuple[floa
 def _cost_line(scale: int, speed: tuple[float, str], fidelity_speed: tuple[float, str] | None) -> list[str]:
     if fidelity_speed is None:
         return []
-    fidelity = default_model_name(scale)
-    over = fidelity_speed[0] / speed[0] > MAX_ROUTED_COST
+    fidelity, ratio = default_model_name(scale), fidelity_speed[0] / speed[0]
     return [
-        f"- **Cost on a routed upload**: {fidelity_speed[0] / speed[0]:.2f}× the time of `{fidelity}` "
+        f"- **Cost on a routed upload**: {ratio:.2f}× the time of `{fidelity}` "
         f"({fidelity_speed[0]:.2f} megapixels/s, {fidelity_speed[1]}, timed in turn); it runs only on the degraded",
         f"  uploads the quality policy routes to it, where the project accepts up to {MAX_ROUTED_COST:g}×"
-        + (" (over it: its int8 build is outside the rule)." if over else "."),
+        + (" (over it: its int8 build is outside the rule)." if ratio > MAX_ROUTED_COST else "."),
     ]
 
 

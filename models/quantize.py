@@ -214,12 +214,15 @@ def convert(module: torch.nn.Module, conditions: int) -> ov.Model:
     return ov.convert_model(module, example_input=example, input=[(-1, 3, -1, -1), (-1, conditions)])
 
 
-def float_layers(scale: int, fidelity: bool = True, int8_stream: bool = False) -> list[str]:
+def float_layers(scale: int, fidelity: bool = True, int8_stream: bool = False, blocks: Sequence[int] = ()) -> list[str]:
     """The name patterns kept in float for a network of ``scale``: a fidelity network's first and last
-    convolutions are int8, a real-world or conditioned one keeps its first, and its last at ×2."""
+    convolutions are int8, a real-world or conditioned one keeps its first, and its last at ×2; and the
+    first convolution of each of ``blocks`` (``Recipe.float_blocks``)."""
     if fidelity:
-        return FLOAT_LAYERS[:1] if int8_stream else list(FLOAT_LAYERS)
-    return [*FLOAT_LAYERS, FLOAT_HEAD, *([FLOAT_TAIL] if scale <= QUANTILE_TAIL_MAX_SCALE else [])]
+        patterns = FLOAT_LAYERS[:1] if int8_stream else list(FLOAT_LAYERS)
+    else:
+        patterns = [*FLOAT_LAYERS, FLOAT_HEAD, *([FLOAT_TAIL] if scale <= QUANTILE_TAIL_MAX_SCALE else [])]
+    return patterns + block_input_patterns(blocks)
 
 
 def pin_input_range(model: ov.Model, conv: str, low: float, high: float, levels: int | None = None) -> ov.Model:
@@ -350,7 +353,7 @@ def quantize(weights: Path, name: str, recipe: Recipe, root: Path = DEFAULT_TRAI
         model = convert(module, len(info.conditions))
     if info.conditions:
         calibration = conditioned_inputs(weights, info.scale, info.conditions, recipe, root)
-        float_patterns = float_layers(info.scale, fidelity=False) + block_input_patterns(recipe.float_blocks(name))
+        float_patterns = float_layers(info.scale, fidelity=False, blocks=recipe.float_blocks(name))
         quantized = calibrate(model, calibration, float_patterns, recipe)
     else:
         quantized = quantize_plain(model, module, weights, name, info.scale, recipe, root)
@@ -386,7 +389,7 @@ def quantize_plain(
     calibration = calibration_inputs(weights, scale, recipe, root)
     fidelity = not trained_on_real(weights)
     stream = fidelity and name in recipe.int8_stream
-    float_patterns = float_layers(scale, fidelity, stream) + block_input_patterns(recipe.float_blocks(name))
+    float_patterns = float_layers(scale, fidelity, stream, recipe.float_blocks(name))
     quantized = calibrate(model, calibration, float_patterns, recipe)
     if not fidelity:
         return quantized
