@@ -3,7 +3,13 @@
 A write goes to a temporary file in the target folder, is fsynced, then hard-linked to its final name:
 ``link`` fails when the name exists, so the write is create-only and atomic (a reader never sees a
 partial file), and the folder is fsynced so the new name survives a crash. A failed write removes its
-temporary file; one left by a crash is swept when the backend starts. Messages and URLs never include
+temporary file; one left by a crash is swept when the backend starts.
+
+Once durable, an object's pages are dropped from the page cache (``POSIX_FADV_DONTNEED``): a result is
+written once and read rarely, and every object kept cached makes the next write take pages the kernel
+must first find. On this VM that is guest memory never touched before: a 17.5 MB ×4 output cost 42-57 ms
+of CPU to write into it, 4-5 ms into pages just dropped. Its SHA-256 (14 ms) is computed on another
+thread while it is written (``hashlib`` releases the GIL). Messages and URLs never include
 the folder's absolute path (they reach clients and ``/api/health``): an object's URL is
 ``local:<key>``, relative to ``STORAGE_DIR``.
 """
@@ -15,6 +21,7 @@ import hashlib
 import logging
 import os
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import quote
 
@@ -25,6 +32,36 @@ from deployments.storage.spool import sweep_stale_tmp
 
 log = logging.getLogger("ray.serve")
 
+HASH_APART_BYTES = 1 << 20  # smaller objects are hashed inline: a thread hand-off costs more than it saves
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _write_new(path: Path, data: bytes) -> bool:
+    """Write ``data`` durably as ``path`` if no such file exists (True), else leave it (False). Written to a
+    temporary file, fsynced, linked to its name, the folder fsynced; the file's pages are then dropped
+    from the page cache."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        with open(tmp, "xb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+            if hasattr(os, "posix_fadvise"):  # Linux; elsewhere the pages stay cached
+                os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+        try:
+            os.link(tmp, path)
+            created = True
+        except FileExistsError:
+            created = False
+    finally:
+        tmp.unlink(missing_ok=True)  # also when the write or fsync failed
+    _fsync_dir(path.parent)
+    return created
+
 
 class LocalBackend:
     name = "local"
@@ -32,6 +69,7 @@ class LocalBackend:
 
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
+        self.hasher = ThreadPoolExecutor(4, thread_name_prefix="sha256")
         if self.root.is_dir():
             swept = sweep_stale_tmp(self.root, ".*.tmp")
             if swept:
@@ -51,26 +89,13 @@ class LocalBackend:
 
     def put(self, key: str, data: bytes, content_type: str, metadata: dict[str, str]) -> StoredObject:
         path = self._path(key)
-        digest = hashlib.sha256(data).hexdigest()
+        hashing = self.hasher.submit(sha256_hex, data) if len(data) >= HASH_APART_BYTES else None
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-            try:
-                with open(tmp, "xb") as f:
-                    f.write(data)
-                    f.flush()
-                    os.fsync(f.fileno())
-                try:
-                    os.link(tmp, path)
-                    created = True
-                except FileExistsError:
-                    created = False
-            finally:
-                tmp.unlink(missing_ok=True)  # also when the write or fsync failed
-            _fsync_dir(path.parent)
+            created = _write_new(path, data)
+            digest = hashing.result() if hashing else sha256_hex(data)
             # A file this call created holds what was written and fsynced (reading it back, as before, cost
             # a read and a hash of every object); a name that existed is compared with what was sent.
-            if not created and hashlib.sha256(path.read_bytes()).hexdigest() != digest:
+            if not created and sha256_hex(path.read_bytes()) != digest:
                 raise StorageConflictError(key)
         except OSError as exc:
             raise StorageError(f"cannot write {key!r} to the storage folder: {exc.strerror or exc}") from exc
@@ -82,7 +107,7 @@ class LocalBackend:
             data = path.read_bytes()
         except OSError as exc:
             raise StorageError(f"cannot read {key!r}: {exc.strerror or exc}") from exc
-        return StoredObject(key, self.url(key), len(data), hashlib.sha256(data).hexdigest(), created=False)
+        return StoredObject(key, self.url(key), len(data), sha256_hex(data), created=False)
 
     def get(self, key: str) -> bytes:
         try:
