@@ -7,9 +7,12 @@ typed in ``handles.py``; errors live in ``errors.py``.
 
 from __future__ import annotations
 
+import operator
+import pickle
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import Any, SupportsIndex
 
 import numpy as np
 from numpy.typing import NDArray
@@ -63,13 +66,33 @@ class Degradation:
         return {"jpeg_quality": self.jpeg_quality, "noise": self.noise}
 
 
+OUT_OF_BAND_BYTES = 4 << 20
+
+
 @dataclass(frozen=True)
 class EncodedImage:
+    """An image file's bytes and what storage records of it. Pickled by Ray (protocol 5), ``data`` goes
+    out of band: Ray copies it into the object store once and the receiver makes its bytes from there,
+    instead of copying it into the pickle stream and out again (a 17.5 MB ×4 output: 33-37 ms per hop
+    between two replicas in the pickle stream, 18-22 ms out of band). Files under ``OUT_OF_BAND_BYTES``
+    (an upload stored as it came) stay in the stream: a copy of them costs a millisecond or two."""
+
     data: bytes
     extension: str  # without the dot (configs.formats.ImageFormat.extension)
     content_type: str
     width: int
     height: int
+
+    def __reduce_ex__(self, protocol: SupportsIndex) -> tuple[Any, ...]:
+        apart = operator.index(protocol) >= 5 and len(self.data) >= OUT_OF_BAND_BYTES
+        data = pickle.PickleBuffer(self.data) if apart else self.data
+        return _encoded_image, (data, self.extension, self.content_type, self.width, self.height)
+
+
+def _encoded_image(
+    data: bytes | memoryview | pickle.PickleBuffer, extension: str, content_type: str, width: int, height: int
+) -> EncodedImage:
+    return EncodedImage(bytes(data), extension, content_type, width, height)
 
 
 @dataclass(frozen=True)
