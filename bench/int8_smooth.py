@@ -27,20 +27,17 @@ from numpy.typing import NDArray
 from PIL import Image, ImageFilter
 
 from models import quantize as q
-from models.conditioning import bind
 from models.degrade import jpeg
 from models.engine import Engine, TileEngine
+from models.evaluate import ToldCase, told_psnrs
 from models.int8 import Int8Engine
 from models.loader import load_model
-from models.metrics import psnr_y
 from models.registry import resolve
 
-Case = tuple[NDArray[np.uint8], NDArray[np.uint8], dict[str, float | None]]
 
-
-def smooth_cases(scale: int, blur: float, conditioned: bool, root: Path = q.DEFAULT_TRAIN_ROOT) -> list[Case]:
+def smooth_cases(scale: int, blur: float, conditioned: bool, root: Path = q.DEFAULT_TRAIN_ROOT) -> list[ToldCase]:
     """Blurred training crops and their downscales, clean (and as JPEG q50 for a conditioned model)."""
-    side, cases = 256, list[Case]()
+    side, cases = 256, list[ToldCase]()
     clean: dict[str, float | None] = {}
     q50: dict[str, float | None] = {"jpeg_quality": 50}
     for path in sorted((root / "BSD200").glob("*.png"))[::4]:
@@ -55,8 +52,8 @@ def smooth_cases(scale: int, blur: float, conditioned: bool, root: Path = q.DEFA
     return cases
 
 
-def scores(engine: TileEngine, cases: list[Case], scale: int) -> NDArray[np.float64]:
-    return np.array([psnr_y(bind(engine, told).upscale_image(lr), hr, scale) for lr, hr, told in cases])
+def scores(engine: TileEngine, cases: list[ToldCase], scale: int) -> NDArray[np.float64]:
+    return np.array(told_psnrs(engine, cases, scale))
 
 
 def choose(name: str, side: int, bound: float, blur: float, out: Path) -> tuple[int, ...]:

@@ -50,6 +50,7 @@ DEFAULT_EVAL_ROOT = shared_root() / "datasets" / "eval"
 SETS = ("Set5", "Set14", "BSD100")
 
 Upscaler = Callable[[NDArray[np.uint8]], NDArray[np.uint8]]
+ToldCase = tuple[NDArray[np.uint8], NDArray[np.uint8], dict[str, float | None]]  # input, reference, its values
 # A degradation-aware model on the clean sets (and in the precision check) is told what the service
 # would measure on a clean upload: no JPEG, no noise.
 CLEAN: dict[str, float | None] = {}
@@ -214,16 +215,18 @@ def int8_photo_losses(path: Path, name: str, artefact: Path, shared: Path) -> di
     bf16 = Engine(loaded.module, loaded.info, torch.device("cpu"), torch.bfloat16)
     int8 = Int8Engine(artefact, loaded.info)
     pairs = photo_pairs(scale, shared)
-    uploads = {"photos": [(lr, hr, CLEAN) for lr, hr in pairs]}
+    uploads: dict[str, list[ToldCase]] = {"photos": [(lr, hr, CLEAN) for lr, hr in pairs]}
     if loaded.info.conditions:
         uploads["photos-jpeg50"] = [(jpeg(lr, 50), hr, {"jpeg_quality": 50}) for lr, hr in pairs]
 
-    def psnrs(
-        engine: TileEngine, cases: list[tuple[NDArray[np.uint8], NDArray[np.uint8], dict[str, float | None]]]
-    ) -> list[float]:
-        return [psnr_y(bind(engine, told).upscale_image(lr), hr, scale) for lr, hr, told in cases]
+    return {
+        key: _loss(told_psnrs(bf16, cases, scale), told_psnrs(int8, cases, scale)) for key, cases in uploads.items()
+    }
 
-    return {key: _loss(psnrs(bf16, cases), psnrs(int8, cases)) for key, cases in uploads.items()}
+
+def told_psnrs(engine: TileEngine, cases: list[ToldCase], scale: int) -> list[float]:
+    """PSNR-Y of each case's upscale against its reference, ``engine`` told the case's degradation."""
+    return [psnr_y(bind(engine, told).upscale_image(lr), hr, scale) for lr, hr, told in cases]
 
 
 def int8_degraded_losses(
