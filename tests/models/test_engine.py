@@ -1,4 +1,3 @@
-import ctypes
 import mmap
 
 import numpy as np
@@ -8,6 +7,7 @@ import torch
 from models.arch import VCSR, VCSRConfig
 from models.engine import Engine, ModelInfo, resolve_device, split_planes, upscaled_like
 from models.tiling import plan_tiles
+from tests.pages import resident_pages
 
 
 def make_engine(scale: int = 2) -> Engine:
@@ -90,17 +90,8 @@ def test_one_heap_for_all_threads_is_read_from_the_environment(
     assert threads_share_one_heap() is shared
 
 
-def resident_share(array: np.ndarray) -> float:
-    """The share of ``array``'s pages (page-aligned, as an ``mmap`` is) that are mapped in (``mincore``)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    pages = -(-array.nbytes // mmap.PAGESIZE)
-    vector = (ctypes.c_ubyte * pages)()
-    assert libc.mincore(ctypes.c_void_p(array.ctypes.data), ctypes.c_size_t(array.nbytes), vector) == 0
-    return sum(byte & 1 for byte in vector) / pages
-
-
 def test_a_large_output_is_mapped_in_when_it_is_allocated() -> None:
     """Faulted in page by page as tiles are pasted, a 7680×4320 output cost 71 ms of CPU to fill here,
     48 populated at once; and the last tile's share of the faults fell after the model."""
     out, _ = upscaled_like(np.zeros((540, 960, 3), np.uint8), 4)
-    assert resident_share(out) == 1.0
+    assert resident_pages(out) == -(-out.nbytes // mmap.PAGESIZE)  # every page

@@ -1,7 +1,5 @@
-import ctypes
 import errno
 import hashlib
-import mmap
 import os
 import time
 from pathlib import Path
@@ -10,6 +8,7 @@ import pytest
 
 from deployments.contracts.errors import ObjectNotFoundError, StorageConflictError, StorageError
 from deployments.storage.local import LocalBackend
+from tests.pages import cached_pages
 
 
 def test_put_creates_the_file_atomically(tmp_path: Path) -> None:
@@ -126,26 +125,6 @@ def test_a_folder_another_writer_fills_meanwhile_is_kept(tmp_path: Path, monkeyp
     assert not (tmp_path / "jobs" / "j1" / "0000.png").exists() and (tmp_path / "jobs" / "j1").is_dir()
 
 
-def resident_pages(path: Path) -> int:
-    """How many of the file's pages are in the page cache (``mincore`` of a mapping that touches none)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.mmap.restype = ctypes.c_void_p
-    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
-    size, page = path.stat().st_size, mmap.PAGESIZE
-    vector = (ctypes.c_ubyte * -(-size // page))()
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        address = libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
-        assert address not in (None, ctypes.c_void_p(-1).value), os.strerror(ctypes.get_errno())
-        try:
-            assert libc.mincore(ctypes.c_void_p(address), ctypes.c_size_t(size), vector) == 0
-        finally:
-            libc.munmap(ctypes.c_void_p(address), ctypes.c_size_t(size))
-    finally:
-        os.close(fd)
-    return sum(byte & 1 for byte in vector)
-
-
 def test_a_stored_object_leaves_the_page_cache_once_durable(tmp_path: Path) -> None:
     """A result is written once and read rarely: kept in the page cache, every new object would take
     pages the kernel must first find (untouched memory on a VM, reclaim on a full host)."""
@@ -155,8 +134,8 @@ def test_a_stored_object_leaves_the_page_cache_once_durable(tmp_path: Path) -> N
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
-    assert resident_pages(plain) > 0  # this filesystem caches what is written, so the check means something
+    assert cached_pages(plain) > 0  # this filesystem caches what is written, so the check means something
     LocalBackend(tmp_path).put("upscaled/big-1.png", data, "image/png", {})
     stored = tmp_path / "upscaled" / "big-1.png"
-    assert resident_pages(stored) == 0
+    assert cached_pages(stored) == 0
     assert stored.read_bytes() == data
