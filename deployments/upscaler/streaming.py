@@ -24,6 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from deployments.upscaler.png import Band, BandedPng, split_rows
+from deployments.upscaler.tiler import Final
 
 log = logging.getLogger("ray.serve")
 
@@ -69,13 +70,13 @@ class PngStream:
             self.writer = BandedPng(pixels, bounds, self.level, self.icc_profile, self.exif)
         return self.writer
 
-    def rows(self, pixels: NDArray[np.uint8], final: int) -> None:
-        """Rows ``[0, final)`` of ``pixels`` hold their final values: queue the bands they complete. The
-        bands completed by the last tile are left to ``finish``, which runs at once at normal priority."""
+    def rows(self, pixels: NDArray[np.uint8], final: Final) -> None:
+        """``final`` says which pixels of ``pixels`` hold their final values: queue the bands they complete.
+        The bands completed by the last tile are left to ``finish``, which runs at once at normal priority."""
         writer = self._writer_for(pixels)
-        if final >= writer.height:
+        if final.rows >= writer.height:
             return
-        while len(self.started) < writer.bands and writer.bounds[len(self.started) + 1] <= final:
+        while len(self.started) < writer.bands and writer.bounds[len(self.started) + 1] <= final.rows:
             self.started.append(self.idle.submit(writer.band, len(self.started)))
 
     def finish(self, pixels: NDArray[np.uint8]) -> bytes:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -23,7 +24,21 @@ from models.tiling import Tile, cut, plan_tiles
 
 ForwardTile = Callable[[torch.Tensor], Awaitable[torch.Tensor]]
 TileJob = tuple[TileEngine, torch.Tensor]
-RowsDone = Callable[[NDArray[np.uint8], int], None]
+
+
+@dataclass(frozen=True)
+class Final:
+    """Which output pixels hold their final values: every column of rows ``[0, rows)``, and columns
+    ``[0, cut)`` of rows ``[0, left_rows)``. ``cut`` is where the last column of tiles begins (0 for a
+    single column, and then ``left_rows == rows``): the tiles left of it may finish a band's left part
+    before the last column's tiles finish the band."""
+
+    rows: int
+    left_rows: int
+    cut: int
+
+
+RowsDone = Callable[[NDArray[np.uint8], Final], None]
 
 
 def run_grouped(jobs: list[TileJob]) -> tuple[list[torch.Tensor], int]:
@@ -55,22 +70,25 @@ class _Output:
 
 
 class _FinalRows:
-    """Which output rows hold their final pixels: those above the first row that a tile still pending (of
-    any plane) owns. ``on_rows(pixels, rows)`` hears each time that count grows."""
+    """Which output pixels hold their final values (``Final``): rows above the first row that a tile still
+    pending (of any plane) owns, and, left of the last column of tiles, rows above the first row that a
+    pending tile outside that column owns. ``on_rows(pixels, final)`` hears each time either grows."""
 
-    def __init__(self, height: int, on_rows: RowsDone | None) -> None:
-        self.height, self.on_rows = height, on_rows
-        self.pending: dict[tuple[int, int], int] = {}  # (plane, tile) → the first output row it owns
-        self.final = 0
+    def __init__(self, height: int, cut: int, on_rows: RowsDone | None) -> None:
+        self.height, self.cut, self.on_rows = height, cut, on_rows
+        self.pending: dict[tuple[int, int], tuple[int, bool]] = {}  # (plane, tile) → (first row, left of cut)
+        self.final = Final(0, 0, cut)
 
     def expect(self, plane: int, tiles: list[Tile], scale: int) -> None:
         for i, tile in enumerate(tiles):
-            self.pending[(plane, i)] = scale * tile.rows.keep_start
+            self.pending[(plane, i)] = (scale * tile.rows.keep_start, scale * tile.cols.keep_start < self.cut)
 
     def done(self, plane: int, tile: int, pixels: NDArray[np.uint8]) -> None:
         del self.pending[(plane, tile)]
-        final = min(self.pending.values(), default=self.height)
-        if final > self.final:
+        rows = min((row for row, _ in self.pending.values()), default=self.height)
+        left_rows = min((row for row, left in self.pending.values() if left), default=self.height)
+        final = Final(rows, left_rows if self.cut else rows, self.cut)
+        if final != self.final:
             self.final = final
             if self.on_rows is not None:
                 self.on_rows(pixels, final)
@@ -105,13 +123,13 @@ async def upscale_pixels(
     on_rows: RowsDone | None = None,
 ) -> tuple[NDArray[np.uint8], int]:
     """The upscaled image laid out like ``pixels`` (L, RGB or RGBA), and how many tiles it took.
-    ``on_rows(output, rows)`` is called, in the event loop, each time more rows from the top of the
-    output hold their final pixels (the last call with every row), so that work on them (the encoder's
-    bands) can start while later tiles are still upscaled."""
+    ``on_rows(output, final)`` is called, in the event loop, each time more of the output holds its final
+    pixels (``Final``; the last call with every row), so that work on them (the encoder's bands) can
+    start while later tiles are still upscaled."""
     output = _Output(pixels, scale)
     planes = split_planes(pixels)
-    rows = _FinalRows(scale * int(pixels.shape[0]), on_rows)
     plans = [plan_tiles(int(p.shape[1]), int(p.shape[2]), tile_size, margin, layout) for p in planes]
+    rows = _FinalRows(scale * int(pixels.shape[0]), scale * plans[0][-1].cols.keep_start, on_rows)
     for i, tiles in enumerate(plans):
         rows.expect(i, tiles, scale)
     jobs = zip(planes, plans, strict=True)

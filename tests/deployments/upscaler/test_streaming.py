@@ -12,7 +12,7 @@ from PIL import Image
 from deployments.upscaler import streaming
 from deployments.upscaler.png import BandedPng, split_rows
 from deployments.upscaler.streaming import PngStream, idle_executor
-from deployments.upscaler.tiler import run_grouped, upscale_pixels
+from deployments.upscaler.tiler import Final, run_grouped, upscale_pixels
 from tests.models.test_engine import make_engine
 
 
@@ -44,11 +44,11 @@ def test_bands_are_queued_as_their_rows_become_final_and_finish_makes_the_rest()
     pixels = photo()
     idle = ThreadPoolExecutor(1)
     stream = PngStream(idle, 1, None, None, threads=2)
-    stream.rows(pixels, 30)  # 96 rows in 16 bands of 6: rows 0-29 complete five
+    stream.rows(pixels, Final(30, 30, 0))  # 96 rows in 16 bands of 6: rows 0-29 complete five
     assert len(stream.started) == 5
-    stream.rows(pixels, 60)
+    stream.rows(pixels, Final(60, 60, 0))
     assert len(stream.started) == 10
-    stream.rows(pixels, 96)  # the last tile's bands are left to finish, at normal priority
+    stream.rows(pixels, Final(96, 96, 0))  # the last tile's bands are left to finish, at normal priority
     assert len(stream.started) == 10
     for future in stream.started:
         future.result()
@@ -66,7 +66,7 @@ def test_finish_never_waits_for_a_starved_idle_thread() -> None:
     starved = threading.Event()
     idle.submit(starved.wait)  # the idle thread is taken: every band queued behind it waits
     stream = PngStream(idle, 2, b"profile", None, threads=2)
-    stream.rows(pixels, 50)
+    stream.rows(pixels, Final(50, 50, 0))
     queued = list(stream.started)
     data = stream.finish(pixels)
     assert all(f.cancelled() for f in queued)
@@ -81,7 +81,7 @@ def test_a_new_output_array_starts_the_stream_afresh() -> None:
     first, second = photo(), photo()[::-1].copy()
     idle = ThreadPoolExecutor(1)
     stream = PngStream(idle, 1, None, None, threads=1)
-    stream.rows(first, 48)
+    stream.rows(first, Final(48, 48, 0))
     for future in stream.started:
         future.result()
     data = stream.finish(second)

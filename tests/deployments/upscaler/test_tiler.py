@@ -1,10 +1,11 @@
 import asyncio
+from itertools import pairwise
 
 import numpy as np
 import pytest
 import torch
 
-from deployments.upscaler.tiler import run_grouped, upscale_pixels
+from deployments.upscaler.tiler import Final, run_grouped, upscale_pixels
 from models.tiling import plan_tiles
 from tests.models.test_engine import make_engine
 
@@ -38,28 +39,53 @@ def test_async_tiles_stitch_to_the_synchronous_result(shape: tuple[int, ...]) ->
 
 
 @pytest.mark.parametrize("shape", [(70, 90, 3), (70, 90, 4)])
-def test_rows_are_reported_final_as_the_tiles_above_them_arrive_out_of_order(shape: tuple[int, ...]) -> None:
-    """Tiles come back in any order; a row is reported only once every tile of every
-    plane that owns part of it is pasted, the count only grows, and its pixels never change afterwards."""
+def test_pixels_are_reported_final_as_the_tiles_that_own_them_arrive_out_of_order(shape: tuple[int, ...]) -> None:
+    """Tiles come back in any order; a row (or its part left of the last column of tiles) is reported only
+    once every tile of every plane that owns part of it is pasted, the counts only grow, and the pixels
+    reported never change afterwards."""
     engine = make_engine()
     image = np.random.default_rng(1).integers(0, 256, shape, dtype=np.uint8)
-    reported: list[tuple[int, np.ndarray]] = []
-    per_plane = len(plan_tiles(70, 90, 32, engine.info.tile_margin, "balanced"))
+    reported: list[tuple[Final, np.ndarray, np.ndarray]] = []
+    plan = plan_tiles(70, 90, 32, engine.info.tile_margin, "balanced")
+    last_column = [tile.cols == plan[-1].cols for tile in plan]
     jitter = np.random.default_rng(2).uniform(0, 0.012, 100)
     asked = iter(range(100))
 
     async def forward_tile(tile: torch.Tensor) -> torch.Tensor:
-        k = next(asked)  # roughly top to bottom, neighbours shuffled, each plane in turn
-        await asyncio.sleep(0.004 * (k % per_plane) + jitter[k])
+        k = next(asked)  # roughly top to bottom, neighbours shuffled, each plane in turn, the last column late
+        await asyncio.sleep(0.004 * (k % len(plan)) + jitter[k] + 0.03 * last_column[k % len(plan)])
         return run_grouped([(engine, tile)])[0][0]
 
-    def on_rows(output: np.ndarray, rows: int) -> None:
-        reported.append((rows, output[:rows].copy()))
+    def on_rows(output: np.ndarray, final: Final) -> None:
+        reported.append((final, output[: final.rows].copy(), output[: final.left_rows, : final.cut].copy()))
 
     out, _ = asyncio.run(
         upscale_pixels(image, forward_tile, 32, engine.info.tile_margin, engine.scale, on_rows=on_rows)
     )
-    counts = [rows for rows, _ in reported]
-    assert counts == sorted(set(counts)) and counts[-1] == out.shape[0] and len(counts) > 1
-    for rows, pixels in reported:
-        assert np.array_equal(pixels, out[:rows])
+    finals = [final for final, _, _ in reported]
+    assert {final.cut for final in finals} == {2 * plan[-1].cols.keep_start} and finals[0].cut > 0
+    assert finals[-1].rows == out.shape[0] and len(finals) > 2
+    for before, after in pairwise(finals):
+        assert (before.rows, before.left_rows) != (after.rows, after.left_rows)
+        assert before.rows <= after.rows and before.left_rows <= after.left_rows
+    assert all(final.rows <= final.left_rows for final in finals)
+    assert any(final.rows < final.left_rows for final in finals)  # a left part done before its row
+    for final, rows, left in reported:
+        assert np.array_equal(rows, out[: final.rows])
+        assert np.array_equal(left, out[: final.left_rows, : final.cut])
+
+
+def test_a_single_column_of_tiles_has_no_left_part() -> None:
+    engine = make_engine()
+    image = np.random.default_rng(3).integers(0, 256, (70, 20, 3), dtype=np.uint8)
+    finals: list[Final] = []
+
+    async def forward_tile(tile: torch.Tensor) -> torch.Tensor:
+        return run_grouped([(engine, tile)])[0][0]
+
+    asyncio.run(
+        upscale_pixels(
+            image, forward_tile, 32, engine.info.tile_margin, engine.scale, on_rows=lambda _, f: finals.append(f)
+        )
+    )
+    assert finals and all(final.cut == 0 and final.left_rows == final.rows for final in finals)
