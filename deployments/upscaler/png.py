@@ -16,6 +16,12 @@ as zlib's ``adler32_combine`` does. Each band restarts the 32 KiB window, which 
 costs a few hundred bytes of 17 MB. The output is a standard 8-bit PNG (greyscale, RGB or RGBA):
 IHDR, iCCP, eXIf, IDAT…, IEND, as Pillow writes them; the IDAT chunks hold the zlib header, one chunk
 per band, and the Adler-32 trailer.
+
+A band may also be cut at a column into two pieces (``BandedPng``'s ``cut``), each row's part deflated
+alone and ended on a full flush, so that the left piece can be deflated before the right one's pixels
+exist (the upscaler's last column of tiles): the parts interleave row by row into the band's stream. On
+an 8K ×4 output this costs about 1 % of size and lets half of what the last tile leaves be deflated
+earlier.
 """
 
 from __future__ import annotations
@@ -37,13 +43,21 @@ LEVELS = (1, 2)
 STRIP_BYTES = 1 << 20  # rows filtered at once: ~1 MiB stays in cache between filter and deflate
 BAND_BYTES = 4 << 20  # no band smaller than this: below it a thread costs more than it saves
 ZLIB_HEADER = b"\x78\x01"  # deflate, 32 KiB window, no dictionary; the level hint is informative only
+FINAL_BLOCK = b"\x03\x00"  # an empty final deflate block (fixed codes, end-of-block): ends a stream of parts
 ADLER_BASE = 65521
 
 
 def chunk(kind: bytes, data: bytes = b"") -> bytes:
     """One PNG chunk: length, type, data, CRC-32 of type and data."""
-    crc = isal_zlib.crc32(data, isal_zlib.crc32(kind))
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+    return b"".join(chunk_parts(kind, [data]))
+
+
+def chunk_parts(kind: bytes, parts: list[bytes]) -> list[bytes]:
+    """One PNG chunk whose data is ``parts`` joined, as byte strings to join (the data is not copied)."""
+    crc = isal_zlib.crc32(kind)
+    for part in parts:
+        crc = isal_zlib.crc32(part, crc)
+    return [struct.pack(">I", sum(map(len, parts))) + kind, *parts, struct.pack(">I", crc)]
 
 
 def metadata_chunks(icc_profile: bytes | None, exif: bytes | None) -> list[bytes]:
@@ -82,10 +96,10 @@ def average_filter(rows: NDArray[np.uint8], above: NDArray[np.uint8], channels: 
 
 @dataclass(frozen=True)
 class Band:
-    """Rows filtered and deflated alone: an IDAT chunk of their raw deflate stream, and the Adler-32 of
-    (and the number of) the filtered bytes it holds."""
+    """Rows filtered and deflated alone: an IDAT chunk of their raw deflate stream (as byte strings to
+    join), and the Adler-32 of (and the number of) the filtered bytes it holds."""
 
-    idat: bytes
+    idat: list[bytes]
     adler: int
     length: int
 
@@ -105,7 +119,60 @@ def deflate_band(
         adler = isal_zlib.adler32(filtered, adler)
         parts.append(deflate.compress(filtered))
     parts.append(deflate.flush(isal_zlib.Z_FINISH if last else isal_zlib.Z_SYNC_FLUSH))
-    return Band(chunk(b"IDAT", b"".join(parts)), adler, rows.size + rows.shape[0])
+    return Band([chunk(b"IDAT", b"".join(parts))], adler, rows.size + rows.shape[0])
+
+
+@dataclass(frozen=True)
+class Piece:
+    """Columns of a band's rows, each row's part filtered and deflated alone (ending on a full flush, so it
+    refers to nothing before it): ``parts[r]`` holds row ``r``'s ``length`` filtered bytes, whose Adler-32
+    is ``adlers[r]``."""
+
+    parts: list[bytes]
+    adlers: list[int]
+    length: int
+
+
+def deflate_piece(
+    rows: NDArray[np.uint8], above: NDArray[np.uint8], channels: int, level: int, start: int, stop: int
+) -> Piece:
+    """Bytes ``[start, stop)`` of each of ``rows`` (``n × row_bytes``, upper neighbour ``above`` as in
+    ``deflate_band``), Average-filtered (the filter byte with the piece that starts the row; the left
+    neighbour of a later piece's first pixel is the row's pixel before it) and deflated row by row."""
+    deflate = isal_zlib.compressobj(level, isal_zlib.DEFLATED, -15)
+    first = max(0, start - channels)  # the pixel left of the piece, for the filter
+    drop = 0 if start == 0 else 1 + channels  # a later piece: not the filter byte nor that pixel
+    parts, adlers, step = [], [], max(1, STRIP_BYTES // (stop - first))
+    for top in range(0, rows.shape[0], step):
+        strip = rows[top : top + step, first:stop]
+        strip_above = (
+            np.concatenate([above, rows[: len(strip) - 1]]) if top == 0 else rows[top - 1 : top - 1 + len(strip)]
+        )
+        filtered = average_filter(strip, strip_above[:, first:stop], channels)[:, drop:]
+        for part in filtered:
+            adlers.append(isal_zlib.adler32(part))
+            parts.append(deflate.compress(part) + deflate.flush(isal_zlib.Z_FULL_FLUSH))
+    return Piece(parts, adlers, stop - start + (start == 0))
+
+
+def adler32_join(sums: list[int], lengths: NDArray[np.int64]) -> int:
+    """The Adler-32 of byte strings joined, from each one's sum and length (``adler32_combine`` for many
+    at once): the low half adds up the bytes, the high half each byte's running sum."""
+    low = np.asarray(sums, np.int64) & 0xFFFF
+    byte_sums = (low - 1) % ADLER_BASE
+    prefix_sums = ((np.asarray(sums, np.int64) >> 16) - lengths) % ADLER_BASE
+    low_before = (1 + np.cumsum(byte_sums) - byte_sums) % ADLER_BASE
+    high = int(np.sum(lengths % ADLER_BASE * low_before % ADLER_BASE + prefix_sums) % ADLER_BASE)
+    return (high << 16) | int((1 + byte_sums.sum()) % ADLER_BASE)
+
+
+def join_pieces(left: Piece, right: Piece, last: bool, lead: bytes = b"") -> Band:
+    """One band from its two pieces: each row's left part then its right part, ending the image (``last``)
+    with an empty final block; ``lead`` as in ``deflate_band``."""
+    parts = [part for pair in zip(left.parts, right.parts, strict=True) for part in pair]
+    lengths = np.tile(np.array([left.length, right.length], np.int64), len(left.parts))
+    adler = adler32_join([s for pair in zip(left.adlers, right.adlers, strict=True) for s in pair], lengths)
+    return Band(chunk_parts(b"IDAT", [lead, *parts, FINAL_BLOCK if last else b""]), adler, int(lengths.sum()))
 
 
 def adler32_combine(first: int, second: int, second_length: int) -> int:
@@ -131,10 +198,12 @@ def split_rows(height: int, row_bytes: int, bands: int) -> list[int]:
 
 
 class BandedPng:
-    """A PNG of ``pixels`` written band by band: ``band(i)`` may run on any thread, in any order, as soon
-    as rows ``bounds[i] - 1`` to ``bounds[i + 1] - 1`` hold their final values (a band's filter reads the
-    row above it), and ``finish`` joins the bands. The file's bytes depend on the bands' bounds only,
-    never on which thread deflated which band or when."""
+    """A PNG of ``pixels`` written band by band: ``part(i, j)`` may run on any thread, in any order, as soon
+    as its pixels in rows ``bounds[i] - 1`` to ``bounds[i + 1] - 1`` hold their final values (a band's
+    filter reads the row above it), and ``finish`` joins the bands. With a ``cut`` (a column inside the
+    image) each band has two parts, the pieces left and right of it (``deflate_piece``); else one, the
+    whole band. The file's bytes depend on the bounds and the cut only, never on which thread deflated
+    which part or when."""
 
     def __init__(
         self,
@@ -143,6 +212,7 @@ class BandedPng:
         level: int = 1,
         icc_profile: bytes | None = None,
         exif: bytes | None = None,
+        cut: int = 0,
     ) -> None:
         self.channels = _channels(pixels)
         if level not in LEVELS:
@@ -153,16 +223,38 @@ class BandedPng:
         self.pixels, self.bounds, self.level = pixels, bounds, level
         self.rows = pixels.reshape(self.height, self.width * self.channels)  # a view: rows still being written
         self.head = metadata_chunks(icc_profile, exif)
+        self.cuts = [0, cut * self.channels, self.rows.shape[1]] if 0 < cut < self.width else [0, self.rows.shape[1]]
 
     @property
     def bands(self) -> int:
         return len(self.bounds) - 1
 
-    def band(self, i: int) -> Band:
+    @property
+    def has_cut(self) -> bool:
+        return len(self.cuts) > 2
+
+    def _above(self, top: int) -> NDArray[np.uint8]:
+        return self.rows[top - 1 : top] if top else np.zeros((1, self.rows.shape[1]), np.uint8)
+
+    def _piece(self, i: int, side: int) -> Piece:
         top, bottom = self.bounds[i], self.bounds[i + 1]
-        above = self.rows[top - 1 : top] if top else np.zeros((1, self.rows.shape[1]), np.uint8)
-        lead = ZLIB_HEADER if i == 0 else b""
-        return deflate_band(self.rows[top:bottom], above, self.channels, self.level, i == self.bands - 1, lead)
+        start, stop = self.cuts[side], self.cuts[side + 1]
+        return deflate_piece(self.rows[top:bottom], self._above(top), self.channels, self.level, start, stop)
+
+    def left(self, i: int) -> Piece:
+        """Band ``i``'s piece left of the cut: it needs only those pixels of rows ``bounds[i] - 1`` to
+        ``bounds[i + 1] - 1`` final."""
+        if not self.has_cut:
+            raise ValueError("a band without a cut has no left piece")
+        return self._piece(i, 0)
+
+    def band(self, i: int, left: Piece | None = None) -> Band:
+        """Band ``i``, joined to its ``left`` piece where one is given (with a cut; made here if not)."""
+        top, bottom = self.bounds[i], self.bounds[i + 1]
+        last, lead = i == self.bands - 1, ZLIB_HEADER if i == 0 else b""
+        if not self.has_cut:
+            return deflate_band(self.rows[top:bottom], self._above(top), self.channels, self.level, last, lead)
+        return join_pieces(left or self._piece(i, 0), self._piece(i, 1), last, lead)
 
     def finish(self, bands: list[Band]) -> bytes:
         """The file, from every band's ``band(i)`` in order."""
@@ -173,7 +265,8 @@ class BandedPng:
             adler = adler32_combine(adler, later.adler, later.length)
         ihdr = struct.pack(">IIBBBBB", self.width, self.height, 8, COLOUR_TYPES[self.channels], 0, 0, 0)
         head = [SIGNATURE, chunk(b"IHDR", ihdr), *self.head]
-        return b"".join([*head, *(b.idat for b in bands), chunk(b"IDAT", struct.pack(">I", adler)), chunk(b"IEND")])
+        idat = [part for band in bands for part in band.idat]
+        return b"".join([*head, *idat, chunk(b"IDAT", struct.pack(">I", adler)), chunk(b"IEND")])
 
 
 def write_png(

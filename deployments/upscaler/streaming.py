@@ -23,7 +23,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import numpy as np
 from numpy.typing import NDArray
 
-from deployments.upscaler.png import Band, BandedPng, split_rows
+from deployments.upscaler.png import Band, BandedPng, Piece, split_rows
 from deployments.upscaler.tiler import Final
 
 log = logging.getLogger("ray.serve")
@@ -50,52 +50,69 @@ def idle_executor() -> ThreadPoolExecutor | None:
     return None
 
 
+def _band(writer: BandedPng, i: int, left: Future[Piece] | None) -> Band:
+    """Band ``i``, with the left piece the idle thread made if it is done (never waiting for it)."""
+    piece = left.result() if left is not None and left.done() and not left.cancelled() else None
+    return writer.band(i, piece)
+
+
 class PngStream:
-    """One upscale's PNG, its bands deflated on ``idle`` as their rows become final (``rows``, the
-    tiler's ``on_rows``) and the rest by ``finish``. A new output array (the tiler's retry with smaller
-    tiles) starts the stream afresh."""
+    """One upscale's PNG, its bands deflated on ``idle`` as their pixels become final (``rows``, the
+    tiler's ``on_rows``) and the rest by ``finish``. Where the tiles have more than one column, each band
+    is cut where the last column begins, so that its left piece goes to the idle thread before the last
+    column's tiles are back. A new output array (the tiler's retry with smaller tiles) starts the stream
+    afresh."""
 
     def __init__(
         self, idle: ThreadPoolExecutor, level: int, icc_profile: bytes | None, exif: bytes | None, threads: int
     ) -> None:
         self.idle, self.level, self.icc_profile, self.exif, self.threads = idle, level, icc_profile, exif, threads
         self.writer: BandedPng | None = None
-        self.started: list[Future[Band]] = []  # band i's future at index i
+        self.lefts: dict[int, Future[Piece]] = {}  # band → its left piece
+        self.bands: dict[int, Future[Band]] = {}  # band → the band
 
-    def _writer_for(self, pixels: NDArray[np.uint8]) -> BandedPng:
+    def _writer_for(self, pixels: NDArray[np.uint8], cut: int = 0) -> BandedPng:
         if self.writer is None or self.writer.pixels is not pixels:
             self.abandon()
             channels = 1 if pixels.ndim == 2 else int(pixels.shape[2])
             bounds = split_rows(int(pixels.shape[0]), int(pixels.shape[1]) * channels, STREAM_BANDS)
-            self.writer = BandedPng(pixels, bounds, self.level, self.icc_profile, self.exif)
+            self.writer = BandedPng(pixels, bounds, self.level, self.icc_profile, self.exif, cut)
         return self.writer
 
     def rows(self, pixels: NDArray[np.uint8], final: Final) -> None:
-        """``final`` says which pixels of ``pixels`` hold their final values: queue the bands they complete.
-        The bands completed by the last tile are left to ``finish``, which runs at once at normal priority."""
-        writer = self._writer_for(pixels)
+        """``final`` says which pixels of ``pixels`` hold their final values: queue the bands, and the
+        bands' left pieces, they complete. What the last tile completes is left to ``finish``, which runs
+        at once at normal priority."""
+        writer = self._writer_for(pixels, final.cut)
         if final.rows >= writer.height:
             return
-        while len(self.started) < writer.bands and writer.bounds[len(self.started) + 1] <= final.rows:
-            self.started.append(self.idle.submit(writer.band, len(self.started)))
+        for i, bottom in enumerate(writer.bounds[1:]):
+            if i in self.bands:
+                continue
+            if bottom <= final.rows:
+                self.bands[i] = self.idle.submit(_band, writer, i, self.lefts.get(i))
+            elif writer.has_cut and i not in self.lefts and bottom <= final.left_rows:
+                self.lefts[i] = self.idle.submit(writer.left, i)
 
     def finish(self, pixels: NDArray[np.uint8]) -> bytes:
-        """The PNG file of ``pixels`` (every row final): the idle thread's finished bands, and the others
-        deflated here on ``threads`` threads."""
+        """The PNG file of ``pixels`` (every pixel final): the idle thread's finished bands (and left
+        pieces), and the others deflated here on ``threads`` threads."""
         writer = self._writer_for(pixels)
-        made = {i: f.result() for i, f in enumerate(self.started) if f.done() and not f.cancelled()}
+        made = {i: f.result() for i, f in self.bands.items() if f.done() and not f.cancelled()}
+        lefts = dict(self.lefts)
         self.abandon()
-        left = [i for i in range(writer.bands) if i not in made]
-        if len(left) > 1 and self.threads > 1:
-            with ThreadPoolExecutor(min(self.threads, len(left)), thread_name_prefix="png-band") as pool:
-                made.update(zip(left, pool.map(writer.band, left), strict=True))
+        todo = [i for i in range(writer.bands) if i not in made]
+        if len(todo) > 1 and self.threads > 1:
+            with ThreadPoolExecutor(min(self.threads, len(todo)), thread_name_prefix="png-band") as pool:
+                made.update(zip(todo, pool.map(lambda i: _band(writer, i, lefts.get(i)), todo), strict=True))
         else:
-            made.update((i, writer.band(i)) for i in left)
+            made.update((i, _band(writer, i, lefts.get(i))) for i in todo)
         return writer.finish([made[i] for i in range(writer.bands)])
 
     def abandon(self) -> None:
-        """Drop the queued bands (an upscale that failed, was cancelled or is finishing); one already
+        """Drop the queued work (an upscale that failed, was cancelled or is finishing); what is already
         running ends on its own and is ignored."""
-        for future in self.started:
-            future.cancel()
-        self.started = []
+        for futures in (self.lefts, self.bands):
+            for future in futures.values():
+                future.cancel()
+        self.lefts, self.bands = {}, {}

@@ -383,9 +383,9 @@ def test_a_png_output_is_deflated_band_by_band_while_the_tiles_run(monkeypatch: 
     queued: list[int] = []
     rows = deployment.PngStream.rows
 
-    def spy(stream: Any, pixels: Any, final: int) -> None:
+    def spy(stream: Any, pixels: Any, final: Any) -> None:
         rows(stream, pixels, final)
-        queued.append(len(stream.started))
+        queued.append(len(stream.bands) + len(stream.lefts))
 
     monkeypatch.setattr(deployment.PngStream, "rows", spy)
     image = DecodedImage(np.random.default_rng(3).integers(0, 256, (160, 64, 3), dtype=np.uint8), b"icc")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms
 
-from deployments.upscaler.png import adler32_combine, band_bounds, write_png
+from deployments.upscaler.png import BandedPng, adler32_combine, adler32_join, band_bounds, split_rows, write_png
 
 
 def photo_like(shape: tuple[int, ...]) -> np.ndarray:
@@ -80,6 +80,39 @@ def test_adler32_of_two_parts_combines_as_zlibs(split: int) -> None:
     data = np.random.default_rng(2).integers(0, 256, 140_000, dtype=np.uint8).tobytes()
     first, second = data[:split], data[split:]
     assert adler32_combine(zlib.adler32(first), zlib.adler32(second), len(second)) == zlib.adler32(data)
+
+
+@pytest.mark.parametrize("lengths", [[0], [5, 0, 7], [70_000, 1, 65_521], [11_521] * 600])
+def test_adler32_of_many_parts_joins_as_zlibs(lengths: list[int]) -> None:
+    data = np.random.default_rng(3).integers(0, 256, sum(lengths), dtype=np.uint8).tobytes()
+    parts = np.split(np.frombuffer(data, np.uint8), np.cumsum(lengths)[:-1])
+    sums = [zlib.adler32(part.tobytes()) for part in parts]
+    assert adler32_join(sums, np.array(lengths, np.int64)) == zlib.adler32(data)
+
+
+def banded(pixels: np.ndarray, bands: int, cut: int = 0) -> bytes:
+    writer = BandedPng(pixels, split_rows(pixels.shape[0], 1, bands), cut=cut)
+    return writer.finish([writer.band(i) for i in range(writer.bands)])
+
+
+@pytest.mark.parametrize("shape", [(37, 53), (37, 53, 3), (37, 53, 4)])
+@pytest.mark.parametrize("cut", [1, 20, 52])
+def test_bands_cut_into_pieces_hold_the_same_filtered_rows_in_one_valid_zlib_stream(
+    monkeypatch: pytest.MonkeyPatch, shape: tuple[int, ...], cut: int
+) -> None:
+    monkeypatch.setattr("deployments.upscaler.png.BAND_BYTES", 1)
+    monkeypatch.setattr("deployments.upscaler.png.STRIP_BYTES", 200)  # each piece in several strips
+    pixels = photo_like(shape)
+    data = banded(pixels, 4, cut)
+    assert np.array_equal(decoded(data), pixels)
+    # zlib checks the joined Adler-32; the filter saw the same neighbours as in whole bands.
+    assert zlib.decompress(idat_stream(data)) == zlib.decompress(idat_stream(banded(pixels, 4)))
+
+
+def test_a_cut_outside_the_image_leaves_whole_bands() -> None:
+    pixels = photo_like((16, 16, 3))
+    assert banded(pixels, 2, 0) == banded(pixels, 2, 16) == banded(pixels, 2)
+    assert BandedPng(pixels, [0, 16], cut=8).has_cut and not BandedPng(pixels, [0, 16], cut=16).has_cut
 
 
 def test_icc_profile_and_exif_reach_pillow() -> None:
