@@ -5,7 +5,10 @@ tiles and the batcher waits, and one core idles. ``PngStream`` cuts the output i
 bands (``png.BandedPng``) and hands each band to one worker thread as soon as the tiler reports its rows
 final (``tiler.upscale_pixels``'s ``on_rows``). That thread runs under ``SCHED_IDLE``: the kernel gives
 it a core only when no other thread wants one, so it fills the forward pass's gaps and never takes a
-core from it (a preempted OpenMP thread would stall the other at the next barrier).
+core from it (a preempted OpenMP thread would stall the other at the next barrier). Where the tiles
+have more than one column, each band is cut where the last column begins (``png.BandedPng``'s ``cut``)
+and its left piece is handed over as soon as the tiles left of the cut are in, so that after the model
+only the last column's pieces of the last row's bands are left.
 
 ``finish`` runs once the last tile is in: it keeps the bands the idle thread has finished and deflates
 every other band itself, at normal priority, on ``threads`` threads. A band the idle thread is still on
