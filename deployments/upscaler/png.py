@@ -198,12 +198,12 @@ def split_rows(height: int, row_bytes: int, bands: int) -> list[int]:
 
 
 class BandedPng:
-    """A PNG of ``pixels`` written band by band: ``part(i, j)`` may run on any thread, in any order, as soon
-    as its pixels in rows ``bounds[i] - 1`` to ``bounds[i + 1] - 1`` hold their final values (a band's
-    filter reads the row above it), and ``finish`` joins the bands. With a ``cut`` (a column inside the
-    image) each band has two parts, the pieces left and right of it (``deflate_piece``); else one, the
-    whole band. The file's bytes depend on the bounds and the cut only, never on which thread deflated
-    which part or when."""
+    """A PNG of ``pixels`` written band by band: ``band(i)`` may run on any thread, in any order, as soon
+    as rows ``bounds[i] - 1`` to ``bounds[i + 1] - 1`` hold their final values (a band's filter reads the
+    row above it), and ``finish`` joins the bands. With a ``cut`` (a column inside the image) each band is
+    written as two pieces (``deflate_piece``), and ``left(i)`` may run as soon as the pixels left of the
+    cut are final; ``band(i, left)`` then makes only the right piece. The file's bytes depend on the
+    bounds and the cut only, never on which thread deflated which band or piece, or when."""
 
     def __init__(
         self,
