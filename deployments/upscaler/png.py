@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -104,6 +105,15 @@ class Band:
     length: int
 
 
+def _strips(
+    rows: NDArray[np.uint8], above: NDArray[np.uint8], step: int
+) -> Iterator[tuple[NDArray[np.uint8], NDArray[np.uint8]]]:
+    """``rows`` in strips of ``step`` rows, each with its rows' upper neighbours (``above`` for the first)."""
+    for start in range(0, rows.shape[0], step):
+        strip = rows[start : start + step]
+        yield strip, np.concatenate([above, strip[:-1]]) if start == 0 else rows[start - 1 : start - 1 + len(strip)]
+
+
 def deflate_band(
     rows: NDArray[np.uint8], above: NDArray[np.uint8], channels: int, level: int, last: bool, lead: bytes = b""
 ) -> Band:
@@ -111,10 +121,8 @@ def deflate_band(
     the image's first row), filtered in strips and deflated as one raw stream that ends the image
     (``last``) or on a sync flush; ``lead`` (the zlib header) goes before it in its IDAT chunk."""
     deflate = isal_zlib.compressobj(level, isal_zlib.DEFLATED, -15)
-    parts, adler, step = [lead], 1, max(1, STRIP_BYTES // rows.shape[1])
-    for start in range(0, rows.shape[0], step):
-        strip = rows[start : start + step]
-        strip_above = np.concatenate([above, strip[:-1]]) if start == 0 else rows[start - 1 : start - 1 + len(strip)]
+    parts, adler = [lead], 1
+    for strip, strip_above in _strips(rows, above, max(1, STRIP_BYTES // rows.shape[1])):
         filtered = average_filter(strip, strip_above, channels)
         adler = isal_zlib.adler32(filtered, adler)
         parts.append(deflate.compress(filtered))
@@ -142,13 +150,9 @@ def deflate_piece(
     deflate = isal_zlib.compressobj(level, isal_zlib.DEFLATED, -15)
     first = max(0, start - channels)  # the pixel left of the piece, for the filter
     drop = 0 if start == 0 else 1 + channels  # a later piece: not the filter byte nor that pixel
-    parts, adlers, step = [], [], max(1, STRIP_BYTES // (stop - first))
-    for top in range(0, rows.shape[0], step):
-        strip = rows[top : top + step, first:stop]
-        strip_above = (
-            np.concatenate([above, rows[: len(strip) - 1]]) if top == 0 else rows[top - 1 : top - 1 + len(strip)]
-        )
-        filtered = average_filter(strip, strip_above[:, first:stop], channels)[:, drop:]
+    parts, adlers = [], []
+    for strip, strip_above in _strips(rows, above, max(1, STRIP_BYTES // (stop - first))):
+        filtered = average_filter(strip[:, first:stop], strip_above[:, first:stop], channels)[:, drop:]
         for part in filtered:
             adlers.append(isal_zlib.adler32(part))
             parts.append(deflate.compress(part) + deflate.flush(isal_zlib.Z_FULL_FLUSH))
