@@ -11,8 +11,8 @@ against Pillow on upscaled 4K photographs and an 8K ×4 output; the figures are 
 
 A large image is cut into horizontal bands deflated at once on ``threads`` threads (NumPy and ISA-L
 release the GIL), pigz's way: every band but the last ends on a sync flush (a byte boundary, not a
-final block), so the raw streams joined are one deflate stream; the bands' Adler-32 sums are combined
-as zlib's ``adler32_combine`` does. Each band restarts the 32 KiB window, which on a 7680×4320 output
+final block), so the raw streams joined are one deflate stream; the bands' Adler-32 sums are joined
+from their sums and lengths (``adler32_join``). Each band restarts the 32 KiB window, which on a 7680×4320 output
 costs a few hundred bytes of 17 MB. The output is a standard 8-bit PNG (greyscale, RGB or RGBA):
 IHDR, iCCP, eXIf, IDAT…, IEND, as Pillow writes them; the IDAT chunks hold the zlib header, one chunk
 per band, and the Adler-32 trailer.
@@ -160,8 +160,9 @@ def deflate_piece(
 
 
 def adler32_join(sums: list[int], lengths: NDArray[np.int64]) -> int:
-    """The Adler-32 of byte strings joined, from each one's sum and length (``adler32_combine`` for many
-    at once): the low half adds up the bytes, the high half each byte's running sum."""
+    """The Adler-32 of byte strings joined, from each one's sum and length (zlib's ``adler32_combine``,
+    which Python's ``zlib`` does not expose, for many at once): the low half adds up the bytes, the high
+    half each byte's running sum."""
     low = np.asarray(sums, np.int64) & 0xFFFF
     byte_sums = (low - 1) % ADLER_BASE
     prefix_sums = ((np.asarray(sums, np.int64) >> 16) - lengths) % ADLER_BASE
@@ -177,15 +178,6 @@ def join_pieces(left: Piece, right: Piece, last: bool, lead: bytes = b"") -> Ban
     lengths = np.tile(np.array([left.length, right.length], np.int64), len(left.parts))
     adler = adler32_join([s for pair in zip(left.adlers, right.adlers, strict=True) for s in pair], lengths)
     return Band(chunk_parts(b"IDAT", [lead, *parts, FINAL_BLOCK if last else b""]), adler, int(lengths.sum()))
-
-
-def adler32_combine(first: int, second: int, second_length: int) -> int:
-    """The Adler-32 of two byte strings joined, from each one's sum and the second's length (zlib's
-    ``adler32_combine``, which Python's ``zlib`` does not expose)."""
-    rem = second_length % ADLER_BASE
-    low = (first & 0xFFFF) + (second & 0xFFFF) + ADLER_BASE - 1
-    high = rem * (first & 0xFFFF) + (first >> 16) + (second >> 16) + ADLER_BASE - rem
-    return ((high % ADLER_BASE) << 16) | (low % ADLER_BASE)
 
 
 def band_bounds(height: int, row_bytes: int, threads: int) -> list[int]:
@@ -264,9 +256,7 @@ class BandedPng:
         """The file, from every band's ``band(i)`` in order."""
         if len(bands) != self.bands:
             raise ValueError(f"{len(bands)} bands for {self.bands}")
-        adler = bands[0].adler
-        for later in bands[1:]:
-            adler = adler32_combine(adler, later.adler, later.length)
+        adler = adler32_join([b.adler for b in bands], np.array([b.length for b in bands], np.int64))
         ihdr = struct.pack(">IIBBBBB", self.width, self.height, 8, COLOUR_TYPES[self.channels], 0, 0, 0)
         head = [SIGNATURE, chunk(b"IHDR", ihdr), *self.head]
         idat = [part for band in bands for part in band.idat]
