@@ -67,11 +67,6 @@ def validation_pairs(scale: int, count: int = 40, seed: int = 1, root: Path = q.
     return pairs
 
 
-def is_increment(source: str) -> bool:
-    """Whether ``source`` is a block's second convolution: the increment the block adds to the stream."""
-    return ".conv2/" in source
-
-
 def stream_int8(loaded: LoadedModel, calibration: list[NDArray[np.float32]], float_blocks: set[int]) -> ov.Model:
     """The recipe's build with the residual additions quantized (but those of ``float_blocks``): min/max
     ranges, the first convolution on exact pixel levels; the stream's ranges are set by the caller."""
@@ -147,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         for level in args.quantiles:
             ranges = {src: extremes[point].quantile_range(level) for src, point in points.items()}
             variants[f"q {level:g}"] = ranges
-            variants[f"q {level:g} but increments"] = {s: r for s, r in ranges.items() if not is_increment(s)}
+            variants[f"q {level:g} but increments"] = {s: r for s, r in ranges.items() if not q.is_increment(s)}
         for label, ranges in variants.items():
             model = with_ranges(base, ranges)
             model.set_rt_info(weights_digest(weights), DIGEST_KEY)

@@ -44,7 +44,7 @@ calibrates in seconds):
   at 10⁻⁶ a smooth photograph loses 0.25 dB to the step size, at 10⁻⁵ and 10⁻⁴ others 0.17-0.28 dB to
   clipping, and the best build (increments on min/max) 0.28 dB on a Set14 image (docs/benchmarks.md).
   The exception is ``Recipe.int8_stream``: vcsr-s-x2 (four blocks) passed that probe's check on training
-  crops with its stream on the ``Recipe.stream_quantile`` (10⁻⁵) ranges (``pin_stream``): 21-25 % faster,
+  crops with its stream on the ``StreamRecipe.quantile`` (10⁻⁵) ranges (``pin_stream``): 21-25 % faster,
   sets 0.004 / 0.013 / 0.008 dB (worst image 0.088), photographs −0.018 / 0.057 against bf16;
 - smooth content: a build calibrated on textured crops can lose on smooth, bright images, whose
   activations span a few of the levels those ranges set (the step size again). ``vcsr-jpeg-x4`` lost
@@ -120,6 +120,16 @@ Point = tuple[str, str]  # a tensor of the float network: (submodule, "in" for i
 
 
 @dataclass(frozen=True)
+class StreamRecipe:
+    """A residual stream in int8: every stream quantizer (``stream_points``) on the ``quantile`` and
+    ``1 - quantile`` quantiles of its calibration values, the increments' too unless ``pin_increments`` is
+    False (they then keep NNCF's min/max range)."""
+
+    quantile: float = 1e-5
+    pin_increments: bool = True
+
+
+@dataclass(frozen=True)
 class Recipe:
     calibration_crops: int = 256
     # A real-world model's crops: this share clean, the rest through ``models.degrade``. It serves clean
@@ -134,11 +144,10 @@ class Recipe:
     channel_alignment: bool = False
     seed: int = 0
     tail_quantile: float = 1e-6  # at ×2: the last convolution's input range, as quantiles of its calibration
-    # Fidelity models whose residual stream runs int8, each of its quantizers on these quantiles of its
-    # calibration values: those that passed ``bench.int8_stream``'s check on training crops (no worse
-    # than the float stream there). vcsr-m-x2 failed it (worst crop 0.106 dB against 0.060).
-    int8_stream: tuple[str, ...] = ("vcsr-s-x2",)
-    stream_quantile: float = 1e-5
+    # Fidelity models whose residual stream runs int8, and how (``StreamRecipe``): those that passed
+    # ``bench.int8_stream``'s check on training crops (no worse than the float stream there). vcsr-m-x2
+    # failed it on plain quantile ranges (worst crop 0.106 dB against 0.060).
+    int8_stream: tuple[tuple[str, StreamRecipe], ...] = (("vcsr-s-x2", StreamRecipe()),)
     # Networks whose int8 build loses too much on smooth content (the step size, not clipping): the residual
     # blocks whose first convolution stays in float, and the calibration crops' high-resolution side. Chosen
     # on training crops only, Gaussian-blurred (σ 4) BSD200 centre crops, clean and as JPEG q50, by adding the
@@ -160,6 +169,10 @@ class Recipe:
 
     def float_blocks(self, name: str) -> tuple[int, ...]:
         return dict(self.float_block_inputs).get(name, ())
+
+    def stream(self, name: str) -> StreamRecipe | None:
+        """How ``name``'s residual stream runs in int8; None when it stays in float."""
+        return dict(self.int8_stream).get(name)
 
 
 def block_input_patterns(blocks: Sequence[int]) -> list[str]:
@@ -208,10 +221,11 @@ def convert(module: torch.nn.Module, conditions: int) -> ov.Model:
     """The float network as an OpenVINO model: ``N×3×h×w`` pixels in (any batch and size) and, for a
     network conditioned on ``conditions`` values, their ``N×K`` floats as a second input."""
     pixels = torch.rand(1, 3, 64, 64)
-    if not conditions:
-        return ov.convert_model(module, example_input=pixels, input=[(-1, 3, -1, -1)])
-    example = (pixels, torch.rand(1, conditions))
-    return ov.convert_model(module, example_input=example, input=[(-1, 3, -1, -1), (-1, conditions)])
+    with torch.no_grad():
+        if not conditions:
+            return ov.convert_model(module, example_input=pixels, input=[(-1, 3, -1, -1)])
+        example = (pixels, torch.rand(1, conditions))
+        return ov.convert_model(module, example_input=example, input=[(-1, 3, -1, -1), (-1, conditions)])
 
 
 def float_layers(scale: int, fidelity: bool = True, int8_stream: bool = False, blocks: Sequence[int] = ()) -> list[str]:
@@ -263,16 +277,23 @@ def stream_points(blocks: int) -> dict[str, Point]:
     return points
 
 
+def is_increment(source: str) -> bool:
+    """Whether the stream point ``source`` is a block's second convolution: the increment the block adds."""
+    return ".conv2/" in source
+
+
 def pin_stream(
-    model: ov.Model, module: torch.nn.Module, calibration: list[NDArray[np.float32]], quantile: float
+    model: ov.Model, module: torch.nn.Module, calibration: list[NDArray[np.float32]], stream: StreamRecipe
 ) -> ov.Model:
-    """``model`` (its additions quantized) with every quantizer of the residual stream (``stream_points``;
-    the last addition's is the last convolution's input) on the ``quantile`` / ``1 - quantile`` range of
-    its tensor over ``calibration`` in the float ``module``."""
+    """``model`` (its additions quantized) with the quantizers of the residual stream (``stream_points``;
+    the last addition's is the last convolution's input) on the ``stream.quantile`` / ``1 - quantile``
+    range of its tensor over ``calibration`` in the float ``module``; the increments' only when
+    ``stream.pin_increments``."""
     points = stream_points(len(cast(torch.nn.Sequential, module.get_submodule("body"))))
-    extremes = activation_extremes(module, list(points.values()), calibration)
-    for source, point in points.items():
-        pin_output_range(model, source, *extremes[point].quantile_range(quantile))
+    pinned = {source: point for source, point in points.items() if stream.pin_increments or not is_increment(source)}
+    extremes = activation_extremes(module, list(pinned.values()), calibration)
+    for source, point in pinned.items():
+        pin_output_range(model, source, *extremes[point].quantile_range(stream.quantile))
     return model
 
 
@@ -348,15 +369,13 @@ def quantize(weights: Path, name: str, recipe: Recipe, root: Path = DEFAULT_TRAI
     torch.manual_seed(recipe.seed)
     loaded = load_model(weights, name)
     info = loaded.info
-    with torch.no_grad():
-        module = use_phase_base(loaded.module.eval())  # the base as a convolution: OpenVINO's Interpolate is slow
-        model = convert(module, len(info.conditions))
+    module = use_phase_base(loaded.module.eval())  # the base as a convolution: OpenVINO's Interpolate is slow
     if info.conditions:
         calibration = conditioned_inputs(weights, info.scale, info.conditions, recipe, root)
         float_patterns = float_layers(info.scale, fidelity=False, blocks=recipe.float_blocks(name))
-        quantized = calibrate(model, calibration, float_patterns, recipe)
+        quantized = calibrate(convert(module, len(info.conditions)), calibration, float_patterns, recipe)
     else:
-        quantized = quantize_plain(model, module, weights, name, info.scale, recipe, root)
+        quantized = quantize_plain(module, weights, name, info.scale, recipe, root)
     quantized.set_friendly_name(name)
     quantized.set_rt_info(weights_digest(weights), DIGEST_KEY)
     quantized.set_rt_info(repr(recipe), ["vcsr", "recipe"])
@@ -382,20 +401,20 @@ def calibrate(model: ov.Model, calibration: Sequence[object], float_patterns: li
 
 
 def quantize_plain(
-    model: ov.Model, module: torch.nn.Module, weights: Path, name: str, scale: int, recipe: Recipe, root: Path
+    module: torch.nn.Module, weights: Path, name: str, scale: int, recipe: Recipe, root: Path
 ) -> ov.Model:
     """``calibrate`` for a network without condition planes, then the ranges the recipe pins (module
     docstring): a fidelity network's pixel input, its int8 stream or its ×2 last convolution's input."""
     calibration = calibration_inputs(weights, scale, recipe, root)
     fidelity = not trained_on_real(weights)
-    stream = fidelity and name in recipe.int8_stream
-    float_patterns = float_layers(scale, fidelity, stream, recipe.float_blocks(name))
-    quantized = calibrate(model, calibration, float_patterns, recipe)
+    stream = recipe.stream(name) if fidelity else None
+    float_patterns = float_layers(scale, fidelity, stream is not None, recipe.float_blocks(name))
+    quantized = calibrate(convert(module, 0), calibration, float_patterns, recipe)
     if not fidelity:
         return quantized
     quantized = exact_pixel_range(quantized)
-    if stream:
-        return pin_stream(quantized, module, calibration, recipe.stream_quantile)
+    if stream is not None:
+        return pin_stream(quantized, module, calibration, stream)
     if scale <= QUANTILE_TAIL_MAX_SCALE:
         return pin_input_range(quantized, TAIL, *tail_input_range(module, calibration, recipe.tail_quantile))
     return quantized

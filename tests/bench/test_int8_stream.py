@@ -1,5 +1,4 @@
-from bench.int8_stream import is_increment
-from models.quantize import stream_points
+from models.quantize import is_increment, stream_points
 
 
 def test_the_increments_are_the_blocks_second_convolutions() -> None:

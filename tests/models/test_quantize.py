@@ -47,7 +47,7 @@ def test_the_script_writes_an_int8_artefact_of_the_current_weights(train_root: P
 
 def test_the_residual_stream_and_the_bicubic_base_stay_in_float(train_root: Path, tmp_path: Path) -> None:
     recipe = quantize.Recipe(calibration_crops=2, calibration_side=64)
-    assert "vcsr-s-x4" not in recipe.int8_stream
+    assert recipe.stream("vcsr-s-x4") is None
     artefact = quantize.build("vcsr-s-x4", recipe, tmp_path, train_root)
     ops = ov.Core().read_model(artefact).get_ordered_ops()
     adds = [op for op in ops if op.get_type_name() == "Add" and "aten::add" in op.get_friendly_name()]
@@ -121,7 +121,8 @@ def test_an_int8_stream_model_adds_in_int8_on_the_quantiles_of_its_stream(train_
     # vcsr-s-x2 passed bench.int8_stream's training-crop check: its additions are int8, every stream
     # quantizer on exactly the recipe's quantiles of that tensor over the calibration crops.
     recipe = quantize.Recipe(calibration_crops=2, calibration_side=64)
-    assert NAME in recipe.int8_stream
+    stream = recipe.stream(NAME)
+    assert stream is not None and stream.pin_increments
     model = ov.Core().read_model(quantize.build(NAME, recipe, tmp_path, train_root))
     adds = [
         op
@@ -134,7 +135,7 @@ def test_an_int8_stream_model_adds_in_int8_on_the_quantiles_of_its_stream(train_
     extremes = quantize.activation_extremes(load_model(BUILTIN[NAME].path).module, list(points.values()), calibration)
     for source, point in points.items():
         (quantizer,) = [op for op in model.get_ordered_ops() if _quantizes_output_of(op, source)]
-        low, high = extremes[point].quantile_range(recipe.stream_quantile)
+        low, high = extremes[point].quantile_range(stream.quantile)
         bounds = [float(quantizer.input_value(port).get_node().get_data().item()) for port in range(1, 5)]
         assert bounds == pytest.approx([low, high, low, high], abs=0), source
 
@@ -143,7 +144,7 @@ def test_an_int8_stream_model_adds_in_int8_on_the_quantiles_of_its_stream(train_
 def test_the_bundled_x2_fidelity_artefacts_add_in_int8_where_the_recipe_says(name: str) -> None:
     ops = ov.Core().read_model(artefact_path(BUILTIN[name].path)).get_ordered_ops()
     adds = [op for op in ops if op.get_type_name() == "Add" and "aten::add_/Add" in op.get_friendly_name()]
-    assert adds and all(_takes_int8(op) == (name in quantize.Recipe().int8_stream) for op in adds)
+    assert adds and all(_takes_int8(op) == (quantize.Recipe().stream(name) is not None) for op in adds)
 
 
 @pytest.mark.parametrize("name", VCSR_MODELS)
@@ -232,7 +233,7 @@ def test_the_stream_points_are_the_quantizers_of_an_int8_stream(train_root: Path
 
 def test_pinning_an_output_that_is_not_quantized_is_refused() -> None:
     # vcsr-m-x2 keeps its additions in float: the second convolution's output has no quantizer.
-    assert "vcsr-m-x2" not in quantize.Recipe().int8_stream
+    assert quantize.Recipe().stream("vcsr-m-x2") is None
     model = ov.Core().read_model(artefact_path(BUILTIN["vcsr-m-x2"].path))
     with pytest.raises(ValueError, match="no quantizer on the output"):
         quantize.pin_output_range(model, "__module.body.0.conv2/aten::_convolution/Add", 0.0, 1.0)
