@@ -1,7 +1,7 @@
 """Probe: the residual stream of a ×2 fidelity model in int8, on quantile ranges, against the shipped build.
 
     python -m bench.int8_stream [--model vcsr-m-x2] [--quantiles 1e-6 1e-5 1e-4] [--float-blocks 5,6,7 …]
-                                [--out DIR] [--photos]
+                                [--equalize 0 0.5 1] [--out DIR] [--photos]
 
 ``models.quantize`` keeps the residual blocks' additions in float (each block's output is added in
 float, only the convolutions' inputs are rounded). This builds the same network with the additions
@@ -12,7 +12,8 @@ values (``models.quantize.activation_extremes``, the rule the ×2 last convoluti
 level a build with the stream's values on that range but the increments (the blocks' second convolutions'
 outputs, which feed only their addition) on NNCF's min/max range ("but increments"). Each
 ``--float-blocks`` set (comma-separated block indices; ``-`` for none) keeps those blocks' additions in
-float on every build, as the shipped recipe does for all of them.
+float on every build, as the shipped recipe does for all of them. Each ``--equalize`` α builds all of that
+from the network with its stream rescaled per channel first (``models.equalize``; 0: as it is).
 
 Every build is scored against fp32 on training crops the calibration did not draw (``validation_pairs``:
 seeded 256² crops of ``shared/datasets/train``, Pillow-bicubic downscaled): that is where a variant is
@@ -28,6 +29,7 @@ import argparse
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 import nncf
 import numpy as np
@@ -41,6 +43,7 @@ from PIL import Image
 from models import quantize as q
 from models.arch import VCSR, use_phase_base
 from models.engine import Engine
+from models.equalize import equalize_stream
 from models.int8 import DIGEST_KEY, Int8Engine, artefact_path, weights_digest
 from models.loader import LoadedModel, load_model
 from models.metrics import psnr_y
@@ -111,34 +114,20 @@ def summary(values: list[float]) -> str:
     return f"{np.mean(values):.3f} / {max(values):.3f}"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="vcsr-m-x2")
-    parser.add_argument("--quantiles", nargs="+", type=float, default=[1e-6, 1e-5, 1e-4])
-    parser.add_argument("--float-blocks", nargs="+", default=["-"], help="e.g. - 7 6,7")
-    parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "int8-stream")
-    parser.add_argument("--photos", action="store_true", help="also the loss against bf16 on the photographs")
-    args = parser.parse_args(argv)
-    weights = resolve(args.model).path
-    loaded = load_model(weights, args.model)
+def stream_builds(
+    network: LoadedModel, weights: Path, calibration: list[NDArray[np.float32]], args: argparse.Namespace, tag: str
+) -> dict[str, Path]:
+    """Every ``--float-blocks`` × range variant of ``network``'s int8 stream, written to ``args.out``."""
+    module = cast(VCSR, network.module)
     recipe = q.Recipe()
-    torch.manual_seed(recipe.seed)
-    calibration = q.calibration_inputs(weights, loaded.info.scale, recipe, q.DEFAULT_TRAIN_ROOT)
-    if not isinstance(loaded.module, VCSR):
-        raise SystemExit(f"{args.model} is not a VCSR network")
-    points = q.stream_points(loaded.module.config.blocks)
-    extremes = q.activation_extremes(loaded.module, list(points.values()), calibration, kept=16384)
-    tail = q.tail_input_range(loaded.module, calibration, recipe.tail_quantile)
+    points = q.stream_points(module.config.blocks)
+    extremes = q.activation_extremes(module, list(points.values()), calibration, kept=16384)
     last = list(points)[-1]  # the last addition: its quantizer is the last convolution's input
-    fp32 = Engine(load_model(weights, args.model).module, loaded.info, torch.device("cpu"))
-    bf16 = Engine(load_model(weights, args.model).module, loaded.info, torch.device("cpu"), torch.bfloat16)
-    validation, photos = validation_pairs(loaded.info.scale), photo_pairs(loaded.info.scale) if args.photos else []
-    builds: dict[str, Path] = {"shipped": artefact_path(weights)}
-    args.out.mkdir(parents=True, exist_ok=True)
+    builds: dict[str, Path] = {}
     for spec in args.float_blocks:
         blocks = {int(b) for b in spec.split(",") if b not in ("", "-")}
-        base = stream_int8(loaded, calibration, blocks)
-        variants = {"min/max": {last: tail}}
+        base = stream_int8(network, calibration, blocks)
+        variants = {"min/max": {last: q.tail_input_range(module, calibration, recipe.tail_quantile)}}
         for level in args.quantiles:
             ranges = {src: extremes[point].quantile_range(level) for src, point in points.items()}
             variants[f"q {level:g}"] = ranges
@@ -146,12 +135,40 @@ def main(argv: list[str] | None = None) -> int:
         for label, ranges in variants.items():
             model = with_ranges(base, ranges)
             model.set_rt_info(weights_digest(weights), DIGEST_KEY)
-            tag = f"stream {label}, float blocks {spec}"
-            builds[tag] = args.out / f"{args.model}.{len(builds)}.int8.xml"
-            ov.save_model(model, builds[tag], compress_to_fp16=False)
+            name = f"{tag}stream {label}, float blocks {spec}"
+            builds[name] = args.out / f"{args.model}.{tag.strip(', ').replace(' ', '')}.{len(builds)}.int8.xml"
+            ov.save_model(model, builds[name], compress_to_fp16=False)
+    return builds
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="vcsr-m-x2")
+    parser.add_argument("--quantiles", nargs="+", type=float, default=[1e-6, 1e-5, 1e-4])
+    parser.add_argument("--float-blocks", nargs="+", default=["-"], help="e.g. - 7 6,7")
+    parser.add_argument("--equalize", nargs="+", type=float, default=[0.0], help="α of models.equalize (0: none)")
+    parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "int8-stream")
+    parser.add_argument("--photos", action="store_true", help="also the loss against bf16 on the photographs")
+    args = parser.parse_args(argv)
+    weights = resolve(args.model).path
+    loaded = load_model(weights, args.model)
+    if not isinstance(loaded.module, VCSR):
+        raise SystemExit(f"{args.model} is not a VCSR network")
+    torch.manual_seed(q.Recipe().seed)
+    calibration = q.calibration_inputs(weights, loaded.info.scale, q.Recipe(), q.DEFAULT_TRAIN_ROOT)
+    fp32 = Engine(load_model(weights, args.model).module, loaded.info, torch.device("cpu"))
+    bf16 = Engine(load_model(weights, args.model).module, loaded.info, torch.device("cpu"), torch.bfloat16)
+    validation, photos = validation_pairs(loaded.info.scale), photo_pairs(loaded.info.scale) if args.photos else []
+    builds: dict[str, Path] = {"shipped": artefact_path(weights)}
+    args.out.mkdir(parents=True, exist_ok=True)
+    for alpha in args.equalize:
+        network = load_model(weights, args.model)
+        if alpha:
+            equalize_stream(cast(VCSR, network.module), calibration, alpha)
+        builds |= stream_builds(network, weights, calibration, args, f"α {alpha:g}, ")
     for tag, path in builds.items():
         engine = Int8Engine(path, loaded.info)
-        line = f"{tag:40s} training crops vs fp32 {summary(losses(engine, fp32.upscale_image, validation))}"
+        line = f"{tag:48s} training crops vs fp32 {summary(losses(engine, fp32.upscale_image, validation))}"
         if photos:
             line += f"   photographs vs bf16 {summary(losses(engine, bf16.upscale_image, photos))}"
         print(f"{line}   ({path})", flush=True)

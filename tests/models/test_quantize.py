@@ -10,6 +10,7 @@ from models import quantize
 from models.conditioning import bind
 from models.degrade import jpeg
 from models.engine import Engine
+from models.equalize import equalize_stream
 from models.evaluate import read_image
 from models.int8 import Int8Engine, artefact_matches, artefact_path
 from models.loader import load_model, read_metadata
@@ -232,9 +233,9 @@ def test_the_stream_points_are_the_quantizers_of_an_int8_stream(train_root: Path
 
 
 def test_pinning_an_output_that_is_not_quantized_is_refused() -> None:
-    # vcsr-m-x2 keeps its additions in float: the second convolution's output has no quantizer.
-    assert quantize.Recipe().stream("vcsr-m-x2") is None
-    model = ov.Core().read_model(artefact_path(BUILTIN["vcsr-m-x2"].path))
+    # vcsr-m-x4 keeps its additions in float: the second convolution's output has no quantizer.
+    assert quantize.Recipe().stream("vcsr-m-x4") is None
+    model = ov.Core().read_model(artefact_path(BUILTIN["vcsr-m-x4"].path))
     with pytest.raises(ValueError, match="no quantizer on the output"):
         quantize.pin_output_range(model, "__module.body.0.conv2/aten::_convolution/Add", 0.0, 1.0)
 
@@ -264,3 +265,25 @@ def test_a_conditioned_artefact_takes_the_images_values_and_upscales_like_the_fl
     assert bound._compiled is int8._compiled  # a binding compiles nothing of its own
     with pytest.raises(ValueError, match="bind it first"):
         int8.upscale_image(image)
+
+
+def test_vcsr_m_x2s_stream_is_equalized_and_only_its_increments_keep_nncfs_ranges(
+    train_root: Path, tmp_path: Path
+) -> None:
+    # Its recipe: the stream rescaled per channel (models.equalize), then every stream quantizer but the
+    # increments' on the quantiles of that tensor in the rescaled float network.
+    name, path = "vcsr-m-x2", BUILTIN["vcsr-m-x2"].path
+    recipe = quantize.Recipe(calibration_crops=2, calibration_side=64)
+    stream = recipe.stream(name)
+    assert stream is not None and stream.equalize > 0 and not stream.pin_increments
+    model = ov.Core().read_model(quantize.build(name, recipe, tmp_path, train_root))
+    calibration = quantize.calibration_inputs(path, 2, recipe, train_root)
+    module = load_model(path, name).module
+    equalize_stream(module, calibration, stream.equalize)
+    points = quantize.stream_points(8)
+    extremes = quantize.activation_extremes(module, list(points.values()), calibration)
+    for source, point in points.items():
+        (quantizer,) = [op for op in model.get_ordered_ops() if _quantizes_output_of(op, source)]
+        low, high = extremes[point].quantile_range(stream.quantile)
+        bounds = [float(quantizer.input_value(port).get_node().get_data().item()) for port in range(1, 5)]
+        assert (bounds == pytest.approx([low, high, low, high], abs=1e-6)) != quantize.is_increment(source), source
