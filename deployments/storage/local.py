@@ -91,10 +91,12 @@ class LocalBackend:
         path = self._path(key)
         hashing = self.hasher.submit(sha256_hex, data) if len(data) >= HASH_APART_BYTES else None
         try:
-            created = _write_new(path, data)
+            # A name that exists is compared with what was sent and never written again: a retried or
+            # repeated upload costs a read and a hash, not a durable write of a temporary copy first.
+            created = False if path.is_file() else _write_new(path, data)
             digest = hashing.result() if hashing else sha256_hex(data)
             # A file this call created holds what was written and fsynced (reading it back, as before, cost
-            # a read and a hash of every object); a name that existed is compared with what was sent.
+            # a read and a hash of every object).
             if not created and sha256_hex(path.read_bytes()) != digest:
                 raise StorageConflictError(key)
         except OSError as exc:

@@ -139,3 +139,21 @@ def test_a_stored_object_leaves_the_page_cache_once_durable(tmp_path: Path) -> N
     stored = tmp_path / "upscaled" / "big-1.png"
     assert cached_pages(stored) == 0
     assert stored.read_bytes() == data
+
+
+def test_a_repeated_put_compares_with_the_stored_file_and_writes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A retried or repeated upload of the same bytes: one read and hash, not a second durable write of
+    # the whole object (a temporary file written, fsynced and unlinked) before finding the name taken.
+    backend = LocalBackend(tmp_path)
+    backend.put("k/x.png", b"same", "image/png", {})
+    synced: list[int] = []
+    fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd) or fsync(fd))
+    again = backend.put("k/x.png", b"same", "image/png", {})
+    assert not again.created and again.sha256 == hashlib.sha256(b"same").hexdigest()
+    assert synced == [] and [p.name for p in (tmp_path / "k").iterdir()] == ["x.png"]
+    with pytest.raises(StorageConflictError):
+        backend.put("k/x.png", b"other", "image/png", {})
+    assert synced == []
