@@ -24,6 +24,7 @@ from typing import cast
 import numpy as np
 import torch
 from numpy.typing import NDArray
+from torch.utils.hooks import RemovableHandle
 
 from models.arch import VCSR, ResidualBlock
 
@@ -49,6 +50,14 @@ def stream_magnitudes(module: VCSR, calibration: Sequence[NDArray[np.float32]]) 
     readers: list[torch.nn.Module] = [*_blocks(module), module.tail]
     hooks = [reader.register_forward_pre_hook(reads) for reader in readers]
     hooks += [block.conv2.register_forward_hook(writes) for block in _blocks(module)]
+    run_hooked(module, calibration, hooks)
+    return largest
+
+
+def run_hooked(
+    module: torch.nn.Module, calibration: Sequence[NDArray[np.float32]], hooks: list[RemovableHandle]
+) -> None:
+    """Run every crop of ``calibration`` through ``module`` in float for its ``hooks``, then remove them."""
     try:
         with torch.no_grad():
             for crop in calibration:
@@ -56,7 +65,6 @@ def stream_magnitudes(module: VCSR, calibration: Sequence[NDArray[np.float32]]) 
     finally:
         for hook in hooks:
             hook.remove()
-    return largest
 
 
 def stream_scales(magnitudes: torch.Tensor, alpha: float) -> torch.Tensor:

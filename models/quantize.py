@@ -104,7 +104,7 @@ from numpy.typing import NDArray
 from models.arch import VCSR, condition_values, use_phase_base
 from models.data import DegradedSampler, load_hr_images, shared_root
 from models.degrade import DegradationSettings
-from models.equalize import equalize_stream
+from models.equalize import equalize_stream, run_hooked
 from models.int8 import DIGEST_KEY, artefact_path, weights_digest
 from models.loader import load_model, read_metadata
 from models.registry import BUILTIN, resolve
@@ -356,13 +356,7 @@ def activation_extremes(
         return keep
 
     hooks = [module.get_submodule(point[0]).register_forward_hook(keeper(point)) for point in points]
-    try:
-        with torch.no_grad():
-            for crop in calibration:
-                module(torch.from_numpy(crop))
-    finally:
-        for hook in hooks:
-            hook.remove()
+    run_hooked(module, calibration, hooks)
     return {point: Extremes(torch.cat(lows[point]), torch.cat(highs[point]), counts[point], kept) for point in points}
 
 
