@@ -31,12 +31,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import cast
 
-import nncf
 import numpy as np
 import openvino as ov
 import torch
-from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters
-from nncf.quantization.range_estimator import RangeEstimatorParametersSet
 from numpy.typing import NDArray
 from PIL import Image
 
@@ -73,22 +70,9 @@ def validation_pairs(scale: int, count: int = 40, seed: int = 1, root: Path = q.
 def stream_int8(loaded: LoadedModel, calibration: list[NDArray[np.float32]], float_blocks: set[int]) -> ov.Model:
     """The recipe's build with the residual additions quantized (but those of ``float_blocks``): min/max
     ranges, the first convolution on exact pixel levels; the stream's ranges are set by the caller."""
-    with torch.no_grad():
-        module = use_phase_base(loaded.module.eval())
-        model = ov.convert_model(module, example_input=torch.rand(1, 3, 64, 64), input=[(-1, 3, -1, -1)])
     ignored = [q.FLOAT_LAYERS[0], *(rf"__module\.body\.{block}/aten::add_?/Add" for block in sorted(float_blocks))]
-    parameters = AdvancedQuantizationParameters(
-        activations_range_estimator_params=RangeEstimatorParametersSet.MINMAX, disable_channel_alignment=True
-    )
-    quantized: ov.Model = nncf.quantize(
-        model,
-        nncf.Dataset(calibration),
-        preset=nncf.QuantizationPreset.MIXED,
-        subset_size=len(calibration),
-        ignored_scope=nncf.IgnoredScope(patterns=ignored),
-        advanced_parameters=parameters,
-    )
-    return q.exact_pixel_range(quantized)
+    model = q.convert(use_phase_base(loaded.module.eval()), 0)
+    return q.exact_pixel_range(q.calibrate(model, calibration, ignored, q.Recipe()))
 
 
 def with_ranges(model: ov.Model, ranges: dict[str, tuple[float, float]]) -> ov.Model:
@@ -154,8 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     loaded = load_model(weights, args.model)
     if not isinstance(loaded.module, VCSR):
         raise SystemExit(f"{args.model} is not a VCSR network")
-    torch.manual_seed(q.Recipe().seed)
-    calibration = q.calibration_inputs(weights, loaded.info.scale, q.Recipe(), q.DEFAULT_TRAIN_ROOT)
+    recipe = q.Recipe()
+    torch.manual_seed(recipe.seed)
+    calibration = q.calibration_inputs(weights, loaded.info.scale, recipe, q.DEFAULT_TRAIN_ROOT)
     fp32 = Engine(load_model(weights, args.model).module, loaded.info, torch.device("cpu"))
     bf16 = Engine(load_model(weights, args.model).module, loaded.info, torch.device("cpu"), torch.bfloat16)
     validation, photos = validation_pairs(loaded.info.scale), photo_pairs(loaded.info.scale) if args.photos else []

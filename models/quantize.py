@@ -411,7 +411,9 @@ def quantize_plain(
     module: torch.nn.Module, weights: Path, name: str, scale: int, recipe: Recipe, root: Path
 ) -> ov.Model:
     """``calibrate`` for a network without condition planes, then the ranges the recipe pins (module
-    docstring): a fidelity network's pixel input, its int8 stream or its ×2 last convolution's input."""
+    docstring): a fidelity network's pixel input, its int8 stream or its ×2 last convolution's input.
+    A stream the recipe equalizes is rescaled in ``module`` itself, before conversion, so the pinned
+    ranges are read on the network that was quantized."""
     calibration = calibration_inputs(weights, scale, recipe, root)
     fidelity = not trained_on_real(weights)
     stream = recipe.stream(name) if fidelity else None
